@@ -1,0 +1,142 @@
+// The shared prom-client registry and the metric names every component uses.
+// Istio's standard names (istio_*) keep existing dashboards working; ambit's
+// own process metrics use the ambit_ prefix. Labels never carry pod IPs or
+// paths, so cardinality stays bounded.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export const registry = new Registry();
+let defaultsOn = false;
+export function enableProcessMetrics(): void {
+  if (defaultsOn) return;
+  defaultsOn = true;
+  collectDefaultMetrics({ register: registry, prefix: "ambit_process_" });
+}
+
+/** Labels of Istio's standard connection and request metrics. */
+export const istioLabels = [
+  "reporter",
+  "source_workload",
+  "source_workload_namespace",
+  "source_principal",
+  "destination_service",
+  "destination_workload",
+  "destination_workload_namespace",
+  "destination_principal",
+  "connection_security_policy",
+] as const;
+export type IstioLabel = (typeof istioLabels)[number];
+export type IstioLabels = Record<IstioLabel, string>;
+
+const requestLabels = [...istioLabels, "response_code", "request_protocol"] as const;
+export type RequestLabels = Record<(typeof requestLabels)[number], string>;
+
+function once<T>(name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+/** ztunnel: istio_tcp_* with reporter="source"|"destination". */
+export const tcpMetrics = {
+  opened: once(
+    "istio_tcp_connections_opened_total",
+    () =>
+      new Counter({
+        name: "istio_tcp_connections_opened_total",
+        help: "TCP connections opened",
+        labelNames: istioLabels,
+        registers: [registry],
+      }),
+  ),
+  closed: once(
+    "istio_tcp_connections_closed_total",
+    () =>
+      new Counter({
+        name: "istio_tcp_connections_closed_total",
+        help: "TCP connections closed",
+        labelNames: istioLabels,
+        registers: [registry],
+      }),
+  ),
+  sent: once(
+    "istio_tcp_sent_bytes_total",
+    () =>
+      new Counter({
+        name: "istio_tcp_sent_bytes_total",
+        help: "Bytes sent by the source (toward the destination)",
+        labelNames: istioLabels,
+        registers: [registry],
+      }),
+  ),
+  received: once(
+    "istio_tcp_received_bytes_total",
+    () =>
+      new Counter({
+        name: "istio_tcp_received_bytes_total",
+        help: "Bytes received by the source (from the destination)",
+        labelNames: istioLabels,
+        registers: [registry],
+      }),
+  ),
+};
+
+/** waypoint: istio_requests_total and friends. */
+export const requestMetrics = {
+  total: once(
+    "istio_requests_total",
+    () =>
+      new Counter({
+        name: "istio_requests_total",
+        help: "Requests handled",
+        labelNames: requestLabels,
+        registers: [registry],
+      }),
+  ),
+  duration: once(
+    "istio_request_duration_milliseconds",
+    () =>
+      new Histogram({
+        name: "istio_request_duration_milliseconds",
+        help: "Request duration",
+        labelNames: requestLabels,
+        buckets: [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
+        registers: [registry],
+      }),
+  ),
+  requestBytes: once(
+    "istio_request_bytes",
+    () =>
+      new Histogram({
+        name: "istio_request_bytes",
+        help: "Request body sizes",
+        labelNames: requestLabels,
+        buckets: [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000],
+        registers: [registry],
+      }),
+  ),
+  responseBytes: once(
+    "istio_response_bytes",
+    () =>
+      new Histogram({
+        name: "istio_response_bytes",
+        help: "Response body sizes",
+        labelNames: requestLabels,
+        buckets: [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000],
+        registers: [registry],
+      }),
+  ),
+};
+
+/** Helpers for components' own ambit_* metrics, registered once per process. */
+export function counter(name: string, help: string, labelNames: readonly string[] = []): Counter<string> {
+  return once(name, () => new Counter({ name, help, labelNames, registers: [registry] }));
+}
+export function gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge<string> {
+  return once(name, () => new Gauge({ name, help, labelNames, registers: [registry] }));
+}
+export function histogram(
+  name: string,
+  help: string,
+  labelNames: readonly string[] = [],
+  buckets?: number[],
+): Histogram<string> {
+  return once(name, () => new Histogram({ name, help, labelNames, registers: [registry], ...(buckets ? { buckets } : {}) }));
+}
