@@ -1,0 +1,61 @@
+// Runs every test tier with tap and prints the totals on a line of their own
+// ("N passed, N failed, N skipped"), as CI reads them.
+//   unit/   pure and loopback-socket tests, in parallel, with coverage
+//   netns/  real network namespaces (root), one file at a time
+// Exits non-zero if any test failed or if no test ran at all.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const tapBin = join(root, "node_modules/.bin/tap");
+
+function files(dir) {
+  const abs = join(root, dir);
+  if (!existsSync(abs)) return [];
+  const out = [];
+  for (const e of readdirSync(abs, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(".test.js")) out.push(join(e.parentPath ?? e.path, e.name).slice(root.length));
+  }
+  return out.sort();
+}
+
+function runTier(name, testFiles, args) {
+  return new Promise((resolve) => {
+    if (testFiles.length === 0) return resolve({ pass: 0, fail: 0, skip: 0 });
+    console.log(`\n=== ${name}: ${testFiles.length} files ===`);
+    const child = spawn(tapBin, [...args, ...testFiles], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    let tail = "";
+    child.stdout.on("data", (d) => {
+      process.stdout.write(d);
+      tail = (tail + d.toString()).slice(-4000);
+    });
+    child.on("close", (code) => {
+      // tap's closing summary: "# { total: 12, pass: 11, fail: 1, skip: 2 }"
+      const m = tail.match(/# \{ total: (\d+)([^}]*)\}/);
+      const get = (k) => Number((m?.[2].match(new RegExp(`${k}: (\\d+)`)) ?? [])[1] ?? 0);
+      const r = m ? { pass: get("pass"), fail: get("fail"), skip: get("skip") + get("todo") } : { pass: 0, fail: 1, skip: 0 };
+      if (code !== 0 && r.fail === 0) r.fail = 1; // a crash with no counted failure still fails the run
+      resolve(r);
+    });
+  });
+}
+
+const isRoot = process.getuid?.() === 0;
+const totals = { pass: 0, fail: 0, skip: 0 };
+const add = (r) => {
+  totals.pass += r.pass;
+  totals.fail += r.fail;
+  totals.skip += r.skip;
+};
+
+add(await runTier("unit", files("dist/test/unit"), ["--jobs=2", "--timeout=120"]));
+const netns = files("dist/test/netns");
+if (isRoot) add(await runTier("netns", netns, ["--jobs=1", "--disable-coverage", "--timeout=300"]));
+else if (netns.length) {
+  console.log(`\nnetns tier skipped: ${netns.length} files need root (network namespaces)`);
+  totals.skip += netns.length;
+}
+
+console.log(`\n${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped`);
+process.exit(totals.fail > 0 || totals.pass === 0 ? 1 : 0);
