@@ -13,6 +13,10 @@ export type ErrorCode =
   | "HBONE_PROTOCOL"
   | "AUTHZ_DENIED"
   | "NOT_LOCAL"
+  | "NETNS_SYSCALL"
+  | "NETNS_PRIVILEGE"
+  | "NETNS_COMMAND"
+  | "LOCAL_STATE"
   | "CONFIG";
 
 export class AmbitError extends Error {
