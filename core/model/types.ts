@@ -33,6 +33,8 @@ export interface MeshService {
   vips: string[];
   ports: ServicePort[];
   waypoint?: GatewayAddress;
+  /** Network of the VIPs (xDS NetworkAddress.network); "" or absent for the default network. */
+  network?: string;
 }
 
 /** A port a workload serves for one of its Services. */
