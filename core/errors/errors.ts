@@ -17,7 +17,8 @@ export type ErrorCode =
   | "NETNS_PRIVILEGE"
   | "NETNS_COMMAND"
   | "LOCAL_STATE"
-  | "CONFIG";
+  | "CONFIG"
+  | "KUBE_API";
 
 export class AmbitError extends Error {
   constructor(
