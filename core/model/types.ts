@@ -68,6 +68,12 @@ export interface MeshWorkload {
   network: string;
   /** Names `<ns>/<policy>` of the workload-scoped Authorization policies that select it. */
   authorizationPolicies: string[];
+  /**
+   * PeerAuthentication mode for plaintext arriving at this workload (15006).
+   * Absent means permissive. Istio also expresses STRICT as a converted DENY
+   * policy (notPrincipals presence), which L4 authorization enforces as well.
+   */
+  mtlsMode?: "strict" | "permissive";
 }
 
 export type StringMatch =
