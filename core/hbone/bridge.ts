@@ -1,0 +1,87 @@
+// Splices a TCP socket and an HBONE (HTTP/2 CONNECT) stream, both ways:
+// data with stream.pipe (backpressure, no closures per chunk), half-close
+// as TCP FIN <-> END_STREAM, and resets as TCP RST <-> RST_STREAM
+// (CONNECT_ERROR, RFC 9113 section 8.5). Calls done once, after both sides
+// have closed, with why it ended; byte counts are read from the socket then.
+import http2, { type Http2Stream } from "node:http2";
+import type { Socket } from "node:net";
+
+export type CloseReason =
+  /** Both sides finished with FIN/END_STREAM. */
+  | "eof"
+  /** The TCP side reset or failed. */
+  | "socket_reset"
+  /** The HTTP/2 side reset the stream or the session went away. */
+  | "stream_reset"
+  /** Our own decision (timeout, drain, shutdown). */
+  | "local_close";
+
+export interface BridgeEnd {
+  reason: CloseReason;
+  /** Error code or RST_STREAM code, when there was one. */
+  detail?: string;
+}
+
+const { NGHTTP2_CONNECT_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
+
+export interface Bridge {
+  /** Ends both sides with resets (e.g. drain deadline). */
+  abort(): void;
+}
+
+export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEnd) => void): Bridge {
+  // The socket must survive a FIN from its peer so the other direction can
+  // finish: that is TCP half-close.
+  socket.allowHalfOpen = true;
+  let end: BridgeEnd | undefined;
+  let socketClosed = socket.destroyed;
+  let streamClosed = stream.closed || stream.destroyed;
+  const finish = () => {
+    if (socketClosed && streamClosed) done(end ?? { reason: "eof" });
+  };
+  const note = (e: BridgeEnd) => {
+    if (!end) end = e;
+  };
+
+  socket.on("error", (err: Error & { code?: string }) => {
+    note({ reason: "socket_reset", detail: err.code ?? err.message });
+  });
+  socket.once("close", (hadError: boolean) => {
+    socketClosed = true;
+    if (hadError || !socket.readableEnded) {
+      note({ reason: "socket_reset", detail: end?.detail });
+      if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+    } else if (!stream.closed && !stream.readableEnded) {
+      // Our side is fully closed but the peer keeps sending: nobody can read it.
+      stream.close(NGHTTP2_CONNECT_ERROR);
+    }
+    finish();
+  });
+  stream.on("error", (err: Error & { code?: string }) => {
+    note({ reason: "stream_reset", detail: err.code ?? err.message });
+  });
+  stream.once("close", () => {
+    streamClosed = true;
+    const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+    if (code !== NGHTTP2_NO_ERROR || !stream.readableEnded) {
+      note({ reason: "stream_reset", detail: `rst ${code}` });
+      if (!socket.destroyed) socket.resetAndDestroy();
+    }
+    finish();
+  });
+
+  socket.pipe(stream);
+  stream.pipe(socket);
+  if (socketClosed || streamClosed) {
+    // One side was already gone before we spliced.
+    if (!socket.destroyed) socket.resetAndDestroy();
+    if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+  }
+  return {
+    abort() {
+      note({ reason: "local_close" });
+      if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+      if (!socket.destroyed) socket.resetAndDestroy();
+    },
+  };
+}

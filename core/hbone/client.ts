@@ -1,0 +1,200 @@
+// HBONE client: HTTP/2 CONNECT over TLS 1.3 with the source workload's
+// certificate, to the destination's IP on 15008. The server certificate must
+// chain to the mesh roots and carry exactly the expected destination SPIFFE
+// id. Sessions are pooled (pool.ts); each connect() is one stream, returned
+// as a Duplex once the peer answered 200.
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:http2";
+import net from "node:net";
+import tls, { type PeerCertificate } from "node:tls";
+import { AmbitError } from "../errors/errors.js";
+import { type Lease, HboneSessionPool, type PoolKey } from "./pool.js";
+import { type CertSource, type ConnectRaw, HBONE_PORT, spiffeFromSubjectAltName } from "./types.js";
+
+export interface HboneClientOptions {
+  certs: CertSource;
+  /** Our cap of concurrent streams per HTTP/2 session (the peer's may be lower). */
+  maxStreamsPerSession?: number;
+  idleTimeoutMs?: number;
+  /** TCP+TLS+HTTP/2 setup and the CONNECT response, together. */
+  connectTimeoutMs?: number;
+  /** HTTP/2 per-stream initial window and connection window (bytes). */
+  windowSize?: number;
+  /** Bind the TCP connection to the source IP (default: let the injected connectRaw or the kernel decide). */
+  bindSourceIp?: boolean;
+  connectRaw?: ConnectRaw;
+}
+
+export interface HboneConnectRequest {
+  srcIdentity: string;
+  srcIp: string;
+  /** Expected SPIFFE id of the peer (destination workload or waypoint). */
+  dstIdentity: string;
+  /** IP the tunnel goes to (the pod or waypoint IP). */
+  dstIp: string;
+  dstPort?: number;
+  /** `ip:port` of the application the peer should connect to. */
+  authority: string;
+}
+
+/** Raised when the tunnel could not be set up; `code` is a stable reason for logs and metrics. */
+export class HboneConnectError extends AmbitError {
+  constructor(
+    readonly reason: "timeout" | "tls" | "identity" | "status" | "reset" | "session",
+    message: string,
+    readonly status?: number,
+  ) {
+    super("HBONE_PROTOCOL", message, { reason, status });
+    this.name = "HboneConnectError";
+  }
+}
+
+const DEFAULT_WINDOW = 8 * 1024 * 1024;
+
+export class HboneClient {
+  readonly pool: HboneSessionPool;
+  private readonly connectTimeoutMs: number;
+  private readonly windowSize: number;
+  private readonly connectRaw: ConnectRaw;
+
+  constructor(private readonly opts: HboneClientOptions) {
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.windowSize = opts.windowSize ?? DEFAULT_WINDOW;
+    const bind = opts.bindSourceIp ?? false;
+    this.connectRaw =
+      opts.connectRaw ??
+      ((dst, src) =>
+        net.connect({ host: dst.ip, port: dst.port, noDelay: true, ...(bind && src.ip ? { localAddress: src.ip } : {}) }));
+    this.pool = new HboneSessionPool({
+      open: (key) => this.openSession(key),
+      maxStreamsPerSession: opts.maxStreamsPerSession ?? 100,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+    });
+  }
+
+  /** Opens one CONNECT stream; resolves once the peer answered 200. */
+  async connect(req: HboneConnectRequest): Promise<ClientHttp2Stream> {
+    const key: PoolKey = {
+      srcIdentity: req.srcIdentity,
+      srcIp: req.srcIp,
+      dstIdentity: req.dstIdentity,
+      dstIp: req.dstIp,
+      dstPort: req.dstPort ?? HBONE_PORT,
+    };
+    const lease = this.pool.acquire(key);
+    let timer: NodeJS.Timeout | undefined;
+    let stream: ClientHttp2Stream | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        stream?.close(http2.constants.NGHTTP2_CANCEL);
+        reject(new HboneConnectError("timeout", `HBONE connect to ${req.dstIp} (${req.authority}) timed out`));
+      }, this.connectTimeoutMs);
+    });
+    try {
+      const session = await Promise.race([lease.entry.ready, timeout]);
+      stream = this.openStream(session, req.authority, lease);
+      return await Promise.race([awaitResponse(stream, req), timeout]);
+    } catch (err) {
+      if (!stream) this.pool.release(lease);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops new streams; sessions close when their streams end. */
+  close(): void {
+    this.pool.close();
+  }
+
+  destroy(): void {
+    this.pool.destroy();
+  }
+
+  private openStream(session: ClientHttp2Session, authority: string, lease: Lease): ClientHttp2Stream {
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request({ ":method": "CONNECT", ":authority": authority }, { endStream: false });
+    } catch (err) {
+      // The session went away between the lease and the request.
+      throw new HboneConnectError("session", `HBONE session unusable: ${(err as Error).message}`);
+    }
+    stream.once("close", () => this.pool.release(lease));
+    return stream;
+  }
+
+  private async openSession(key: PoolKey): Promise<ClientHttp2Session> {
+    const bundle = await this.opts.certs.get(key.srcIdentity);
+    const raw = this.connectRaw({ ip: key.dstIp, port: key.dstPort }, { ip: key.srcIp });
+    const socket = tls.connect({
+      socket: raw,
+      key: bundle.keyPem,
+      cert: bundle.certChainPem.join("\n"),
+      ca: bundle.rootsPem,
+      minVersion: "TLSv1.3",
+      ALPNProtocols: ["h2"],
+      // No SNI: the listener that accepted tells the peer which pod it is.
+      servername: "",
+      checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+        const got = spiffeFromSubjectAltName(cert.subjectaltname);
+        if (got === key.dstIdentity) return undefined;
+        return new HboneConnectError("identity", `HBONE peer ${key.dstIp} presented ${got ?? "no SPIFFE id"}, expected ${key.dstIdentity}`);
+      },
+    });
+    // A pool-owned session must die with its socket; the connect timeout in
+    // connect() only bounds the caller, so bound the handshake here too.
+    socket.setTimeout(this.connectTimeoutMs, () => socket.destroy(new HboneConnectError("timeout", "TLS handshake timed out")));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => {
+        raw.destroy();
+        reject(err instanceof HboneConnectError ? err : new HboneConnectError("tls", `HBONE TLS to ${key.dstIp}: ${err.message}`));
+      };
+      socket.once("error", onError);
+      socket.once("secureConnect", () => {
+        socket.off("error", onError);
+        socket.setTimeout(0);
+        resolve();
+      });
+    });
+    const session = http2.connect(`https://${key.dstIp.includes(":") ? `[${key.dstIp}]` : key.dstIp}:${key.dstPort}`, {
+      createConnection: () => socket,
+      settings: { initialWindowSize: this.windowSize, enablePush: false },
+      maxSessionMemory: 64,
+    });
+    session.on("error", () => {
+      // Errors surface on the streams; the pool drops the session on close.
+    });
+    await new Promise<void>((resolve, reject) => {
+      session.once("connect", () => resolve());
+      session.once("close", () => reject(new HboneConnectError("session", `HBONE session to ${key.dstIp} closed during setup`)));
+    });
+    session.setLocalWindowSize(this.windowSize * 2);
+    socket.setNoDelay(true);
+    return session;
+  }
+}
+
+function awaitResponse(stream: ClientHttp2Stream, req: HboneConnectRequest): Promise<ClientHttp2Stream> {
+  return new Promise((resolve, reject) => {
+    const onClose = () =>
+      reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp} (${req.authority}) closed before a response (code ${stream.rstCode})`));
+    const onError = (err: Error) => reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp}: ${err.message}`));
+    stream.once("close", onClose);
+    stream.once("error", onError);
+    stream.once("response", (headers) => {
+      stream.off("close", onClose);
+      stream.off("error", onError);
+      // Errors after this point surface as 'close' with an rstCode to the
+      // owner; a listener must exist until the owner attaches its own.
+      stream.on("error", ignore);
+      const status = Number(headers[":status"]);
+      if (status === 200) {
+        resolve(stream);
+        return;
+      }
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new HboneConnectError("status", `HBONE peer ${req.dstIp} answered ${status} for ${req.authority}`, status));
+    });
+  });
+}
+
+function ignore(): void {}
