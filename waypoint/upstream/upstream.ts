@@ -1,0 +1,60 @@
+// How the waypoint reaches an endpoint. Production opens HBONE (CONNECT to
+// podIP:15008 with :authority ip:port) through core/hbone's client; tests and
+// plain-text setups use TcpUpstream.
+import net from "node:net";
+import type { Duplex } from "node:stream";
+
+export interface UpstreamEndpoint {
+  ip: string;
+  port: number;
+}
+
+export interface UpstreamMeta {
+  /** Cluster name (`ns/host:port`). */
+  cluster: string;
+  /** Identity of the original client, when known (for HBONE pooling keys and logs). */
+  sourceIdentity?: string;
+}
+
+export interface Upstream {
+  connect(endpoint: UpstreamEndpoint, meta: UpstreamMeta): Promise<Duplex>;
+}
+
+export class UpstreamConnectError extends Error {
+  readonly code = "UPSTREAM_CONNECT";
+  constructor(endpoint: UpstreamEndpoint, cause: Error) {
+    super(`connect ${endpoint.ip}:${endpoint.port}: ${cause.message}`, { cause });
+  }
+}
+
+/** Plain TCP to ip:port. */
+export class TcpUpstream implements Upstream {
+  constructor(private readonly connectTimeoutMs = 5000) {}
+  connect(endpoint: UpstreamEndpoint): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: endpoint.ip, port: endpoint.port, noDelay: true });
+      const timer = setTimeout(() => s.destroy(new Error("connect timeout")), this.connectTimeoutMs);
+      s.once("connect", () => {
+        clearTimeout(timer);
+        s.off("error", onError);
+        resolve(s);
+      });
+      const onError = (e: Error) => {
+        clearTimeout(timer);
+        reject(new UpstreamConnectError(endpoint, e));
+      };
+      s.once("error", onError);
+    });
+  }
+}
+
+/**
+ * Node's http machinery calls a few net.Socket methods on whatever stream it
+ * gets; an HBONE stream lacks some. No-ops keep them working.
+ */
+export function socketLike(s: Duplex): Duplex {
+  const x = s as Duplex & Record<string, unknown>;
+  for (const m of ["setKeepAlive", "setNoDelay", "ref", "unref"]) if (typeof x[m] !== "function") x[m] = () => x;
+  if (typeof x.setTimeout !== "function") x.setTimeout = () => x;
+  return s;
+}
