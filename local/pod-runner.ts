@@ -1,0 +1,483 @@
+// Runs a pod's containers as processes inside the pod's network namespace:
+// the one way of running a pod in ambit (`ambit up`, and the Kubernetes test
+// node host). The image is ignored: `command` + `args` are the argv (with no
+// `command`, `args` alone are), `env` is the environment, `workingDir` the cwd.
+//
+// Kubernetes semantics kept: init containers run one by one to success first;
+// restartPolicy Always/OnFailure/Never with exponential back-off (reset after
+// a container ran long enough); readiness probes (exec, httpGet, tcpSocket)
+// with initialDelay/period/timeout/success/failure thresholds, run from inside
+// the namespace against the pod IP. One deviation: until a container's first
+// probe success, probes repeat every `probeIntervalUntilReadyMs` (default
+// 500 ms) rather than every periodSeconds, so a local mesh starts in seconds.
+//
+// Events: "start" {container, pid, restarts}, "exit" {container, code,
+// signal, restarting, delayMs}, "ready", "unready", "completed" (every
+// container ended and none will restart), "failed" {container, reason}.
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import tls from "node:tls";
+import type { Container, EnvVar, Probe } from "../controller/provider/objects.js";
+import { AmbitError, ObjectError } from "../core/errors/errors.js";
+import { connectInNetns } from "../ztunnel/node-agent/native.js";
+
+export type RestartPolicy = "Always" | "OnFailure" | "Never";
+
+export interface PodRunSpec {
+  /** "namespace/name". */
+  key: string;
+  netnsPath: string;
+  ip: string;
+  containers: Container[];
+  initContainers?: Container[];
+  restartPolicy?: RestartPolicy;
+  /** Values for `env[].valueFrom.fieldRef.fieldPath` (metadata.name, status.podIP... are filled in). */
+  fieldRefs?: Record<string, string>;
+  /** Resolves env entries with secretKeyRef/configMapKeyRef; undefined leaves them out. */
+  resolveEnv?: (v: EnvVar) => string | undefined;
+  /** Container stdout+stderr are appended to `<logDir>/<container>.log`; otherwise discarded. */
+  logDir?: string;
+  /** Seconds SIGTERM is given before SIGKILL at close (spec.terminationGracePeriodSeconds; default 30). */
+  terminationGracePeriodSeconds?: number;
+}
+
+export interface PodRunnerOptions {
+  backoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
+  probeIntervalUntilReadyMs?: number;
+  /** Upper bound on the termination grace at close (default: no bound). */
+  maxGraceMs?: number;
+}
+
+export interface ContainerStatus {
+  name: string;
+  state: "waiting" | "running" | "terminated";
+  pid?: number;
+  restarts: number;
+  ready: boolean;
+  exitCode?: number | null;
+  signal?: string | null;
+}
+
+/** Starts argv inside the namespace (via nsenter, which execs: the pid is the program's). */
+export function spawnInNetns(
+  netnsPath: string,
+  argv: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdio?: StdioOptions; detached?: boolean } = {},
+): ChildProcess {
+  if (argv.length === 0) throw new AmbitError("INVALID_FIELD", "empty command");
+  return spawn("nsenter", [`--net=${netnsPath}`, "--", ...argv], {
+    env: opts.env ?? process.env,
+    ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+    stdio: opts.stdio ?? "inherit",
+    detached: opts.detached ?? false,
+  });
+}
+
+/** Runs argv inside the namespace to completion (`ambit exec`); resolves with the exit code (128+n on signal n). */
+export function execInNetns(
+  netnsPath: string,
+  argv: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdio?: StdioOptions; timeoutMs?: number } = {},
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawnInNetns(netnsPath, argv, { ...opts, stdio: opts.stdio ?? "inherit" });
+    const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
+    child.on("error", (err) => {
+      if (timer) clearTimeout(timer);
+      reject(err);
+    });
+    child.on("exit", (code, sig) => {
+      if (timer) clearTimeout(timer);
+      resolve(code ?? 128 + (sig ? os.constants.signals[sig] : 0));
+    });
+  });
+}
+
+function podRef(key: string): { kind: string; namespace?: string; name: string } {
+  const [namespace, name] = key.includes("/") ? (key.split("/", 2) as [string, string]) : [undefined, key];
+  return namespace ? { kind: "Pod", namespace, name } : { kind: "Pod", name };
+}
+
+/** argv of a container (pure). */
+export function containerArgv(key: string, c: Container, field: string): string[] {
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  if (argv.length === 0) {
+    throw new ObjectError("INVALID_FIELD", podRef(key), `${field}.command`, "no command or args: images are not run, give the program to start");
+  }
+  return argv;
+}
+
+/** Environment of a container (pure): PATH and HOSTNAME, then the container's env in order. */
+export function containerEnv(spec: PodRunSpec, c: Container): NodeJS.ProcessEnv {
+  const { name, namespace } = podRef(spec.key);
+  const refs: Record<string, string> = {
+    "metadata.name": name,
+    "metadata.namespace": namespace ?? "default",
+    "status.podIP": spec.ip,
+    ...spec.fieldRefs,
+  };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    HOSTNAME: name,
+  };
+  for (const v of c.env ?? []) {
+    let value: string | undefined;
+    if (v.value !== undefined) value = v.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+    else if (v.valueFrom?.fieldRef) value = refs[v.valueFrom.fieldRef.fieldPath];
+    else value = spec.resolveEnv?.(v);
+    if (value !== undefined) env[v.name] = value;
+  }
+  return env;
+}
+
+interface ContainerRun {
+  spec: Container;
+  index: number;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  child?: ChildProcess;
+  startedAt: number;
+  restarts: number;
+  backoffMs: number;
+  state: ContainerStatus["state"];
+  exitCode?: number | null;
+  signal?: string | null;
+  ready: boolean;
+  probe?: ProbeLoop;
+  restartTimer?: NodeJS.Timeout;
+}
+
+export class PodRunner extends EventEmitter {
+  private readonly runs: ContainerRun[];
+  private readonly policy: RestartPolicy;
+  private closing = false;
+  private podReady = false;
+  private started = false;
+  private readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+
+  constructor(
+    readonly spec: PodRunSpec,
+    private readonly opts: PodRunnerOptions = {},
+  ) {
+    super();
+    this.policy = spec.restartPolicy ?? "Always";
+    this.backoff = { initialMs: 1000, maxMs: 60_000, resetAfterMs: 60_000, ...opts.backoff };
+    if (spec.containers.length === 0) throw new ObjectError("INVALID_FIELD", podRef(spec.key), "spec.containers", "no containers");
+    this.runs = spec.containers.map((c, i) => ({
+      spec: c,
+      index: i,
+      argv: containerArgv(spec.key, c, `spec.containers[${i}]`),
+      env: containerEnv(spec, c),
+      startedAt: 0,
+      restarts: 0,
+      backoffMs: this.backoff.initialMs,
+      state: "waiting",
+      ready: false,
+    }));
+    for (const [i, c] of (spec.initContainers ?? []).entries()) containerArgv(spec.key, c, `spec.initContainers[${i}]`);
+  }
+
+  get ready(): boolean {
+    return this.podReady;
+  }
+
+  status(): ContainerStatus[] {
+    return this.runs.map((r) => ({
+      name: r.spec.name,
+      state: r.state,
+      ...(r.child?.pid !== undefined && r.state === "running" ? { pid: r.child.pid } : {}),
+      restarts: r.restarts,
+      ready: r.ready,
+      ...(r.state === "terminated" ? { exitCode: r.exitCode ?? null, signal: r.signal ?? null } : {}),
+    }));
+  }
+
+  /** Pids of the running containers (for the state file). */
+  pids(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.runs) if (r.state === "running" && r.child?.pid) out[r.spec.name] = r.child.pid;
+    return out;
+  }
+
+  /** Runs the init containers, then starts every container. Errors come as "failed" events. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.runInit(0).then(
+      (ok) => {
+        if (ok && !this.closing) for (const r of this.runs) this.launch(r);
+      },
+      (err: Error) => this.emit("failed", { container: undefined, reason: err.message }),
+    );
+  }
+
+  /** SIGTERM every container's process group, SIGKILL after the grace period; resolves when all exited. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const graceMs = Math.min((this.spec.terminationGracePeriodSeconds ?? 30) * 1000, this.opts.maxGraceMs ?? Number.POSITIVE_INFINITY);
+    await Promise.all(
+      this.runs.map(async (r) => {
+        if (r.restartTimer) clearTimeout(r.restartTimer);
+        r.probe?.stop();
+        const child = r.child;
+        if (child && r.state === "running") await terminate(child, graceMs);
+      }),
+    );
+    this.setPodReady(false);
+  }
+
+  // ---------- internals ----------
+
+  private async runInit(i: number): Promise<boolean> {
+    const init = this.spec.initContainers ?? [];
+    let backoff = this.backoff.initialMs;
+    while (i < init.length && !this.closing) {
+      const c = init[i]!;
+      const code = await new Promise<number | null>((resolve) => {
+        const child = this.spawnLogged(c, containerArgv(this.spec.key, c, `spec.initContainers[${i}]`), containerEnv(this.spec, c));
+        child.on("error", () => resolve(-1));
+        child.on("exit", (code) => resolve(code));
+      });
+      if (code === 0) {
+        i++;
+        backoff = this.backoff.initialMs;
+        continue;
+      }
+      if (this.policy === "Never") {
+        this.emit("failed", { container: c.name, reason: `init container exited with ${code}` });
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, this.backoff.maxMs);
+    }
+    return !this.closing;
+  }
+
+  /** Spawns with stdout+stderr appended to the container's log file (the child keeps its own copy of the fd). */
+  private spawnLogged(c: Container, argv: string[], env: NodeJS.ProcessEnv): ChildProcess {
+    let fd: number | undefined;
+    if (this.spec.logDir) {
+      fs.mkdirSync(this.spec.logDir, { recursive: true });
+      fd = fs.openSync(path.join(this.spec.logDir, `${c.name}.log`), "a");
+    }
+    try {
+      return spawnInNetns(this.spec.netnsPath, argv, {
+        env,
+        ...(c.workingDir ? { cwd: c.workingDir } : {}),
+        stdio: ["ignore", fd ?? "ignore", fd ?? "ignore"],
+        detached: true, // own process group: close() signals the container's children too
+      });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  private launch(r: ContainerRun): void {
+    if (this.closing) return;
+    r.restartTimer = undefined;
+    const child = this.spawnLogged(r.spec, r.argv, r.env);
+    r.child = child;
+    r.state = "running";
+    r.startedAt = Date.now();
+    let exited = false;
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (exited) return;
+      exited = true;
+      this.onExit(r, code, signal);
+    };
+    child.on("error", (err) => {
+      this.emit("failed", { container: r.spec.name, reason: err.message });
+      onExit(-1, null);
+    });
+    child.on("exit", onExit);
+    this.emit("start", { container: r.spec.name, pid: child.pid, restarts: r.restarts });
+    if (r.spec.readinessProbe) {
+      r.probe = new ProbeLoop(r.spec.readinessProbe, this.spec, r, this.opts.probeIntervalUntilReadyMs ?? 500, (ok) => {
+        if (r.ready !== ok) {
+          r.ready = ok;
+          this.recompute();
+        }
+      });
+      r.probe.start();
+    } else {
+      r.ready = true;
+      this.recompute();
+    }
+  }
+
+  private onExit(r: ContainerRun, code: number | null, signal: NodeJS.Signals | null): void {
+    r.probe?.stop();
+    r.probe = undefined;
+    r.state = "terminated";
+    r.exitCode = code;
+    r.signal = signal;
+    r.ready = false;
+    this.recompute();
+    if (this.closing) return;
+    const restart = this.policy === "Always" || (this.policy === "OnFailure" && code !== 0);
+    if (Date.now() - r.startedAt >= this.backoff.resetAfterMs) r.backoffMs = this.backoff.initialMs;
+    const delayMs = restart ? r.backoffMs : 0;
+    this.emit("exit", { container: r.spec.name, code, signal, restarting: restart, delayMs });
+    if (restart) {
+      r.backoffMs = Math.min(r.backoffMs * 2, this.backoff.maxMs);
+      r.restartTimer = setTimeout(() => {
+        r.restarts++;
+        this.launch(r);
+      }, delayMs);
+    } else if (this.runs.every((x) => x.state === "terminated" && !x.restartTimer)) {
+      this.emit("completed", this.status());
+    }
+  }
+
+  private recompute(): void {
+    this.setPodReady(this.runs.every((r) => r.state === "running" && r.ready));
+  }
+
+  private setPodReady(ready: boolean): void {
+    if (ready === this.podReady) return;
+    this.podReady = ready;
+    this.emit(ready ? "ready" : "unready");
+  }
+}
+
+function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    const kill = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        child.kill(sig);
+      }
+    };
+    const timer = setTimeout(() => kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    kill("SIGTERM");
+  });
+}
+
+// ---------- readiness probes ----------
+
+class ProbeLoop {
+  private timer?: NodeJS.Timeout;
+  private stopped = false;
+  private successes = 0;
+  private failures = 0;
+  private everReady = false;
+
+  constructor(
+    private readonly probe: Probe,
+    private readonly pod: PodRunSpec,
+    private readonly run: ContainerRun,
+    private readonly fastMs: number,
+    private readonly onResult: (ready: boolean) => void,
+  ) {}
+
+  start(): void {
+    this.schedule((this.probe.initialDelaySeconds ?? 0) * 1000);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), ms);
+  }
+
+  private async tick(): Promise<void> {
+    const ok = await runProbe(this.probe, this.pod, this.run).catch(() => false);
+    if (this.stopped) return;
+    if (ok) {
+      this.successes++;
+      this.failures = 0;
+      if (this.successes >= (this.probe.successThreshold ?? 1)) {
+        this.everReady = true;
+        this.onResult(true);
+      }
+    } else {
+      this.failures++;
+      this.successes = 0;
+      if (!this.everReady || this.failures >= (this.probe.failureThreshold ?? 3)) this.onResult(false);
+    }
+    const period = (this.probe.periodSeconds ?? 10) * 1000;
+    this.schedule(this.everReady ? period : Math.min(this.fastMs, period));
+  }
+}
+
+function resolvePort(port: number | string, c: Container, key: string): number {
+  if (typeof port === "number") return port;
+  if (/^\d+$/.test(port)) return Number(port);
+  const named = c.ports?.find((p) => p.name === port);
+  if (!named) throw new ObjectError("INVALID_FIELD", podRef(key), `containers[${c.name}].readinessProbe.port`, `no container port named '${port}'`);
+  return named.containerPort;
+}
+
+/** One probe attempt from inside the pod's namespace: true when it passes. */
+export async function runProbe(probe: Probe, pod: PodRunSpec, run: { spec: Container; env: NodeJS.ProcessEnv }): Promise<boolean> {
+  const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
+  if (probe.exec) {
+    const code = await execInNetns(pod.netnsPath, probe.exec.command, { env: run.env, stdio: "ignore", timeoutMs });
+    return code === 0;
+  }
+  if (probe.tcpSocket) {
+    const socket = await connectInNetns(pod.netnsPath, {
+      host: probe.tcpSocket.host ?? pod.ip,
+      port: resolvePort(probe.tcpSocket.port, run.spec, pod.key),
+      timeoutMs,
+    });
+    socket.destroy();
+    return true;
+  }
+  if (probe.httpGet) return httpProbe(probe.httpGet, pod, run.spec, timeoutMs);
+  if (probe.grpc) {
+    // No gRPC health client here: a TCP connect is the closest honest check.
+    const socket = await connectInNetns(pod.netnsPath, { host: pod.ip, port: probe.grpc.port, timeoutMs });
+    socket.destroy();
+    return true;
+  }
+  throw new ObjectError("INVALID_FIELD", podRef(pod.key), `containers[${run.spec.name}].readinessProbe`, "no exec, httpGet, tcpSocket or grpc");
+}
+
+async function httpProbe(get: NonNullable<Probe["httpGet"]>, pod: PodRunSpec, c: Container, timeoutMs: number): Promise<boolean> {
+  const host = get.host ?? pod.ip;
+  const port = resolvePort(get.port, c, pod.key);
+  const raw = await connectInNetns(pod.netnsPath, { host, port, timeoutMs });
+  const socket: net.Socket = get.scheme === "HTTPS" ? tls.connect({ socket: raw, rejectUnauthorized: false }) : raw;
+  return new Promise<boolean>((resolve) => {
+    let head = "";
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      raw.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.on("error", () => done(false));
+    socket.on("close", () => done(false));
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      head += d;
+      const m = /^HTTP\/\d(?:\.\d)? (\d{3})/.exec(head);
+      if (m) done(Number(m[1]) >= 200 && Number(m[1]) < 400);
+      else if (head.includes("\r\n") || head.length > 1024) done(false);
+    });
+    const hostHeader = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
+    const headers = [`Host: ${hostHeader}`, "User-Agent: kube-probe/1.37", "Accept: */*", "Connection: close"];
+    for (const h of get.httpHeaders ?? []) headers.push(`${h.name}: ${h.value}`);
+    socket.write(`GET ${get.path ?? "/"} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
+  });
+}
