@@ -14,6 +14,7 @@ import {
   privateKeyToPem,
   type SigningAlgorithm,
   P256,
+  pemLine,
   splitPem,
 } from "../../core/identity/keys.js";
 import { x509 } from "../../core/identity/peculiar.js";
@@ -126,10 +127,10 @@ export class CertificateAuthority {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as CryptoKey),
       ],
     });
-    const certPem = root.toString("pem");
+    const certPem = pemLine(root.toString("pem"));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeAtomic(join(dir, CA_FILES.key), await privateKeyToPem(keys.privateKey), 0o600);
-    await writeAtomic(join(dir, CA_FILES.cert), `${certPem}\n`, 0o644);
+    await writeAtomic(join(dir, CA_FILES.cert), certPem, 0o644);
     const signer: Signer = { cert: new X509Certificate(certPem), peculiar: root, key: keys.privateKey, algorithm: P256 };
     return new CertificateAuthority(opts.trustDomain, signer, [certPem], "generated");
   }
@@ -240,7 +241,7 @@ export class CertificateAuthority {
         new x509.SubjectAlternativeNameExtension(params.sans, params.sanCritical),
       ],
     });
-    return { pem: cert.toString("pem"), notAfter };
+    return { pem: pemLine(cert.toString("pem")), notAfter };
   }
 
   /**

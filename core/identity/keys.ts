@@ -67,13 +67,13 @@ export async function importPrivateKeyPem(keyPem: string, what = "private key"):
   return { privateKey, publicKey, algorithm };
 }
 
-/** Splits a PEM bundle into its blocks of one label (default CERTIFICATE), each re-encoded canonically. */
+/** Splits a PEM bundle into its blocks of one label (default CERTIFICATE), each re-encoded canonically, newline-terminated. */
 export function splitPem(pem: string, label = "CERTIFICATE"): string[] {
   const out: string[] = [];
   const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, "g");
   for (const m of pem.matchAll(re)) {
     const b64 = (m[1] ?? "").replace(/\s+/g, "");
-    out.push(x509.PemConverter.encode(Buffer.from(b64, "base64"), label));
+    out.push(pemLine(x509.PemConverter.encode(Buffer.from(b64, "base64"), label)));
   }
   return out;
 }

@@ -2,11 +2,14 @@
 // directory, served by a real grpc-js server on a loopback port (plaintext as
 // 15010, or TLS as 15012 with a serving certificate from the CA itself).
 import type { EventEmitter } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
+import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Counter } from "prom-client";
+import { importPrivateKeyPem } from "../../core/identity/keys.js";
+import { x509 } from "../../core/identity/peculiar.js";
 import { CertificateAuthority } from "../../controller/ca/authority.js";
 import { StaticTokenAuthenticator } from "../../controller/ca/authn.js";
 import type { PodIdentity } from "../../controller/ca/authz.js";
@@ -120,4 +123,59 @@ export function nextEvent<A extends unknown[]>(em: EventEmitter, event: string, 
     };
     em.on(event, on);
   });
+}
+
+/**
+ * Writes a user-provided CA into `dir` in istiod's plug-in layout, made the
+ * way an operator's own tooling would: a root (RSA with a PKCS#1 key file, or
+ * P-256 with a SEC1 key file) and, optionally, an intermediate that signs.
+ */
+export async function writeUserCa(dir: string, opts: { rsaRoot?: boolean; intermediate?: boolean } = {}): Promise<{ rootPem: string; caCertPem: string }> {
+  const now = Date.now();
+  const rootKeyPem = opts.rsaRoot
+    ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString()
+    : generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
+  const rootKeys = await importPrivateKeyPem(rootKeyPem);
+  const root = await x509.X509CertificateGenerator.createSelfSigned({
+    name: "O=Example Corp, CN=Example Root CA",
+    keys: { privateKey: rootKeys.privateKey, publicKey: rootKeys.publicKey } as never,
+    signingAlgorithm: rootKeys.algorithm,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 30 * 86400_000),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(rootKeys.publicKey as never),
+    ],
+  });
+  const rootPem = root.toString("pem");
+  if (!opts.intermediate) {
+    await writeFile(join(dir, "ca-cert.pem"), `${rootPem}\n`);
+    await writeFile(join(dir, "ca-key.pem"), rootKeyPem, { mode: 0o600 });
+    return { rootPem, caCertPem: rootPem };
+  }
+  const interKeyPem = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const interKeys = await importPrivateKeyPem(interKeyPem);
+  const rootSki = root.getExtension(x509.SubjectKeyIdentifierExtension);
+  const inter = await x509.X509CertificateGenerator.create({
+    subject: "O=Example Corp, CN=Example Mesh Intermediate",
+    issuer: root.subjectName,
+    publicKey: interKeys.publicKey as never,
+    signingKey: rootKeys.privateKey as never,
+    signingAlgorithm: rootKeys.algorithm,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 20 * 86400_000),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(interKeys.publicKey as never),
+      ...(rootSki ? [new x509.AuthorityKeyIdentifierExtension(rootSki.keyId)] : []),
+    ],
+  });
+  const interPem = inter.toString("pem");
+  await writeFile(join(dir, "ca-cert.pem"), `${interPem}\n`);
+  await writeFile(join(dir, "ca-key.pem"), createPrivateKey(interKeyPem).export({ type: "sec1", format: "pem" }).toString(), { mode: 0o600 });
+  await writeFile(join(dir, "root-cert.pem"), `${rootPem}\n`);
+  await writeFile(join(dir, "cert-chain.pem"), `${interPem}\n${rootPem}\n`);
+  return { rootPem, caCertPem: interPem };
 }
