@@ -1,0 +1,534 @@
+// The delta ADS server (envoy.service.discovery.v3.AggregatedDiscoveryService/
+// DeltaAggregatedResources) that pushes the model to every ztunnel and waypoint.
+//
+// Shape: the controller declares the full desired set of each type with
+// publish(); the server keeps one encoded copy of every resource (the
+// Resource message bytes, shared by all streams) and, per stream and type,
+// what it has sent. Each stream reconciles "what the proxy has" against "what
+// is published" when it is free to send: one response in flight per stream and
+// type (until ACK/NACK), so a slow or stalled proxy simply accumulates dirty
+// names (coalesced) and never holds back the others.
+import { EventEmitter } from "node:events";
+import { createHash } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { Any } from "@bufbuild/protobuf/wkt";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { AggregatedDiscoveryService, type DeltaDiscoveryRequest, ResourceSchema } from "../../core/gen/xds_pb.js";
+import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
+import { shortTypeName } from "../../core/xds/type-urls.js";
+import { type Logger, logger as componentLogger } from "../../core/telemetry/logger.js";
+import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
+
+const metrics = {
+  connected: gauge("ambit_xds_connected_proxies", "Proxies with an open xDS stream"),
+  pushes: counter("ambit_xds_pushes_total", "xDS responses sent", ["type"]),
+  nacks: counter("ambit_xds_nacks_total", "xDS responses rejected by a proxy", ["type", "reason"]),
+  pushDuration: histogram(
+    "ambit_xds_push_duration_seconds",
+    "From a change being published to the proxy's ACK",
+    ["type"],
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  ),
+};
+
+/** Distinct NACK reasons kept as label values per type; beyond, "other" (bounded cardinality). */
+const MAX_NACK_REASONS = 50;
+const MAX_REASON_LENGTH = 120;
+
+export interface PublishedResource {
+  name: string;
+  version: string;
+  aliases: readonly string[];
+  any: Any;
+  /** envoy.service.discovery.v3.Resource, encoded once and shared by every stream. */
+  encoded: Uint8Array;
+}
+
+export interface ProxyTypeInfo {
+  typeUrl: string;
+  wildcard: boolean;
+  /** Named subscriptions (besides the wildcard). */
+  names: string[];
+  /** Versions the proxy has ACKed (do not mutate). */
+  acked: ReadonlyMap<string, string>;
+  acks: number;
+  nacks: number;
+  lastAckNonce?: string;
+  lastNack?: { nonce: string; message: string; at: Date };
+  /** A response is waiting for ACK/NACK. */
+  awaitingAck: boolean;
+  /** Every published resource the proxy subscribes to is ACKed at its current version. */
+  inSync: boolean;
+}
+
+export interface ProxyConnectionInfo {
+  /** Stream id, unique within this server. */
+  id: number;
+  nodeId: string;
+  /** node.metadata.NODE_NAME, as Istio's ztunnel sends it. */
+  nodeName?: string;
+  metadata: Record<string, string>;
+  peer: string;
+  connectedAt: Date;
+  types: ProxyTypeInfo[];
+}
+
+export interface DeltaAdsServerOptions {
+  /** Changes published within this window go out together (default 10 ms). */
+  debounceMs?: number;
+  logger?: Logger;
+}
+
+interface TypeState {
+  published: boolean;
+  generation: number;
+  entries: Map<string, PublishedResource>;
+  /** alias → resource name. */
+  aliases: Map<string, string>;
+}
+
+interface Inflight {
+  nonce: string;
+  changeTime: number;
+  added: [string, string][];
+  removed: string[];
+}
+
+interface StreamType {
+  typeUrl: string;
+  wildcard: boolean;
+  names: Set<string>;
+  /** name → version the proxy has or is being sent (never resend a NACKed version). */
+  sent: Map<string, string>;
+  /** name → version the proxy ACKed. */
+  acked: Map<string, string>;
+  dirty: Set<string> | "all";
+  /** Named subscriptions to answer even when missing (removed_resources says "does not exist"). */
+  probes: Set<string>;
+  dirtySince: number | undefined;
+  initialPending: boolean;
+  inflight: Inflight | undefined;
+  acks: number;
+  nacks: number;
+  lastAckNonce?: string;
+  lastNack?: { nonce: string; message: string; at: Date };
+}
+
+type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, Uint8Array>;
+
+interface Stream {
+  id: number;
+  call: AdsCall;
+  nodeId: string;
+  nodeName?: string;
+  metadata: Record<string, string>;
+  peer: string;
+  connectedAt: Date;
+  types: Map<string, StreamType>;
+  /** The transport buffer is full; wait for "drain". */
+  blocked: boolean;
+  closed: boolean;
+}
+
+function resourceVersion(any: Any): string {
+  return createHash("sha256").update(any.typeUrl).update(any.value).digest("base64url").slice(0, 16);
+}
+
+/** DeltaDiscoveryResponse bytes, built from the pre-encoded Resource messages (no re-encoding per stream). */
+function encodeResponse(typeUrl: string, systemVersion: string, added: Uint8Array[], removed: string[], nonce: string): Uint8Array {
+  const w = new BinaryWriter();
+  w.tag(1, WireType.LengthDelimited).string(systemVersion);
+  for (const r of added) w.tag(2, WireType.LengthDelimited).bytes(r);
+  w.tag(4, WireType.LengthDelimited).string(typeUrl);
+  w.tag(5, WireType.LengthDelimited).string(nonce);
+  for (const name of removed) w.tag(6, WireType.LengthDelimited).string(name);
+  return w.finish();
+}
+
+export class DeltaAdsServer extends EventEmitter {
+  private readonly debounceMs: number;
+  private readonly log: Logger;
+  private readonly types = new Map<string, TypeState>();
+  private readonly streams = new Map<number, Stream>();
+  private readonly nackReasons = new Map<string, Set<string>>();
+  private nextStreamId = 1;
+  private nextNonce = 1;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(opts: DeltaAdsServerOptions = {}) {
+    super();
+    this.debounceMs = opts.debounceMs ?? 10;
+    this.log = opts.logger ?? componentLogger("controller.push");
+  }
+
+  /** Register on a grpc.Server (the controller wires 15010 plaintext and 15012 TLS). */
+  register(server: grpc.Server): void {
+    const def = grpcServiceDefinition(AggregatedDiscoveryService);
+    const delta = def.deltaAggregatedResources;
+    if (!delta) throw new Error("generated AggregatedDiscoveryService lacks DeltaAggregatedResources");
+    // Responses are written as ready-made bytes (see encodeResponse).
+    const serialize = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    server.addService(
+      { deltaAggregatedResources: { ...delta, responseSerialize: serialize as (v: unknown) => Buffer } },
+      { deltaAggregatedResources: (call: AdsCall) => this.accept(call) },
+    );
+  }
+
+  /**
+   * Declare the full desired set of resources of one type. Only changes and
+   * removals are pushed. Proxies subscribing to a type get their first
+   * response once the type has been published (an empty map is fine), so a
+   * controller that has not finished its first translation never tells a proxy
+   * "there is nothing".
+   */
+  publish(typeUrl: string, resources: ReadonlyMap<string, Any>, aliases?: ReadonlyMap<string, readonly string[]>): void {
+    let state = this.types.get(typeUrl);
+    if (!state) {
+      state = { published: false, generation: 0, entries: new Map(), aliases: new Map() };
+      this.types.set(typeUrl, state);
+    }
+    const prev = state.entries;
+    const next = new Map<string, PublishedResource>();
+    const changed: string[] = [];
+    let aliasesChanged = false;
+    for (const [name, any] of resources) {
+      const old = prev.get(name);
+      const al = aliases?.get(name) ?? [];
+      const sameAliases = old !== undefined && old.aliases.length === al.length && old.aliases.every((a, i) => a === al[i]);
+      if (old && old.any === any && sameAliases) {
+        next.set(name, old);
+        continue;
+      }
+      const version = resourceVersion(any);
+      if (old && old.version === version && sameAliases) {
+        next.set(name, old);
+        continue;
+      }
+      const encoded = toBinary(ResourceSchema, create(ResourceSchema, { name, version, aliases: [...al], resource: any }));
+      next.set(name, { name, version, aliases: [...al], any, encoded });
+      if (!sameAliases) aliasesChanged = true;
+      changed.push(name);
+    }
+    for (const name of prev.keys()) {
+      if (!next.has(name)) {
+        changed.push(name);
+        if ((prev.get(name)?.aliases.length ?? 0) > 0) aliasesChanged = true;
+      }
+    }
+    state.entries = next;
+    if (aliasesChanged) {
+      state.aliases = new Map();
+      for (const e of next.values()) for (const a of e.aliases) state.aliases.set(a, e.name);
+    }
+    const first = !state.published;
+    state.published = true;
+    if (changed.length === 0 && !first) return;
+    state.generation++;
+    const now = performance.now();
+    // Large changes reconcile everything rather than track each name per stream.
+    const bulk = changed.length > 256;
+    for (const s of this.streams.values()) {
+      const st = s.types.get(typeUrl);
+      if (!st) continue;
+      if (st.dirty !== "all") {
+        if (bulk) st.dirty = "all";
+        else for (const n of changed) st.dirty.add(n);
+      }
+      st.dirtySince ??= now;
+    }
+    this.scheduleFlush();
+  }
+
+  /** The published resources of a type (for config dumps and `ambit check`). */
+  resources(typeUrl: string): ReadonlyMap<string, PublishedResource> {
+    return this.types.get(typeUrl)?.entries ?? new Map();
+  }
+
+  /** Per-proxy view for `ambit check` and the dashboard. */
+  connections(): ProxyConnectionInfo[] {
+    return [...this.streams.values()].map((s) => ({
+      id: s.id,
+      nodeId: s.nodeId,
+      ...(s.nodeName !== undefined ? { nodeName: s.nodeName } : {}),
+      metadata: s.metadata,
+      peer: s.peer,
+      connectedAt: s.connectedAt,
+      types: [...s.types.values()].map((st) => ({
+        typeUrl: st.typeUrl,
+        wildcard: st.wildcard,
+        names: [...st.names],
+        acked: st.acked,
+        acks: st.acks,
+        nacks: st.nacks,
+        ...(st.lastAckNonce !== undefined ? { lastAckNonce: st.lastAckNonce } : {}),
+        ...(st.lastNack ? { lastNack: st.lastNack } : {}),
+        awaitingAck: st.inflight !== undefined,
+        inSync: this.inSync(st),
+      })),
+    }));
+  }
+
+  /** Ends every stream (proxies reconnect elsewhere or later); the grpc.Server is the caller's. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    for (const s of [...this.streams.values()]) {
+      s.call.end();
+      this.drop(s, "server closing");
+    }
+  }
+
+  // ---- streams ---------------------------------------------------------
+
+  private accept(call: AdsCall): void {
+    if (this.closed) {
+      call.end();
+      return;
+    }
+    const s: Stream = {
+      id: this.nextStreamId++,
+      call,
+      nodeId: "",
+      metadata: {},
+      peer: call.getPeer(),
+      connectedAt: new Date(),
+      types: new Map(),
+      blocked: false,
+      closed: false,
+    };
+    this.streams.set(s.id, s);
+    metrics.connected.inc();
+    // Headers now, so the proxy knows it is connected before the first response.
+    call.sendMetadata(new grpc.Metadata());
+    call.on("data", (req: DeltaDiscoveryRequest) => {
+      try {
+        this.onRequest(s, req);
+      } catch (err) {
+        this.log.error({ err, stream: s.id, node: s.nodeId }, "xDS request handling failed");
+        call.destroy(err as Error);
+        this.drop(s, "request handling failed");
+      }
+    });
+    call.on("drain", () => {
+      s.blocked = false;
+      this.flushStream(s);
+    });
+    call.on("end", () => {
+      call.end();
+      this.drop(s, "client closed the stream");
+    });
+    call.on("cancelled", () => this.drop(s, "cancelled"));
+    call.on("error", (err) => this.drop(s, err.message));
+    call.on("close", () => this.drop(s, "closed"));
+  }
+
+  private drop(s: Stream, reason: string): void {
+    if (s.closed) return;
+    s.closed = true;
+    this.streams.delete(s.id);
+    metrics.connected.dec();
+    this.log.info({ stream: s.id, node: s.nodeId, reason }, "proxy disconnected");
+    this.emit("disconnect", { id: s.id, nodeId: s.nodeId, reason });
+  }
+
+  private onRequest(s: Stream, req: DeltaDiscoveryRequest): void {
+    if (req.node && !s.nodeId) {
+      s.nodeId = req.node.id;
+      for (const [k, v] of Object.entries(req.node.metadata ?? {})) if (typeof v === "string") s.metadata[k] = v;
+      if (s.metadata.NODE_NAME !== undefined) s.nodeName = s.metadata.NODE_NAME;
+      this.log.info({ stream: s.id, node: s.nodeId, nodeName: s.nodeName, peer: s.peer }, "proxy connected");
+      this.emit("connect", { id: s.id, nodeId: s.nodeId, nodeName: s.nodeName });
+    }
+    const typeUrl = req.typeUrl;
+    if (!typeUrl) return;
+    let st = s.types.get(typeUrl);
+    if (!st) {
+      st = this.subscribeType(s, req);
+    } else {
+      if (req.responseNonce) this.onAck(s, st, req);
+      this.updateSubscription(st, req);
+    }
+    this.flushStream(s);
+  }
+
+  private subscribeType(s: Stream, req: DeltaDiscoveryRequest): StreamType {
+    const subscribe = req.resourceNamesSubscribe;
+    const st: StreamType = {
+      typeUrl: req.typeUrl,
+      // Legacy wildcard: the first request names nothing.
+      wildcard: subscribe.length === 0 || subscribe.includes("*"),
+      names: new Set(subscribe.filter((n) => n !== "*")),
+      sent: new Map(),
+      acked: new Map(),
+      dirty: "all",
+      probes: new Set(subscribe.filter((n) => n !== "*")),
+      dirtySince: performance.now(),
+      initialPending: true,
+      inflight: undefined,
+      acks: 0,
+      nacks: 0,
+    };
+    // What the proxy already holds (reconnect): only differences are sent.
+    for (const [name, version] of Object.entries(req.initialResourceVersions)) {
+      st.sent.set(name, version);
+      st.acked.set(name, version);
+    }
+    s.types.set(req.typeUrl, st);
+    return st;
+  }
+
+  private updateSubscription(st: StreamType, req: DeltaDiscoveryRequest): void {
+    for (const n of req.resourceNamesSubscribe) {
+      if (n === "*") {
+        if (!st.wildcard) st.dirty = "all";
+        st.wildcard = true;
+      } else if (!st.names.has(n)) {
+        st.names.add(n);
+        st.probes.add(n);
+        if (st.dirty !== "all") st.dirty.add(this.resolve(st.typeUrl, n));
+      }
+    }
+    if (req.resourceNamesUnsubscribe.length === 0) return;
+    for (const n of req.resourceNamesUnsubscribe) {
+      if (n === "*") st.wildcard = false;
+      else st.names.delete(n);
+      st.probes.delete(n);
+    }
+    // The proxy forgets what it unsubscribed from; so does the server (no removed_resources for those).
+    const entries = this.types.get(st.typeUrl)?.entries;
+    for (const name of [...st.sent.keys()]) {
+      const e = entries?.get(name);
+      if (!e ? !st.wildcard && !st.names.has(name) : !this.subscribed(st, e)) {
+        st.sent.delete(name);
+        st.acked.delete(name);
+      }
+    }
+  }
+
+  private onAck(s: Stream, st: StreamType, req: DeltaDiscoveryRequest): void {
+    const inflight = st.inflight;
+    // A stale nonce (an older response) carries no news about the current one.
+    if (!inflight || req.responseNonce !== inflight.nonce) return;
+    st.inflight = undefined;
+    const type = shortTypeName(st.typeUrl);
+    if (req.errorDetail) {
+      const message = req.errorDetail.message || `code ${req.errorDetail.code}`;
+      st.nacks++;
+      st.lastNack = { nonce: inflight.nonce, message, at: new Date() };
+      metrics.nacks.inc({ type, reason: this.nackReason(type, message) });
+      this.log.warn({ stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message }, "proxy rejected xDS response (NACK)");
+      this.emit("nack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce, message });
+      return;
+    }
+    for (const [name, version] of inflight.added) st.acked.set(name, version);
+    for (const name of inflight.removed) st.acked.delete(name);
+    st.acks++;
+    st.lastAckNonce = inflight.nonce;
+    metrics.pushDuration.observe({ type }, (performance.now() - inflight.changeTime) / 1000);
+    this.emit("ack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce });
+  }
+
+  private nackReason(type: string, message: string): string {
+    let seen = this.nackReasons.get(type);
+    if (!seen) this.nackReasons.set(type, (seen = new Set()));
+    const reason = message.replace(/\s+/g, " ").slice(0, MAX_REASON_LENGTH);
+    if (seen.has(reason)) return reason;
+    if (seen.size >= MAX_NACK_REASONS) return "other";
+    seen.add(reason);
+    return reason;
+  }
+
+  // ---- pushing ---------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushTimer || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      for (const s of this.streams.values()) this.flushStream(s);
+    }, this.debounceMs);
+  }
+
+  private resolve(typeUrl: string, name: string): string {
+    const state = this.types.get(typeUrl);
+    if (!state || state.entries.has(name)) return name;
+    return state.aliases.get(name) ?? name;
+  }
+
+  private subscribed(st: StreamType, e: PublishedResource): boolean {
+    if (st.wildcard || st.names.has(e.name)) return true;
+    for (const a of e.aliases) if (st.names.has(a)) return true;
+    return false;
+  }
+
+  private inSync(st: StreamType): boolean {
+    const state = this.types.get(st.typeUrl);
+    if (!state?.published || st.inflight || st.initialPending) return false;
+    let count = 0;
+    for (const e of state.entries.values()) {
+      if (!this.subscribed(st, e)) continue;
+      if (st.acked.get(e.name) !== e.version) return false;
+      count++;
+    }
+    return count === st.acked.size;
+  }
+
+  private flushStream(s: Stream): void {
+    if (s.closed || s.blocked) return;
+    for (const st of s.types.values()) {
+      if (st.inflight) continue;
+      const state = this.types.get(st.typeUrl);
+      if (!state?.published) continue;
+      const pending = st.initialPending || st.probes.size > 0 || st.dirty === "all" || st.dirty.size > 0;
+      if (!pending) continue;
+      this.send(s, st, state);
+      if (s.blocked) return;
+    }
+  }
+
+  private send(s: Stream, st: StreamType, state: TypeState): void {
+    const added: PublishedResource[] = [];
+    const removed: string[] = [];
+    const consider = (name: string): void => {
+      const e = state.entries.get(name);
+      const has = st.sent.get(name);
+      if (e && this.subscribed(st, e)) {
+        if (has !== e.version) added.push(e);
+      } else if (has !== undefined) {
+        removed.push(name);
+      }
+    };
+    if (st.dirty === "all") {
+      for (const name of state.entries.keys()) consider(name);
+      for (const name of st.sent.keys()) if (!state.entries.has(name)) consider(name);
+    } else {
+      for (const name of st.dirty) consider(name);
+    }
+    // Named subscriptions to names that do not exist: say so, once.
+    for (const n of st.probes) {
+      const name = this.resolve(st.typeUrl, n);
+      if (!state.entries.has(name) && !removed.includes(n)) removed.push(n);
+    }
+    st.dirty = new Set();
+    st.probes.clear();
+    const changeTime = st.dirtySince ?? performance.now();
+    st.dirtySince = undefined;
+    if (added.length === 0 && removed.length === 0 && !st.initialPending) return;
+    st.initialPending = false;
+    for (const e of added) st.sent.set(e.name, e.version);
+    for (const name of removed) st.sent.delete(name);
+    const nonce = (this.nextNonce++).toString(36);
+    st.inflight = { nonce, changeTime, added: added.map((e) => [e.name, e.version]), removed };
+    const bytes = encodeResponse(
+      st.typeUrl,
+      String(state.generation),
+      added.map((e) => e.encoded),
+      removed,
+      nonce,
+    );
+    metrics.pushes.inc({ type: shortTypeName(st.typeUrl) });
+    if (!s.call.write(bytes)) s.blocked = true;
+  }
+}
