@@ -44,7 +44,7 @@ export function parseFile(text: string, file: string): FileParse {
   const out: FileParse = { objects: [], rejected: [], errors: [], unreadable: false };
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
-    docs = parseAllDocuments(text, { prettyErrors: false, uniqueKeys: true });
+    docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   } catch (e) {
     out.unreadable = true;
     out.errors.push(new ObjectError("YAML_PARSE", { kind: "file", name: file, file }, undefined, String(e)));
@@ -60,7 +60,7 @@ export function parseFile(text: string, file: string): FileParse {
       const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
       out.unreadable = true;
       out.errors.push(
-        new ObjectError("YAML_PARSE", { kind: "document", name: `#${i + 1}`, file }, undefined, `YAML syntax error${where}: ${e.message.split("\n")[0]}`),
+        new ObjectError("YAML_PARSE", { kind: "document", name: `#${i + 1}`, file }, undefined, `YAML syntax error${where}: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`),
       );
       continue;
     }
