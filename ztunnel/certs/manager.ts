@@ -77,15 +77,20 @@ if (!registry.getSingleMetric(EXPIRY_METRIC)) {
   });
 }
 
-function timer(ms: number, fn: () => void): NodeJS.Timeout {
+/** Rotation and expiry timers do not keep the process alive; retry timers do (someone may be waiting). */
+function timer(ms: number, fn: () => void, unref = true): NodeJS.Timeout {
   const t = setTimeout(fn, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
-  t.unref();
+  if (unref) t.unref();
   return t;
 }
 
-/** A certificate this close to its end is not handed out (a twentieth of its life, at most 5 s). */
+/**
+ * A certificate this close to its end is not handed out: a tenth of its
+ * half-life (a twentieth of its life as received; notBefore is backdated, so
+ * it is not used), at most 5 s.
+ */
 function usable(b: CertBundle, now: number): boolean {
-  const margin = Math.min(5000, (b.notAfter.getTime() - b.notBefore.getTime()) / 20);
+  const margin = Math.min(5000, (b.notAfter.getTime() - b.rotateAt.getTime()) / 10);
   return b.notAfter.getTime() - margin > now;
 }
 
@@ -187,10 +192,14 @@ export class CertManager extends EventEmitter {
     return new Promise((resolve, reject) => {
       const signal = this.abort.signal;
       if (signal.aborted) return reject(new AmbitError("CONFIG", "CertManager is closed"));
-      const t = timer(ms, () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve();
-      });
+      const t = timer(
+        ms,
+        () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        false,
+      );
       const onAbort = () => {
         clearTimeout(t);
         reject(new AmbitError("CONFIG", "CertManager is closed"));
@@ -206,6 +215,7 @@ export class CertManager extends EventEmitter {
     let delay = initial;
     for (;;) {
       if (this.closed) throw new AmbitError("CONFIG", "CertManager is closed");
+      if (this.entries.get(e.uri) !== e) throw new AmbitError("CONFIG", `certificate of ${e.uri} was forgotten while being requested`);
       try {
         const issued = await this.opts.client.fetch(e.uri);
         if (issued.notAfter.getTime() <= Date.now()) throw new AmbitError("CA_REFUSED", `the CA issued an already expired certificate for ${e.uri}`);
