@@ -67,19 +67,34 @@ export class ClusterState {
     return e;
   }
 
-  /** Circuit breaker: false → answer 503 without trying. */
-  tryAcquire(): boolean {
+  private readonly pending: (() => void)[] = [];
+
+  /**
+   * Circuit breaker: true → go; a promise → queued behind maxConnections
+   * (resolves when a slot frees); false → overflow, answer 503.
+   */
+  acquire(): boolean | Promise<void> {
     const cp = this.policy.connectionPool;
-    if (cp?.maxConnections !== undefined) {
-      const cap = cp.maxConnections + (cp.maxPendingRequests ?? 0);
-      if (this.inflight >= cap) return false;
+    if (cp?.maxConnections !== undefined && this.inflight >= cp.maxConnections) {
+      if (this.pending.length >= (cp.maxPendingRequests ?? 0)) return false;
+      return new Promise((resolve) => this.pending.push(resolve));
     }
     this.inflight++;
     return true;
   }
 
+  /** For mirrors: a slot now or nothing. */
+  tryAcquire(): boolean {
+    const cp = this.policy.connectionPool;
+    if (cp?.maxConnections !== undefined && this.inflight >= cp.maxConnections) return false;
+    this.inflight++;
+    return true;
+  }
+
   release(): void {
-    this.inflight--;
+    const next = this.pending.shift();
+    if (next) next(); // the slot passes to the next waiter
+    else this.inflight--;
   }
 
   report(ep: EndpointState, outcome: Outcome): void {

@@ -34,11 +34,13 @@ export async function forward(
     return;
   }
   const cluster = live.state;
-  if (!cluster.tryAcquire()) {
+  const slot = cluster.acquire();
+  if (slot === false) {
     ex.flags = "UO";
     localReply(ex, 503, "upstream connect error: overflow", { "x-ambit-overloaded": "true" });
     return;
   }
+  if (slot !== true) await slot;
   try {
     const retry = route.retry;
     const maxAttempts = 1 + (retry && retry.attempts > 0 ? retry.attempts : 0);

@@ -25,6 +25,10 @@ export class Listeners {
   private pendingH2: ConnMeta | undefined;
   private readonly tcpServers = new Set<net.Server>();
   private readonly open = new Set<Duplex>();
+  private readonly h2Sessions = new Set<http2.ServerHttp2Session>();
+  /** HTTP/1.1 requests in flight per connection, so close() can drop idle ones at once. */
+  private readonly h1Active = new WeakMap<object, number>();
+  private closing = false;
 
   constructor(
     private readonly proxy: HttpProxy,
@@ -33,14 +37,24 @@ export class Listeners {
   ) {
     this.h1 = http.createServer({ keepAliveTimeout: 60_000, requestTimeout: 0, headersTimeout: 30_000 });
     this.h1.on("request", (req, res) => {
-      const meta = this.h1Meta.get(req.socket);
-      if (meta) this.proxy.handle(req, res, meta);
-      else res.destroy();
+      const sock = req.socket;
+      const meta = this.h1Meta.get(sock);
+      if (!meta) return res.destroy();
+      this.h1Active.set(sock, (this.h1Active.get(sock) ?? 0) + 1);
+      res.once("close", () => {
+        const n = (this.h1Active.get(sock) ?? 1) - 1;
+        this.h1Active.set(sock, n);
+        if (this.closing && n === 0) sock.destroy();
+      });
+      if (this.closing) res.shouldKeepAlive = false;
+      this.proxy.handle(req, res, meta);
     });
     this.h1.on("upgrade", (req: http.IncomingMessage, sock: Duplex, head: Buffer) => this.upgrade(req, sock, head));
     this.h2 = http2.createServer({ settings: { initialWindowSize: 4 << 20, maxConcurrentStreams: 1000 } });
     this.h2.on("session", (s: http2.ServerHttp2Session) => {
       if (this.pendingH2) this.h2Meta.set(s, this.pendingH2);
+      this.h2Sessions.add(s);
+      s.once("close", () => this.h2Sessions.delete(s));
       try {
         s.setLocalWindowSize(16 << 20);
       } catch {
@@ -177,14 +191,16 @@ export class Listeners {
   async close(): Promise<void> {
     const closing = [...this.tcpServers].map((s) => new Promise<void>((r) => s.close(() => r())));
     this.tcpServers.clear();
-    // Idle keep-alive connections go now; busy ones get a moment to finish.
-    this.h1.closeIdleConnections?.();
+    // Drain: idle HTTP/1.1 connections go now, busy ones after their
+    // request; HTTP/2 sessions send GOAWAY and finish their streams; all
+    // that remains after 5 s is cut.
+    this.closing = true;
+    for (const s of this.h2Sessions) s.close();
+    for (const s of this.open) if (this.h1Meta.has(s) && !this.h1Active.get(s)) s.destroy();
     const deadline = setTimeout(() => {
       for (const s of this.open) s.destroy();
-    }, 2000);
-    for (const s of this.open) if (!(s as net.Socket).readableFlowing) s.end();
+    }, 5000);
     await Promise.all(closing);
-    for (const s of this.open) s.destroy();
     clearTimeout(deadline);
   }
 }

@@ -15,9 +15,10 @@ class UpstreamAgent extends http.Agent {
     private readonly upstream: Upstream,
     private readonly meta: UpstreamMeta,
     private readonly maxRequestsPerConnection: number,
-    maxConnections: number | undefined,
   ) {
-    super({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: "lifo", ...(maxConnections ? { maxTotalSockets: maxConnections } : {}) });
+    // No socket caps here: the agent counts sockets only once they exist, so
+    // ClusterState's circuit breaker bounds concurrent requests instead.
+    super({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: "lifo" });
   }
   override createConnection(
     options: http.ClientRequestArgs,
@@ -58,7 +59,7 @@ export class ClusterPool {
   }
 
   private makeAgent(): UpstreamAgent {
-    return new UpstreamAgent(this.upstream, this.meta, this.policy.maxRequestsPerConnection ?? 0, this.policy.maxConnections);
+    return new UpstreamAgent(this.upstream, this.meta, this.policy.maxRequestsPerConnection ?? 0);
   }
 
   setPolicy(p: ConnectionPoolPolicy = {}): void {
