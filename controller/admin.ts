@@ -1,0 +1,74 @@
+// The controller's admin HTTP: Prometheus metrics, the model it serves, the
+// connected proxies and their ACK state, and rejected objects. Bound to
+// localhost by default, and to a Unix socket so the CLI reaches it from any
+// network namespace.
+import { rmSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { registry } from "../core/telemetry/metrics.js";
+import type { ControllerApp } from "./app.js";
+
+export class AdminServer {
+  private servers: http.Server[] = [];
+  constructor(private readonly app: ControllerApp) {}
+
+  private handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://admin");
+    const json = (v: unknown, code = 200) => {
+      res.writeHead(code, { "content-type": "application/json" });
+      res.end(JSON.stringify(v, null, 2));
+    };
+    const view = this.app.current();
+    switch (url.pathname) {
+      case "/metrics":
+        res.writeHead(200, { "content-type": registry.contentType });
+        res.end(await registry.metrics());
+        return;
+      case "/ready":
+        res.writeHead(200).end("ok\n");
+        return;
+      case "/debug/model":
+        return json({ workloads: view.workloads, services: view.services, policies: view.policies, translatedAt: view.translatedAt });
+      case "/debug/errors":
+        return json({
+          errors: view.errors.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
+          warnings: view.warnings.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
+        });
+      case "/debug/proxies":
+        return json(this.app.connections());
+      case "/debug/root-cert":
+        res.writeHead(200, { "content-type": "application/x-pem-file" });
+        res.end(this.app.rootPem() ?? "");
+        return;
+      default:
+        json({ error: "not found", paths: ["/metrics", "/ready", "/debug/model", "/debug/errors", "/debug/proxies", "/debug/root-cert"] }, 404);
+    }
+  };
+
+  /** Listens on host:port (port -1: not at all) and on the socket path if given. Returns the TCP port. */
+  async start(host: string, port: number, socketPath?: string): Promise<number> {
+    let bound = 0;
+    if (port >= 0) {
+      const s = http.createServer((q, r) => void this.handle(q, r));
+      await new Promise<void>((resolve, reject) => s.once("error", reject).listen(port, host, () => resolve()));
+      bound = (s.address() as AddressInfo).port;
+      this.servers.push(s);
+    }
+    if (socketPath) {
+      rmSync(socketPath, { force: true });
+      const s = http.createServer((q, r) => void this.handle(q, r));
+      await new Promise<void>((resolve, reject) => s.once("error", reject).listen(socketPath, () => resolve()));
+      this.servers.push(s);
+    }
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map((s) => {
+        s.closeAllConnections();
+        return new Promise<void>((r) => s.close(() => r()));
+      }),
+    );
+  }
+}

@@ -1,0 +1,193 @@
+// The controller's one wiring point: provider → translate → push, plus the CA
+// and the admin endpoints. Everything it holds is derived from the latest
+// snapshot; a snapshot that fails to translate keeps the last good state.
+import { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import type { ObjectError } from "../core/errors/errors.js";
+import { AddressSchema } from "../core/gen/workload_pb.js";
+import { AuthorizationSchema } from "../core/gen/authorization_pb.js";
+import type { AuthzPolicy, MeshService, MeshWorkload } from "../core/model/types.js";
+import { logger } from "../core/telemetry/logger.js";
+import { counter, enableProcessMetrics, gauge } from "../core/telemetry/metrics.js";
+import { addressAliases, addressResourceName, serviceToAddress, workloadToAddress } from "../core/xds/codec-address.js";
+import { authzResourceName, policyToProto } from "../core/xds/codec-authz.js";
+import { ADDRESS_TYPE, AUTHORIZATION_TYPE } from "../core/xds/type-urls.js";
+import { AdminServer } from "./admin.js";
+import { CertificateAuthority } from "./ca/authority.js";
+import { type CallerAuthenticator, TokenFileAuthenticator } from "./ca/authn.js";
+import { register as registerCa } from "./ca/service.js";
+import type { ControllerConfig } from "./config.js";
+import { FactsFileWatcher } from "./facts-file.js";
+import type { ClusterSnapshot } from "./provider/objects.js";
+import { LocalProvider } from "./provider/local/index.js";
+import { DeltaAdsServer } from "./push/server.js";
+import { translate, type TranslateResult } from "./translate/index.js";
+
+const log = logger("controller");
+const rejected = gauge("ambit_controller_rejected_objects", "Objects (or fields) currently rejected, by kind", ["kind"]);
+const translations = counter("ambit_controller_translations_total", "Snapshots translated");
+
+/** What the controller serves now: the model and the problems found in the input. */
+export interface ControllerView {
+  workloads: MeshWorkload[];
+  services: MeshService[];
+  policies: AuthzPolicy[];
+  errors: ObjectError[];
+  warnings: ObjectError[];
+  translatedAt: Date;
+}
+
+export class ControllerApp extends EventEmitter {
+  readonly push = new DeltaAdsServer();
+  private provider: LocalProvider;
+  private facts?: FactsFileWatcher;
+  private ca?: CertificateAuthority;
+  private servers: grpc.Server[] = [];
+  private admin?: AdminServer;
+  private view: ControllerView = { workloads: [], services: [], policies: [], errors: [], warnings: [], translatedAt: new Date(0) };
+  /** Bound ports (useful when configured as 0). */
+  readonly ports = { xds: 0, secure: 0, admin: 0 };
+
+  constructor(readonly cfg: ControllerConfig) {
+    super();
+    this.provider = new LocalProvider({ dir: cfg.configDir });
+  }
+
+  current(): ControllerView {
+    return this.view;
+  }
+
+  connections() {
+    return this.push.connections();
+  }
+
+  rootPem(): string | undefined {
+    return this.ca?.rootPem;
+  }
+
+  async start(): Promise<void> {
+    enableProcessMetrics();
+    this.ca = await CertificateAuthority.loadOrCreate(this.cfg.caDir, { trustDomain: this.cfg.trustDomain });
+    this.provider.on("snapshot", (s: ClusterSnapshot) => this.sync(s));
+    await this.provider.start();
+    if (this.cfg.factsFile) {
+      this.facts = new FactsFileWatcher(
+        this.cfg.factsFile,
+        (f) => this.provider.setFacts(f),
+        (e) => log.warn({ err: e.message }, "facts file unreadable; keeping the last good facts"),
+      );
+      await this.facts.start();
+    }
+    this.sync(this.provider.snapshot());
+
+    const authenticator: CallerAuthenticator = this.cfg.tokensFile
+      ? new TokenFileAuthenticator(this.cfg.tokensFile)
+      : { authenticate: async () => null };
+    const caDeps = {
+      ca: this.ca,
+      authenticator,
+      podsOnNode: (node: string) =>
+        this.view.workloads.filter((w) => w.node === node).map((w) => ({ namespace: w.namespace, serviceAccount: w.serviceAccount })),
+      defaultTtlSeconds: this.cfg.certTtlSeconds,
+      maxTtlSeconds: this.cfg.certTtlSeconds,
+    };
+
+    const plain = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
+    this.push.register(plain);
+    registerCa(plain, caDeps);
+    this.ports.xds = await bind(plain, `${this.cfg.listenHost}:${this.cfg.xdsPort}`, grpc.ServerCredentials.createInsecure());
+    this.servers.push(plain);
+
+    if (this.cfg.securePort >= 0) {
+      const serving = await this.ca.issueServing({ dnsNames: this.cfg.servingNames, ips: this.cfg.servingIps });
+      const secure = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
+      this.push.register(secure);
+      registerCa(secure, caDeps);
+      const creds = grpc.ServerCredentials.createSsl(
+        Buffer.from(this.ca.rootPem),
+        [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem.join("")) }],
+        false,
+      );
+      this.ports.secure = await bind(secure, `${this.cfg.listenHost}:${this.cfg.securePort}`, creds);
+      this.servers.push(secure);
+    }
+
+    if (this.cfg.adminPort >= 0 || this.cfg.adminSocket) {
+      this.admin = new AdminServer(this);
+      this.ports.admin = await this.admin.start(this.cfg.adminHost, this.cfg.adminPort, this.cfg.adminSocket);
+    }
+    log.info({ ports: this.ports, configDir: this.cfg.configDir, trustDomain: this.cfg.trustDomain }, "controller ready");
+    this.emit("ready");
+  }
+
+  /** Translate a snapshot and publish it. Pure translation; the push server diffs. */
+  private sync(snapshot: ClusterSnapshot): void {
+    let result: TranslateResult;
+    try {
+      result = translate(snapshot, {
+        trustDomain: this.cfg.trustDomain,
+        clusterId: this.cfg.clusterId,
+        clusterDomain: this.cfg.clusterDomain,
+        rootNamespace: this.cfg.rootNamespace,
+      });
+    } catch (e) {
+      // A translator bug must not take the mesh down: keep serving the last good model.
+      log.error({ err: (e as Error).message }, "translation failed; keeping the last good configuration");
+      return;
+    }
+    translations.inc();
+    const errors = [...this.provider.errors(), ...result.errors];
+    const addresses = new Map();
+    const aliases = new Map<string, string[]>();
+    for (const w of result.workloads) {
+      const name = addressResourceName(w);
+      addresses.set(name, anyPack(AddressSchema, workloadToAddress(w)));
+      aliases.set(name, addressAliases(w));
+    }
+    for (const s of result.services) {
+      const name = addressResourceName(s);
+      addresses.set(name, anyPack(AddressSchema, serviceToAddress(s)));
+      aliases.set(name, addressAliases(s));
+    }
+    const policies = new Map();
+    for (const p of result.policies) policies.set(authzResourceName(p), anyPack(AuthorizationSchema, policyToProto(p)));
+    this.push.publish(ADDRESS_TYPE, addresses, aliases);
+    this.push.publish(AUTHORIZATION_TYPE, policies);
+
+    rejected.reset();
+    for (const e of errors) rejected.inc({ kind: e.object.kind });
+    for (const e of errors) log.warn({ code: e.code, object: e.object, field: e.field }, e.message);
+    this.view = {
+      workloads: result.workloads,
+      services: result.services,
+      policies: result.policies,
+      errors,
+      warnings: result.warnings,
+      translatedAt: new Date(),
+    };
+    this.emit("synced", this.view);
+  }
+
+  async close(): Promise<void> {
+    this.facts?.close();
+    await this.admin?.close();
+    await this.push.close();
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.tryShutdown(() => resolve());
+            setTimeout(() => s.forceShutdown(), 2000).unref();
+          }),
+      ),
+    );
+    await this.provider.close();
+  }
+}
+
+function bind(server: grpc.Server, addr: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(addr, creds, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}

@@ -1,0 +1,112 @@
+// The controller's one config module: flags first, then AMBIT_* environment
+// variables, then defaults. Nothing else in controller/ reads either.
+import { parseArgs } from "node:util";
+import { AmbitError } from "../core/errors/errors.js";
+
+export interface ControllerConfig {
+  /** Directory of Kubernetes YAML (local provider). */
+  configDir: string;
+  /** JSON facts from the local runner (pod IPs, nodes, readiness), re-read when it changes. */
+  factsFile?: string;
+  /** Where the CA keeps its root (created on first start) or finds a user-provided one. */
+  caDir: string;
+  /** token → node, the bootstrap credentials of ztunnels (written by `ambit up`). */
+  tokensFile?: string;
+  trustDomain: string;
+  clusterId: string;
+  clusterDomain: string;
+  rootNamespace: string;
+  /** Address the gRPC ports bind to. */
+  listenHost: string;
+  /** xDS + CA, plaintext (local use and tests). 0 picks a free port. */
+  xdsPort: number;
+  /** xDS + CA over TLS. 0 picks a free port; -1 disables. */
+  securePort: number;
+  /** Admin HTTP (metrics, debug, readiness): host and port; -1 disables. */
+  adminHost: string;
+  adminPort: number;
+  /** Admin HTTP also on this Unix socket (the CLI's way in from any namespace). */
+  adminSocket?: string;
+  certTtlSeconds: number;
+  /** DNS names and IPs the 15012 serving certificate carries. */
+  servingNames: string[];
+  servingIps: string[];
+}
+
+export const CONTROLLER_HELP = `usage: ambit controller --config-dir DIR [options]
+
+Runs the control plane: watches DIR (ordinary Kubernetes YAML), serves delta
+xDS and the CA (IstioCertificateService) on the xDS port (plaintext) and the
+secure port (TLS), metrics and debug endpoints on the admin port.
+
+options (environment variable in brackets):
+  --config-dir DIR       Kubernetes YAML to serve              [AMBIT_CONFIG_DIR]
+  --facts-file FILE      live facts from the local runner      [AMBIT_FACTS_FILE]
+  --ca-dir DIR           CA root (created on first start)      [AMBIT_CA_DIR]   (DIR/.ambit/ca)
+  --tokens-file FILE     ztunnel bootstrap tokens (token→node) [AMBIT_TOKENS_FILE]
+  --trust-domain TD      SPIFFE trust domain                   [AMBIT_TRUST_DOMAIN] (cluster.local)
+  --listen HOST          gRPC bind address                     [AMBIT_LISTEN] (0.0.0.0)
+  --xds-port N           plaintext xDS + CA                    [AMBIT_XDS_PORT] (15010)
+  --secure-port N        TLS xDS + CA, -1 to disable           [AMBIT_SECURE_PORT] (15012)
+  --admin-port N         admin HTTP, -1 to disable             [AMBIT_ADMIN_PORT] (15014)
+  --admin-host HOST      admin bind address                    [AMBIT_ADMIN_HOST] (127.0.0.1)
+  --admin-socket PATH    admin HTTP on a Unix socket too       [AMBIT_ADMIN_SOCKET]
+  --cert-ttl SECONDS     workload certificate lifetime         [AMBIT_CERT_TTL] (86400)
+  --serving-ip IP        extra IP SAN for the 15012 cert (repeatable)
+
+example:
+  ambit controller --config-dir examples/demo --xds-port 15010
+`;
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < -1 || n > 65535) throw new AmbitError("CONFIG", `--${name}: '${v}' is not a port or number`);
+  return n;
+}
+
+export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerConfig | "help" {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      help: { type: "boolean", short: "h" },
+      "config-dir": { type: "string" },
+      "facts-file": { type: "string" },
+      "ca-dir": { type: "string" },
+      "tokens-file": { type: "string" },
+      "trust-domain": { type: "string" },
+      listen: { type: "string" },
+      "xds-port": { type: "string" },
+      "secure-port": { type: "string" },
+      "admin-port": { type: "string" },
+      "admin-host": { type: "string" },
+      "admin-socket": { type: "string" },
+      "cert-ttl": { type: "string" },
+      "serving-ip": { type: "string", multiple: true },
+    },
+    strict: true,
+  });
+  if (values.help) return "help";
+  const configDir = values["config-dir"] ?? env.AMBIT_CONFIG_DIR;
+  if (!configDir) throw new AmbitError("CONFIG", "--config-dir is required (a directory of Kubernetes YAML)");
+  const ttl = int("cert-ttl", values["cert-ttl"] ?? env.AMBIT_CERT_TTL, 86400);
+  return {
+    configDir,
+    factsFile: values["facts-file"] ?? env.AMBIT_FACTS_FILE,
+    caDir: values["ca-dir"] ?? env.AMBIT_CA_DIR ?? `${configDir}/.ambit/ca`,
+    tokensFile: values["tokens-file"] ?? env.AMBIT_TOKENS_FILE,
+    trustDomain: values["trust-domain"] ?? env.AMBIT_TRUST_DOMAIN ?? "cluster.local",
+    clusterId: env.AMBIT_CLUSTER_ID ?? "Kubernetes",
+    clusterDomain: env.AMBIT_CLUSTER_DOMAIN ?? "cluster.local",
+    rootNamespace: env.AMBIT_ROOT_NAMESPACE ?? "ambit-system",
+    listenHost: values.listen ?? env.AMBIT_LISTEN ?? "0.0.0.0",
+    xdsPort: int("xds-port", values["xds-port"] ?? env.AMBIT_XDS_PORT, 15010),
+    securePort: int("secure-port", values["secure-port"] ?? env.AMBIT_SECURE_PORT, 15012),
+    adminHost: values["admin-host"] ?? env.AMBIT_ADMIN_HOST ?? "127.0.0.1",
+    adminPort: int("admin-port", values["admin-port"] ?? env.AMBIT_ADMIN_PORT, 15014),
+    adminSocket: values["admin-socket"] ?? env.AMBIT_ADMIN_SOCKET,
+    certTtlSeconds: ttl,
+    servingNames: ["ambit-controller", "ambit-controller.ambit-system.svc", "localhost"],
+    servingIps: ["127.0.0.1", ...(values["serving-ip"] ?? [])],
+  };
+}
