@@ -66,6 +66,15 @@ export interface ClusterOptions {
 export interface KubectlResult {
   stdout: string;
   stderr: string;
+  /** Exit code (non-zero only with allowFailure). */
+  code: number;
+}
+
+export interface KubectlOptions {
+  input?: string;
+  timeoutMs?: number;
+  /** Resolve with the exit code instead of rejecting (e.g. `auth can-i`, which exits 1 for "no"). */
+  allowFailure?: boolean;
 }
 
 export interface Cluster {
@@ -81,7 +90,7 @@ export interface Cluster {
   /** The service-account issuer the API server puts in tokens. */
   serviceAccountIssuer: string;
   /** Runs kubectl against this cluster; rejects with stderr on a non-zero exit. */
-  kubectl(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
+  kubectl(args: string[], opts?: KubectlOptions): Promise<KubectlResult>;
   stop(): Promise<void>;
 }
 
@@ -342,15 +351,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     await Promise.all(checks);
 
-    const kubectl = async (args: string[], o: { input?: string; timeoutMs?: number } = {}): Promise<KubectlResult> =>
+    const kubectl = async (args: string[], o: KubectlOptions = {}): Promise<KubectlResult> =>
       new Promise((resolve, reject) => {
         const child = execFile(
           join(bin, "kubectl"),
           [`--kubeconfig=${kubeconfigPath}`, ...args],
           { timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
           (err, stdout, stderr) => {
-            if (err) reject(new ClusterError(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
-            else resolve({ stdout, stderr });
+            const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+            if (err && !o.allowFailure) reject(new ClusterError(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
+            else resolve({ stdout, stderr, code });
           },
         );
         if (o.input !== undefined) child.stdin?.end(o.input);

@@ -51,6 +51,7 @@ export declare interface LeaderElector {
   /** The observed holder changed (our own identity included). */
   on(event: "leader", listener: (identity: string | undefined) => void): this;
   once(event: "started-leading" | "stopped-leading", listener: () => void): this;
+  once(event: "leader", listener: (identity: string | undefined) => void): this;
 }
 
 /** metav1.MicroTime: RFC 3339 with microseconds. */
