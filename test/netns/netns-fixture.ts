@@ -2,19 +2,32 @@
 // namespaces joined by a veth, servers inside namespaces, and reading a
 // socket to its end. Everything a helper creates is removed in teardown,
 // also when the test fails.
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import type { Test } from "tap";
 import { runCommand } from "../../ztunnel/node-agent/command.js";
 import { hasNetnsPrivileges, listenInNetns } from "../../ztunnel/node-agent/native.js";
-import { destroyMeshNetwork } from "../../local/network.js";
+import { destroyMeshNetwork, listNetns, meshPrefix } from "../../local/network.js";
 
 /** tap's skip reason when this process cannot manage namespaces, else false. */
 export const needsRoot: string | false = hasNetnsPrivileges() ? false : "needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN)";
 
-/** A fresh mesh id `t<random>`: its namespaces are `ambit-t<random>-*`. */
+const issued = new Set<string>();
+
+// Last resort when a test is killed (tap's timeout) before its teardown ran:
+// remove the namespaces synchronously on the way out.
+process.on("exit", () => {
+  for (const id of issued) {
+    for (const ns of listNetns(meshPrefix(id))) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+  }
+});
+
+/** A fresh mesh id `t<random>`: its namespaces are `ambit-t<random>-*`, removed at exit at the latest. */
 export function testMeshId(): string {
-  return `t${randomBytes(4).toString("hex")}`;
+  const id = `t${randomBytes(4).toString("hex")}`;
+  issued.add(id);
+  return id;
 }
 
 export interface NetnsPair {
