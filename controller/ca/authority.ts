@@ -19,7 +19,7 @@ import {
 } from "../../core/identity/keys.js";
 import { x509 } from "../../core/identity/peculiar.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
-import { readCsr, verifyChain } from "../../core/identity/x509.js";
+import { type ParsedCsr, readCsr, verifyChain } from "../../core/identity/x509.js";
 
 export const CA_FILES = {
   cert: "ca-cert.pem",
@@ -245,13 +245,14 @@ export class CertificateAuthority {
   }
 
   /**
-   * Signs a workload certificate for `identity` with the CSR's public key.
+   * Signs a workload certificate for `identity` with the CSR's public key
+   * (a PEM, checked here, or a CSR already checked by readCsr).
    * The CSR's own SANs and subject are ignored: the identity decided by the
    * caller's authorization is the only one that goes in (as a URI SAN).
    */
-  async signWorkload(csrPem: string, identity: Identity | string, ttlSeconds: number): Promise<SignedWorkload> {
+  async signWorkload(csrIn: string | ParsedCsr, identity: Identity | string, ttlSeconds: number): Promise<SignedWorkload> {
     const uri = identityUri(identity);
-    const csr = await readCsr(csrPem);
+    const csr = typeof csrIn === "string" ? await readCsr(csrIn) : csrIn;
     // Empty subject, so the SAN is critical (RFC 5280 4.2.1.6), as istiod does.
     const { pem, notAfter } = await this.sign({
       publicKey: csr.publicKeySpki,

@@ -11,7 +11,7 @@ import {
   IstioCertificateResponseSchema,
   IstioCertificateService,
 } from "../../core/gen/citadel_pb.js";
-import { readCsr } from "../../core/identity/x509.js";
+import { type ParsedCsr, readCsr } from "../../core/identity/x509.js";
 import { logger as makeLogger, type Logger } from "../../core/telemetry/logger.js";
 import { counter } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
@@ -48,12 +48,14 @@ const STATUS_OF: Record<RefusalReason, grpc.status> = {
   ca_error: grpc.status.INTERNAL,
 };
 
-class Refusal extends Error {
+/** Why a CreateCertificate was refused; mapped to a gRPC status by register(). */
+export class CaRefusal extends AmbitError {
   constructor(
     readonly reason: RefusalReason,
     message: string,
   ) {
-    super(message);
+    super(reason === "unauthenticated" ? "CA_UNAUTHENTICATED" : "CA_REFUSED", message, { reason });
+    this.name = "CaRefusal";
   }
 }
 
@@ -72,37 +74,34 @@ export function createCertificateHandler(deps: CaServiceDeps) {
 
   return async (req: IstioCertificateRequest, metadata: grpc.Metadata, peerCert?: unknown): Promise<IstioCertificateResponse> => {
     const caller = await deps.authenticator.authenticate(metadata, peerCert ? { certificate: peerCert as never } : undefined);
-    if (!caller) throw new Refusal("unauthenticated", "CreateCertificate: missing or invalid credentials (want authorization: Bearer <node token>)");
+    if (!caller) throw new CaRefusal("unauthenticated", "CreateCertificate: missing or invalid credentials (want authorization: Bearer <node token>)");
 
-    let csrUris: string[];
-    let publicKeyOk: boolean;
+    let csr: ParsedCsr;
     try {
-      const csr = await readCsr(req.csr);
-      csrUris = csr.uris;
-      publicKeyOk = csr.publicKeySpki.byteLength > 0;
+      csr = await readCsr(req.csr);
     } catch (e) {
-      throw new Refusal("bad_request", `CreateCertificate from node ${caller.node}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: ${e instanceof Error ? e.message : String(e)}`);
     }
-    if (!publicKeyOk) throw new Refusal("bad_request", `CreateCertificate from node ${caller.node}: the CSR has no public key`);
+    if (csr.publicKeySpki.byteLength === 0) throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: the CSR has no public key`);
 
     const imp = req.metadata?.[IMPERSONATED_IDENTITY];
     if (imp !== undefined && imp !== null && typeof imp !== "string") {
-      throw new Refusal("bad_request", `CreateCertificate from node ${caller.node}: metadata.${IMPERSONATED_IDENTITY} must be a string`);
+      throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: metadata.${IMPERSONATED_IDENTITY} must be a string`);
     }
-    const wanted = requestedIdentity(csrUris, imp ?? undefined);
-    if (!wanted.ok) throw new Refusal(wanted.reason, `CreateCertificate from node ${caller.node}: ${wanted.message}`);
+    const wanted = requestedIdentity(csr.uris, imp ?? undefined);
+    if (!wanted.ok) throw new CaRefusal(wanted.reason, `CreateCertificate from node ${caller.node}: ${wanted.message}`);
 
     const pods = await deps.podsOnNode(caller.node);
     const verdict = authorizeIdentity(caller.node, wanted.identity, () => pods, deps.ca.trustDomain);
-    if (!verdict.ok) throw new Refusal(verdict.reason, `CreateCertificate refused: ${verdict.message}`);
+    if (!verdict.ok) throw new CaRefusal(verdict.reason, `CreateCertificate refused: ${verdict.message}`);
 
     const ttl = effectiveTtlSeconds(req.validityDuration, defaultTtl, maxTtl);
     let signed: Awaited<ReturnType<CertificateAuthority["signWorkload"]>>;
     try {
-      signed = await deps.ca.signWorkload(req.csr, wanted.identity, ttl);
+      signed = await deps.ca.signWorkload(csr, wanted.identity, ttl);
     } catch (e) {
       const reason: RefusalReason = e instanceof AmbitError && e.code === "INVALID_FIELD" ? "bad_request" : "ca_error";
-      throw new Refusal(reason, `CreateCertificate for ${wanted.uri} (node ${caller.node}): ${(e as Error).message}`);
+      throw new CaRefusal(reason, `CreateCertificate for ${wanted.uri} (node ${caller.node}): ${(e as Error).message}`);
     }
     caMetrics.signed.inc();
     log.debug({ identity: wanted.uri, node: caller.node, notAfter: signed.notAfter.toISOString() }, "certificate signed");
@@ -123,7 +122,7 @@ export function register(server: grpc.Server, deps: CaServiceDeps): void {
       handle(call.request, call.metadata, peerCert).then(
         (res) => callback(null, res),
         (e: unknown) => {
-          const refusal = e instanceof Refusal ? e : new Refusal("ca_error", `CreateCertificate: ${(e as Error)?.message ?? String(e)}`);
+          const refusal = e instanceof CaRefusal ? e : new CaRefusal("ca_error", `CreateCertificate: ${(e as Error)?.message ?? String(e)}`);
           caMetrics.refused.inc({ reason: refusal.reason });
           // Refusals are rare and security-relevant: each is logged.
           log.warn({ reason: refusal.reason, peer: call.getPeer() }, refusal.message);

@@ -2,7 +2,7 @@
 // @peculiar/x509 (node has no certificate builder); everything read on a hot
 // path (peer identity per handshake, chain checks, expiry) uses node:crypto's
 // X509Certificate, which is native and cheap.
-import { X509Certificate } from "node:crypto";
+import { createPublicKey, X509Certificate } from "node:crypto";
 import type { PeerCertificate } from "node:tls";
 import { AmbitError } from "../errors/errors.js";
 import { type KeyPair, P256, splitPem } from "./keys.js";
@@ -45,12 +45,30 @@ export async function readCsr(pem: string): Promise<ParsedCsr> {
     throw new AmbitError("INVALID_FIELD", `IstioCertificateRequest: field csr: signature cannot be checked (${(e as Error).message})`);
   }
   if (!ok) throw new AmbitError("INVALID_FIELD", "IstioCertificateRequest: field csr: signature does not match its public key");
+  checkKeyStrength(csr.publicKey.rawData);
   const uris: string[] = [];
   const san = csr.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension) as
     | InstanceType<typeof x509.SubjectAlternativeNameExtension>
     | undefined;
   if (san) for (const n of san.names.items) if (n.type === "url") uris.push(n.value);
   return { publicKeySpki: csr.publicKey.rawData, uris };
+}
+
+/** Mesh keys are ECDSA P-256/P-384 or RSA of at least 2048 bits; anything weaker or exotic is refused. */
+function checkKeyStrength(spki: ArrayBuffer): void {
+  let key: ReturnType<typeof createPublicKey>;
+  try {
+    key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
+  } catch (e) {
+    throw new AmbitError("INVALID_FIELD", `IstioCertificateRequest: field csr: unreadable public key (${(e as Error).message})`);
+  }
+  const d = key.asymmetricKeyDetails ?? {};
+  if (key.asymmetricKeyType === "ec" && (d.namedCurve === "prime256v1" || d.namedCurve === "secp384r1")) return;
+  if (key.asymmetricKeyType === "rsa" && (d.modulusLength ?? 0) >= 2048) return;
+  throw new AmbitError(
+    "INVALID_FIELD",
+    `IstioCertificateRequest: field csr: public key ${key.asymmetricKeyType ?? "?"}${d.namedCurve ? ` ${d.namedCurve}` : ""}${d.modulusLength ? ` ${d.modulusLength} bits` : ""} is not allowed (want ECDSA P-256/P-384 or RSA >= 2048)`,
+  );
 }
 
 /** Parses PEM certificates (a bundle string or a list of PEMs) into node X509Certificates. */
