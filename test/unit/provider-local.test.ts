@@ -305,3 +305,16 @@ just a string
   t.equal(r.errors.length, 1);
   t.match(r.errors[0]?.message, "document #3 (f.yaml): is not a mapping");
 });
+
+t.test("examples/demo reads cleanly: a client on node-1, a server on node-2 behind Service server", async (t) => {
+  const p = await started(t, join(process.cwd(), "examples/demo"));
+  t.same(p.errors(), []);
+  const s = p.snapshot();
+  t.same(
+    s.pods.map((x) => `${x.metadata.labels?.app}@${x.spec.nodeName}`),
+    ["client@node-1", "server@node-2"],
+  );
+  const svc = s.services.find((x) => x.metadata.name === "server");
+  t.same(svc?.spec.ports?.[0], { name: "http", port: 80, targetPort: "http" });
+  t.equal(s.namespaces[0]?.metadata.labels?.["ambit.dev/dataplane-mode"], "ambient");
+});
