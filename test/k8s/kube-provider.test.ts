@@ -12,6 +12,7 @@ import { KubeProvider } from "../../controller/provider/kube/kube-provider.js";
 import { LeaderElector } from "../../controller/provider/kube/leader-election.js";
 import { StatusWriter } from "../../controller/provider/kube/status-writer.js";
 import { TokenReviewAuthenticator } from "../../controller/provider/kube/tokenreview-authn.js";
+import { loadOrCreateCaFromSecret } from "../../controller/provider/kube/ca-root-secret.js";
 import { emptySnapshot, type ClusterSnapshot, type KubeObject } from "../../controller/provider/objects.js";
 import { clusterUnavailableReason, startCluster } from "./cluster.js";
 
@@ -280,5 +281,22 @@ spec:
     const fresh = new TokenReviewAuthenticator({ client, allowedServiceAccounts: ["ambit-system/ambit-ztunnel"], cacheMs: 0 });
     await c.kubectl(["delete", "pod", "ztunnel-node-2", "-n", "ambit-system", "--grace-period=0", "--force"]);
     t.equal(await fresh.authenticateToken(good), null, "pod deleted: token refused");
+  });
+
+  await t.test("CA root in a Secret: replicas racing on first start end with one root", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "ambit-t-ca-"));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const opts = { client, namespace: "ambit-system", trustDomain: "cluster.local" };
+    const [a, b] = await Promise.all([
+      loadOrCreateCaFromSecret({ ...opts, dir: join(dir, "a") }),
+      loadOrCreateCaFromSecret({ ...opts, dir: join(dir, "b") }),
+    ]);
+    t.equal(a.ca.rootPem, b.ca.rootPem, "one root for both");
+    t.same([a.origin, b.origin].sort(), ["created", "secret"]);
+    const later = await loadOrCreateCaFromSecret({ ...opts, dir: join(dir, "c") });
+    t.equal(later.origin, "secret");
+    t.equal(later.ca.rootPem, a.ca.rootPem, "a restarted replica keeps the root");
+    const secret = JSON.parse((await c.kubectl(["get", "secret", "-n", "ambit-system", "ambit-ca-root", "-o", "json"])).stdout);
+    t.ok(secret.data["ca-key.pem"] && secret.data["ca-cert.pem"]);
   });
 });

@@ -6,3 +6,4 @@ export { LeaderElector, type LeaderElectionOptions } from "./leader-election.js"
 export { StatusWriter, planStatus, type StatusPlan, type StatusResult, type StatusUpdate, type StatusWriterOptions } from "./status-writer.js";
 export { TokenReviewAuthenticator, callerFromReview, type TokenReviewAuthenticatorOptions } from "./tokenreview-authn.js";
 export { WATCHED_RESOURCES, collectionPath, objectPath, resourceByKind, type WatchedResource } from "./resources.js";
+export { loadOrCreateCaFromSecret, type CaRootSecretOptions } from "./ca-root-secret.js";
