@@ -48,7 +48,7 @@ options (environment variable in brackets):
   --listen HOST          gRPC bind address                     [AMBIT_LISTEN] (0.0.0.0)
   --xds-port N           plaintext xDS + CA                    [AMBIT_XDS_PORT] (15010)
   --secure-port N        TLS xDS + CA, -1 to disable           [AMBIT_SECURE_PORT] (15012)
-  --admin-port N         admin HTTP, -1 to disable             [AMBIT_ADMIN_PORT] (15014)
+  --admin-port N         admin HTTP, =-1 disables             [AMBIT_ADMIN_PORT] (15014)
   --admin-host HOST      admin bind address                    [AMBIT_ADMIN_HOST] (127.0.0.1)
   --admin-socket PATH    admin HTTP on a Unix socket too       [AMBIT_ADMIN_SOCKET]
   --cert-ttl SECONDS     workload certificate lifetime         [AMBIT_CERT_TTL] (86400)
