@@ -89,9 +89,14 @@ export function localReply(
   ex.code = status;
   if (ex.grpc) {
     const code = grpcStatus ?? httpToGrpcStatus(status);
+    const grpcMessage = encodeURIComponent(message || GRPC_MESSAGES[code] || "");
     const h = downstreamHeaders(ex, { ...headers, "content-type": "application/grpc" });
+    if (ex.h2) {
+      respondTrailersOnly(ex, 200, { ...h, "grpc-status": String(code), "grpc-message": grpcMessage });
+      return;
+    }
     res.writeHead(200, h as http.OutgoingHttpHeaders);
-    res.addTrailers({ "grpc-status": String(code), "grpc-message": encodeURIComponent(message || GRPC_MESSAGES[code] || "") });
+    res.addTrailers({ "grpc-status": String(code), "grpc-message": grpcMessage });
     res.end();
     return;
   }
@@ -104,6 +109,18 @@ export function localReply(
   res.writeHead(status, h as http.OutgoingHttpHeaders);
   res.end(ex.method === "HEAD" ? undefined : body);
   ex.responseBytes += Buffer.byteLength(body);
+}
+
+/**
+ * A gRPC "trailers-only" response: one HEADERS frame with END_STREAM,
+ * which is how gRPC sends an error with no body (the compat API would add
+ * an empty DATA frame, and gRPC clients then miss the status).
+ */
+export function respondTrailersOnly(ex: Exchange, status: number, headers: HeaderBag): void {
+  const stream = (ex.res as http2.Http2ServerResponse).stream;
+  ex.code = status;
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ...(headers as http2.OutgoingHttpHeaders), ":status": status }, { endStream: true });
 }
 
 /** grpc-timeout (`<n><H|M|S|m|u|n>`) in ms. */

@@ -17,6 +17,16 @@ import type { WaypointState } from "./state.js";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** Pipes both ways; either side closing or failing closes the other. */
+function splice(a: Duplex, b: Duplex): void {
+  a.on("error", () => b.destroy());
+  b.on("error", () => a.destroy());
+  a.on("close", () => b.destroy());
+  b.on("close", () => a.destroy());
+  a.pipe(b);
+  b.pipe(a);
+}
+
 export class Listeners {
   private readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
@@ -115,10 +125,7 @@ export class Listeners {
     const target = ep ? { ip: ep.ip, port: ep.port } : meta.dst;
     this.upstream.connect(target, { cluster: cluster ?? "passthrough", ...(meta.peerIdentity ? { sourceIdentity: meta.peerIdentity } : {}) }).then(
       (up) => {
-        up.on("error", () => stream.destroy());
-        stream.on("error", () => up.destroy());
-        stream.pipe(up);
-        up.pipe(stream);
+        splice(stream, up);
       },
       () => stream.destroy(),
     );
@@ -163,10 +170,7 @@ export class Listeners {
         for (let i = 0; i < req.rawHeaders.length; i += 2) headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
         up.write(`${headText}\r\n`);
         if (head.length) up.write(head);
-        up.on("error", () => sock.destroy());
-        sock.on("error", () => up.destroy());
-        up.pipe(sock);
-        sock.pipe(up);
+        splice(sock, up);
       },
       () => deny(503, "Service Unavailable"),
     );

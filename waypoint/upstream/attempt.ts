@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import type { Writable } from "node:stream";
 import type { ReplayableBody } from "../body.js";
 import type { EndpointState } from "../lb/endpoint.js";
-import { downstreamHeaders, type Exchange } from "../exchange.js";
+import { downstreamHeaders, type Exchange, respondTrailersOnly } from "../exchange.js";
 import type { ClusterPool } from "./pool.js";
 
 export type AttemptResult =
@@ -213,6 +213,10 @@ export async function attemptH2(
           commit: () => {
             const res = ex.res as http.ServerResponse; // same surface as Http2ServerResponse here
             ex.code = status;
+            if (trailersOnly && ex.h2) {
+              respondTrailersOnly(ex, status, downstreamHeaders(ex, headers));
+              return waitDone(ex);
+            }
             res.writeHead(status, downstreamHeaders(ex, headers) as http.OutgoingHttpHeaders);
             s.on("data", (c: Buffer) => {
               ex.responseBytes += c.length;
