@@ -83,3 +83,21 @@ t.test("Gateway API: nested listener conditions completed, no top-level observed
   t.same(gc.body.metadata, { name: "ambit-waypoint" });
   t.throws(() => planStatus({ kind: "Nope", name: "x", status: {} }, undefined, now));
 });
+
+t.test("route parents: other controllers' entries are kept (the list is atomic)", async (t) => {
+  const other = { parentRef: { name: "gw", namespace: "x" }, controllerName: "example.com/gw", conditions: [{ type: "Accepted", status: "True", reason: "A", message: "", lastTransitionTime: "2026-01-01T00:00:00Z" }] };
+  const mineBefore = { parentRef: { group: "", kind: "Service", name: "svc" }, controllerName: "ambit.dev/mesh-controller", conditions: [{ type: "Accepted", status: "True", reason: "Accepted", message: "", observedGeneration: 1, lastTransitionTime: "2026-02-02T00:00:00Z" }] };
+  const route = {
+    apiVersion: "gateway.networking.k8s.io/v1",
+    kind: "HTTPRoute" as const,
+    metadata: { name: "r", namespace: "ns", generation: 1 },
+    spec: {},
+    status: { parents: [other, mineBefore] },
+  };
+  const desired = { parents: [{ parentRef: { group: "", kind: "Service", name: "svc" }, controllerName: "ambit.dev/mesh-controller", conditions: [{ type: "Accepted", status: "True" as const, reason: "Accepted" }] }] };
+  const plan = planStatus({ kind: "HTTPRoute", namespace: "ns", name: "r", status: desired }, route, now);
+  t.equal(plan.changed, false, "nothing new to say");
+  const parents = plan.body.status.parents as { controllerName: string; conditions: { lastTransitionTime: string }[] }[];
+  t.same(parents.map((p) => p.controllerName), ["example.com/gw", "ambit.dev/mesh-controller"]);
+  t.equal(parents[1].conditions[0].lastTransitionTime, "2026-02-02T00:00:00Z");
+});

@@ -64,8 +64,18 @@ function complete(desired: unknown, current: unknown, generation: number | undef
         };
       });
     }
-    // Lists of structs (Gateway listeners, route parents): match the current entry at the same index.
     const cur = Array.isArray(current) ? current : [];
+    if (key === "parents") {
+      // Route status.parents is an atomic list shared by every controller
+      // whose Gateways the route names: keep the other controllers' entries.
+      type ParentStatus = { controllerName?: string; parentRef?: unknown };
+      const ours = new Set((desired as ParentStatus[]).map((d) => d.controllerName));
+      const mine = (desired as ParentStatus[]).map((d) =>
+        complete(d, (cur as ParentStatus[]).find((c) => c.controllerName === d.controllerName && covers(d.parentRef, c.parentRef) && covers(c.parentRef, d.parentRef)), generation, now),
+      );
+      return [...(cur as ParentStatus[]).filter((c) => !ours.has(c.controllerName)), ...mine];
+    }
+    // Other lists of structs (Gateway listeners): match the current entry at the same index.
     return desired.map((d, i) => complete(d, cur[i], generation, now));
   }
   if (desired && typeof desired === "object") {
