@@ -30,7 +30,9 @@ interface FortioJson {
 
 /** fortio's -json output → LatencyRun (ok codes: HTTP 200, gRPC SERVING). */
 export function parseFortio(jsonText: string, payloadBytes: number): LatencyRun {
-  const j = JSON.parse(jsonText.slice(jsonText.indexOf("{"))) as FortioJson;
+  // The result is the pretty-printed object; anything before it (log lines) is skipped.
+  const start = jsonText.search(/^\{\s*$/m);
+  const j = JSON.parse(jsonText.slice(start >= 0 ? start : jsonText.indexOf("{"))) as FortioJson;
   const pct = (p: number) => {
     const v = j.DurationHistogram.Percentiles?.find((x) => x.Percentile === p)?.Value;
     return v === undefined ? Number.NaN : v * 1000;

@@ -2,7 +2,11 @@
 import { listedPeers, renderControlPlane, renderMetricTable, renderTargets, TABLES } from "./report.js";
 import type { BenchResults } from "./results.js";
 
-export const CHART_FILES = { latency: "bench/results/latency.svg", cost: "bench/results/cost.svg" } as const;
+export const CHART_FILES = {
+  latency: "bench/results/latency.svg",
+  cpu: "bench/results/cpu.svg",
+  memory: "bench/results/memory.svg",
+} as const;
 
 function method(r: BenchResults): string {
   const s = r.settings;
@@ -93,7 +97,7 @@ the harness and every peer work and asserts no timing).
     peersSection(r),
     method(r),
     "## Results\n",
-    `![latency percentiles per peer](${CHART_FILES.latency})\n\n![cost per peer](${CHART_FILES.cost})\n`,
+    `![latency percentiles per peer](${CHART_FILES.latency})\n\n![CPU per peer](${CHART_FILES.cpu})\n\n![memory per peer](${CHART_FILES.memory})\n`,
     ...TABLES.map((t) => renderMetricTable(r, t)),
     renderControlPlane(r),
     renderTargets(r),

@@ -13,7 +13,8 @@ export function writeReport(r: BenchResults, repoRoot: string): string[] {
   const c = charts(r);
   const files: [string, string][] = [
     [CHART_FILES.latency, renderBarChart(c.latency)],
-    [CHART_FILES.cost, renderBarChart(c.cost)],
+    [CHART_FILES.cpu, renderBarChart(c.cpu)],
+    [CHART_FILES.memory, renderBarChart(c.memory)],
     ["BENCHMARKS.md", renderBenchmarksMd(r)],
   ];
   for (const [rel, text] of files) {

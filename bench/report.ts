@@ -3,7 +3,7 @@
 // and to the reference HAProxy pair measured in the same run.
 import type { PeerName } from "./peers/types.js";
 import type { BenchResults, Cost } from "./results.js";
-import type { BarChart } from "./svg.js";
+import { type BarChart, COLORS } from "./svg.js";
 
 export const PEER_ORDER: readonly PeerName[] = ["direct", "ambit-l4", "ambit-waypoint", "haproxy-tcp", "haproxy-http"];
 /** The reference every "×ref" ratio divides by. */
@@ -240,8 +240,13 @@ export function renderTargets(r: BenchResults): string {
   return `### Targets (reported, not asserted)\n\n| target | measured | |\n|---|---:|---|\n${rows.join("\n")}\n`;
 }
 
-/** Chart data: latency percentiles per peer, and cost per peer. */
-export function charts(r: BenchResults): { latency: BarChart; cost: BarChart } {
+/** Each peer keeps its colour in every chart. */
+export function peerColor(p: PeerName): string {
+  return COLORS[PEER_ORDER.indexOf(p) % COLORS.length] as string;
+}
+
+/** Chart data: latency percentiles per peer; CPU and memory per peer. */
+export function charts(r: BenchResults): { latency: BarChart; cpu: BarChart; memory: BarChart } {
   const measured = listedPeers(r).filter((p) => r.latency[p]);
   const latency: BarChart = {
     title: `Latency at ${r.settings.latency.qps} rps, ${r.settings.latency.connections} connections, 1 KB (lower is better)`,
@@ -249,22 +254,35 @@ export function charts(r: BenchResults): { latency: BarChart; cost: BarChart } {
     groups: ["p50", "p90", "p99", "p99.9"],
     series: measured.map((p) => {
       const l = r.latency[p];
-      return { name: peerLabel(r, p), values: [l?.p50, l?.p90, l?.p99, l?.p999] };
+      return { name: peerLabel(r, p), color: peerColor(p), values: [l?.p50, l?.p90, l?.p99, l?.p999] };
     }),
   };
-  const costPeers = measured.filter((p) => p !== "direct");
-  const cost: BarChart = {
-    title: "Proxy cost per 1,000 rps (both nodes; lower is better)",
-    unit: "vCPU  /  RSS in 100 MB",
-    groups: ["vCPU per 1k rps (fixed rate)", "vCPU per 1k rps (saturated)", "RSS per 1k rps (100 MB)"],
-    series: costPeers.map((p) => ({
+  const proxied = listedPeers(r).filter((p) => p !== "direct" && (r.latency[p] || r.saturation[p] || r.scale[p]));
+  const cpu: BarChart = {
+    title: "Proxy CPU per 1,000 rps, both nodes (lower is better)",
+    unit: "vCPU per 1,000 rps",
+    groups: [`at ${r.settings.latency.qps} rps (fixed rate)`, "at saturation (wrk keep-alive)"],
+    series: proxied.map((p) => ({
       name: peerLabel(r, p),
+      color: peerColor(p),
       values: [
         costPer1k(r.latency[p]?.cost, r.latency[p]?.actualQps)?.vcpu,
         costPer1k(r.saturation[p]?.keepAliveCost, r.saturation[p]?.keepAlive?.rps)?.vcpu,
-        ((v) => (v === undefined ? undefined : v / 100))(costPer1k(r.latency[p]?.cost, r.latency[p]?.actualQps)?.rssMB),
       ],
     })),
   };
-  return { latency, cost };
+  const memory: BarChart = {
+    title: "Proxy memory (RSS), both nodes (lower is better)",
+    unit: "MB",
+    groups: [
+      `at ${r.settings.latency.qps} rps`,
+      `holding ${r.settings.scale.idleConnections.toLocaleString("en-US")} idle connections`,
+    ],
+    series: proxied.map((p) => ({
+      name: peerLabel(r, p),
+      color: peerColor(p),
+      values: [r.latency[p]?.cost.rssMB, r.scale[p]?.rssIdleMB],
+    })),
+  };
+  return { latency, cpu, memory };
 }

@@ -6,10 +6,10 @@ export interface BarChart {
   title: string;
   unit: string;
   groups: string[];
-  series: { name: string; values: (number | undefined)[] }[];
+  series: { name: string; values: (number | undefined)[]; color?: string }[];
 }
 
-const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948"];
+export const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948"];
 
 export function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? c);
@@ -69,7 +69,7 @@ export function renderBarChart(c: BarChart): string {
       if (typeof v !== "number" || !Number.isFinite(v)) return;
       const x = gx + groupW * 0.1 + si * barW;
       const top = y(v);
-      const color = COLORS[si % COLORS.length];
+      const color = s.color ?? COLORS[si % COLORS.length];
       out.push(
         `<rect x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(m.top + plotH - top).toFixed(1)}" fill="${color}"><title>${escapeXml(`${s.name} ${g}: ${fmt(v)} ${c.unit}`)}</title></rect>`,
       );
@@ -91,7 +91,7 @@ export function renderBarChart(c: BarChart): string {
       ly += 16;
     }
     out.push(
-      `<rect x="${lx}" y="${ly - 9}" width="12" height="12" fill="${COLORS[si % COLORS.length]}"/>`,
+      `<rect x="${lx}" y="${ly - 9}" width="12" height="12" fill="${s.color ?? COLORS[si % COLORS.length]}"/>`,
       `<text x="${lx + 16}" y="${ly + 1}">${escapeXml(s.name)}</text>`,
     );
     lx += w;

@@ -1,0 +1,102 @@
+// The benchmark harness's pure parts: parsing the load tools' real output
+// (recorded in bench/fixtures), /proc parsing, the topology plan, the HAProxy
+// pair's configuration and the flags.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import t from "tap";
+import { parseArgs, QUICK } from "../../bench/config.js";
+import { parseFortio, parseH2load, parseIperf, parseWrk } from "../../bench/load.js";
+import { haproxyConfigs, HAPROXY_MAXCONN } from "../../bench/peers/haproxy.js";
+import { parseRss, parseStat } from "../../bench/sampler.js";
+import { planTopology, topologySteps } from "../../bench/topology.js";
+
+const fx = (name: string) => readFileSync(join(process.cwd(), "bench/fixtures", name), "utf8");
+
+t.test("fortio -json, with log lines before it", async (t) => {
+  const r = parseFortio(`{"ts":1,"level":"info","msg":"x"}\nFortio running\n${fx("fortio-http.json")}`, 1024);
+  t.equal(r.count, 100);
+  t.equal(r.errors, 0);
+  t.equal(r.connections, 2);
+  t.equal(r.requestedQps, 100);
+  t.equal(r.p50.toFixed(3), "0.380", "seconds → ms");
+  t.equal(r.p99.toFixed(3), "4.500");
+  t.ok(r.p999 > r.p99);
+  t.ok(Math.abs(r.durationSec - 1) < 0.1);
+});
+
+t.test("wrk, h2load and iperf3 output", async (t) => {
+  const w = parseWrk(fx("wrk-close.txt"));
+  t.same(w, { rps: 6225.81, requests: 6246, durationSec: 1, errors: 0 });
+  const bad = parseWrk("  10 requests in 2.00s, 1KB read\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 5.00\n");
+  t.equal(bad.errors, 10);
+  const h = parseH2load(fx("h2load.txt"));
+  t.equal(h.rps, 12023.57);
+  t.equal(h.requests, 200);
+  t.equal(h.errors, 0);
+  t.equal(h.durationSec.toFixed(5), "0.01663");
+  t.equal(parseIperf(fx("iperf3.json")).toFixed(1), "863.8", "bits/s → MB/s");
+  t.throws(() => parseIperf('{"error":"unable to connect"}'), /unable to connect/);
+});
+
+t.test("/proc/PID/stat and status", async (t) => {
+  // comm with spaces and a parenthesis must not shift the fields.
+  const stat = "1234 (my (odd) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0 100 1000 50";
+  t.same(parseStat(stat), { ppid: 1, utime: 250, stime: 75 });
+  t.equal(parseRss("Name:\tx\nVmRSS:\t   2048 kB\nVmSwap:\t0 kB\n"), 2048 * 1024);
+  t.equal(parseRss("Name:\tkthread\n"), 0);
+});
+
+t.test("topology plan: two nodes, two pods, routed, nothing in the root namespace", async (t) => {
+  const topo = planTopology("ambit-bfeed01-");
+  t.same(topo.namespaces, ["ambit-bfeed01-n1", "ambit-bfeed01-n2", "ambit-bfeed01-cli", "ambit-bfeed01-srv"]);
+  t.ok(topo.namespaces.every((n) => n.length <= 32));
+  const steps = topologySteps(topo);
+  const links = steps.filter((s) => "ip" in s && s.ip[0] === "link");
+  t.equal(links.length, 3, "node-node, and one per pod");
+  for (const l of links) {
+    if (!("ip" in l)) continue;
+    t.equal(l.ip.filter((a) => a === "netns").length, 2, "both ends go straight into our namespaces");
+  }
+  const cmds = steps.flatMap((s) => ("netns" in s ? [`${s.netns}: ${s.cmd.join(" ")}`] : []));
+  t.ok(cmds.includes("ambit-bfeed01-cli: ip route add default via 10.77.1.1"));
+  t.ok(cmds.includes("ambit-bfeed01-n1: ip route add 10.77.2.0/24 via 10.77.0.2"));
+  t.ok(cmds.includes("ambit-bfeed01-n2: sysctl -qw net.ipv4.ip_forward=1"));
+});
+
+t.test("HAProxy pair: mTLS both ways, one thread, HTTP mode only for HTTP ports", async (t) => {
+  const topo = planTopology("ambit-bfeed01-");
+  const certs = { caPem: "/w/ca.crt", clientPem: "/w/client.pem", serverPem: "/w/server.pem" };
+  const tcp = haproxyConfigs("tcp", topo, certs);
+  t.match(tcp.client, /nbthread 1/);
+  t.match(tcp.client, new RegExp(`maxconn ${HAPROXY_MAXCONN}`));
+  t.match(tcp.client, /bind 10\.77\.1\.1:18080\n/);
+  t.match(tcp.client, /server peer 10\.77\.0\.2:28080 ssl crt \/w\/client\.pem ca-file \/w\/ca\.crt verify required/);
+  t.match(tcp.server, /bind 10\.77\.0\.2:28080 ssl crt \/w\/server\.pem ca-file \/w\/ca\.crt verify required/);
+  t.match(tcp.server, /server app 10\.77\.2\.2:8080\n/);
+  t.notMatch(tcp.client, /mode http/);
+  const http = haproxyConfigs("http", topo, certs);
+  t.match(http.client, /frontend out_http\n {2}mode http/);
+  t.match(http.client, /frontend out_iperf\n {2}mode tcp/);
+  t.match(http.client, /bind 10\.77\.1\.1:18079 proto h2/, "gRPC frontend speaks h2c");
+  t.match(http.client, /retry-on conn-failure/);
+  t.match(http.client, /28080 ssl crt .* alpn h2/, "HTTP/2 between the nodes");
+});
+
+t.test("flags", async (t) => {
+  const q = parseArgs(["--quick", "--peers", "direct,haproxy-tcp", "--scenarios", "latency"], "/repo");
+  if (q === "help") throw new Error("unexpected help");
+  t.equal(q.mode, "quick");
+  t.same(q.settings, QUICK);
+  t.same(q.peers, ["direct", "haproxy-tcp"]);
+  t.same([...q.scenarios], ["latency"]);
+  t.equal(q.writeReport, false, "a quick run leaves BENCHMARKS.md alone");
+  t.notMatch(q.resultsPath, /^\/repo/, "nor the committed results");
+  const full = parseArgs([], "/repo");
+  if (full === "help") throw new Error("unexpected help");
+  t.equal(full.resultsPath, "/repo/bench/results/latest.json");
+  t.equal(full.settings.latency.qps, 1000);
+  t.equal(full.settings.latency.durationSec, 60);
+  t.throws(() => parseArgs(["--peers", "envoy"], "/repo"), /--peers: unknown peer 'envoy'/);
+  t.throws(() => parseArgs(["--nope"], "/repo"), /unknown flag '--nope'/);
+  t.equal(parseArgs(["--help"], "/repo"), "help");
+});
