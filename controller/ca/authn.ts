@@ -4,8 +4,8 @@
 // token per node into tokens.json. On a cluster a TokenReview authenticator
 // (the ztunnel's service-account token, node from the bound pod) implements
 // the same interface.
-import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, rename, stat, writeFile } from "node:fs/promises";
 import type { X509Certificate } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
@@ -139,4 +139,20 @@ export class FirstOfAuthenticator implements CallerAuthenticator {
     }
     return null;
   }
+}
+
+/** A fresh node token: 256 random bits, URL-safe. */
+export function newNodeToken(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+/**
+ * Writes tokens.json (token → node) for `ambit up`: owner-only, replaced
+ * atomically so the CA never reads half a file.
+ */
+export async function writeTokenFile(path: string, tokens: Record<string, string>): Promise<void> {
+  parseTokenFile(JSON.stringify(tokens), path); // the same checks as the reader
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, `${JSON.stringify(tokens, null, 2)}\n`, { mode: 0o600 });
+  await rename(tmp, path);
 }

@@ -133,3 +133,18 @@ export function register(server: grpc.Server, deps: CaServiceDeps): void {
   };
   server.addService(grpcServiceDefinition(IstioCertificateService), impl);
 }
+
+/**
+ * TLS credentials for the controller's 15012: a serving certificate from the
+ * CA itself (so proxies need only the mesh root to trust it).
+ */
+export async function tlsServerCredentials(
+  ca: CertificateAuthority,
+  names: { dnsNames?: string[]; ips?: string[] },
+): Promise<{ credentials: grpc.ServerCredentials; notAfter: Date }> {
+  const serving = await ca.issueServing(names);
+  const credentials = grpc.ServerCredentials.createSsl(null, [
+    { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem.join("")) },
+  ]);
+  return { credentials, notAfter: serving.notAfter };
+}

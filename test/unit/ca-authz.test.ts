@@ -1,7 +1,7 @@
 // The CA's decisions without the network: which identity a request asks for,
 // whether the caller's node may have it, who the caller is (tokens.json), and
 // the handler under fuzzed input (it refuses; it never signs what it should not).
-import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -9,7 +9,14 @@ import { create } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import t from "tap";
 import { CertificateAuthority } from "../../controller/ca/authority.js";
-import { bearerToken, FirstOfAuthenticator, StaticTokenAuthenticator, TokenFileAuthenticator } from "../../controller/ca/authn.js";
+import {
+  bearerToken,
+  FirstOfAuthenticator,
+  newNodeToken,
+  StaticTokenAuthenticator,
+  TokenFileAuthenticator,
+  writeTokenFile,
+} from "../../controller/ca/authn.js";
 import { authorizeIdentity, requestedIdentity } from "../../controller/ca/authz.js";
 import { CaRefusal, createCertificateHandler } from "../../controller/ca/service.js";
 import { IstioCertificateRequestSchema } from "../../core/gen/citadel_pb.js";
@@ -87,6 +94,15 @@ t.test("tokens.json: read when it changes; a bad file keeps the last good tokens
   t.match(auth.lastError, { message: /shorter than 16/ });
   await rm(file);
   t.equal(await auth.authenticate(md(NODE1_TOKEN)), null, "file removed: nobody");
+
+  // What `ambit up` does: fresh tokens, written owner-only.
+  const fresh = newNodeToken();
+  t.ok(fresh.length >= 43, "256-bit token");
+  t.not(fresh, newNodeToken());
+  await writeTokenFile(file, { [fresh]: "node-1" });
+  t.equal((await stat(file)).mode & 0o777, 0o600);
+  t.same(await auth.authenticate(md(fresh)), { node: "node-1", via: "token" });
+  await t.rejects(writeTokenFile(file, { x: "node-1" }), { code: "CONFIG" }, "a short token is not written");
 });
 
 t.test("the handler under fuzzed requests: refuses with a reason, never signs a foreign identity", async (t) => {

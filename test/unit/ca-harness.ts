@@ -13,7 +13,7 @@ import { x509 } from "../../core/identity/peculiar.js";
 import { CertificateAuthority } from "../../controller/ca/authority.js";
 import { StaticTokenAuthenticator } from "../../controller/ca/authn.js";
 import type { PodIdentity } from "../../controller/ca/authz.js";
-import { register } from "../../controller/ca/service.js";
+import { register, tlsServerCredentials } from "../../controller/ca/service.js";
 
 export const TD = "cluster.local";
 export const NODE1_TOKEN = "node-1-token-0123456789abcdef";
@@ -64,10 +64,7 @@ export async function startCa(opts: StartCaOptions): Promise<RunningCa> {
   const authenticator = new StaticTokenAuthenticator({ [NODE1_TOKEN]: "node-1", [NODE2_TOKEN]: "node-2" });
   let creds = grpc.ServerCredentials.createInsecure();
   if (opts.tls) {
-    const serving = await ca.issueServing({ dnsNames: ["localhost", "ambit-controller.ambit-system.svc"], ips: ["127.0.0.1"] });
-    creds = grpc.ServerCredentials.createSsl(null, [
-      { private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem.join("\n")) },
-    ]);
+    creds = (await tlsServerCredentials(ca, { dnsNames: ["localhost", "ambit-controller.ambit-system.svc"], ips: ["127.0.0.1"] })).credentials;
   }
   const make = () => {
     const server = new grpc.Server();
