@@ -20,9 +20,20 @@ import type { AuthzMatch, AuthzPolicy, AuthzRule, CidrMatch, StringMatch } from 
 import type { AuthorizationPolicy, AuthorizationRule } from "../provider/objects.js";
 import type { TranslateContext } from "./context.js";
 
-const L4_WHEN_KEYS = new Set(["source.ip", "source.namespace", "source.principal", "destination.ip", "destination.port"]);
+const L4_WHEN_KEYS = new Set([
+  "source.ip",
+  "source.namespace",
+  "source.principal",
+  "destination.ip",
+  "destination.port",
+]);
 const HTTP_OPERATION_FIELDS = ["hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"] as const;
-const HTTP_SOURCE_FIELDS = ["remoteIpBlocks", "notRemoteIpBlocks", "requestPrincipals", "notRequestPrincipals"] as const;
+const HTTP_SOURCE_FIELDS = [
+  "remoteIpBlocks",
+  "notRemoteIpBlocks",
+  "requestPrincipals",
+  "notRequestPrincipals",
+] as const;
 
 /** Istio's string matching: "*" any (present), "*x" suffix, "x*" prefix, else exact. */
 export function stringMatch(v: string): StringMatch {
@@ -45,7 +56,8 @@ function ports(values: (string | number)[] | undefined, field: string): number[]
   if (!values?.length) return undefined;
   return values.map((v, i) => {
     const s = String(v);
-    if (!/^[0-9]+$/.test(s) || Number(s) > 65535) throw new InvalidValue(`${field}[${i}]`, `must be a port number 0-65535, got ${JSON.stringify(v)}`);
+    if (!/^[0-9]+$/.test(s) || Number(s) > 65535)
+      throw new InvalidValue(`${field}[${i}]`, `must be a port number 0-65535, got ${JSON.stringify(v)}`);
     return Number(s);
   });
 }
@@ -68,11 +80,16 @@ function strings(values: string[] | undefined): StringMatch[] | undefined {
   return values?.length ? values.map(stringMatch) : undefined;
 }
 
-function serviceAccounts(values: string[] | undefined, policyNs: string): { namespace: string; serviceAccount: string }[] | undefined {
+function serviceAccounts(
+  values: string[] | undefined,
+  policyNs: string,
+): { namespace: string; serviceAccount: string }[] | undefined {
   if (!values?.length) return undefined;
   return values.map((v) => {
     const slash = v.indexOf("/");
-    return slash >= 0 ? { namespace: v.slice(0, slash), serviceAccount: v.slice(slash + 1) } : { namespace: policyNs, serviceAccount: v };
+    return slash >= 0
+      ? { namespace: v.slice(0, slash), serviceAccount: v.slice(slash + 1) }
+      : { namespace: policyNs, serviceAccount: v };
   });
 }
 
@@ -95,7 +112,10 @@ function convertRule(r: AuthorizationRule, f: string, policyNs: string): Convert
     const op = to.operation ?? {};
     const base = `${f}.to[${i}].operation`;
     for (const k of HTTP_OPERATION_FIELDS) if (op[k]?.length) httpFields.push(`${base}.${k}`);
-    return compact({ destinationPorts: ports(op.ports, `${base}.ports`), notDestinationPorts: ports(op.notPorts, `${base}.notPorts`) });
+    return compact({
+      destinationPorts: ports(op.ports, `${base}.ports`),
+      notDestinationPorts: ports(op.notPorts, `${base}.notPorts`),
+    });
   });
   const fromMatches = (r.from ?? []).map((from, i) => {
     const s = from.source ?? {};
@@ -153,17 +173,29 @@ function convertRule(r: AuthorizationRule, f: string, policyNs: string): Convert
 }
 
 /** Converts one policy; undefined when it is not for ztunnel or is invalid (then an error is recorded). */
-export function translateAuthorizationPolicy(ctx: TranslateContext, p: AuthorizationPolicy): AuthzPolicy | undefined {
+export function translateAuthorizationPolicy(
+  ctx: TranslateContext,
+  p: AuthorizationPolicy,
+): AuthzPolicy | undefined {
   const spec = p.spec ?? {};
   if (spec.targetRef || spec.targetRefs?.length) return undefined; // enforced by the waypoint it targets
   const ns = p.metadata.namespace ?? "default";
   const actionIn = spec.action ?? "ALLOW";
   if (actionIn !== "ALLOW" && actionIn !== "DENY") {
-    ctx.error("INVALID_FIELD", p, "spec.action", `${actionIn} is not supported (ALLOW or DENY); the policy is not applied`);
+    ctx.error(
+      "INVALID_FIELD",
+      p,
+      "spec.action",
+      `${actionIn} is not supported (ALLOW or DENY); the policy is not applied`,
+    );
     return undefined;
   }
   const action = actionIn === "ALLOW" ? "allow" : "deny";
-  const scope: AuthzPolicy["scope"] = spec.selector ? "workload" : ns === ctx.opts.rootNamespace ? "global" : "namespace";
+  const scope: AuthzPolicy["scope"] = spec.selector
+    ? "workload"
+    : ns === ctx.opts.rootNamespace
+      ? "global"
+      : "namespace";
   const rules: AuthzRule[] = [];
   const httpFields: string[] = [];
   try {

@@ -1,7 +1,13 @@
 // What every translation step shares: options, lookups over the snapshot,
 // and error/warning collection that names the object, its file and the field.
-import { ObjectError, type ErrorCode } from "../../core/errors/errors.js";
-import { objectRef, type ClusterSnapshot, type Gateway, type KubeObject, type Namespace } from "../provider/objects.js";
+import { type ErrorCode, ObjectError } from "../../core/errors/errors.js";
+import {
+  type ClusterSnapshot,
+  type Gateway,
+  type KubeObject,
+  type Namespace,
+  objectRef,
+} from "../provider/objects.js";
 
 export interface TranslateOptions {
   trustDomain: string;
@@ -36,7 +42,12 @@ export class TranslateContext {
 
   private make(code: ErrorCode, o: KubeObject, field: string | undefined, reason: string): ObjectError {
     const file = this.snapshot.sources?.[objectRef(o)];
-    return new ObjectError(code, { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, file }, field, reason);
+    return new ObjectError(
+      code,
+      { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, file },
+      field,
+      reason,
+    );
   }
 
   /** An error: the object (or the part named) is not translated. Reported once per distinct message. */
@@ -65,7 +76,10 @@ export class TranslateContext {
 }
 
 /** Kubernetes equality-based label selection; an empty selector selects everything. */
-export function labelsMatch(selector: Record<string, string> | undefined, labels: Record<string, string> | undefined): boolean {
+export function labelsMatch(
+  selector: Record<string, string> | undefined,
+  labels: Record<string, string> | undefined,
+): boolean {
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector)) if (labels?.[k] !== v) return false;
   return true;

@@ -3,19 +3,29 @@
 // invalid fields are skipped with an error naming object and field; the rest
 // translates. Waypoint (L7) configuration is translated in waypoint*.ts.
 import type { ObjectError } from "../../core/errors/errors.js";
-import { policyKey, type AuthzPolicy, type MeshService, type MeshWorkload } from "../../core/model/types.js";
+import { type AuthzPolicy, type MeshService, type MeshWorkload, policyKey } from "../../core/model/types.js";
 import type { ClusterSnapshot } from "../provider/objects.js";
 import { translateAuthorizationPolicy } from "./authorization.js";
-import { DEFAULT_TRANSLATE_OPTIONS, labelsMatch, TranslateContext, type TranslateOptions } from "./context.js";
+import {
+  DEFAULT_TRANSLATE_OPTIONS,
+  labelsMatch,
+  TranslateContext,
+  type TranslateOptions,
+} from "./context.js";
 import { PeerAuthnIndex } from "./peer-authentication.js";
 import { translateService } from "./services.js";
 import { translatePod } from "./workloads.js";
 
-export { DEFAULT_TRANSLATE_OPTIONS, labelsMatch, TranslateContext, type TranslateOptions } from "./context.js";
-export { appProtocolOf, serviceVips, targetPortOf } from "./services.js";
-export { isHealthy, podIps, tunnelOf, workloadMeta } from "./workloads.js";
-export { waypointAddress } from "./use-waypoint.js";
+export {
+  DEFAULT_TRANSLATE_OPTIONS,
+  labelsMatch,
+  TranslateContext,
+  type TranslateOptions,
+} from "./context.js";
 export { STATIC_STRICT_POLICY_NAME } from "./peer-authentication.js";
+export { appProtocolOf, serviceVips, targetPortOf } from "./services.js";
+export { waypointAddress } from "./use-waypoint.js";
+export { isHealthy, podIps, tunnelOf, workloadMeta } from "./workloads.js";
 
 export interface TranslateResult {
   workloads: MeshWorkload[];
@@ -28,7 +38,10 @@ export interface TranslateResult {
   warnings: ObjectError[];
 }
 
-export function translate(snapshot: ClusterSnapshot, options: Partial<TranslateOptions> = {}): TranslateResult {
+export function translate(
+  snapshot: ClusterSnapshot,
+  options: Partial<TranslateOptions> = {},
+): TranslateResult {
   const ctx = new TranslateContext(snapshot, { ...DEFAULT_TRANSLATE_OPTIONS, ...options });
   const root = ctx.opts.rootNamespace;
 
@@ -39,14 +52,21 @@ export function translate(snapshot: ClusterSnapshot, options: Partial<TranslateO
     return out ? [{ source: p, policy: out }] : [];
   });
   const peerAuthn = new PeerAuthnIndex(ctx, snapshot.peerAuthentications);
-  const policies = [...authz.map((a) => a.policy), ...peerAuthn.policies()].sort((a, b) => cmp(policyKey(a), policyKey(b)));
+  const policies = [...authz.map((a) => a.policy), ...peerAuthn.policies()].sort((a, b) =>
+    cmp(policyKey(a), policyKey(b)),
+  );
 
   const warnedNs = new Set<string>();
   const workloads = snapshot.pods.flatMap((pod) => {
     const ns = pod.metadata.namespace ?? "default";
     if (ns !== "default" && !ctx.namespaces.has(ns) && !warnedNs.has(ns)) {
       warnedNs.add(ns);
-      ctx.warn("MISSING_REFERENCE", pod, "metadata.namespace", `Namespace ${ns} is not defined; its pods are treated as not enrolled`);
+      ctx.warn(
+        "MISSING_REFERENCE",
+        pod,
+        "metadata.namespace",
+        `Namespace ${ns} is not defined; its pods are treated as not enrolled`,
+      );
     }
     // istiod: selected workload-scoped AuthorizationPolicies (own or root namespace), sorted, then the PeerAuthentication-derived keys.
     const selected = authz

@@ -45,7 +45,14 @@ function sortedPortEntries(p: PeerAuthentication): [number, Mtls][] {
 }
 
 export function staticStrictPolicy(rootNamespace: string): AuthzPolicy {
-  return { name: STATIC_STRICT_POLICY_NAME, namespace: rootNamespace, scope: "workload", action: "deny", rules: [NO_IDENTITY], dryRun: false };
+  return {
+    name: STATIC_STRICT_POLICY_NAME,
+    namespace: rootNamespace,
+    scope: "workload",
+    action: "deny",
+    rules: [NO_IDENTITY],
+    dryRun: false,
+  };
 }
 
 export function convertedPolicyName(p: PeerAuthentication): string {
@@ -98,10 +105,15 @@ export class PeerAuthnIndex {
         const parentStrict =
           isStrict(mtls) ||
           (isUnset(mtls) && nsCfg !== undefined && isStrict(nsCfg.spec?.mtls)) ||
-          (isUnset(mtls) && (nsCfg === undefined || isUnset(nsCfg.spec?.mtls)) && rootCfg !== undefined && isStrict(rootCfg.spec?.mtls));
+          (isUnset(mtls) &&
+            (nsCfg === undefined || isUnset(nsCfg.spec?.mtls)) &&
+            rootCfg !== undefined &&
+            isStrict(rootCfg.spec?.mtls));
         if (parentStrict) continue; // the parent policy already enforces it
         // Each STRICT port is its own OR'd rule: deny no-identity traffic to that port.
-        portRules.push({ clauses: [{ matches: [{ notPrincipals: [{ presence: true }], destinationPorts: [port] }] }] });
+        portRules.push({
+          clauses: [{ matches: [{ notPrincipals: [{ presence: true }], destinationPorts: [port] }] }],
+        });
       } else if (isPermissive(pm) || isDisable(pm)) {
         if (isPermissive(mtls) || isDisable(mtls)) continue;
         if (
@@ -120,13 +132,22 @@ export class PeerAuthnIndex {
     if (isStrict(mtls) && !foundNonStrictPort) return undefined; // plain STRICT: the static policy covers it
     if (rules.length === 0 && portRules.length === 0) return undefined;
     const mergeStrict =
-      (rootCfg !== undefined && isStrict(rootCfg.spec?.mtls) && (nsCfg === undefined || isUnset(nsCfg.spec?.mtls) || isStrict(nsCfg.spec?.mtls))) ||
+      (rootCfg !== undefined &&
+        isStrict(rootCfg.spec?.mtls) &&
+        (nsCfg === undefined || isUnset(nsCfg.spec?.mtls) || isStrict(nsCfg.spec?.mtls))) ||
       (nsCfg !== undefined && isStrict(nsCfg.spec?.mtls));
     if (mergeStrict && foundNonStrictPort) rules.push(NO_IDENTITY);
     // istiod's groups: the per-port STRICT groups, then one group AND-ing `rules`.
     const groups: AuthzRule[] = [...portRules];
     if (rules.length > 0) groups.push({ clauses: rules.flatMap((r) => r.clauses) });
-    return { name: convertedPolicyName(p), namespace: ns, scope: "workload", action: "deny", rules: groups, dryRun: false };
+    return {
+      name: convertedPolicyName(p),
+      namespace: ns,
+      scope: "workload",
+      action: "deny",
+      rules: groups,
+      dryRun: false,
+    };
   }
 
   /** istiod's convertedSelectorPeerAuthentications: the PeerAuthentication-derived policy keys of one pod. */
@@ -144,7 +165,11 @@ export class PeerAuthnIndex {
         if (pns === root) {
           if (older(p, meshCfg)) meshCfg = p;
         } else if (pns === ns && older(p, nsCfg)) nsCfg = p;
-      } else if (pns === ns && pns !== root && labelsMatch(p.spec.selector?.matchLabels, pod.metadata.labels)) {
+      } else if (
+        pns === ns &&
+        pns !== root &&
+        labelsMatch(p.spec.selector?.matchLabels, pod.metadata.labels)
+      ) {
         if (older(p, wlCfg)) wlCfg = p;
       }
     }

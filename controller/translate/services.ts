@@ -62,7 +62,14 @@ export function translateService(ctx: TranslateContext, s: Service): MeshService
     if (p.name) out.name = p.name;
     return out;
   });
-  const svc: MeshService = { key: `${ns}/${hostname}`, name: s.metadata.name, namespace: ns, hostname, vips: serviceVips(s), ports };
+  const svc: MeshService = {
+    key: `${ns}/${hostname}`,
+    name: s.metadata.name,
+    namespace: ns,
+    hostname,
+    vips: serviceVips(s),
+    ports,
+  };
   if (ctx.opts.network) svc.network = ctx.opts.network;
   const waypoint = serviceWaypoint(ctx, s);
   if (waypoint) svc.waypoint = waypoint;

@@ -6,12 +6,12 @@
 // workload | all | none) says which kind of traffic it takes.
 import type { GatewayAddress } from "../../core/model/types.js";
 import {
-  LABEL_USE_WAYPOINT,
-  WAYPOINT_GATEWAY_CLASS,
   type Gateway,
   type KubeObject,
+  LABEL_USE_WAYPOINT,
   type Pod,
   type Service,
+  WAYPOINT_GATEWAY_CLASS,
 } from "../provider/objects.js";
 import type { TranslateContext } from "./context.js";
 
@@ -22,12 +22,18 @@ export const HBONE_PORT = 15008;
 type TrafficKind = "service" | "workload";
 
 /** The Gateway an object asks for through its own labels: a name, "none", or nothing. */
-function requested(o: KubeObject | undefined): { gateway: string; namespace: string; from: KubeObject } | "none" | undefined {
+function requested(
+  o: KubeObject | undefined,
+): { gateway: string; namespace: string; from: KubeObject } | "none" | undefined {
   const labels = o?.metadata.labels;
   const name = labels?.[LABEL_USE_WAYPOINT];
   if (!o || name === undefined || name === "") return undefined;
   if (name === "none") return "none";
-  return { gateway: name, namespace: labels?.[LABEL_USE_WAYPOINT_NAMESPACE] || o.metadata.namespace || o.metadata.name, from: o };
+  return {
+    gateway: name,
+    namespace: labels?.[LABEL_USE_WAYPOINT_NAMESPACE] || o.metadata.namespace || o.metadata.name,
+    from: o,
+  };
 }
 
 function waypointFor(g: Gateway): string {
@@ -37,7 +43,10 @@ function waypointFor(g: Gateway): string {
 function isSelf(o: KubeObject, gw: { gateway: string; namespace: string }): boolean {
   // The waypoint's own Service and pods never go through themselves.
   if (o.kind === "Service") return o.metadata.name === gw.gateway && o.metadata.namespace === gw.namespace;
-  return o.metadata.labels?.["gateway.networking.k8s.io/gateway-name"] === gw.gateway && o.metadata.namespace === gw.namespace;
+  return (
+    o.metadata.labels?.["gateway.networking.k8s.io/gateway-name"] === gw.gateway &&
+    o.metadata.namespace === gw.namespace
+  );
 }
 
 /** The address ztunnels send to: an IP the Gateway declares, else its Service hostname (as istiod does). */
@@ -47,7 +56,10 @@ export function waypointAddress(ctx: TranslateContext, g: Gateway): GatewayAddre
   );
   const ns = g.metadata.namespace ?? "default";
   if (declared) return { address: declared.value, hboneMtlsPort: HBONE_PORT };
-  return { hostname: { namespace: ns, hostname: ctx.serviceHostname(g.metadata.name, ns) }, hboneMtlsPort: HBONE_PORT };
+  return {
+    hostname: { namespace: ns, hostname: ctx.serviceHostname(g.metadata.name, ns) },
+    hboneMtlsPort: HBONE_PORT,
+  };
 }
 
 function resolve(ctx: TranslateContext, o: Service | Pod, kind: TrafficKind): GatewayAddress | undefined {
@@ -59,7 +71,12 @@ function resolve(ctx: TranslateContext, o: Service | Pod, kind: TrafficKind): Ga
   const field = `metadata.labels[${LABEL_USE_WAYPOINT}]`;
   const gw = ctx.gateways.get(`${want.namespace}/${want.gateway}`);
   if (!gw) {
-    ctx.error("MISSING_REFERENCE", want.from, field, `Gateway ${want.namespace}/${want.gateway} does not exist; no waypoint is used`);
+    ctx.error(
+      "MISSING_REFERENCE",
+      want.from,
+      field,
+      `Gateway ${want.namespace}/${want.gateway} does not exist; no waypoint is used`,
+    );
     return undefined;
   }
   if (gw.spec.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) {

@@ -56,22 +56,29 @@ function canonical(pod: Pod, workloadName: string): { name: string; revision: st
   const l = pod.metadata.labels ?? {};
   return {
     name: l["service.istio.io/canonical-name"] ?? l["app.kubernetes.io/name"] ?? l.app ?? workloadName,
-    revision: l["service.istio.io/canonical-revision"] ?? l["app.kubernetes.io/version"] ?? l.version ?? "latest",
+    revision:
+      l["service.istio.io/canonical-revision"] ?? l["app.kubernetes.io/version"] ?? l.version ?? "latest",
   };
 }
 
 /** The ports this pod backs for each Service that selects it; named target ports resolved from its containers. */
-function servicePorts(ctx: TranslateContext, pod: Pod, services: Service[]): Record<string, WorkloadServicePort[]> {
+function servicePorts(
+  ctx: TranslateContext,
+  pod: Pod,
+  services: Service[],
+): Record<string, WorkloadServicePort[]> {
   const out: Record<string, WorkloadServicePort[]> = {};
   const named = new Map<string, number>();
   for (const c of pod.spec.containers) {
-    for (const p of c.ports ?? []) if (p.name && (p.protocol ?? "TCP") === "TCP") named.set(p.name, p.containerPort);
+    for (const p of c.ports ?? [])
+      if (p.name && (p.protocol ?? "TCP") === "TCP") named.set(p.name, p.containerPort);
   }
   for (const s of services) {
     const ns = s.metadata.namespace ?? "default";
     if (ns !== (pod.metadata.namespace ?? "default") || s.spec.type === "ExternalName") continue;
     const selector = s.spec.selector;
-    if (!selector || Object.keys(selector).length === 0 || !labelsMatch(selector, pod.metadata.labels)) continue;
+    if (!selector || Object.keys(selector).length === 0 || !labelsMatch(selector, pod.metadata.labels))
+      continue;
     const ports: WorkloadServicePort[] = [];
     for (const p of meshPorts(s)) {
       const t = targetPortOf(p);
@@ -84,7 +91,11 @@ function servicePorts(ctx: TranslateContext, pod: Pod, services: Service[]): Rec
   return out;
 }
 
-export function translatePod(ctx: TranslateContext, pod: Pod, policyKeys: string[]): MeshWorkload | undefined {
+export function translatePod(
+  ctx: TranslateContext,
+  pod: Pod,
+  policyKeys: string[],
+): MeshWorkload | undefined {
   const ips = podIps(pod);
   const phase = pod.status?.phase;
   if (ips.length === 0 || phase === "Succeeded" || phase === "Failed") return undefined;

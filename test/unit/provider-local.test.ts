@@ -135,11 +135,21 @@ t.test("an object that becomes invalid keeps its last good version; others updat
   const dir = await tempDir(t);
   await writeFile(join(dir, "all.yaml"), `${NS}---\n${service("a")}---\n${service("b")}`);
   const p = await started(t, dir);
-  const next = snapshotWhere(p, (s) => s.services.find((x) => x.metadata.name === "b")?.spec.ports?.[0]?.port === 81);
+  const next = snapshotWhere(
+    p,
+    (s) => s.services.find((x) => x.metadata.name === "b")?.spec.ports?.[0]?.port === 81,
+  );
   await writeFile(join(dir, "all.yaml"), `${NS}---\n${service("a", 70000)}---\n${service("b", 81)}`);
   const s = await next;
-  t.equal(s.services.find((x) => x.metadata.name === "a")?.spec.ports?.[0]?.port, 80, "a keeps its last good port");
-  t.match(p.errors()[0]?.message, "Service demo/a (all.yaml): field spec.ports[0].port: must be at most 65535, got 70000");
+  t.equal(
+    s.services.find((x) => x.metadata.name === "a")?.spec.ports?.[0]?.port,
+    80,
+    "a keeps its last good port",
+  );
+  t.match(
+    p.errors()[0]?.message,
+    "Service demo/a (all.yaml): field spec.ports[0].port: must be at most 65535, got 70000",
+  );
 });
 
 t.test("a duplicate object is refused, naming both files", async (t) => {
@@ -173,7 +183,10 @@ t.test("Deployment pods have generated names, stable across reloads and provider
   const afterScale = names((await scaled).pods);
   for (const n of first) t.ok(afterScale.includes(n), `${n} survives scaling up`);
 
-  const rolled = snapshotWhere(p1, (s) => s.pods.length === 3 && !s.pods.some((x) => first.includes(x.metadata.name)));
+  const rolled = snapshotWhere(
+    p1,
+    (s) => s.pods.length === 3 && !s.pods.some((x) => first.includes(x.metadata.name)),
+  );
   await writeFile(join(dir, "app.yaml"), `${NS}---\n${deployment("web", 3, "serve-v2")}`);
   await rolled;
   t.pass("a new template yields new pod names, as a rollout does");
@@ -214,13 +227,25 @@ spec:${tpl("migrate", "Never")}
   const s = p.snapshot();
   t.same(names(s.pods.filter((x) => x.metadata.labels?.app === "db")), ["db-0", "db-1"]);
   t.equal(s.pods.find((x) => x.metadata.name === "db-1")?.spec.hostname, "db-1");
-  t.equal(s.pods.filter((x) => x.metadata.labels?.app === "agent").length, 0, "no nodes known: no DaemonSet pods");
+  t.equal(
+    s.pods.filter((x) => x.metadata.labels?.app === "agent").length,
+    0,
+    "no nodes known: no DaemonSet pods",
+  );
   const job = s.pods.filter((x) => x.metadata.labels?.app === "migrate");
   t.equal(job.length, 1);
   t.equal(job[0]?.metadata.labels?.["job-name"], "migrate");
 
-  const withNodes = snapshotWhere(p, (s) => s.pods.filter((x) => x.metadata.labels?.app === "agent").length === 2);
-  p.setFacts({ nodes: new Map([["node-1", { address: "172.30.0.1" }], ["node-2", { address: "172.30.0.2" }]]) });
+  const withNodes = snapshotWhere(
+    p,
+    (s) => s.pods.filter((x) => x.metadata.labels?.app === "agent").length === 2,
+  );
+  p.setFacts({
+    nodes: new Map([
+      ["node-1", { address: "172.30.0.1" }],
+      ["node-2", { address: "172.30.0.2" }],
+    ]),
+  });
   const agents = (await withNodes).pods.filter((x) => x.metadata.labels?.app === "agent");
   t.same(agents.map((a) => a.spec.nodeName).sort(), ["node-1", "node-2"], "one DaemonSet pod per node");
 });
@@ -278,7 +303,7 @@ t.test("Services without a clusterIP get a VIP that stays stable across reloads"
 });
 
 t.test("start() fails clearly on a missing directory", async (t) => {
-  const p = new LocalProvider({ dir: join(tmpdir(), "ambit-does-not-exist-" + process.pid) });
+  const p = new LocalProvider({ dir: join(tmpdir(), `ambit-does-not-exist-${process.pid}`) });
   t.teardown(() => p.close());
   await t.rejects(p.start(), { code: "CONFIG", message: /cannot read config directory/ });
 });
@@ -306,15 +331,18 @@ just a string
   t.match(r.errors[0]?.message, "document #3 (f.yaml): is not a mapping");
 });
 
-t.test("examples/demo reads cleanly: a client on node-1, a server on node-2 behind Service server", async (t) => {
-  const p = await started(t, join(process.cwd(), "examples/demo"));
-  t.same(p.errors(), []);
-  const s = p.snapshot();
-  t.same(
-    s.pods.map((x) => `${x.metadata.labels?.app}@${x.spec.nodeName}`),
-    ["client@node-1", "server@node-2"],
-  );
-  const svc = s.services.find((x) => x.metadata.name === "server");
-  t.same(svc?.spec.ports?.[0], { name: "http", port: 80, targetPort: "http" });
-  t.equal(s.namespaces[0]?.metadata.labels?.["ambit.dev/dataplane-mode"], "ambient");
-});
+t.test(
+  "examples/demo reads cleanly: a client on node-1, a server on node-2 behind Service server",
+  async (t) => {
+    const p = await started(t, join(process.cwd(), "examples/demo"));
+    t.same(p.errors(), []);
+    const s = p.snapshot();
+    t.same(
+      s.pods.map((x) => `${x.metadata.labels?.app}@${x.spec.nodeName}`),
+      ["client@node-1", "server@node-2"],
+    );
+    const svc = s.services.find((x) => x.metadata.name === "server");
+    t.same(svc?.spec.ports?.[0], { name: "http", port: 80, targetPort: "http" });
+    t.equal(s.namespaces[0]?.metadata.labels?.["ambit.dev/dataplane-mode"], "ambient");
+  },
+);

@@ -28,13 +28,17 @@ async function readInput(dir: string): Promise<{ file: string; text: string }[]>
 }
 
 /** The case's snapshot (input parsed, facts merged) and the provider's errors as messages. */
-export async function loadCase(dir: string): Promise<{ snapshot: ClusterSnapshot; providerErrors: string[] }> {
+export async function loadCase(
+  dir: string,
+): Promise<{ snapshot: ClusterSnapshot; providerErrors: string[] }> {
   const parsed = (await readInput(dir)).map(({ file, text }) => ({ file, parse: parseFile(text, file) }));
   const { snapshot, errors: assembleErrors } = assembleSnapshot(
     parsed.map((p) => ({ file: p.file, objects: p.parse.objects })),
     readFacts(dir),
   );
-  const providerErrors = [...parsed.flatMap((p) => p.parse.errors), ...assembleErrors].map((e) => `${e.code}: ${e.message}`);
+  const providerErrors = [...parsed.flatMap((p) => p.parse.errors), ...assembleErrors].map(
+    (e) => `${e.code}: ${e.message}`,
+  );
   return { snapshot, providerErrors };
 }
 

@@ -4,15 +4,15 @@
 // Pure apart from the VIP allocation memory the caller passes in.
 import { ObjectError } from "../../../core/errors/errors.js";
 import {
-  emptySnapshot,
-  objectRef,
-  SNAPSHOT_FIELD_BY_KIND,
   type AnyObject,
   type ClusterSnapshot,
+  emptySnapshot,
   type LiveFacts,
   type Node,
+  objectRef,
   type Pod,
   type Service,
+  SNAPSHOT_FIELD_BY_KIND,
   type WorkloadObject,
 } from "../objects.js";
 import { expandWorkload } from "./expand.js";
@@ -102,7 +102,12 @@ function mergeNodeFacts(snapshot: ClusterSnapshot, facts: LiveFacts): void {
   for (const [name, f] of facts.nodes) {
     let node = byName.get(name);
     if (!node) {
-      node = { apiVersion: "v1", kind: "Node", metadata: { name, uid: stableUid(`Node ${name}`) }, status: { addresses: [] } };
+      node = {
+        apiVersion: "v1",
+        kind: "Node",
+        metadata: { name, uid: stableUid(`Node ${name}`) },
+        status: { addresses: [] },
+      };
       snapshot.nodes.push(node);
       byName.set(name, node);
     }
@@ -168,11 +173,14 @@ function setVip(s: Service, ip: string): void {
  * wins; readiness from the runner wins over the YAML (it is observed).
  */
 export function applyPodFacts(pods: Pod[], nodes: Node[], facts: LiveFacts): void {
-  const nodeAddress = new Map(nodes.map((n) => [n.metadata.name, n.status?.addresses?.find((a) => a.type === "InternalIP")?.address]));
+  const nodeAddress = new Map(
+    nodes.map((n) => [n.metadata.name, n.status?.addresses?.find((a) => a.type === "InternalIP")?.address]),
+  );
   for (const pod of pods) {
     const f = facts.pods.get(`${pod.metadata.namespace}/${pod.metadata.name}`);
     if (f?.node && !pod.spec.nodeName) pod.spec.nodeName = f.node;
-    const status = (pod.status ??= {});
+    pod.status ??= {};
+    const status = pod.status;
     if (f?.ip && !status.podIP && !status.podIPs?.length) status.podIP = f.ip;
     if (status.podIP && !status.podIPs?.length) status.podIPs = [{ ip: status.podIP }];
     if (!status.podIP && status.podIPs?.length) status.podIP = status.podIPs[0]!.ip;

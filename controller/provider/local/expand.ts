@@ -125,7 +125,10 @@ function expandDeployment(d: Deployment): Expansion {
   const rsName = `${d.metadata.name}-${hash}`;
   const template: PodTemplateSpec = {
     ...d.spec.template,
-    metadata: { ...d.spec.template.metadata, labels: { ...(d.spec.template.metadata?.labels ?? {}), "pod-template-hash": hash } },
+    metadata: {
+      ...d.spec.template.metadata,
+      labels: { ...(d.spec.template.metadata?.labels ?? {}), "pod-template-hash": hash },
+    },
   };
   const rs: ReplicaSet = {
     apiVersion: "apps/v1",
@@ -174,9 +177,20 @@ function expandDaemonSet(d: DaemonSet, ns: string, nodes: string[]): Pod[] {
   const selector = d.spec.template.spec.nodeSelector;
   return [...nodes].sort().flatMap((node) => {
     // nodeSelector against node names only: local nodes carry no other labels.
-    if (selector && selector["kubernetes.io/hostname"] !== undefined && selector["kubernetes.io/hostname"] !== node) return [];
+    if (
+      selector &&
+      selector["kubernetes.io/hostname"] !== undefined &&
+      selector["kubernetes.io/hostname"] !== node
+    )
+      return [];
     const name = `${d.metadata.name}-${nameSuffix(`${ns}/${d.metadata.name}/${node}`)}`;
-    const pod = podFrom(d.spec.template, ns, name, { "controller-revision-hash": hash, "pod-template-generation": "1" }, d);
+    const pod = podFrom(
+      d.spec.template,
+      ns,
+      name,
+      { "controller-revision-hash": hash, "pod-template-generation": "1" },
+      d,
+    );
     pod.spec.nodeName = node;
     return [pod];
   });

@@ -85,19 +85,29 @@ export class FieldCheck {
     return v;
   }
 
-  int(v: unknown, field: string, opts: { required?: boolean; min?: number; max?: number } = {}): number | undefined {
+  int(
+    v: unknown,
+    field: string,
+    opts: { required?: boolean; min?: number; max?: number } = {},
+  ): number | undefined {
     if (v === undefined || v === null) return opts.required ? this.fail(field, "is required") : undefined;
-    if (typeof v !== "number" || !Number.isInteger(v)) return this.fail(field, `must be an integer, got ${JSON.stringify(v)}`);
-    if (opts.min !== undefined && v < opts.min) return this.fail(field, `must be at least ${opts.min}, got ${v}`);
-    if (opts.max !== undefined && v > opts.max) return this.fail(field, `must be at most ${opts.max}, got ${v}`);
+    if (typeof v !== "number" || !Number.isInteger(v))
+      return this.fail(field, `must be an integer, got ${JSON.stringify(v)}`);
+    if (opts.min !== undefined && v < opts.min)
+      return this.fail(field, `must be at least ${opts.min}, got ${v}`);
+    if (opts.max !== undefined && v > opts.max)
+      return this.fail(field, `must be at most ${opts.max}, got ${v}`);
     return v;
   }
 
   number(v: unknown, field: string, opts: { min?: number; max?: number } = {}): number | undefined {
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== "number" || !Number.isFinite(v)) return this.fail(field, `must be a number, got ${JSON.stringify(v)}`);
-    if (opts.min !== undefined && v < opts.min) return this.fail(field, `must be at least ${opts.min}, got ${v}`);
-    if (opts.max !== undefined && v > opts.max) return this.fail(field, `must be at most ${opts.max}, got ${v}`);
+    if (typeof v !== "number" || !Number.isFinite(v))
+      return this.fail(field, `must be a number, got ${JSON.stringify(v)}`);
+    if (opts.min !== undefined && v < opts.min)
+      return this.fail(field, `must be at least ${opts.min}, got ${v}`);
+    if (opts.max !== undefined && v > opts.max)
+      return this.fail(field, `must be at most ${opts.max}, got ${v}`);
     return v;
   }
 
@@ -109,7 +119,11 @@ export class FieldCheck {
   portOrName(v: unknown, field: string, required = false): number | string | undefined {
     if (typeof v === "string") {
       if (/^[0-9]+$/.test(v)) return this.port(Number(v), field);
-      if (!isIanaSvcName(v)) return this.fail(field, `must be a port number or a port name (lowercase, at most 15 characters), got ${JSON.stringify(v)}`);
+      if (!isIanaSvcName(v))
+        return this.fail(
+          field,
+          `must be a port number or a port name (lowercase, at most 15 characters), got ${JSON.stringify(v)}`,
+        );
       return v;
     }
     return this.port(v, field, required);
@@ -146,7 +160,8 @@ export class FieldCheck {
   duration(v: unknown, field: string, required = false): string | undefined {
     const s = this.string(v, field, required);
     if (s === undefined) return undefined;
-    if (!DURATION.test(s)) return this.fail(field, `must be a duration such as "1s" or "500ms", got ${JSON.stringify(s)}`);
+    if (!DURATION.test(s))
+      return this.fail(field, `must be a duration such as "1s" or "500ms", got ${JSON.stringify(s)}`);
     return s;
   }
 
@@ -154,7 +169,10 @@ export class FieldCheck {
     const s = this.string(v, field, required);
     if (s === undefined) return undefined;
     if (s.length > 63 || !DNS1123_LABEL.test(s)) {
-      return this.fail(field, `must be a DNS label (lowercase letters, digits and '-', at most 63 characters), got ${JSON.stringify(s)}`);
+      return this.fail(
+        field,
+        `must be a DNS label (lowercase letters, digits and '-', at most 63 characters), got ${JSON.stringify(s)}`,
+      );
     }
     return s;
   }
@@ -163,7 +181,10 @@ export class FieldCheck {
     const s = this.string(v, field, required);
     if (s === undefined) return undefined;
     if (s.length > 253 || !DNS1123_SUBDOMAIN.test(s)) {
-      return this.fail(field, `must be a DNS subdomain (lowercase letters, digits, '-' and '.'), got ${JSON.stringify(s)}`);
+      return this.fail(
+        field,
+        `must be a DNS subdomain (lowercase letters, digits, '-' and '.'), got ${JSON.stringify(s)}`,
+      );
     }
     return s;
   }

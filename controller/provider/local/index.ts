@@ -1,5 +1,12 @@
 // The local provider's public surface.
-export { LocalProvider, listYamlFiles, readFileState, type LocalProviderOptions } from "./local-provider.js";
-export { parseFile, stableUid, type FileParse, type SourcedObject } from "./parse.js";
-export { assembleSnapshot, applyPodFacts, allocateVips, emptyFacts, type AssembleResult } from "./assemble.js";
-export { expandWorkload, templateHash, nameSuffix, type Expansion } from "./expand.js";
+
+export {
+  type AssembleResult,
+  allocateVips,
+  applyPodFacts,
+  assembleSnapshot,
+  emptyFacts,
+} from "./assemble.js";
+export { type Expansion, expandWorkload, nameSuffix, templateHash } from "./expand.js";
+export { LocalProvider, type LocalProviderOptions, listYamlFiles, readFileState } from "./local-provider.js";
+export { type FileParse, parseFile, type SourcedObject, stableUid } from "./parse.js";

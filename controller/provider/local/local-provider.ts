@@ -3,12 +3,12 @@
 // parsing keeps serving the objects of its last good version; an object that
 // becomes invalid keeps its last good version too; both are reported.
 import { EventEmitter } from "node:events";
-import { watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, watch } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { AmbitError, ObjectError } from "../../../core/errors/errors.js";
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
-import { objectRef, type ClusterSnapshot, type LiveFacts, type Pod } from "../objects.js";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
+import { type ClusterSnapshot, type LiveFacts, objectRef, type Pod } from "../objects.js";
 import { assembleSnapshot, emptyFacts } from "./assemble.js";
 import { parseFile, type SourcedObject } from "./parse.js";
 
@@ -80,7 +80,10 @@ export class LocalProvider extends EventEmitter {
     } catch (e) {
       throw new AmbitError("CONFIG", `cannot read config directory ${this.dir}: ${(e as Error).message}`);
     }
-    this.log.info({ dir: this.dir, files: this.files.size, errors: this.errors().length }, "local provider ready");
+    this.log.info(
+      { dir: this.dir, files: this.files.size, errors: this.errors().length },
+      "local provider ready",
+    );
   }
 
   async close(): Promise<void> {
@@ -171,7 +174,9 @@ export class LocalProvider extends EventEmitter {
   }
 
   private rebuild(): void {
-    const files = [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([file, st]) => ({ file, objects: st.served }));
+    const files = [...this.files.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([file, st]) => ({ file, objects: st.served }));
     const { snapshot, errors } = assembleSnapshot(files, this.facts, this.vipMemory);
     this.assembleErrors = errors;
     this.reportNewErrors();
@@ -229,7 +234,12 @@ export function readFileState(file: string, text: string, prev: FileState | unde
     const kept = prev?.served ?? [];
     if (kept.length > 0) {
       errors.push(
-        new ObjectError("YAML_PARSE", { kind: "file", name: file, file }, undefined, `keeping the ${kept.length} object(s) of its last good version`),
+        new ObjectError(
+          "YAML_PARSE",
+          { kind: "file", name: file, file },
+          undefined,
+          `keeping the ${kept.length} object(s) of its last good version`,
+        ),
       );
     }
     return { text, served: kept, errors };

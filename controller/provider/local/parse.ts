@@ -4,12 +4,7 @@
 import { createHash } from "node:crypto";
 import { parseAllDocuments } from "yaml";
 import { ObjectError } from "../../../core/errors/errors.js";
-import {
-  API_VERSIONS_BY_KIND,
-  CLUSTER_SCOPED_KINDS,
-  objectRef,
-  type AnyObject,
-} from "../objects.js";
+import { type AnyObject, API_VERSIONS_BY_KIND, CLUSTER_SCOPED_KINDS, objectRef } from "../objects.js";
 import { isObject } from "./field-check.js";
 import { validateObject } from "./validate.js";
 
@@ -60,7 +55,12 @@ export function parseFile(text: string, file: string): FileParse {
       const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
       out.unreadable = true;
       out.errors.push(
-        new ObjectError("YAML_PARSE", { kind: "document", name: `#${i + 1}`, file }, undefined, `YAML syntax error${where}: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`),
+        new ObjectError(
+          "YAML_PARSE",
+          { kind: "document", name: `#${i + 1}`, file },
+          undefined,
+          `YAML syntax error${where}: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`,
+        ),
       );
       continue;
     }
@@ -69,7 +69,14 @@ export function parseFile(text: string, file: string): FileParse {
       raw = d.toJS({ maxAliasCount: 100 });
     } catch (e) {
       out.unreadable = true;
-      out.errors.push(new ObjectError("YAML_PARSE", { kind: "document", name: `#${i + 1}`, file }, undefined, String((e as Error).message)));
+      out.errors.push(
+        new ObjectError(
+          "YAML_PARSE",
+          { kind: "document", name: `#${i + 1}`, file },
+          undefined,
+          String((e as Error).message),
+        ),
+      );
       continue;
     }
     raws.push({ raw, doc: i + 1 });
@@ -80,7 +87,9 @@ export function parseFile(text: string, file: string): FileParse {
   for (const { raw, doc } of raws) {
     if (raw === null || raw === undefined) continue;
     if (isObject(raw) && raw.kind === "List" && Array.isArray(raw.items)) {
-      raw.items.forEach((item, j) => addObject(out, item, file, `#${doc}.items[${j}]`));
+      raw.items.forEach((item, j) => {
+        addObject(out, item, file, `#${doc}.items[${j}]`);
+      });
     } else addObject(out, raw, file, `#${doc}`);
   }
   return out;
@@ -88,19 +97,38 @@ export function parseFile(text: string, file: string): FileParse {
 
 function addObject(out: FileParse, raw: unknown, file: string, docName: string): void {
   if (!isObject(raw)) {
-    out.errors.push(new ObjectError("INVALID_OBJECT", { kind: "document", name: docName, file }, undefined, "is not a mapping (an object with apiVersion, kind, metadata)"));
+    out.errors.push(
+      new ObjectError(
+        "INVALID_OBJECT",
+        { kind: "document", name: docName, file },
+        undefined,
+        "is not a mapping (an object with apiVersion, kind, metadata)",
+      ),
+    );
     return;
   }
   const md = isObject(raw.metadata) ? raw.metadata : undefined;
   const name = typeof md?.name === "string" ? md.name : undefined;
   const kind = raw.kind;
   if (typeof kind !== "string" || kind === "") {
-    out.errors.push(new ObjectError("INVALID_OBJECT", { kind: "document", name: name ?? docName, file }, "kind", "is required"));
+    out.errors.push(
+      new ObjectError(
+        "INVALID_OBJECT",
+        { kind: "document", name: name ?? docName, file },
+        "kind",
+        "is required",
+      ),
+    );
     return;
   }
   if (!isKnownKind(kind)) {
     out.errors.push(
-      new ObjectError("UNKNOWN_KIND", { kind, name, namespace: strOrUndef(md?.namespace), file }, "kind", `kind ${kind} (${String(raw.apiVersion)}) is not read by ambit; ignored`),
+      new ObjectError(
+        "UNKNOWN_KIND",
+        { kind, name, namespace: strOrUndef(md?.namespace), file },
+        "kind",
+        `kind ${kind} (${String(raw.apiVersion)}) is not read by ambit; ignored`,
+      ),
     );
     return;
   }
@@ -114,7 +142,10 @@ function addObject(out: FileParse, raw: unknown, file: string, docName: string):
   const problems: { field: string; reason: string }[] = [];
   if (typeof raw.apiVersion !== "string") problems.push({ field: "apiVersion", reason: "is required" });
   else if (!API_VERSIONS_BY_KIND[kind].includes(raw.apiVersion)) {
-    problems.push({ field: "apiVersion", reason: `must be ${API_VERSIONS_BY_KIND[kind].join(" or ")} for kind ${kind}, got ${raw.apiVersion}` });
+    problems.push({
+      field: "apiVersion",
+      reason: `must be ${API_VERSIONS_BY_KIND[kind].join(" or ")} for kind ${kind}, got ${raw.apiVersion}`,
+    });
   }
   problems.push(...validateObject(kind, raw));
   if (problems.length > 0) {
@@ -130,4 +161,3 @@ function addObject(out: FileParse, raw: unknown, file: string, docName: string):
 function strOrUndef(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
-

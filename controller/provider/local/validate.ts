@@ -4,6 +4,7 @@
 // objects (a missing Gateway, a bad ipBlock) belong to the translator.
 import type { AnyObject } from "../objects.js";
 import { FieldCheck, type Obj } from "./field-check.js";
+import { checkRoute } from "./validate-routes.js";
 
 type KindName = AnyObject["kind"];
 
@@ -38,7 +39,13 @@ function checkProbe(c: FieldCheck, v: unknown, field: string): void {
   const tcp = c.object(p.tcpSocket, `${field}.tcpSocket`);
   if (tcp) c.portOrName(tcp.port, `${field}.tcpSocket.port`, true);
   if (!exec && !http && !tcp && !p.grpc) c.fail(field, "needs one of exec, httpGet, tcpSocket, grpc");
-  for (const k of ["initialDelaySeconds", "periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold"]) {
+  for (const k of [
+    "initialDelaySeconds",
+    "periodSeconds",
+    "timeoutSeconds",
+    "successThreshold",
+    "failureThreshold",
+  ]) {
     c.int(p[k], `${field}.${k}`, { min: 0 });
   }
 }
@@ -81,7 +88,8 @@ function checkPodSpec(c: FieldCheck, v: unknown, f: string): void {
   c.oneOf(spec.restartPolicy, `${f}.restartPolicy`, ["Always", "OnFailure", "Never"] as const);
   c.int(spec.terminationGracePeriodSeconds, `${f}.terminationGracePeriodSeconds`, { min: 0 });
   const containers = c.objects(spec.containers, `${f}.containers`, true);
-  if (Array.isArray(spec.containers) && spec.containers.length === 0) c.fail(`${f}.containers`, "must have at least one container");
+  if (Array.isArray(spec.containers) && spec.containers.length === 0)
+    c.fail(`${f}.containers`, "must have at least one container");
   const seen = new Set<unknown>();
   for (const [ct, cf] of containers) {
     checkContainer(c, ct, cf);
@@ -101,7 +109,8 @@ function checkTemplate(c: FieldCheck, spec: Obj, withSelector: boolean): void {
   const sel = c.object(spec.selector, "spec.selector", true);
   if (!sel) return;
   const ml = c.stringMap(sel.matchLabels, "spec.selector.matchLabels");
-  if (sel.matchExpressions !== undefined) c.fail("spec.selector.matchExpressions", "is not supported by the local provider; use matchLabels");
+  if (sel.matchExpressions !== undefined)
+    c.fail("spec.selector.matchExpressions", "is not supported by the local provider; use matchLabels");
   if (!ml || Object.keys(ml).length === 0) {
     if (sel.matchExpressions === undefined) c.fail("spec.selector.matchLabels", "is required");
     return;
@@ -127,102 +136,6 @@ function checkTargetRefs(c: FieldCheck, spec: Obj): void {
   }
 }
 
-function checkHeaderFilter(c: FieldCheck, v: unknown, f: string): void {
-  const h = c.object(v, f);
-  if (!h) return;
-  for (const key of ["set", "add"]) {
-    for (const [e, ef] of c.objects(h[key], `${f}.${key}`)) {
-      c.string(e.name, `${ef}.name`, true);
-      c.string(e.value, `${ef}.value`, true);
-    }
-  }
-  c.strings(h.remove, `${f}.remove`);
-}
-
-function checkRouteFilter(c: FieldCheck, flt: Obj, f: string, types: readonly string[]): void {
-  const type = c.oneOf(flt.type, `${f}.type`, types, true);
-  checkHeaderFilter(c, flt.requestHeaderModifier, `${f}.requestHeaderModifier`);
-  checkHeaderFilter(c, flt.responseHeaderModifier, `${f}.responseHeaderModifier`);
-  const mirror = c.object(flt.requestMirror, `${f}.requestMirror`, type === "RequestMirror");
-  if (mirror) {
-    const br = c.object(mirror.backendRef, `${f}.requestMirror.backendRef`, true);
-    if (br) {
-      c.string(br.name, `${f}.requestMirror.backendRef.name`, true);
-      c.port(br.port, `${f}.requestMirror.backendRef.port`);
-    }
-    c.int(mirror.percent, `${f}.requestMirror.percent`, { min: 0, max: 100 });
-  }
-  const ext = c.object(flt.extensionRef, `${f}.extensionRef`, type === "ExtensionRef");
-  if (ext) {
-    c.string(ext.group, `${f}.extensionRef.group`, true);
-    c.string(ext.kind, `${f}.extensionRef.kind`, true);
-    c.string(ext.name, `${f}.extensionRef.name`, true);
-  }
-  const redirect = c.object(flt.requestRedirect, `${f}.requestRedirect`, type === "RequestRedirect");
-  if (redirect) {
-    c.oneOf(redirect.scheme, `${f}.requestRedirect.scheme`, ["http", "https"] as const);
-    c.port(redirect.port, `${f}.requestRedirect.port`);
-    if (redirect.statusCode !== undefined && ![301, 302, 303, 307, 308].includes(redirect.statusCode as number)) {
-      c.fail(`${f}.requestRedirect.statusCode`, `must be one of 301, 302, 303, 307, 308, got ${JSON.stringify(redirect.statusCode)}`);
-    }
-  }
-  c.object(flt.urlRewrite, `${f}.urlRewrite`, type === "URLRewrite");
-}
-
-const HTTP_FILTERS = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect", "URLRewrite", "ExtensionRef", "CORS", "ExternalAuth"] as const;
-const GRPC_FILTERS = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "ExtensionRef"] as const;
-
-function checkRoute(c: FieldCheck, o: Obj, grpc: boolean): void {
-  const spec = c.object(o.spec, "spec", true);
-  if (!spec) return;
-  for (const [p, pf] of c.objects(spec.parentRefs, "spec.parentRefs")) {
-    c.string(p.name, `${pf}.name`, true);
-    c.port(p.port, `${pf}.port`);
-  }
-  c.strings(spec.hostnames, "spec.hostnames");
-  const filterTypes = grpc ? GRPC_FILTERS : HTTP_FILTERS;
-  for (const [rule, rf] of c.objects(spec.rules, "spec.rules")) {
-    for (const [m, mf] of c.objects(rule.matches, `${rf}.matches`)) {
-      if (grpc) {
-        const method = c.object(m.method, `${mf}.method`);
-        if (method) c.oneOf(method.type, `${mf}.method.type`, ["Exact", "RegularExpression"] as const);
-      } else {
-        const path = c.object(m.path, `${mf}.path`);
-        if (path) {
-          c.oneOf(path.type, `${mf}.path.type`, ["Exact", "PathPrefix", "RegularExpression"] as const);
-          c.string(path.value, `${mf}.path.value`);
-        }
-        for (const [q, qf] of c.objects(m.queryParams, `${mf}.queryParams`)) c.string(q.name, `${qf}.name`, true);
-        c.string(m.method, `${mf}.method`);
-      }
-      for (const [h, hf] of c.objects(m.headers, `${mf}.headers`)) {
-        c.string(h.name, `${hf}.name`, true);
-        c.string(h.value, `${hf}.value`, true);
-        c.oneOf(h.type, `${hf}.type`, ["Exact", "RegularExpression"] as const);
-      }
-    }
-    for (const [flt, ff] of c.objects(rule.filters, `${rf}.filters`)) checkRouteFilter(c, flt, ff, filterTypes);
-    for (const [b, bf] of c.objects(rule.backendRefs, `${rf}.backendRefs`)) {
-      c.string(b.name, `${bf}.name`, true);
-      c.port(b.port, `${bf}.port`);
-      c.int(b.weight, `${bf}.weight`, { min: 0, max: 1000000 });
-      for (const [flt, ff] of c.objects(b.filters, `${bf}.filters`)) checkRouteFilter(c, flt, ff, filterTypes);
-    }
-    const t = c.object(rule.timeouts, `${rf}.timeouts`);
-    if (t) {
-      c.duration(t.request, `${rf}.timeouts.request`);
-      c.duration(t.backendRequest, `${rf}.timeouts.backendRequest`);
-    }
-    const r = c.object(rule.retry, `${rf}.retry`);
-    if (r) {
-      c.int(r.attempts, `${rf}.retry.attempts`, { min: 0 });
-      c.duration(r.backoff, `${rf}.retry.backoff`);
-      const codes = c.array(r.codes, `${rf}.retry.codes`);
-      codes?.forEach((code, i) => c.int(code, `${rf}.retry.codes[${i}]`, { min: 400, max: 599 }));
-    }
-  }
-}
-
 const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = {
   Pod(c, o) {
     checkPodSpec(c, o.spec, "spec");
@@ -239,8 +152,14 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
   Service(c, o) {
     const spec = c.object(o.spec, "spec", true);
     if (!spec) return;
-    const type = c.oneOf(spec.type, "spec.type", ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"] as const);
-    if (spec.clusterIP !== undefined && spec.clusterIP !== "None" && spec.clusterIP !== "") c.ip(spec.clusterIP, "spec.clusterIP");
+    const type = c.oneOf(spec.type, "spec.type", [
+      "ClusterIP",
+      "NodePort",
+      "LoadBalancer",
+      "ExternalName",
+    ] as const);
+    if (spec.clusterIP !== undefined && spec.clusterIP !== "None" && spec.clusterIP !== "")
+      c.ip(spec.clusterIP, "spec.clusterIP");
     const ips = c.array(spec.clusterIPs, "spec.clusterIPs");
     ips?.forEach((ip, i) => {
       if (ip !== "None") c.ip(ip, `spec.clusterIPs[${i}]`);
@@ -256,7 +175,8 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
       const proto = c.oneOf(p.protocol, `${pf}.protocol`, PROTOCOLS) ?? "TCP";
       c.string(p.appProtocol, `${pf}.appProtocol`);
       const name = p.name === undefined ? undefined : c.dnsLabel(p.name, `${pf}.name`);
-      if (ports.length > 1 && p.name === undefined) c.fail(`${pf}.name`, "is required when a Service has more than one port");
+      if (ports.length > 1 && p.name === undefined)
+        c.fail(`${pf}.name`, "is required when a Service has more than one port");
       if (name !== undefined) {
         if (names.has(name)) c.fail(`${pf}.name`, `duplicate port name ${JSON.stringify(name)}`);
         names.add(name);
@@ -269,7 +189,8 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
   },
   EndpointSlice(c, o) {
     c.oneOf(o.addressType, "addressType", ["IPv4", "IPv6", "FQDN"] as const, true);
-    for (const [e, ef] of c.objects(o.endpoints, "endpoints", true)) c.strings(e.addresses, `${ef}.addresses`);
+    for (const [e, ef] of c.objects(o.endpoints, "endpoints", true))
+      c.strings(e.addresses, `${ef}.addresses`);
     for (const [p, pf] of c.objects(o.ports, "ports")) c.port(p.port, `${pf}.port`);
   },
   Node(c, o) {
@@ -312,7 +233,11 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     checkTemplate(c, spec, false);
     const tpl = spec.template as Obj | undefined;
     const rp = (tpl?.spec as Obj | undefined)?.restartPolicy;
-    if (rp !== "Never" && rp !== "OnFailure") c.fail("spec.template.spec.restartPolicy", `must be Never or OnFailure for a Job, got ${JSON.stringify(rp)}`);
+    if (rp !== "Never" && rp !== "OnFailure")
+      c.fail(
+        "spec.template.spec.restartPolicy",
+        `must be Never or OnFailure for a Job, got ${JSON.stringify(rp)}`,
+      );
   },
   GatewayClass(c, o) {
     const spec = c.object(o.spec, "spec", true);
@@ -373,12 +298,16 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     if (plm) {
       for (const [port, v] of Object.entries(plm)) {
         const f = `spec.portLevelMtls.${port}`;
-        if (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535) c.fail(f, "key must be a port number 1-65535");
+        if (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+          c.fail(f, "key must be a port number 1-65535");
         const m = c.object(v, f, true);
         if (m) c.oneOf(m.mode, `${f}.mode`, modes);
       }
       if (Object.keys(plm).length > 0 && !c.object(spec.selector, "spec.selector")) {
-        c.fail("spec.portLevelMtls", "requires spec.selector (port-level mTLS applies to selected workloads only)");
+        c.fail(
+          "spec.portLevelMtls",
+          "requires spec.selector (port-level mTLS applies to selected workloads only)",
+        );
       }
     }
   },
@@ -392,7 +321,8 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
       c.strings(r.audiences, `${rf}.audiences`);
       c.string(r.jwksUri, `${rf}.jwksUri`);
       c.string(r.jwks, `${rf}.jwks`);
-      for (const [h, hf] of c.objects(r.fromHeaders, `${rf}.fromHeaders`)) c.string(h.name, `${hf}.name`, true);
+      for (const [h, hf] of c.objects(r.fromHeaders, `${rf}.fromHeaders`))
+        c.string(h.name, `${hf}.name`, true);
       c.strings(r.fromParams, `${rf}.fromParams`);
     }
   },
@@ -409,7 +339,8 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     if (abort) {
       c.int(abort.httpStatus, "spec.abort.httpStatus", { min: 200, max: 599 });
       c.string(abort.grpcStatus, "spec.abort.grpcStatus");
-      if (abort.httpStatus === undefined && abort.grpcStatus === undefined) c.fail("spec.abort", "needs httpStatus or grpcStatus");
+      if (abort.httpStatus === undefined && abort.grpcStatus === undefined)
+        c.fail("spec.abort", "needs httpStatus or grpcStatus");
       const pct = c.object(abort.percentage, "spec.abort.percentage");
       if (pct) c.number(pct.value, "spec.abort.percentage.value", { min: 0, max: 100 });
     }
@@ -421,7 +352,14 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     checkTargetRefs(c, spec);
     const lb = c.object(spec.loadBalancer, "spec.loadBalancer");
     if (lb) {
-      c.oneOf(lb.simple, "spec.loadBalancer.simple", ["UNSPECIFIED", "LEAST_REQUEST", "ROUND_ROBIN", "RANDOM", "PASSTHROUGH", "LEAST_CONN"] as const);
+      c.oneOf(lb.simple, "spec.loadBalancer.simple", [
+        "UNSPECIFIED",
+        "LEAST_REQUEST",
+        "ROUND_ROBIN",
+        "RANDOM",
+        "PASSTHROUGH",
+        "LEAST_CONN",
+      ] as const);
       c.object(lb.consistentHash, "spec.loadBalancer.consistentHash");
     }
     const cp = c.object(spec.connectionPool, "spec.connectionPool");
@@ -433,7 +371,13 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
       }
       const http = c.object(cp.http, "spec.connectionPool.http");
       if (http) {
-        for (const k of ["http1MaxPendingRequests", "http2MaxRequests", "maxRequestsPerConnection", "maxRetries", "maxConcurrentStreams"]) {
+        for (const k of [
+          "http1MaxPendingRequests",
+          "http2MaxRequests",
+          "maxRequestsPerConnection",
+          "maxRetries",
+          "maxConcurrentStreams",
+        ]) {
           c.int(http[k], `spec.connectionPool.http.${k}`, { min: 0 });
         }
         c.duration(http.idleTimeout, "spec.connectionPool.http.idleTimeout");
