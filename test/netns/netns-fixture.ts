@@ -4,6 +4,8 @@
 // also when the test fails.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import fs from "node:fs";
 import net from "node:net";
 import type { Test } from "tap";
 import { runCommand } from "../../ztunnel/node-agent/command.js";
@@ -88,4 +90,14 @@ export function readAll(socket: net.Socket): Promise<string> {
     socket.on("error", reject);
     socket.on("close", () => resolve(data));
   });
+}
+
+/** Resolves once the file's text satisfies `pred`, woken by file change events (no polling). */
+export async function waitForFile(file: string, pred: (text: string) => boolean): Promise<void> {
+  const watcher = fs.watch(file);
+  try {
+    while (!pred(fs.readFileSync(file, "utf8"))) await once(watcher, "change");
+  } finally {
+    watcher.close();
+  }
 }
