@@ -13,6 +13,8 @@ export type CloseReason =
   | "socket_reset"
   /** The HTTP/2 side reset the stream or the session went away. */
   | "stream_reset"
+  /** bridgeSockets: the upstream socket reset or failed. */
+  | "upstream_reset"
   /** Our own decision (timeout, drain, shutdown). */
   | "local_close";
 
@@ -36,8 +38,12 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   let end: BridgeEnd | undefined;
   let socketClosed = socket.destroyed;
   let streamClosed = stream.closed || stream.destroyed;
+  let reported = false;
   const finish = () => {
-    if (socketClosed && streamClosed) done(end ?? { reason: "eof" });
+    if (socketClosed && streamClosed && !reported) {
+      reported = true;
+      done(end ?? { reason: "eof" });
+    }
   };
   const note = (e: BridgeEnd) => {
     if (!end) end = e;
@@ -82,6 +88,42 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
       note({ reason: "local_close" });
       if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
       if (!socket.destroyed) socket.resetAndDestroy();
+    },
+  };
+}
+
+/**
+ * Splices two TCP sockets (passthrough and plaintext paths): FIN follows FIN,
+ * a reset or failure on one side resets the other. `a` is the downstream
+ * (its resets read "socket_reset"), `b` the upstream ("upstream_reset").
+ */
+export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => void): Bridge {
+  a.allowHalfOpen = true;
+  b.allowHalfOpen = true;
+  let end: BridgeEnd | undefined;
+  let open = 2;
+  const note = (e: BridgeEnd) => {
+    if (!end) end = e;
+  };
+  const wire = (s: Socket, other: Socket, reason: CloseReason) => {
+    s.on("error", (err: Error & { code?: string }) => note({ reason, detail: err.code ?? err.message }));
+    s.once("close", (hadError: boolean) => {
+      if (hadError || !s.readableEnded) {
+        note({ reason });
+        if (!other.destroyed) other.resetAndDestroy();
+      }
+      if (--open === 0) done(end ?? { reason: "eof" });
+    });
+  };
+  wire(a, b, "socket_reset");
+  wire(b, a, "upstream_reset");
+  a.pipe(b);
+  b.pipe(a);
+  return {
+    abort() {
+      note({ reason: "local_close" });
+      if (!a.destroyed) a.resetAndDestroy();
+      if (!b.destroyed) b.resetAndDestroy();
     },
   };
 }

@@ -56,6 +56,14 @@ export interface HboneServerOptions {
   /** HTTP/2 initial stream window and connection window. */
   windowSize?: number;
   maxConcurrentStreams?: number;
+  /**
+   * A session quiet for this long is probed with a PING: no answer within
+   * pingTimeoutMs means the peer (or nghttp2, after a connection error such
+   * as an oversized frame, which Node does not report) is stuck, and it is
+   * destroyed; an answer with no open streams closes it gracefully.
+   */
+  sessionIdleTimeoutMs?: number;
+  pingTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -65,6 +73,7 @@ type ProtocolErrorReason =
   | "peer_cert"
   | "http2_protocol"
   | "http2_frame"
+  | "http2_unresponsive"
   | "method"
   | "authority";
 
@@ -74,7 +83,8 @@ export class HboneListener {
   private accepting = true;
 
   constructor(
-    readonly server: net.Server,
+    /** The listening socket, or undefined when connections are fed in with accept(). */
+    readonly server: net.Server | undefined,
     readonly ctx: ListenerContext,
     private readonly owner: HboneServer,
   ) {
@@ -93,16 +103,16 @@ export class HboneListener {
       owner.protocolError(reason, `${err.code ?? ""} ${s.authorizationError ?? err.message}`, s.remoteAddress, this);
       s.destroy();
     });
-    server.on("connection", (raw: net.Socket) => this.onRaw(raw));
+    server?.on("connection", (raw: net.Socket) => this.accept(raw));
   }
 
   address(): AddressInfo {
-    return this.server.address() as AddressInfo;
+    return this.server?.address() as AddressInfo;
   }
 
   /** The listening fd (for handing over to a successor process), when the platform exposes it. */
   get fd(): number | undefined {
-    return (this.server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    return (this.server as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
   }
 
   get isAccepting(): boolean {
@@ -113,14 +123,19 @@ export class HboneListener {
   stopAccepting(): Promise<void> {
     if (!this.accepting) return Promise.resolve();
     this.accepting = false;
-    return new Promise((resolve) => {
-      if (!this.server.listening) resolve();
-      else this.server.close(() => resolve());
-    });
+    // net.Server.close's callback waits for every connection to end; the
+    // listening socket itself is closed synchronously, which is all we need.
+    if (this.server?.listening) this.server.close();
+    return Promise.resolve();
   }
 
-  private onRaw(raw: net.Socket): void {
+  /** Serves one accepted TCP connection (the capture layer may accept it itself and feed it here). */
+  accept(raw: net.Socket): void {
     raw.on("error", ignore);
+    if (!this.accepting) {
+      raw.destroy();
+      return;
+    }
     let got: CertBundle | Promise<CertBundle>;
     try {
       got = this.ctx.cert();
@@ -163,6 +178,8 @@ export class HboneServer {
   private readonly lastLogged = new Map<string, { at: number; suppressed: number }>();
   private readonly windowSize: number;
   private readonly maxConcurrentStreams: number;
+  private readonly sessionIdleTimeoutMs: number;
+  private readonly pingTimeoutMs: number;
   private draining = false;
 
   constructor(private readonly opts: HboneServerOptions) {
@@ -170,6 +187,8 @@ export class HboneServer {
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.windowSize = opts.windowSize ?? 8 * 1024 * 1024;
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
+    this.sessionIdleTimeoutMs = opts.sessionIdleTimeoutMs ?? 300_000;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? 5000;
   }
 
   /** Starts serving on a net.Server (listening or not yet), an inherited fd, or host:port; resolves once listening. */
@@ -195,6 +214,19 @@ export class HboneServer {
     return l;
   }
 
+  /** A listener without a socket of its own: feed it connections with `accept(socket)`. */
+  attach(ctx: ListenerContext): HboneListener {
+    const l = new HboneListener(undefined, ctx, this);
+    this.listeners.add(l);
+    return l;
+  }
+
+  /** Forgets a listener (a pod un-enrolled); its established sessions carry on until they end. */
+  detach(l: HboneListener): Promise<void> {
+    this.listeners.delete(l);
+    return l.stopAccepting();
+  }
+
   /** Open HTTP/2 sessions (for metrics and tests). */
   get sessionCount(): number {
     return this.sessions.size;
@@ -208,12 +240,13 @@ export class HboneServer {
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
     await Promise.all([...this.listeners].map((l) => l.stopAccepting()));
-    const open = [...this.sessions];
-    for (const s of open) s.close();
+    const open = [...this.sessions].filter((s) => !s.destroyed);
     if (open.length === 0) return;
+    const closed = open.map((s) => new Promise((r) => s.once("close", r)));
+    for (const s of open) s.close();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all(open.map((s) => (s.closed || s.destroyed ? undefined : new Promise((r) => s.once("close", r))))),
+      Promise.all(closed),
       new Promise<void>((r) => {
         timer = setTimeout(r, graceMs);
       }),
@@ -267,8 +300,31 @@ export class HboneServer {
       if (!sawError && !session.remoteSettings && !tlsSocket.destroyed) tlsSocket.destroy();
     });
     session.once("connect", () => session.setLocalWindowSize(this.windowSize * 2));
+    let openStreams = 0;
+    session.setTimeout(this.sessionIdleTimeoutMs, () => {
+      if (session.destroyed) return;
+      const deadline = setTimeout(() => {
+        if (session.destroyed) return;
+        sawError = true;
+        this.protocolError("http2_unresponsive", "no PING answer on an idle session", peerAddress, listener);
+        session.destroy();
+      }, this.pingTimeoutMs);
+      deadline.unref();
+      const answered = (err: Error | null) => {
+        clearTimeout(deadline);
+        if (err) session.destroy();
+        else if (openStreams === 0) session.close();
+      };
+      try {
+        if (!session.ping(answered)) answered(new Error("PING not sent"));
+      } catch (err) {
+        answered(err as Error);
+      }
+    });
     session.on("stream", (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
       stream.on("error", ignore);
+      openStreams++;
+      stream.once("close", () => openStreams--);
       if (headers[":method"] !== "CONNECT") {
         this.protocolError("method", `method ${String(headers[":method"]).slice(0, 16)}`, peerAddress, listener);
         respondAndClose(stream, 405);

@@ -1,0 +1,284 @@
+// Outbound (15001): a connection an enrolled pod opened, captured with its
+// original destination. First a plan (plain data, from MeshState): tunnel
+// over HBONE to the endpoint or waypoint, pass through untouched, or refuse.
+// Then apply it: open the HBONE stream presenting the source's identity (or
+// a plain TCP connection marked so capture does not loop) and splice.
+import net from "node:net";
+import { bridge, type Bridge, bridgeSockets } from "../../core/hbone/bridge.js";
+import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
+import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
+import type { MeshService, MeshWorkload } from "../../core/model/types.js";
+import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
+import {
+  type ConnRecord,
+  connClosed,
+  connectFailures,
+  connOpened,
+  connRefused,
+  istioLabelsFor,
+} from "./conn-telemetry.js";
+
+export type OutboundPlan =
+  | {
+      kind: "hbone";
+      /** Where the tunnel goes: the endpoint's or the waypoint's IP, port 15008. */
+      tunnel: IpPort;
+      /** Expected SPIFFE id of the tunnel's peer. */
+      peerIdentity: string;
+      /** :authority — the application destination (endpoint ip:targetPort, or the original VIP:port via a waypoint). */
+      authority: string;
+      viaWaypoint: boolean;
+      service?: MeshService;
+      /** The destination workload (the waypoint's when via a waypoint). */
+      workload?: MeshWorkload;
+    }
+  | {
+      kind: "passthrough";
+      dst: IpPort;
+      reason: "not_in_mesh" | "not_enrolled";
+      service?: MeshService;
+      workload?: MeshWorkload;
+    }
+  | { kind: "refuse"; reason: "no_healthy_endpoint" | "waypoint_unresolved"; service?: MeshService; workload?: MeshWorkload };
+
+/** Decides where a captured connection goes. Pure but for the round-robin cursor in MeshState. */
+export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWorkload): OutboundPlan {
+  const hit = state.lookup(origDst.ip);
+  if (!hit) return { kind: "passthrough", dst: origDst, reason: "not_in_mesh" };
+  const authority = formatAuthority(origDst);
+  if (hit.kind === "service") {
+    const service = hit.service;
+    if (service.waypoint) {
+      const wp = state.resolveGateway(service.waypoint);
+      // The waypoint's own traffic to the service must not loop back into it.
+      if (wp?.workload?.uid !== source.uid) {
+        if (!wp?.identity) return { kind: "refuse", reason: "waypoint_unresolved", service };
+        return {
+          kind: "hbone",
+          tunnel: { ip: wp.ip, port: wp.port },
+          peerIdentity: wp.identity,
+          authority,
+          viaWaypoint: true,
+          service,
+          ...(wp.workload ? { workload: wp.workload } : {}),
+        };
+      }
+    }
+    const ep = state.pickEndpoint(service, origDst.port);
+    if (!ep) return { kind: "refuse", reason: "no_healthy_endpoint", service };
+    if (ep.workload.tunnel !== "hbone") {
+      return { kind: "passthrough", dst: { ip: ep.ip, port: ep.targetPort }, reason: "not_enrolled", service, workload: ep.workload };
+    }
+    return {
+      kind: "hbone",
+      tunnel: { ip: ep.ip, port: HBONE_PORT },
+      peerIdentity: workloadIdentity(ep.workload),
+      authority: formatAuthority({ ip: ep.ip, port: ep.targetPort }),
+      viaWaypoint: false,
+      service,
+      workload: ep.workload,
+    };
+  }
+  const w = hit.workload;
+  if (w.waypoint) {
+    const wp = state.resolveGateway(w.waypoint);
+    if (wp?.workload?.uid !== source.uid) {
+      if (!wp?.identity) return { kind: "refuse", reason: "waypoint_unresolved", workload: w };
+      return {
+        kind: "hbone",
+        tunnel: { ip: wp.ip, port: wp.port },
+        peerIdentity: wp.identity,
+        authority,
+        viaWaypoint: true,
+        ...(wp.workload ? { workload: wp.workload } : {}),
+      };
+    }
+  }
+  if (w.tunnel !== "hbone") return { kind: "passthrough", dst: origDst, reason: "not_enrolled", workload: w };
+  return {
+    kind: "hbone",
+    tunnel: { ip: origDst.ip, port: HBONE_PORT },
+    peerIdentity: workloadIdentity(w),
+    authority,
+    viaWaypoint: false,
+    workload: w,
+  };
+}
+
+export interface OutboundOptions {
+  state: MeshState;
+  hbone: HboneClient;
+  /** Plain TCP to a destination outside the mesh; the capture layer injects one that marks the socket. */
+  connectPlain?: (dst: IpPort) => net.Socket;
+  /** For plain connections (HBONE has its own). */
+  connectTimeoutMs?: number;
+}
+
+export interface OutboundContext {
+  origDst: IpPort;
+  source: MeshWorkload;
+}
+
+export class OutboundProxy {
+  private readonly connectPlain: (dst: IpPort) => net.Socket;
+  private readonly connectTimeoutMs: number;
+  private readonly active = new Set<Bridge>();
+  private readonly idleWaiters: (() => void)[] = [];
+  private pending = 0;
+
+  constructor(private readonly opts: OutboundOptions) {
+    this.connectPlain = opts.connectPlain ?? ((dst) => net.connect({ host: dst.ip, port: dst.port, allowHalfOpen: true, noDelay: true }));
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+  }
+
+  /** Connections being set up or spliced. */
+  get activeConnections(): number {
+    return this.active.size + this.pending;
+  }
+
+  /** Takes over a captured connection. Never throws; failures reset the socket, count and log. */
+  handleOutbound(socket: net.Socket, ctx: OutboundContext): void {
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    socket.on("error", ignore);
+    const srcIdentity = workloadIdentity(ctx.source);
+    const srcIp = normalizeIp(socket.remoteAddress) || (ctx.source.ips[0] ?? "");
+    const plan = planOutbound(this.opts.state, ctx.origDst, ctx.source);
+    const base = {
+      direction: (plan.kind === "passthrough" ? "passthrough" : "outbound") as "passthrough" | "outbound",
+      src: { ip: srcIp, port: socket.remotePort, identity: srcIdentity, workload: ctx.source },
+      origDst: ctx.origDst,
+      start: Date.now(),
+      ...(plan.service ? { service: plan.service } : {}),
+    };
+    if (plan.kind === "refuse") {
+      connectFailures.inc({ direction: "outbound", reason: plan.reason });
+      connRefused({ ...base, dst: { ip: ctx.origDst.ip, port: ctx.origDst.port, workload: plan.workload } }, plan.reason);
+      socket.resetAndDestroy();
+      return;
+    }
+    this.pending++;
+    if (plan.kind === "hbone") this.tunnel(socket, plan, base, srcIdentity, srcIp);
+    else this.passthrough(socket, plan, base);
+  }
+
+  /** Resolves when every connection has ended, or aborts what is left after graceMs. */
+  async drain(graceMs: number): Promise<void> {
+    if (this.activeConnections === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => this.idleWaiters.push(r)),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const b of [...this.active]) b.abort();
+  }
+
+  private settled(b?: Bridge): void {
+    if (b) this.active.delete(b);
+    if (this.activeConnections === 0) for (const r of this.idleWaiters.splice(0)) r();
+  }
+
+  private tunnel(
+    socket: net.Socket,
+    plan: Extract<OutboundPlan, { kind: "hbone" }>,
+    base: Omit<ConnRecord, "dst" | "labels">,
+    srcIdentity: string,
+    srcIp: string,
+  ): void {
+    const dst = {
+      ip: plan.viaWaypoint ? base.origDst?.ip ?? plan.tunnel.ip : plan.tunnel.ip,
+      port: Number(plan.authority.slice(plan.authority.lastIndexOf(":") + 1)),
+      identity: plan.viaWaypoint ? undefined : plan.peerIdentity,
+      workload: plan.viaWaypoint ? undefined : plan.workload,
+    };
+    const rec: ConnRecord = {
+      ...base,
+      dst,
+      tunnel: { ip: plan.tunnel.ip, port: plan.tunnel.port, waypoint: plan.viaWaypoint },
+      labels: istioLabelsFor("source", base.src, plan.viaWaypoint ? { ip: dst.ip, workload: plan.workload, identity: plan.peerIdentity } : dst, plan.service, true),
+    };
+    this.opts.hbone
+      .connect({
+        srcIdentity,
+        srcIp,
+        dstIdentity: plan.peerIdentity,
+        dstIp: plan.tunnel.ip,
+        dstPort: plan.tunnel.port,
+        authority: plan.authority,
+      })
+      .then(
+        (stream) => {
+          this.pending--;
+          if (socket.destroyed) {
+            // The application gave up while the tunnel was being set up.
+            stream.close(0x8);
+            connectFailures.inc({ direction: "outbound", reason: "client_gone" });
+            this.settled();
+            return;
+          }
+          connOpened(rec);
+          const b = bridge(socket, stream, (end) => {
+            connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
+            this.settled(b);
+          });
+          this.active.add(b);
+        },
+        (err: Error) => {
+          this.pending--;
+          const reason = err instanceof HboneConnectError ? (err.status === 401 || err.status === 403 ? "denied" : err.reason) : "error";
+          connectFailures.inc({ direction: "outbound", reason });
+          connRefused({ ...base, dst }, `hbone_${reason}`, { error: err.message });
+          socket.resetAndDestroy();
+          this.settled();
+        },
+      );
+  }
+
+  private passthrough(socket: net.Socket, plan: Extract<OutboundPlan, { kind: "passthrough" }>, base: Omit<ConnRecord, "dst" | "labels">): void {
+    const dst = { ip: plan.dst.ip, port: plan.dst.port, workload: plan.workload };
+    const rec: ConnRecord = { ...base, dst, labels: istioLabelsFor("source", base.src, dst, plan.service, false) };
+    let upstream: net.Socket;
+    try {
+      upstream = this.connectPlain(plan.dst);
+    } catch (err) {
+      this.pending--;
+      connectFailures.inc({ direction: "passthrough", reason: "error" });
+      connRefused({ ...base, dst }, "connect_error", { error: (err as Error).message });
+      socket.resetAndDestroy();
+      this.settled();
+      return;
+    }
+    const timer = setTimeout(() => upstream.destroy(new Error("connect timeout")), this.connectTimeoutMs);
+    const onFail = (err: Error & { code?: string }) => {
+      clearTimeout(timer);
+      this.pending--;
+      connectFailures.inc({ direction: "passthrough", reason: err.message === "connect timeout" ? "timeout" : "error" });
+      connRefused({ ...base, dst }, "connect_error", { error: err.code ?? err.message });
+      socket.resetAndDestroy();
+      this.settled();
+    };
+    upstream.once("error", onFail);
+    upstream.once("connect", () => {
+      clearTimeout(timer);
+      upstream.off("error", onFail);
+      this.pending--;
+      if (socket.destroyed) {
+        upstream.destroy();
+        connectFailures.inc({ direction: "passthrough", reason: "client_gone" });
+        this.settled();
+        return;
+      }
+      connOpened(rec);
+      const b = bridgeSockets(socket, upstream, (end) => {
+        connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
+        this.settled(b);
+      });
+      this.active.add(b);
+    });
+  }
+}
+
+function ignore(): void {}
