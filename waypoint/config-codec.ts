@@ -1,0 +1,508 @@
+// Model ↔ wire for the waypoint's configuration: ambit.v1.WaypointService
+// (core/proto/ambit/waypoint.proto), one xDS resource per service. Decoding
+// validates everything the data path relies on and names the field that is
+// wrong (the waypoint NACKs with that message and keeps its last good state).
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type Any, anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
+import { AmbitError } from "../core/errors/errors.js";
+import {
+  AuthzPolicy_Action,
+  type Filter as PbFilter,
+  LoadBalancer_Type,
+  MatchType,
+  PathModifier_Type,
+  Protocol,
+  Route_Kind,
+  type WaypointService as PbService,
+  WaypointServiceSchema,
+} from "../core/gen/waypoint_pb.js";
+import type {
+  HeaderModifier,
+  LoadBalancer,
+  PathModifier,
+  RouteFilter,
+  RouteMatch,
+  WaypointCluster,
+  WaypointProtocol,
+  WaypointRoute,
+  WaypointService,
+} from "../core/model/waypoint.js";
+import { compileRoutes, RouteCompileError } from "./routes/match.js";
+
+export const WAYPOINT_SERVICE_TYPE_URL = "type.googleapis.com/ambit.v1.WaypointService";
+
+export class ConfigCodecError extends AmbitError {
+  constructor(
+    readonly resource: string,
+    readonly field: string,
+    reason: string,
+  ) {
+    super("INVALID_FIELD", `WaypointService ${resource || "<unnamed>"}: field ${field}: ${reason}`, { resource, field });
+    this.name = "ConfigCodecError";
+  }
+}
+
+// ---------- enums ----------
+
+const protoOf: Record<WaypointProtocol, Protocol> = { http: Protocol.HTTP, http2: Protocol.HTTP2, grpc: Protocol.GRPC, tcp: Protocol.TCP };
+const protocolOf: Record<number, WaypointProtocol> = { [Protocol.HTTP]: "http", [Protocol.HTTP2]: "http2", [Protocol.GRPC]: "grpc", [Protocol.TCP]: "tcp" };
+const matchOf = { Exact: MatchType.EXACT, PathPrefix: MatchType.PATH_PREFIX, RegularExpression: MatchType.REGULAR_EXPRESSION } as const;
+const matchName: Record<number, "Exact" | "PathPrefix" | "RegularExpression"> = {
+  [MatchType.EXACT]: "Exact",
+  [MatchType.PATH_PREFIX]: "PathPrefix",
+  [MatchType.REGULAR_EXPRESSION]: "RegularExpression",
+};
+const lbOf = {
+  ROUND_ROBIN: LoadBalancer_Type.ROUND_ROBIN,
+  LEAST_REQUEST: LoadBalancer_Type.LEAST_REQUEST,
+  RANDOM: LoadBalancer_Type.RANDOM,
+  CONSISTENT_HASH: LoadBalancer_Type.CONSISTENT_HASH,
+} as const;
+const lbName: Record<number, LoadBalancer["type"]> = {
+  [LoadBalancer_Type.ROUND_ROBIN]: "ROUND_ROBIN",
+  [LoadBalancer_Type.LEAST_REQUEST]: "LEAST_REQUEST",
+  [LoadBalancer_Type.RANDOM]: "RANDOM",
+  [LoadBalancer_Type.CONSISTENT_HASH]: "CONSISTENT_HASH",
+};
+const actionOf = { ALLOW: AuthzPolicy_Action.ALLOW, DENY: AuthzPolicy_Action.DENY, AUDIT: AuthzPolicy_Action.AUDIT } as const;
+const actionName: Record<number, "ALLOW" | "DENY" | "AUDIT"> = { 0: "ALLOW", 1: "DENY", 2: "AUDIT" };
+
+// ---------- encode ----------
+
+function encPath(p: PathModifier | undefined) {
+  return p ? { type: p.type === "ReplaceFullPath" ? PathModifier_Type.REPLACE_FULL_PATH : PathModifier_Type.REPLACE_PREFIX_MATCH, value: p.value } : undefined;
+}
+
+function encMod(m: HeaderModifier) {
+  return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
+}
+
+function encFilter(f: RouteFilter) {
+  switch (f.type) {
+    case "RequestHeaderModifier":
+      return { kind: { case: "requestHeaderModifier" as const, value: encMod(f.modifier) } };
+    case "ResponseHeaderModifier":
+      return { kind: { case: "responseHeaderModifier" as const, value: encMod(f.modifier) } };
+    case "URLRewrite":
+      return { kind: { case: "urlRewrite" as const, value: { hostname: f.hostname ?? "", path: encPath(f.path) } } };
+    case "RequestRedirect":
+      return {
+        kind: {
+          case: "requestRedirect" as const,
+          value: { scheme: f.scheme ?? "", hostname: f.hostname ?? "", port: f.port, path: encPath(f.path), statusCode: f.statusCode },
+        },
+      };
+    case "RequestMirror":
+      return { kind: { case: "requestMirror" as const, value: { cluster: f.cluster, percent: f.percent } } };
+    case "CORS":
+      return { kind: { case: "cors" as const, value: { ...f.cors, allowCredentials: f.cors.allowCredentials ?? false } } };
+    case "Fault":
+      return {
+        kind: {
+          case: "fault" as const,
+          value: {
+            delay: f.fault.delay,
+            abort: f.fault.abort ? { httpStatus: f.fault.abort.httpStatus ?? 0, grpcStatus: f.fault.abort.grpcStatus, percent: f.fault.abort.percent } : undefined,
+          },
+        },
+      };
+  }
+}
+
+function encMatch(m: RouteMatch) {
+  return {
+    path: m.path ? { type: matchOf[m.path.type], value: m.path.value } : undefined,
+    headers: (m.headers ?? []).map((h) => ({ type: matchOf[h.type], name: h.name, value: h.value })),
+    queryParams: (m.queryParams ?? []).map((h) => ({ type: matchOf[h.type], name: h.name, value: h.value })),
+    method: m.method ?? "",
+    grpc: m.grpc ? { type: matchOf[m.grpc.type], service: m.grpc.service ?? "", method: m.grpc.method ?? "" } : undefined,
+  };
+}
+
+function encRoute(r: WaypointRoute) {
+  return {
+    name: r.name,
+    kind: r.kind === "grpc" ? Route_Kind.GRPC : Route_Kind.HTTP,
+    match: encMatch(r.match),
+    filters: r.filters.map(encFilter),
+    backends: r.backends.map((b) => ({ cluster: b.cluster, weight: b.weight, filters: (b.filters ?? []).map(encFilter) })),
+    timeouts: r.timeouts,
+    retry: r.retry,
+  };
+}
+
+function encCluster(c: WaypointCluster) {
+  const lb = c.policy?.loadBalancer;
+  return {
+    name: c.name,
+    service: c.service,
+    port: c.port,
+    protocol: protoOf[c.protocol],
+    endpoints: c.endpoints.map((e) => ({ ip: e.ip, port: e.port, weight: e.weight ?? 0 })),
+    policy: c.policy
+      ? {
+          loadBalancer: lb
+            ? {
+                type: lbOf[lb.type],
+                ...(lb.type === "CONSISTENT_HASH" ? { hashHeader: lb.header ?? "", hashCookie: lb.cookie ?? "", hashSourceIp: lb.sourceIp ?? false } : {}),
+              }
+            : undefined,
+          connectionPool: c.policy.connectionPool,
+          outlierDetection: c.policy.outlierDetection,
+        }
+      : undefined,
+  };
+}
+
+export function encodeService(s: WaypointService): PbService {
+  return create(WaypointServiceSchema, {
+    key: s.key,
+    name: s.name,
+    namespace: s.namespace,
+    hostname: s.hostname,
+    vips: s.vips,
+    ports: s.ports.map((p) => ({ port: p.port, protocol: protoOf[p.protocol], name: p.name ?? "" })),
+    routes: s.routes.map(encRoute),
+    clusters: s.clusters.map(encCluster),
+    rateLimit: s.rateLimit,
+    authz: s.authz.map((p) => ({ name: p.name, action: actionOf[p.action], rules: p.rules })),
+    jwtRules: s.jwtRules.map((j) => ({
+      issuer: j.issuer,
+      audiences: j.audiences,
+      jwks: j.jwks ?? "",
+      jwksUri: j.jwksUri ?? "",
+      fromHeaders: (j.fromHeaders ?? []).map((h) => ({ name: h.name, prefix: h.prefix ?? "" })),
+      fromParams: j.fromParams ?? [],
+      forwardOriginalToken: j.forwardOriginalToken ?? false,
+      outputClaimToHeaders: j.outputClaimToHeaders ?? [],
+    })),
+  });
+}
+
+export function encodeServiceAny(s: WaypointService): Any {
+  return anyPack(WaypointServiceSchema, encodeService(s));
+}
+
+export function encodeServiceBinary(s: WaypointService): Uint8Array {
+  return toBinary(WaypointServiceSchema, encodeService(s));
+}
+
+// ---------- decode ----------
+
+class Ctx {
+  constructor(readonly resource: string) {}
+  fail(field: string, reason: string): never {
+    throw new ConfigCodecError(this.resource, field, reason);
+  }
+}
+
+function decPath(c: Ctx, field: string, p: { type: PathModifier_Type; value: string } | undefined): PathModifier | undefined {
+  if (!p) return undefined;
+  if (p.type === PathModifier_Type.REPLACE_FULL_PATH) {
+    if (!p.value.startsWith("/")) c.fail(`${field}.value`, "must start with /");
+    return { type: "ReplaceFullPath", value: p.value };
+  }
+  if (p.type === PathModifier_Type.REPLACE_PREFIX_MATCH) return { type: "ReplacePrefixMatch", value: p.value || "/" };
+  return c.fail(`${field}.type`, `unknown path modifier ${p.type}`);
+}
+
+function decMod(m: { set: { name: string; value: string }[]; add: { name: string; value: string }[]; remove: string[] }): HeaderModifier {
+  const out: HeaderModifier = {};
+  if (m.set.length) out.set = m.set.map((h) => ({ name: h.name, value: h.value }));
+  if (m.add.length) out.add = m.add.map((h) => ({ name: h.name, value: h.value }));
+  if (m.remove.length) out.remove = [...m.remove];
+  return out;
+}
+
+function percent(c: Ctx, field: string, v: number): number {
+  if (!(v >= 0 && v <= 100)) c.fail(field, `percent ${v} is not in 0..100`);
+  return v;
+}
+
+function decFilter(c: Ctx, field: string, f: PbFilter): RouteFilter {
+  const k = f.kind;
+  switch (k.case) {
+    case "requestHeaderModifier":
+      return { type: "RequestHeaderModifier", modifier: decMod(k.value) };
+    case "responseHeaderModifier":
+      return { type: "ResponseHeaderModifier", modifier: decMod(k.value) };
+    case "urlRewrite": {
+      const path = decPath(c, `${field}.urlRewrite.path`, k.value.path);
+      return { type: "URLRewrite", ...(k.value.hostname ? { hostname: k.value.hostname } : {}), ...(path ? { path } : {}) };
+    }
+    case "requestRedirect": {
+      const v = k.value;
+      const code = v.statusCode || 302;
+      if (![301, 302, 303, 307, 308].includes(code)) c.fail(`${field}.requestRedirect.statusCode`, `unsupported redirect status ${code}`);
+      if (v.scheme && v.scheme !== "http" && v.scheme !== "https") c.fail(`${field}.requestRedirect.scheme`, `unsupported scheme ${v.scheme}`);
+      const path = decPath(c, `${field}.requestRedirect.path`, v.path);
+      return {
+        type: "RequestRedirect",
+        statusCode: code,
+        ...(v.scheme ? { scheme: v.scheme } : {}),
+        ...(v.hostname ? { hostname: v.hostname } : {}),
+        ...(v.port !== undefined ? { port: v.port } : {}),
+        ...(path ? { path } : {}),
+      };
+    }
+    case "requestMirror":
+      if (!k.value.cluster) c.fail(`${field}.requestMirror.cluster`, "required");
+      return { type: "RequestMirror", cluster: k.value.cluster, percent: percent(c, `${field}.requestMirror.percent`, k.value.percent) };
+    case "cors":
+      return {
+        type: "CORS",
+        cors: {
+          allowOrigins: [...k.value.allowOrigins],
+          allowMethods: [...k.value.allowMethods],
+          allowHeaders: [...k.value.allowHeaders],
+          exposeHeaders: [...k.value.exposeHeaders],
+          ...(k.value.maxAgeSeconds !== undefined ? { maxAgeSeconds: k.value.maxAgeSeconds } : {}),
+          ...(k.value.allowCredentials ? { allowCredentials: true } : {}),
+        },
+      };
+    case "fault": {
+      const { delay, abort } = k.value;
+      if (!delay && !abort) c.fail(`${field}.fault`, "needs a delay or an abort");
+      if (abort && !abort.httpStatus && abort.grpcStatus === undefined) c.fail(`${field}.fault.abort`, "needs httpStatus or grpcStatus");
+      if (abort?.httpStatus && (abort.httpStatus < 200 || abort.httpStatus > 599))
+        c.fail(`${field}.fault.abort.httpStatus`, `invalid status ${abort.httpStatus}`);
+      if (abort?.grpcStatus !== undefined && abort.grpcStatus > 16) c.fail(`${field}.fault.abort.grpcStatus`, `invalid gRPC code ${abort.grpcStatus}`);
+      return {
+        type: "Fault",
+        fault: {
+          ...(delay ? { delay: { fixedDelayMs: delay.fixedDelayMs, percent: percent(c, `${field}.fault.delay.percent`, delay.percent) } } : {}),
+          ...(abort
+            ? {
+                abort: {
+                  ...(abort.httpStatus ? { httpStatus: abort.httpStatus } : {}),
+                  ...(abort.grpcStatus !== undefined ? { grpcStatus: abort.grpcStatus } : {}),
+                  percent: percent(c, `${field}.fault.abort.percent`, abort.percent),
+                },
+              }
+            : {}),
+        },
+      };
+    }
+    default:
+      return c.fail(field, "unknown or empty filter");
+  }
+}
+
+function decMatch(c: Ctx, field: string, m: PbService["routes"][number]["match"]): RouteMatch {
+  const out: RouteMatch = {};
+  if (!m) return out;
+  if (m.path) {
+    const type = matchName[m.path.type];
+    if (!type) c.fail(`${field}.path.type`, `unknown match type ${m.path.type}`);
+    if (type !== "RegularExpression" && !m.path.value.startsWith("/")) c.fail(`${field}.path.value`, "must start with /");
+    out.path = { type, value: m.path.value };
+  }
+  const vm = (list: typeof m.headers, name: string) =>
+    list.map((h, i) => {
+      if (h.type === MatchType.PATH_PREFIX) c.fail(`${field}.${name}[${i}].type`, "PathPrefix is only for paths");
+      if (!h.name) c.fail(`${field}.${name}[${i}].name`, "required");
+      return { type: h.type === MatchType.REGULAR_EXPRESSION ? ("RegularExpression" as const) : ("Exact" as const), name: h.name, value: h.value };
+    });
+  if (m.headers.length) out.headers = vm(m.headers, "headers");
+  if (m.queryParams.length) out.queryParams = vm(m.queryParams, "queryParams");
+  if (m.method) out.method = m.method;
+  if (m.grpc) {
+    out.grpc = {
+      type: m.grpc.type === MatchType.REGULAR_EXPRESSION ? "RegularExpression" : "Exact",
+      ...(m.grpc.service ? { service: m.grpc.service } : {}),
+      ...(m.grpc.method ? { method: m.grpc.method } : {}),
+    };
+  }
+  return out;
+}
+
+function decCluster(c: Ctx, field: string, pc: PbService["clusters"][number]): WaypointCluster {
+  if (!pc.name) c.fail(`${field}.name`, "required");
+  const protocol = protocolOf[pc.protocol];
+  if (!protocol) c.fail(`${field}.protocol`, "unspecified");
+  const endpoints = pc.endpoints.map((e, i) => {
+    if (!e.ip) c.fail(`${field}.endpoints[${i}].ip`, "required");
+    if (!(e.port > 0 && e.port < 65536)) c.fail(`${field}.endpoints[${i}].port`, `invalid port ${e.port}`);
+    return { ip: e.ip, port: e.port, ...(e.weight ? { weight: e.weight } : {}) };
+  });
+  const out: WaypointCluster = { name: pc.name, service: pc.service, port: pc.port, protocol, endpoints };
+  const p = pc.policy;
+  if (p) {
+    out.policy = {};
+    if (p.loadBalancer) {
+      const type = lbName[p.loadBalancer.type];
+      if (!type) c.fail(`${field}.policy.loadBalancer.type`, `unknown ${p.loadBalancer.type}`);
+      out.policy.loadBalancer =
+        type === "CONSISTENT_HASH"
+          ? {
+              type,
+              ...(p.loadBalancer.hashHeader ? { header: p.loadBalancer.hashHeader } : {}),
+              ...(p.loadBalancer.hashCookie ? { cookie: p.loadBalancer.hashCookie } : {}),
+              ...(p.loadBalancer.hashSourceIp ? { sourceIp: true } : {}),
+            }
+          : { type };
+    }
+    if (p.connectionPool) {
+      const cp = p.connectionPool;
+      out.policy.connectionPool = {
+        ...(cp.maxConnections !== undefined ? { maxConnections: cp.maxConnections } : {}),
+        ...(cp.maxPendingRequests !== undefined ? { maxPendingRequests: cp.maxPendingRequests } : {}),
+        ...(cp.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: cp.maxRequestsPerConnection } : {}),
+      };
+    }
+    if (p.outlierDetection) {
+      const o = p.outlierDetection;
+      if (o.maxEjectionPercent > 100) c.fail(`${field}.policy.outlierDetection.maxEjectionPercent`, "must be 0..100");
+      out.policy.outlierDetection = {
+        ...(o.consecutive5xxErrors !== undefined ? { consecutive5xxErrors: o.consecutive5xxErrors } : {}),
+        ...(o.consecutiveGatewayErrors !== undefined ? { consecutiveGatewayErrors: o.consecutiveGatewayErrors } : {}),
+        baseEjectionTimeMs: o.baseEjectionTimeMs || 30_000,
+        maxEjectionPercent: o.maxEjectionPercent,
+      };
+    }
+  }
+  return out;
+}
+
+function nonEmpty<T>(a: T[]): T[] | undefined {
+  return a.length ? [...a] : undefined;
+}
+
+/** Proto → model, validated. Throws ConfigCodecError naming the field. */
+export function decodeService(pb: PbService): WaypointService {
+  const c = new Ctx(pb.key);
+  if (!pb.key) c.fail("key", "required");
+  if (!pb.hostname) c.fail("hostname", "required");
+  const ports = pb.ports.map((p, i) => {
+    if (!(p.port > 0 && p.port < 65536)) c.fail(`ports[${i}].port`, `invalid port ${p.port}`);
+    const protocol = protocolOf[p.protocol];
+    if (!protocol) c.fail(`ports[${i}].protocol`, "unspecified");
+    return { port: p.port, protocol, ...(p.name ? { name: p.name } : {}) };
+  });
+  const routes: WaypointRoute[] = pb.routes.map((r, i) => {
+    const f = `routes[${i}]`;
+    if (!r.name) c.fail(`${f}.name`, "required");
+    const route: WaypointRoute = {
+      name: r.name,
+      kind: r.kind === Route_Kind.GRPC ? "grpc" : "http",
+      match: decMatch(c, `${f}.match`, r.match),
+      filters: r.filters.map((x, j) => decFilter(c, `${f}.filters[${j}]`, x)),
+      backends: r.backends.map((b, j) => {
+        if (!b.cluster) c.fail(`${f}.backends[${j}].cluster`, "required");
+        const filters = b.filters.map((x, k) => decFilter(c, `${f}.backends[${j}].filters[${k}]`, x));
+        return { cluster: b.cluster, weight: b.weight, ...(filters.length ? { filters } : {}) };
+      }),
+    };
+    if (r.timeouts && (r.timeouts.requestMs !== undefined || r.timeouts.backendRequestMs !== undefined))
+      route.timeouts = {
+        ...(r.timeouts.requestMs ? { requestMs: r.timeouts.requestMs } : {}),
+        ...(r.timeouts.backendRequestMs ? { backendRequestMs: r.timeouts.backendRequestMs } : {}),
+      };
+    if (r.retry) {
+      for (const [j, code] of r.retry.codes.entries()) if (code < 400 || code > 599) c.fail(`${f}.retry.codes[${j}]`, `not an error status: ${code}`);
+      route.retry = { attempts: r.retry.attempts, codes: [...r.retry.codes], grpcCodes: [...r.retry.grpcCodes], backoffMs: r.retry.backoffMs };
+    }
+    return route;
+  });
+  try {
+    compileRoutes(routes);
+  } catch (e) {
+    if (e instanceof RouteCompileError) c.fail(e.field, e.message.slice(e.field.length + 2));
+    throw e;
+  }
+  const svc: WaypointService = {
+    key: pb.key,
+    name: pb.name,
+    namespace: pb.namespace,
+    hostname: pb.hostname,
+    vips: [...pb.vips],
+    ports,
+    routes,
+    clusters: pb.clusters.map((x, i) => decCluster(c, `clusters[${i}]`, x)),
+    authz: pb.authz.map((p, i) => {
+      const action = actionName[p.action];
+      if (!action) c.fail(`authz[${i}].action`, `unknown action ${p.action}`);
+      return {
+        name: p.name,
+        action,
+        rules: p.rules.map((r) => ({
+          from: r.from.map((s) => ({
+            ...(nonEmpty(s.principals) ? { principals: [...s.principals] } : {}),
+            ...(nonEmpty(s.notPrincipals) ? { notPrincipals: [...s.notPrincipals] } : {}),
+            ...(nonEmpty(s.requestPrincipals) ? { requestPrincipals: [...s.requestPrincipals] } : {}),
+            ...(nonEmpty(s.notRequestPrincipals) ? { notRequestPrincipals: [...s.notRequestPrincipals] } : {}),
+            ...(nonEmpty(s.namespaces) ? { namespaces: [...s.namespaces] } : {}),
+            ...(nonEmpty(s.notNamespaces) ? { notNamespaces: [...s.notNamespaces] } : {}),
+            ...(nonEmpty(s.ipBlocks) ? { ipBlocks: [...s.ipBlocks] } : {}),
+            ...(nonEmpty(s.notIpBlocks) ? { notIpBlocks: [...s.notIpBlocks] } : {}),
+          })),
+          to: r.to.map((o) => ({
+            ...(nonEmpty(o.hosts) ? { hosts: [...o.hosts] } : {}),
+            ...(nonEmpty(o.notHosts) ? { notHosts: [...o.notHosts] } : {}),
+            ...(nonEmpty(o.ports) ? { ports: [...o.ports] } : {}),
+            ...(nonEmpty(o.notPorts) ? { notPorts: [...o.notPorts] } : {}),
+            ...(nonEmpty(o.methods) ? { methods: [...o.methods] } : {}),
+            ...(nonEmpty(o.notMethods) ? { notMethods: [...o.notMethods] } : {}),
+            ...(nonEmpty(o.paths) ? { paths: [...o.paths] } : {}),
+            ...(nonEmpty(o.notPaths) ? { notPaths: [...o.notPaths] } : {}),
+          })),
+          when: r.when.map((w) => ({
+            key: w.key,
+            ...(nonEmpty(w.values) ? { values: [...w.values] } : {}),
+            ...(nonEmpty(w.notValues) ? { notValues: [...w.notValues] } : {}),
+          })),
+        })),
+      };
+    }),
+    jwtRules: pb.jwtRules.map((j, i) => {
+      if (!j.issuer) c.fail(`jwtRules[${i}].issuer`, "required");
+      if (!j.jwks && !j.jwksUri) c.fail(`jwtRules[${i}]`, "needs jwks or jwksUri");
+      if (j.jwks) {
+        try {
+          const parsed = JSON.parse(j.jwks) as { keys?: unknown };
+          if (!Array.isArray(parsed.keys)) c.fail(`jwtRules[${i}].jwks`, "not a JWKS (no keys array)");
+        } catch (e) {
+          if (e instanceof ConfigCodecError) throw e;
+          c.fail(`jwtRules[${i}].jwks`, `invalid JSON: ${(e as Error).message}`);
+        }
+      }
+      if (j.jwksUri && !/^(https?|file):\/\//.test(j.jwksUri)) c.fail(`jwtRules[${i}].jwksUri`, "must be http(s):// or file://");
+      return {
+        issuer: j.issuer,
+        audiences: [...j.audiences],
+        ...(j.jwks ? { jwks: j.jwks } : {}),
+        ...(j.jwksUri ? { jwksUri: j.jwksUri } : {}),
+        ...(j.fromHeaders.length ? { fromHeaders: j.fromHeaders.map((h) => ({ name: h.name, ...(h.prefix ? { prefix: h.prefix } : {}) })) } : {}),
+        ...(j.fromParams.length ? { fromParams: [...j.fromParams] } : {}),
+        ...(j.forwardOriginalToken ? { forwardOriginalToken: true } : {}),
+        ...(j.outputClaimToHeaders.length ? { outputClaimToHeaders: j.outputClaimToHeaders.map((o) => ({ header: o.header, claim: o.claim })) } : {}),
+      };
+    }),
+  };
+  if (pb.rateLimit) {
+    const r = pb.rateLimit;
+    if (!r.maxTokens) c.fail("rateLimit.maxTokens", "must be > 0");
+    if (!r.fillIntervalMs) c.fail("rateLimit.fillIntervalMs", "must be > 0");
+    svc.rateLimit = { maxTokens: r.maxTokens, tokensPerFill: r.tokensPerFill || r.maxTokens, fillIntervalMs: r.fillIntervalMs };
+  }
+  return svc;
+}
+
+/** An xDS resource (Any) → model. Throws ConfigCodecError (→ NACK). */
+export function decodeServiceAny(any: Any, resourceName = ""): WaypointService {
+  if (any.typeUrl !== WAYPOINT_SERVICE_TYPE_URL) throw new ConfigCodecError(resourceName, "typeUrl", `unexpected ${any.typeUrl}`);
+  let pb: PbService | undefined;
+  try {
+    pb = anyUnpack(any, WaypointServiceSchema);
+  } catch (e) {
+    throw new ConfigCodecError(resourceName, "value", `cannot decode: ${(e as Error).message}`);
+  }
+  if (!pb) throw new ConfigCodecError(resourceName, "typeUrl", "not a WaypointService");
+  const svc = decodeService(pb);
+  if (resourceName && svc.key !== resourceName) throw new ConfigCodecError(resourceName, "key", `does not match the resource name (${svc.key})`);
+  return svc;
+}
+
+export function decodeServiceBinary(b: Uint8Array): WaypointService {
+  return decodeService(fromBinary(WaypointServiceSchema, b));
+}

@@ -1,0 +1,22 @@
+// Glue between the xDS client (core/xds/client.ts) and the waypoint: a
+// handler for the ambit.v1.WaypointService type. Every resource of an update
+// is decoded and compiled before any is applied; a bad one throws, which the
+// xDS client turns into a NACK carrying the message, and the last good
+// configuration stays.
+import type { Any } from "@bufbuild/protobuf/wkt";
+import { decodeServiceAny, WAYPOINT_SERVICE_TYPE_URL } from "./config-codec.js";
+import type { Waypoint } from "./waypoint.js";
+
+export interface ResourceUpdate {
+  added: { name: string; version?: string; resource: Any }[];
+  removed: string[];
+}
+
+export { WAYPOINT_SERVICE_TYPE_URL };
+
+export function waypointServiceHandler(wp: Waypoint): (u: ResourceUpdate) => void {
+  return (u) => {
+    const services = u.added.map((r) => decodeServiceAny(r.resource, r.name));
+    wp.applyServices(services, u.removed);
+  };
+}
