@@ -10,6 +10,7 @@ import {
   type IstioCertificateRequest,
   IstioCertificateRequestSchema,
   type IstioCertificateResponse,
+  IstioCertificateResponseSchema,
   IstioCertificateService,
 } from "../../core/gen/citadel_pb.js";
 import { generateKeyPair, P256 } from "../../core/identity/keys.js";
@@ -197,4 +198,40 @@ t.test("over TLS (15012): CaClient trusting the root gets a checked certificate;
   const refused = new CaClient({ address: running.address, token: NODE1_TOKEN, tls: { rootsPem: [running.ca.rootPem] } });
   t.teardown(() => refused.close());
   await t.rejects(refused.fetch(SERVER), { code: "CA_REFUSED" }, "refusal surfaces as CA_REFUSED");
+});
+
+t.test("CaClient checks the answer: a CA that signs another identity or another key is not believed", async (t) => {
+  const running = await startCa({ dir: await tempDir(t) });
+  t.teardown(() => running.close());
+  const ca = running.ca;
+  const answers: Array<(csr: string) => Promise<string[]>> = [
+    // signs, but for another identity
+    async (csr) => (await ca.signWorkload(csr, SERVER, 600)).certChain,
+    // signs the requested identity, but for a key of its own
+    async () => (await ca.signWorkload(await csrFor(CLIENT), CLIENT, 600)).certChain,
+    // an empty chain
+    async () => [],
+    // a leaf without its root
+    async (csr) => (await ca.signWorkload(csr, CLIENT, 600)).certChain.slice(0, 1),
+  ];
+  const reasons = [/is for spiffe:\/\/cluster.local\/ns\/demo\/sa\/server/, /not for our key/, /empty certificate chain/, /no root/];
+  let which = 0;
+  const server = new grpc.Server();
+  server.addService(grpcServiceDefinition(IstioCertificateService), {
+    createCertificate: (call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>, cb: grpc.sendUnaryData<unknown>) => {
+      (answers[which] as (csr: string) => Promise<string[]>)(call.request.csr).then(
+        (certChain) => cb(null, create(IstioCertificateResponseSchema, { certChain })),
+        (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }),
+      );
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  t.teardown(() => server.forceShutdown());
+  const client = new CaClient({ address: `127.0.0.1:${port}`, token: NODE1_TOKEN });
+  t.teardown(() => client.close());
+  for (which = 0; which < answers.length; which++) {
+    await t.rejects(client.fetch(CLIENT), { code: "CA_REFUSED", message: reasons[which] as RegExp });
+  }
 });
