@@ -62,6 +62,8 @@ export function convertedPolicyName(p: PeerAuthentication): string {
 export class PeerAuthnIndex {
   private readonly nsLevel = new Map<string, PeerAuthentication>();
   private readonly all: PeerAuthentication[];
+  /** Converted port-level policies by key `<ns>/<name>`. */
+  private readonly converted = new Map<string, AuthzPolicy>();
 
   constructor(
     private readonly ctx: TranslateContext,
@@ -75,17 +77,16 @@ export class PeerAuthnIndex {
       byNs.set(ns, [...(byNs.get(ns) ?? []), p]);
     }
     for (const [ns, ps] of byNs) this.nsLevel.set(ns, oldest(ps)!);
+    for (const p of list) {
+      const c = this.convert(p);
+      if (c) this.converted.set(`${c.namespace}/${c.name}`, c);
+    }
   }
 
   /** All policies derived from PeerAuthentications (the static one included when any exists). */
   policies(): AuthzPolicy[] {
     if (this.all.length === 0) return [];
-    const out = [staticStrictPolicy(this.ctx.opts.rootNamespace)];
-    for (const p of this.all) {
-      const c = this.convert(p);
-      if (c) out.push(c);
-    }
-    return out;
+    return [staticStrictPolicy(this.ctx.opts.rootNamespace), ...this.converted.values()];
   }
 
   /** istiod's convertPeerAuthentication: the port-level policy of a workload-selecting PeerAuthentication. */
@@ -182,6 +183,7 @@ export class PeerAuthnIndex {
       if (isStrict(spec.mtls)) strict = true;
       if (isPermissive(spec.mtls) || isDisable(spec.mtls)) strict = false;
       const ports = sortedPortEntries(wlCfg).map(([, m]) => m);
+      const strictWithoutPorts = strict;
       if (ports.length > 0) {
         if (isStrict(spec.mtls)) {
           if (ports.some((m) => isPermissive(m) || isDisable(m))) {
@@ -196,6 +198,14 @@ export class PeerAuthnIndex {
             strict = false;
           }
         } else if (ports.some(isStrict)) portKey = key;
+      }
+      // Deviation from istiod, on purpose: where its two halves disagree (a
+      // namespace policy with mode UNSET under a STRICT mesh), istiod would
+      // reference a converted policy it never emits and drop the static one,
+      // leaving the workload without STRICT. Never reference a missing policy.
+      if (portKey && !this.converted.has(portKey)) {
+        portKey = undefined;
+        strict = strictWithoutPorts;
       }
     }
     const keys: string[] = [];
