@@ -13,7 +13,6 @@ import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { AggregatedDiscoveryService, type DeltaDiscoveryRequest, ResourceSchema } from "../../core/gen/xds_pb.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
@@ -50,8 +49,8 @@ export interface ProxyTypeInfo {
   wildcard: boolean;
   /** Named subscriptions (besides the wildcard). */
   names: string[];
-  /** Versions the proxy has ACKed (do not mutate). */
-  acked: ReadonlyMap<string, string>;
+  /** Resources the proxy holds by its ACKs (ackedVersions() lists them). */
+  resources: number;
   acks: number;
   nacks: number;
   lastAckNonce?: string;
@@ -91,8 +90,10 @@ interface TypeState {
 interface Inflight {
   nonce: string;
   changeTime: number;
-  added: [string, string][];
+  added: PublishedResource[];
   removed: string[];
+  /** For names the proxy already had: the version before this response (to restore on NACK). */
+  before: Map<string, string>;
 }
 
 interface StreamType {
@@ -101,8 +102,11 @@ interface StreamType {
   names: Set<string>;
   /** name → version the proxy has or is being sent (never resend a NACKed version). */
   sent: Map<string, string>;
-  /** name → version the proxy ACKed. */
-  acked: Map<string, string>;
+  /**
+   * Names whose ACKed version differs from `sent` because a response was
+   * NACKed: the version the proxy kept (undefined: it has none). Usually empty.
+   */
+  diverged: Map<string, string | undefined>;
   dirty: Set<string> | "all";
   /** Named subscriptions to answer even when missing (removed_resources says "does not exist"). */
   probes: Set<string>;
@@ -115,7 +119,7 @@ interface StreamType {
   lastNack?: { nonce: string; message: string; at: Date };
 }
 
-type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, Uint8Array>;
+type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>;
 
 interface Stream {
   id: number;
@@ -135,15 +139,67 @@ function resourceVersion(any: Any): string {
   return createHash("sha256").update(any.typeUrl).update(any.value).digest("base64url").slice(0, 16);
 }
 
-/** DeltaDiscoveryResponse bytes, built from the pre-encoded Resource messages (no re-encoding per stream). */
-function encodeResponse(typeUrl: string, systemVersion: string, added: Uint8Array[], removed: string[], nonce: string): Uint8Array {
-  const w = new BinaryWriter();
-  w.tag(1, WireType.LengthDelimited).string(systemVersion);
-  for (const r of added) w.tag(2, WireType.LengthDelimited).bytes(r);
-  w.tag(4, WireType.LengthDelimited).string(typeUrl);
-  w.tag(5, WireType.LengthDelimited).string(nonce);
-  for (const name of removed) w.tag(6, WireType.LengthDelimited).string(name);
-  return w.finish();
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+// Field tags of DeltaDiscoveryResponse (all length-delimited).
+const TAG_SYSTEM_VERSION = (1 << 3) | 2;
+const TAG_RESOURCES = (2 << 3) | 2;
+const TAG_TYPE_URL = (4 << 3) | 2;
+const TAG_NONCE = (5 << 3) | 2;
+const TAG_REMOVED = (6 << 3) | 2;
+
+/**
+ * DeltaDiscoveryResponse bytes, assembled from the pre-encoded Resource
+ * messages: one exact-size allocation and one copy of each resource, no
+ * re-encoding per stream.
+ */
+export function encodeResponse(
+  typeUrl: string,
+  systemVersion: string,
+  added: readonly Uint8Array[],
+  removed: readonly string[],
+  nonce: string,
+): Buffer {
+  const strings: [number, Buffer][] = [
+    [TAG_SYSTEM_VERSION, Buffer.from(systemVersion)],
+    [TAG_TYPE_URL, Buffer.from(typeUrl)],
+    [TAG_NONCE, Buffer.from(nonce)],
+    ...removed.map((n): [number, Buffer] => [TAG_REMOVED, Buffer.from(n)]),
+  ];
+  let size = 0;
+  for (const r of added) size += 1 + varintSize(r.byteLength) + r.byteLength;
+  for (const [, b] of strings) size += 1 + varintSize(b.byteLength) + b.byteLength;
+  const buf = Buffer.allocUnsafe(size);
+  let pos = 0;
+  for (const r of added) {
+    buf[pos++] = TAG_RESOURCES;
+    pos = writeVarint(buf, pos, r.byteLength);
+    buf.set(r, pos);
+    pos += r.byteLength;
+  }
+  for (const [tag, b] of strings) {
+    buf[pos++] = tag;
+    pos = writeVarint(buf, pos, b.byteLength);
+    buf.set(b, pos);
+    pos += b.byteLength;
+  }
+  return buf;
 }
 
 export class DeltaAdsServer extends EventEmitter {
@@ -169,7 +225,7 @@ export class DeltaAdsServer extends EventEmitter {
     const delta = def.deltaAggregatedResources;
     if (!delta) throw new Error("generated AggregatedDiscoveryService lacks DeltaAggregatedResources");
     // Responses are written as ready-made bytes (see encodeResponse).
-    const serialize = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    const serialize = (b: Buffer): Buffer => b;
     server.addService(
       { deltaAggregatedResources: { ...delta, responseSerialize: serialize as (v: unknown) => Buffer } },
       { deltaAggregatedResources: (call: AdsCall) => this.accept(call) },
@@ -198,6 +254,11 @@ export class DeltaAdsServer extends EventEmitter {
       const al = aliases?.get(name) ?? [];
       const sameAliases = old !== undefined && old.aliases.length === al.length && old.aliases.every((a, i) => a === al[i]);
       if (old && old.any === any && sameAliases) {
+        next.set(name, old);
+        continue;
+      }
+      // Same bytes under a new Any object (a fresh translation): no hashing needed.
+      if (old && sameAliases && old.any.typeUrl === any.typeUrl && Buffer.compare(old.any.value, any.value) === 0) {
         next.set(name, old);
         continue;
       }
@@ -259,7 +320,7 @@ export class DeltaAdsServer extends EventEmitter {
         typeUrl: st.typeUrl,
         wildcard: st.wildcard,
         names: [...st.names],
-        acked: st.acked,
+        resources: st.inflight || st.diverged.size > 0 ? this.ackedMap(st).size : st.sent.size,
         acks: st.acks,
         nacks: st.nacks,
         ...(st.lastAckNonce !== undefined ? { lastAckNonce: st.lastAckNonce } : {}),
@@ -362,7 +423,7 @@ export class DeltaAdsServer extends EventEmitter {
       wildcard: subscribe.length === 0 || subscribe.includes("*"),
       names: new Set(subscribe.filter((n) => n !== "*")),
       sent: new Map(),
-      acked: new Map(),
+      diverged: new Map(),
       dirty: "all",
       probes: new Set(subscribe.filter((n) => n !== "*")),
       dirtySince: performance.now(),
@@ -374,7 +435,6 @@ export class DeltaAdsServer extends EventEmitter {
     // What the proxy already holds (reconnect): only differences are sent.
     for (const [name, version] of Object.entries(req.initialResourceVersions)) {
       st.sent.set(name, version);
-      st.acked.set(name, version);
     }
     s.types.set(req.typeUrl, st);
     return st;
@@ -403,7 +463,7 @@ export class DeltaAdsServer extends EventEmitter {
       const e = entries?.get(name);
       if (!e ? !st.wildcard && !st.names.has(name) : !this.subscribed(st, e)) {
         st.sent.delete(name);
-        st.acked.delete(name);
+        st.diverged.delete(name);
       }
     }
   }
@@ -421,10 +481,15 @@ export class DeltaAdsServer extends EventEmitter {
       metrics.nacks.inc({ type, reason: this.nackReason(type, message) });
       this.log.warn({ stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message }, "proxy rejected xDS response (NACK)");
       this.emit("nack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce, message });
+      // The proxy kept what it had; the server still never resends the rejected versions.
+      for (const e of inflight.added) if (!st.diverged.has(e.name)) st.diverged.set(e.name, inflight.before.get(e.name));
+      for (const n of inflight.removed) if (!st.diverged.has(n)) st.diverged.set(n, inflight.before.get(n));
       return;
     }
-    for (const [name, version] of inflight.added) st.acked.set(name, version);
-    for (const name of inflight.removed) st.acked.delete(name);
+    if (st.diverged.size > 0) {
+      for (const e of inflight.added) st.diverged.delete(e.name);
+      for (const n of inflight.removed) st.diverged.delete(n);
+    }
     st.acks++;
     st.lastAckNonce = inflight.nonce;
     metrics.pushDuration.observe({ type }, (performance.now() - inflight.changeTime) / 1000);
@@ -463,16 +528,37 @@ export class DeltaAdsServer extends EventEmitter {
     return false;
   }
 
+  /** Everything published and subscribed has been sent and ACKed (dirty names are reconciled on every send). */
   private inSync(st: StreamType): boolean {
-    const state = this.types.get(st.typeUrl);
-    if (!state?.published || st.inflight || st.initialPending) return false;
-    let count = 0;
-    for (const e of state.entries.values()) {
-      if (!this.subscribed(st, e)) continue;
-      if (st.acked.get(e.name) !== e.version) return false;
-      count++;
+    if (!this.types.get(st.typeUrl)?.published || st.inflight || st.initialPending) return false;
+    return st.diverged.size === 0 && st.probes.size === 0 && st.dirty !== "all" && st.dirty.size === 0;
+  }
+
+  /** name → version the proxy holds by its ACKs. */
+  private ackedMap(st: StreamType): Map<string, string> {
+    const out = new Map(st.sent);
+    if (st.inflight) {
+      for (const e of st.inflight.added) {
+        const v = st.inflight.before.get(e.name);
+        if (v === undefined) out.delete(e.name);
+        else out.set(e.name, v);
+      }
+      for (const n of st.inflight.removed) {
+        const v = st.inflight.before.get(n);
+        if (v !== undefined) out.set(n, v);
+      }
     }
-    return count === st.acked.size;
+    for (const [n, v] of st.diverged) {
+      if (v === undefined) out.delete(n);
+      else out.set(n, v);
+    }
+    return out;
+  }
+
+  /** The versions one proxy holds of one type, by its ACKs (for `ambit check`). */
+  ackedVersions(connectionId: number, typeUrl: string): Map<string, string> {
+    const st = this.streams.get(connectionId)?.types.get(typeUrl);
+    return st ? this.ackedMap(st) : new Map();
   }
 
   private flushStream(s: Stream): void {
@@ -517,10 +603,19 @@ export class DeltaAdsServer extends EventEmitter {
     st.dirtySince = undefined;
     if (added.length === 0 && removed.length === 0 && !st.initialPending) return;
     st.initialPending = false;
-    for (const e of added) st.sent.set(e.name, e.version);
-    for (const name of removed) st.sent.delete(name);
+    const before = new Map<string, string>();
+    for (const e of added) {
+      const had = st.sent.get(e.name);
+      if (had !== undefined) before.set(e.name, had);
+      st.sent.set(e.name, e.version);
+    }
+    for (const name of removed) {
+      const had = st.sent.get(name);
+      if (had !== undefined) before.set(name, had);
+      st.sent.delete(name);
+    }
     const nonce = (this.nextNonce++).toString(36);
-    st.inflight = { nonce, changeTime, added: added.map((e) => [e.name, e.version]), removed };
+    st.inflight = { nonce, changeTime, added, removed, before };
     const bytes = encodeResponse(
       st.typeUrl,
       String(state.generation),

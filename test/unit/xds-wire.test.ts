@@ -13,6 +13,7 @@ import {
   DeltaDiscoveryRequestSchema,
   type DeltaDiscoveryResponse,
 } from "../../core/gen/xds_pb.js";
+import { registry } from "../../core/telemetry/metrics.js";
 import { DeltaAdsClient, type XdsUpdate } from "../../core/xds/client.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { ADDRESS_TYPE } from "../../core/xds/type-urls.js";
@@ -124,6 +125,22 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
   t.equal(info?.lastNack?.message, "cannot apply");
   t.equal(info?.acks, 3, "r1, r2, r4 (the stale nonce did not count)");
   t.equal(info?.inSync, false, "the proxy never ACKed the removal of the service");
+  const held = srv.ads.ackedVersions(info ? srv.ads.connections()[0]!.id : -1, ADDRESS_TYPE);
+  t.equal(held.get(s.key), r1.resources.find((r) => r.name === s.key)?.version, "the proxy kept the service it NACKed the removal of");
+  t.equal(held.get(pod("d", "").uid), r4.resources[0]?.version);
+  t.equal(info?.resources, 5);
+
+  // Metrics: pushes and push durations are counted per type.
+  const pushes = await registry.getSingleMetric("ambit_xds_pushes_total")!.get();
+  t.ok((pushes.values.find((v) => v.labels.type === "istio.workload.Address")?.value ?? 0) >= 4);
+  const durations = await registry.getSingleMetric("ambit_xds_push_duration_seconds")!.get();
+  t.ok(
+    (durations.values as { labels: Record<string, unknown>; value: number; metricName?: string }[]).some(
+      (v) => v.labels.type === "istio.workload.Address" && v.metricName?.endsWith("_count") && v.value >= 3,
+    ),
+  );
+  const proxies = await registry.getSingleMetric("ambit_xds_connected_proxies")!.get();
+  t.equal(proxies.values[0]?.value, 1);
 });
 
 t.test("named subscriptions, aliases, missing names, subscribe and unsubscribe later", async (t) => {

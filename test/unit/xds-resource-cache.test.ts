@@ -1,0 +1,46 @@
+// ResourceCache: unchanged model objects keep their Any (same object), so a
+// republish after a fresh translation sends nothing; changed ones are re-encoded.
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import t from "tap";
+import { ResourceCache } from "../../controller/push/resource-cache.js";
+import { DeltaAdsServer } from "../../controller/push/server.js";
+import { AddressSchema } from "../../core/gen/workload_pb.js";
+import type { MeshWorkload } from "../../core/model/types.js";
+import { addressAliases, workloadToAddress } from "../../core/xds/codec-address.js";
+import { ADDRESS_TYPE } from "../../core/xds/type-urls.js";
+import { pod } from "./xds-harness.js";
+
+t.test("unchanged objects keep their Any; changed and new ones are encoded", async (t) => {
+  let encodes = 0;
+  const cache = new ResourceCache<MeshWorkload>(
+    (w) => w.uid,
+    (w) => {
+      encodes++;
+      return anyPack(AddressSchema, workloadToAddress(w));
+    },
+    addressAliases,
+  );
+  const first = cache.build([pod("a", "10.0.0.1"), pod("b", "10.0.0.2")]);
+  t.equal(encodes, 2);
+  t.same(first.aliases.get(pod("a", "").uid), ["/10.0.0.1"]);
+  // A fresh translation: new objects, same content for a, b changed, c new.
+  const second = cache.build([pod("a", "10.0.0.1"), pod("b", "10.0.0.22"), pod("c", "10.0.0.3")]);
+  t.equal(encodes, 4);
+  t.equal(second.resources.get(pod("a", "").uid), first.resources.get(pod("a", "").uid), "same Any object");
+  t.not(second.resources.get(pod("b", "").uid), first.resources.get(pod("b", "").uid));
+  const third = cache.build([pod("a", "10.0.0.1")]);
+  t.same([...third.resources.keys()], [pod("a", "").uid]);
+
+  // publish() sees identical Anys and bumps nothing.
+  const ads = new DeltaAdsServer();
+  ads.publish(ADDRESS_TYPE, second.resources, second.aliases);
+  const before = ads.resources(ADDRESS_TYPE).get(pod("a", "").uid);
+  ads.publish(ADDRESS_TYPE, cache.build([pod("a", "10.0.0.1"), pod("b", "10.0.0.22"), pod("c", "10.0.0.3")]).resources, second.aliases);
+  t.equal(ads.resources(ADDRESS_TYPE).get(pod("a", "").uid), before);
+  await ads.close();
+});
+
+t.test("encode errors propagate", async (t) => {
+  const cache = new ResourceCache<MeshWorkload>((w) => w.uid, (w) => anyPack(AddressSchema, workloadToAddress(w)));
+  t.throws(() => cache.build([pod("bad", "10.0.0.256")]), { code: "XDS_REJECTED", message: /ips\[0\]/ });
+});
