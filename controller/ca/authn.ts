@@ -4,11 +4,12 @@
 // token per node into tokens.json. On a cluster a TokenReview authenticator
 // (the ztunnel's service-account token, node from the bound pod) implements
 // the same interface.
+
+import type { X509Certificate } from "node:crypto";
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, rename, stat, writeFile } from "node:fs/promises";
-import type { X509Certificate } from "node:crypto";
-import type * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
+import type * as grpc from "@grpc/grpc-js";
 import { AmbitError } from "../../core/errors/errors.js";
 
 export interface CallerPeer {
@@ -75,9 +76,16 @@ export function parseTokenFile(text: string, file: string): Record<string, strin
   const out: Record<string, string> = {};
   for (const [token, node] of Object.entries(data)) {
     if (typeof node !== "string" || node === "") {
-      throw new AmbitError("CONFIG", `${file}: field ${JSON.stringify(`${token.slice(0, 4)}...`)}: node name must be a non-empty string`, { file });
+      throw new AmbitError(
+        "CONFIG",
+        `${file}: field ${JSON.stringify(`${token.slice(0, 4)}...`)}: node name must be a non-empty string`,
+        { file },
+      );
     }
-    if (token.length < 16) throw new AmbitError("CONFIG", `${file}: the token of node ${node} is shorter than 16 characters`, { file });
+    if (token.length < 16)
+      throw new AmbitError("CONFIG", `${file}: the token of node ${node} is shorter than 16 characters`, {
+        file,
+      });
     out[token] = node;
   }
   return out;
@@ -115,7 +123,8 @@ export class TokenFileAuthenticator implements CallerAuthenticator {
       this.tokens.set(parseTokenFile(await readFile(this.path, "utf8"), this.path));
       this.lastError = undefined;
     } catch (e) {
-      this.lastError = e instanceof AmbitError ? e : new AmbitError("CONFIG", `${this.path}: ${(e as Error).message}`);
+      this.lastError =
+        e instanceof AmbitError ? e : new AmbitError("CONFIG", `${this.path}: ${(e as Error).message}`);
     }
   }
 

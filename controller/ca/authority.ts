@@ -2,8 +2,8 @@
 // first start, or a user-provided root or intermediate) kept in a directory,
 // with istiod's plug-in file names (ca-cert.pem, ca-key.pem, root-cert.pem,
 // cert-chain.pem) so an existing Istio `cacerts` secret can be reused as is.
-import { randomBytes, X509Certificate, createPublicKey } from "node:crypto";
-import { mkdir, readFile, rename, writeFile, stat } from "node:fs/promises";
+import { createPublicKey, randomBytes, X509Certificate } from "node:crypto";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { AmbitError } from "../../core/errors/errors.js";
@@ -11,10 +11,10 @@ import {
   type CryptoKey,
   generateKeyPair,
   importPrivateKeyPem,
-  privateKeyToPem,
-  type SigningAlgorithm,
   P256,
   pemLine,
+  privateKeyToPem,
+  type SigningAlgorithm,
   splitPem,
 } from "../../core/identity/keys.js";
 import { x509 } from "../../core/identity/peculiar.js";
@@ -103,7 +103,10 @@ export class CertificateAuthority {
     const keyPath = join(dir, CA_FILES.key);
     const [hasCert, hasKey] = await Promise.all([exists(certPath), exists(keyPath)]);
     if (hasCert !== hasKey) {
-      throw configError(dir, `${hasCert ? CA_FILES.cert : CA_FILES.key} exists without ${hasCert ? CA_FILES.key : CA_FILES.cert}; provide both or neither`);
+      throw configError(
+        dir,
+        `${hasCert ? CA_FILES.cert : CA_FILES.key} exists without ${hasCert ? CA_FILES.key : CA_FILES.cert}; provide both or neither`,
+      );
     }
     if (hasCert) return CertificateAuthority.load(dir, opts);
     return CertificateAuthority.create(dir, opts);
@@ -123,7 +126,10 @@ export class CertificateAuthority {
       keys: keys as never,
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as unknown as CryptoKey),
       ],
     });
@@ -131,7 +137,12 @@ export class CertificateAuthority {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeAtomic(join(dir, CA_FILES.key), await privateKeyToPem(keys.privateKey), 0o600);
     await writeAtomic(join(dir, CA_FILES.cert), certPem, 0o644);
-    const signer: Signer = { cert: new X509Certificate(certPem), peculiar: root, key: keys.privateKey, algorithm: P256 };
+    const signer: Signer = {
+      cert: new X509Certificate(certPem),
+      peculiar: root,
+      key: keys.privateKey,
+      algorithm: P256,
+    };
     return new CertificateAuthority(opts.trustDomain, signer, [certPem], "generated");
   }
 
@@ -147,8 +158,13 @@ export class CertificateAuthority {
     // The key must be the certificate's: compare the public halves.
     const certSpki = caCert.publicKey.export({ type: "spki", format: "der" });
     const keySpki = createPublicKey(keyPem).export({ type: "spki", format: "der" });
-    if (!certSpki.equals(keySpki)) throw configError(join(dir, CA_FILES.key), `is not the key of ${CA_FILES.cert}`);
-    if (!caCert.ca) throw configError(join(dir, CA_FILES.cert), "is not a CA certificate (basicConstraints CA:TRUE missing)");
+    if (!certSpki.equals(keySpki))
+      throw configError(join(dir, CA_FILES.key), `is not the key of ${CA_FILES.cert}`);
+    if (!caCert.ca)
+      throw configError(
+        join(dir, CA_FILES.cert),
+        "is not a CA certificate (basicConstraints CA:TRUE missing)",
+      );
     const peculiar = new x509.X509Certificate(caPem);
     const ku = peculiar.getExtension(x509.KeyUsagesExtension);
     if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
@@ -158,7 +174,10 @@ export class CertificateAuthority {
     // Chain: cert-chain.pem if given (ca-cert first), plus the rest of ca-cert.pem.
     const chainPath = join(dir, CA_FILES.chain);
     let chain = (await exists(chainPath)) ? splitPem(await readFile(chainPath, "utf8")) : certPems;
-    if (chain.length === 0 || new X509Certificate(chain[0] as string).fingerprint256 !== caCert.fingerprint256) {
+    if (
+      chain.length === 0 ||
+      new X509Certificate(chain[0] as string).fingerprint256 !== caCert.fingerprint256
+    ) {
       chain = [caPem, ...chain];
     }
     const rootPath = join(dir, CA_FILES.root);
@@ -175,11 +194,17 @@ export class CertificateAuthority {
       rootPem = chain[chain.length - 1] as string;
     }
     const root = new X509Certificate(rootPem);
-    if (new X509Certificate(chain[chain.length - 1] as string).fingerprint256 !== root.fingerprint256) chain.push(rootPem);
+    if (new X509Certificate(chain[chain.length - 1] as string).fingerprint256 !== root.fingerprint256)
+      chain.push(rootPem);
     const verdict = verifyChain(chain, [root]);
     if (!verdict.ok) throw configError(dir, `the CA chain does not verify: ${verdict.reason}`);
 
-    const signer: Signer = { cert: caCert, peculiar, key: imported.privateKey, algorithm: imported.algorithm };
+    const signer: Signer = {
+      cert: caCert,
+      peculiar,
+      key: imported.privateKey,
+      algorithm: imported.algorithm,
+    };
     return new CertificateAuthority(opts.trustDomain, signer, chain, "provided");
   }
 
@@ -201,14 +226,20 @@ export class CertificateAuthority {
 
   private validity(ttlSeconds: number): { notBefore: Date; notAfter: Date } {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
-      throw new AmbitError("INVALID_FIELD", `certificate lifetime: field ttlSeconds: must be a positive number (got ${ttlSeconds})`);
+      throw new AmbitError(
+        "INVALID_FIELD",
+        `certificate lifetime: field ttlSeconds: must be a positive number (got ${ttlSeconds})`,
+      );
     }
     const now = Date.now();
     const caFrom = new Date(this.signer.cert.validFrom).getTime();
     const notBefore = new Date(Math.ceil(Math.max(now - CLOCK_SKEW_MS, caFrom) / 1000) * 1000);
     // Certificates carry whole seconds: round down so the returned date is the certificate's.
-    const notAfter = new Date(Math.floor(Math.min(now + ttlSeconds * 1000, this.notAfter.getTime()) / 1000) * 1000);
-    if (notAfter.getTime() <= now) throw new AmbitError("CA_REFUSED", `the CA certificate expired at ${this.notAfter.toISOString()}`);
+    const notAfter = new Date(
+      Math.floor(Math.min(now + ttlSeconds * 1000, this.notAfter.getTime()) / 1000) * 1000,
+    );
+    if (notAfter.getTime() <= now)
+      throw new AmbitError("CA_REFUSED", `the CA certificate expired at ${this.notAfter.toISOString()}`);
     return { notBefore, notAfter };
   }
 
@@ -235,8 +266,14 @@ export class CertificateAuthority {
       signingKey: this.signer.key as never,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+          true,
+        ),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
         aki,
         new x509.SubjectAlternativeNameExtension(params.sans, params.sanCritical),
       ],
@@ -250,7 +287,11 @@ export class CertificateAuthority {
    * The CSR's own SANs and subject are ignored: the identity decided by the
    * caller's authorization is the only one that goes in (as a URI SAN).
    */
-  async signWorkload(csrIn: string | ParsedCsr, identity: Identity | string, ttlSeconds: number): Promise<SignedWorkload> {
+  async signWorkload(
+    csrIn: string | ParsedCsr,
+    identity: Identity | string,
+    ttlSeconds: number,
+  ): Promise<SignedWorkload> {
     const uri = identityUri(identity);
     const csr = typeof csrIn === "string" ? await readCsr(csrIn) : csrIn;
     // Empty subject, so the SAN is critical (RFC 5280 4.2.1.6), as istiod does.
@@ -265,20 +306,40 @@ export class CertificateAuthority {
   }
 
   /** A TLS server certificate for the controller itself (15012): DNS and IP SANs. */
-  async issueServing(opts: { dnsNames?: string[]; ips?: string[]; ttlSeconds?: number }): Promise<ServingCertificate> {
+  async issueServing(opts: {
+    dnsNames?: string[];
+    ips?: string[];
+    ttlSeconds?: number;
+  }): Promise<ServingCertificate> {
     const dnsNames = opts.dnsNames ?? [];
     const ips = opts.ips ?? [];
-    for (const ip of ips) if (!isIP(ip)) throw new AmbitError("INVALID_FIELD", `serving certificate: field ips: ${JSON.stringify(ip)} is not an IP address`);
-    if (dnsNames.length + ips.length === 0) throw new AmbitError("INVALID_FIELD", "serving certificate: field dnsNames: give at least one DNS name or IP");
+    for (const ip of ips)
+      if (!isIP(ip))
+        throw new AmbitError(
+          "INVALID_FIELD",
+          `serving certificate: field ips: ${JSON.stringify(ip)} is not an IP address`,
+        );
+    if (dnsNames.length + ips.length === 0)
+      throw new AmbitError(
+        "INVALID_FIELD",
+        "serving certificate: field dnsNames: give at least one DNS name or IP",
+      );
     const keys = await generateKeyPair();
-    const cn = (dnsNames[0] ?? ips[0] as string).replace(/[,+="<>#;\\]/g, "");
+    const cn = (dnsNames[0] ?? (ips[0] as string)).replace(/[,+="<>#;\\]/g, "");
     const { pem, notAfter } = await this.sign({
       publicKey: keys.publicKey,
       subject: `CN=${cn}`,
-      sans: [...dnsNames.map((v) => ({ type: "dns" as const, value: v })), ...ips.map((v) => ({ type: "ip" as const, value: v }))],
+      sans: [
+        ...dnsNames.map((v) => ({ type: "dns" as const, value: v })),
+        ...ips.map((v) => ({ type: "ip" as const, value: v })),
+      ],
       sanCritical: false,
       ttlSeconds: opts.ttlSeconds ?? DEFAULT_SERVING_TTL_SECONDS,
     });
-    return { keyPem: await privateKeyToPem(keys.privateKey), certChainPem: [pem, ...this.chainToRoot.slice(0, -1)], notAfter };
+    return {
+      keyPem: await privateKeyToPem(keys.privateKey),
+      certChainPem: [pem, ...this.chainToRoot.slice(0, -1)],
+      notAfter,
+    };
   }
 }

@@ -30,7 +30,10 @@ export const IMPERSONATED_IDENTITY = "ImpersonatedIdentity";
  * present they must agree: a CSR that asks for something else is refused
  * rather than silently re-targeted.
  */
-export function requestedIdentity(csrUris: readonly string[], impersonated: string | undefined): Decision<{ identity: Identity; uri: string }> {
+export function requestedIdentity(
+  csrUris: readonly string[],
+  impersonated: string | undefined,
+): Decision<{ identity: Identity; uri: string }> {
   let uri: string;
   if (impersonated !== undefined && impersonated !== "") {
     uri = impersonated;
@@ -43,15 +46,29 @@ export function requestedIdentity(csrUris: readonly string[], impersonated: stri
       };
     }
   } else {
-    if (csrUris.length === 0) return { ok: false, reason: "no_identity", message: `the CSR has no URI SAN and no ${IMPERSONATED_IDENTITY} was given` };
-    if (csrUris.length > 1) return { ok: false, reason: "ambiguous_identity", message: `the CSR asks for ${csrUris.length} URI SANs; one identity per certificate` };
+    if (csrUris.length === 0)
+      return {
+        ok: false,
+        reason: "no_identity",
+        message: `the CSR has no URI SAN and no ${IMPERSONATED_IDENTITY} was given`,
+      };
+    if (csrUris.length > 1)
+      return {
+        ok: false,
+        reason: "ambiguous_identity",
+        message: `the CSR asks for ${csrUris.length} URI SANs; one identity per certificate`,
+      };
     uri = csrUris[0] as string;
   }
   try {
     const identity = parseSpiffeId(uri);
     return { ok: true, identity, uri: spiffeId(identity) };
   } catch (e) {
-    return { ok: false, reason: "invalid_identity", message: e instanceof AmbitError ? e.message : String(e) };
+    return {
+      ok: false,
+      reason: "invalid_identity",
+      message: e instanceof AmbitError ? e.message : String(e),
+    };
   }
 }
 
@@ -75,7 +92,8 @@ export function authorizeIdentity(
     };
   }
   for (const p of podsOnNode(callerNode)) {
-    if (p.namespace === requested.namespace && p.serviceAccount === requested.serviceAccount) return { ok: true };
+    if (p.namespace === requested.namespace && p.serviceAccount === requested.serviceAccount)
+      return { ok: true };
   }
   return {
     ok: false,

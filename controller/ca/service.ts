@@ -2,8 +2,9 @@
 // caller (its node), decide the identity, check that identity runs on that
 // node, sign. Every refusal is a gRPC status naming identity and node, logged
 // and counted by reason.
-import * as grpc from "@grpc/grpc-js";
+
 import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { AmbitError } from "../../core/errors/errors.js";
 import {
   type IstioCertificateRequest,
@@ -12,12 +13,18 @@ import {
   IstioCertificateService,
 } from "../../core/gen/citadel_pb.js";
 import { type ParsedCsr, readCsr } from "../../core/identity/x509.js";
-import { logger as makeLogger, type Logger } from "../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../core/telemetry/logger.js";
 import { counter } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
-import type { CertificateAuthority } from "./authority.js";
 import type { CallerAuthenticator } from "./authn.js";
-import { authorizeIdentity, IMPERSONATED_IDENTITY, type PodIdentity, type RefusalReason, requestedIdentity } from "./authz.js";
+import type { CertificateAuthority } from "./authority.js";
+import {
+  authorizeIdentity,
+  IMPERSONATED_IDENTITY,
+  type PodIdentity,
+  type RefusalReason,
+  requestedIdentity,
+} from "./authz.js";
 
 export const caMetrics = {
   signed: counter("ambit_ca_certificates_signed_total", "Workload certificates signed by the CA"),
@@ -72,24 +79,46 @@ export function createCertificateHandler(deps: CaServiceDeps) {
   const defaultTtl = deps.defaultTtlSeconds ?? 86400;
   const maxTtl = deps.maxTtlSeconds ?? Math.max(defaultTtl, 86400);
 
-  return async (req: IstioCertificateRequest, metadata: grpc.Metadata, peerCert?: unknown): Promise<IstioCertificateResponse> => {
-    const caller = await deps.authenticator.authenticate(metadata, peerCert ? { certificate: peerCert as never } : undefined);
-    if (!caller) throw new CaRefusal("unauthenticated", "CreateCertificate: missing or invalid credentials (want authorization: Bearer <node token>)");
+  return async (
+    req: IstioCertificateRequest,
+    metadata: grpc.Metadata,
+    peerCert?: unknown,
+  ): Promise<IstioCertificateResponse> => {
+    const caller = await deps.authenticator.authenticate(
+      metadata,
+      peerCert ? { certificate: peerCert as never } : undefined,
+    );
+    if (!caller)
+      throw new CaRefusal(
+        "unauthenticated",
+        "CreateCertificate: missing or invalid credentials (want authorization: Bearer <node token>)",
+      );
 
     let csr: ParsedCsr;
     try {
       csr = await readCsr(req.csr);
     } catch (e) {
-      throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: ${e instanceof Error ? e.message : String(e)}`);
+      throw new CaRefusal(
+        "bad_request",
+        `CreateCertificate from node ${caller.node}: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
-    if (csr.publicKeySpki.byteLength === 0) throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: the CSR has no public key`);
+    if (csr.publicKeySpki.byteLength === 0)
+      throw new CaRefusal(
+        "bad_request",
+        `CreateCertificate from node ${caller.node}: the CSR has no public key`,
+      );
 
     const imp = req.metadata?.[IMPERSONATED_IDENTITY];
     if (imp !== undefined && imp !== null && typeof imp !== "string") {
-      throw new CaRefusal("bad_request", `CreateCertificate from node ${caller.node}: metadata.${IMPERSONATED_IDENTITY} must be a string`);
+      throw new CaRefusal(
+        "bad_request",
+        `CreateCertificate from node ${caller.node}: metadata.${IMPERSONATED_IDENTITY} must be a string`,
+      );
     }
     const wanted = requestedIdentity(csr.uris, imp ?? undefined);
-    if (!wanted.ok) throw new CaRefusal(wanted.reason, `CreateCertificate from node ${caller.node}: ${wanted.message}`);
+    if (!wanted.ok)
+      throw new CaRefusal(wanted.reason, `CreateCertificate from node ${caller.node}: ${wanted.message}`);
 
     const pods = await deps.podsOnNode(caller.node);
     const verdict = authorizeIdentity(caller.node, wanted.identity, () => pods, deps.ca.trustDomain);
@@ -100,11 +129,18 @@ export function createCertificateHandler(deps: CaServiceDeps) {
     try {
       signed = await deps.ca.signWorkload(csr, wanted.identity, ttl);
     } catch (e) {
-      const reason: RefusalReason = e instanceof AmbitError && e.code === "INVALID_FIELD" ? "bad_request" : "ca_error";
-      throw new CaRefusal(reason, `CreateCertificate for ${wanted.uri} (node ${caller.node}): ${(e as Error).message}`);
+      const reason: RefusalReason =
+        e instanceof AmbitError && e.code === "INVALID_FIELD" ? "bad_request" : "ca_error";
+      throw new CaRefusal(
+        reason,
+        `CreateCertificate for ${wanted.uri} (node ${caller.node}): ${(e as Error).message}`,
+      );
     }
     caMetrics.signed.inc();
-    log.debug({ identity: wanted.uri, node: caller.node, notAfter: signed.notAfter.toISOString() }, "certificate signed");
+    log.debug(
+      { identity: wanted.uri, node: caller.node, notAfter: signed.notAfter.toISOString() },
+      "certificate signed",
+    );
     return create(IstioCertificateResponseSchema, { certChain: signed.certChain });
   };
 }
@@ -122,11 +158,18 @@ export function register(server: grpc.Server, deps: CaServiceDeps): void {
       handle(call.request, call.metadata, peerCert).then(
         (res) => callback(null, res),
         (e: unknown) => {
-          const refusal = e instanceof CaRefusal ? e : new CaRefusal("ca_error", `CreateCertificate: ${(e as Error)?.message ?? String(e)}`);
+          const refusal =
+            e instanceof CaRefusal
+              ? e
+              : new CaRefusal("ca_error", `CreateCertificate: ${(e as Error)?.message ?? String(e)}`);
           caMetrics.refused.inc({ reason: refusal.reason });
           // Refusals are rare and security-relevant: each is logged.
           log.warn({ reason: refusal.reason, peer: call.getPeer() }, refusal.message);
-          callback({ code: STATUS_OF[refusal.reason], details: refusal.message, metadata: new grpc.Metadata() });
+          callback({
+            code: STATUS_OF[refusal.reason],
+            details: refusal.message,
+            metadata: new grpc.Metadata(),
+          });
         },
       );
     },

@@ -49,11 +49,17 @@ export function signingAlgorithmOf(keyPem: string, what = "private key"): Signin
     throw new AmbitError("CONFIG", `${what}: unsupported EC curve ${curve ?? "?"} (want P-256 or P-384)`);
   }
   if (ko.asymmetricKeyType === "rsa") return { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
-  throw new AmbitError("CONFIG", `${what}: unsupported key type ${ko.asymmetricKeyType ?? "?"} (want EC or RSA)`);
+  throw new AmbitError(
+    "CONFIG",
+    `${what}: unsupported key type ${ko.asymmetricKeyType ?? "?"} (want EC or RSA)`,
+  );
 }
 
 /** Imports a private key PEM of any common encoding into WebCrypto, with its public half. */
-export async function importPrivateKeyPem(keyPem: string, what = "private key"): Promise<KeyPair & { algorithm: SigningAlgorithm }> {
+export async function importPrivateKeyPem(
+  keyPem: string,
+  what = "private key",
+): Promise<KeyPair & { algorithm: SigningAlgorithm }> {
   const algorithm = signingAlgorithmOf(keyPem, what);
   const ko = createPrivateKey(keyPem);
   const pkcs8 = ko.export({ type: "pkcs8", format: "der" });

@@ -16,16 +16,22 @@ const MAX_URI_LENGTH = 2048;
 const MAX_TRUST_DOMAIN_LENGTH = 255;
 
 function invalid(field: string, value: string, reason: string): AmbitError {
-  return new AmbitError("INVALID_FIELD", `SPIFFE identity ${JSON.stringify(value)}: field ${field}: ${reason}`, {
-    field,
-    value,
-  });
+  return new AmbitError(
+    "INVALID_FIELD",
+    `SPIFFE identity ${JSON.stringify(value)}: field ${field}: ${reason}`,
+    {
+      field,
+      value,
+    },
+  );
 }
 
 function checkTrustDomain(td: string, whole: string): void {
   if (td.length === 0) throw invalid("trustDomain", whole, "is empty");
-  if (td.length > MAX_TRUST_DOMAIN_LENGTH) throw invalid("trustDomain", whole, "is longer than 255 characters");
-  if (!TRUST_DOMAIN.test(td)) throw invalid("trustDomain", whole, "may contain only a-z, 0-9, '.', '-' and '_'");
+  if (td.length > MAX_TRUST_DOMAIN_LENGTH)
+    throw invalid("trustDomain", whole, "is longer than 255 characters");
+  if (!TRUST_DOMAIN.test(td))
+    throw invalid("trustDomain", whole, "may contain only a-z, 0-9, '.', '-' and '_'");
 }
 
 function checkSegment(field: string, seg: string, whole: string): void {
@@ -46,7 +52,8 @@ export function spiffeId(id: Identity): string {
 /** Strict inverse of spiffeId: exactly `spiffe://td/ns/X/sa/Y`, nothing else. */
 export function parseSpiffeId(uri: string): Identity {
   if (typeof uri !== "string") throw invalid("uri", String(uri), "is not a string");
-  if (uri.length > MAX_URI_LENGTH) throw invalid("uri", `${uri.slice(0, 64)}...`, "is longer than 2048 characters");
+  if (uri.length > MAX_URI_LENGTH)
+    throw invalid("uri", `${uri.slice(0, 64)}...`, "is longer than 2048 characters");
   const prefix = "spiffe://";
   if (!uri.startsWith(prefix)) throw invalid("scheme", uri, "must start with spiffe:// (lower case)");
   const rest = uri.slice(prefix.length);
@@ -76,7 +83,9 @@ export function tryParseSpiffeId(uri: string): Identity | undefined {
 }
 
 export function sameIdentity(a: Identity, b: Identity): boolean {
-  return a.trustDomain === b.trustDomain && a.namespace === b.namespace && a.serviceAccount === b.serviceAccount;
+  return (
+    a.trustDomain === b.trustDomain && a.namespace === b.namespace && a.serviceAccount === b.serviceAccount
+  );
 }
 
 /** Accepts either form; returns the URI. */

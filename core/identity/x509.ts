@@ -36,15 +36,25 @@ export async function readCsr(pem: string): Promise<ParsedCsr> {
   try {
     csr = new x509.Pkcs10CertificateRequest(pem);
   } catch (e) {
-    throw new AmbitError("INVALID_FIELD", `IstioCertificateRequest: field csr: not a PEM PKCS#10 request (${(e as Error).message})`);
+    throw new AmbitError(
+      "INVALID_FIELD",
+      `IstioCertificateRequest: field csr: not a PEM PKCS#10 request (${(e as Error).message})`,
+    );
   }
   let ok = false;
   try {
     ok = await csr.verify();
   } catch (e) {
-    throw new AmbitError("INVALID_FIELD", `IstioCertificateRequest: field csr: signature cannot be checked (${(e as Error).message})`);
+    throw new AmbitError(
+      "INVALID_FIELD",
+      `IstioCertificateRequest: field csr: signature cannot be checked (${(e as Error).message})`,
+    );
   }
-  if (!ok) throw new AmbitError("INVALID_FIELD", "IstioCertificateRequest: field csr: signature does not match its public key");
+  if (!ok)
+    throw new AmbitError(
+      "INVALID_FIELD",
+      "IstioCertificateRequest: field csr: signature does not match its public key",
+    );
   checkKeyStrength(csr.publicKey.rawData);
   const uris: string[] = [];
   const san = csr.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension) as
@@ -60,10 +70,14 @@ function checkKeyStrength(spki: ArrayBuffer): void {
   try {
     key = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
   } catch (e) {
-    throw new AmbitError("INVALID_FIELD", `IstioCertificateRequest: field csr: unreadable public key (${(e as Error).message})`);
+    throw new AmbitError(
+      "INVALID_FIELD",
+      `IstioCertificateRequest: field csr: unreadable public key (${(e as Error).message})`,
+    );
   }
   const d = key.asymmetricKeyDetails ?? {};
-  if (key.asymmetricKeyType === "ec" && (d.namedCurve === "prime256v1" || d.namedCurve === "secp384r1")) return;
+  if (key.asymmetricKeyType === "ec" && (d.namedCurve === "prime256v1" || d.namedCurve === "secp384r1"))
+    return;
   if (key.asymmetricKeyType === "rsa" && (d.modulusLength ?? 0) >= 2048) return;
   throw new AmbitError(
     "INVALID_FIELD",
@@ -78,7 +92,10 @@ export function parseChain(pem: string | readonly string[]): X509Certificate[] {
     try {
       return new X509Certificate(b);
     } catch (e) {
-      throw new AmbitError("INVALID_FIELD", `certificate chain: field [${i}]: not a certificate (${(e as Error).message})`);
+      throw new AmbitError(
+        "INVALID_FIELD",
+        `certificate chain: field [${i}]: not a certificate (${(e as Error).message})`,
+      );
     }
   });
 }
@@ -126,13 +143,15 @@ export function subjectAltNames(san: string | undefined): Array<{ type: string; 
  * Takes what the TLS stack hands over: tls.PeerCertificate (socket.getPeerCertificate()),
  * node X509Certificate (socket.getPeerX509Certificate()), or a PEM.
  */
-export function spiffeIdOf(cert: PeerCertificate | X509Certificate | string | undefined | null): string | undefined {
+export function spiffeIdOf(
+  cert: PeerCertificate | X509Certificate | string | undefined | null,
+): string | undefined {
   if (!cert) return undefined;
   let san: string | undefined;
   if (typeof cert === "string") san = new X509Certificate(cert).subjectAltName;
   else if (cert instanceof X509Certificate) san = cert.subjectAltName;
   else san = cert.subjectaltname;
-  if (!san || !san.includes("URI:")) return undefined;
+  if (!san?.includes("URI:")) return undefined;
   const uris = subjectAltNames(san).filter((e) => e.type === "URI");
   if (uris.length !== 1) return undefined;
   const uri = (uris[0] as { value: string }).value;
@@ -155,7 +174,10 @@ export function isExpired(cert: X509Certificate | PeerCertificate | string, at: 
   return notAfter(cert).getTime() <= at.getTime();
 }
 
-export function secondsUntilExpiry(cert: X509Certificate | PeerCertificate | string, at: Date = new Date()): number {
+export function secondsUntilExpiry(
+  cert: X509Certificate | PeerCertificate | string,
+  at: Date = new Date(),
+): number {
   return (notAfter(cert).getTime() - at.getTime()) / 1000;
 }
 
@@ -185,13 +207,15 @@ export function verifyChain(
   if (roots.length === 0) return { ok: false, reason: "no trusted roots" };
   const rootPrints = new Set(roots.map((r) => r.fingerprint256));
   // A chain may carry the root last (istiod's convention); it is trusted only via `roots`.
-  while (chain.length > 1 && rootPrints.has((chain[chain.length - 1] as X509Certificate).fingerprint256)) chain.pop();
+  while (chain.length > 1 && rootPrints.has((chain[chain.length - 1] as X509Certificate).fingerprint256))
+    chain.pop();
   if (chain.length > MAX_CHAIN) return { ok: false, reason: `chain longer than ${MAX_CHAIN}` };
   const now = at.getTime();
   for (let i = 0; i < chain.length; i++) {
     const c = chain[i] as X509Certificate;
     const bad = validAt(c, now);
-    if (bad) return { ok: false, reason: `certificate [${i}] ${c.subject || c.subjectAltName || ""}: ${bad}` };
+    if (bad)
+      return { ok: false, reason: `certificate [${i}] ${c.subject || c.subjectAltName || ""}: ${bad}` };
     const issuer = chain[i + 1];
     if (!issuer) break;
     if (!issuer.ca) return { ok: false, reason: `certificate [${i + 1}] is not a CA` };

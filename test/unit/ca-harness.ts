@@ -1,26 +1,30 @@
 // Shared pieces of the CA tests: a real CertificateAuthority in a temporary
 // directory, served by a real grpc-js server on a loopback port (plaintext as
 // 15010, or TLS as 15012 with a serving certificate from the CA itself).
-import type { EventEmitter } from "node:events";
+
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Counter } from "prom-client";
-import { importPrivateKeyPem } from "../../core/identity/keys.js";
-import { x509 } from "../../core/identity/peculiar.js";
-import { CertificateAuthority } from "../../controller/ca/authority.js";
 import { StaticTokenAuthenticator } from "../../controller/ca/authn.js";
+import { CertificateAuthority } from "../../controller/ca/authority.js";
 import type { PodIdentity } from "../../controller/ca/authz.js";
 import { register, tlsServerCredentials } from "../../controller/ca/service.js";
+import { importPrivateKeyPem } from "../../core/identity/keys.js";
+import { x509 } from "../../core/identity/peculiar.js";
 
 export const TD = "cluster.local";
 export const NODE1_TOKEN = "node-1-token-0123456789abcdef";
 export const NODE2_TOKEN = "node-2-token-0123456789abcdef";
 
 /** A temporary directory removed when the test ends. */
-export async function tempDir(t: { teardown(fn: () => unknown): void }, prefix = "ambit-ca-"): Promise<string> {
+export async function tempDir(
+  t: { teardown(fn: () => unknown): void },
+  prefix = "ambit-ca-",
+): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -48,7 +52,9 @@ export interface StartCaOptions {
 }
 
 async function bind(server: grpc.Server, port: number, creds: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
+  return new Promise((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, creds, (err, p) => (err ? reject(err) : resolve(p))),
+  );
 }
 
 export async function startCa(opts: StartCaOptions): Promise<RunningCa> {
@@ -64,7 +70,12 @@ export async function startCa(opts: StartCaOptions): Promise<RunningCa> {
   const authenticator = new StaticTokenAuthenticator({ [NODE1_TOKEN]: "node-1", [NODE2_TOKEN]: "node-2" });
   let creds = grpc.ServerCredentials.createInsecure();
   if (opts.tls) {
-    creds = (await tlsServerCredentials(ca, { dnsNames: ["localhost", "ambit-controller.ambit-system.svc"], ips: ["127.0.0.1"] })).credentials;
+    creds = (
+      await tlsServerCredentials(ca, {
+        dnsNames: ["localhost", "ambit-controller.ambit-system.svc"],
+        ips: ["127.0.0.1"],
+      })
+    ).credentials;
   }
   const make = () => {
     const server = new grpc.Server();
@@ -110,7 +121,11 @@ export async function counterValue(c: Counter<string>, labels: Record<string, st
 }
 
 /** Resolves with the arguments of the next `event` that satisfies `pred`. */
-export function nextEvent<A extends unknown[]>(em: EventEmitter, event: string, pred: (...args: A) => boolean = () => true): Promise<A> {
+export function nextEvent<A extends unknown[]>(
+  em: EventEmitter,
+  event: string,
+  pred: (...args: A) => boolean = () => true,
+): Promise<A> {
   return new Promise((resolve) => {
     const on = (...args: unknown[]) => {
       if (pred(...(args as A))) {
@@ -127,11 +142,18 @@ export function nextEvent<A extends unknown[]>(em: EventEmitter, event: string, 
  * way an operator's own tooling would: a root (RSA with a PKCS#1 key file, or
  * P-256 with a SEC1 key file) and, optionally, an intermediate that signs.
  */
-export async function writeUserCa(dir: string, opts: { rsaRoot?: boolean; intermediate?: boolean } = {}): Promise<{ rootPem: string; caCertPem: string }> {
+export async function writeUserCa(
+  dir: string,
+  opts: { rsaRoot?: boolean; intermediate?: boolean } = {},
+): Promise<{ rootPem: string; caCertPem: string }> {
   const now = Date.now();
   const rootKeyPem = opts.rsaRoot
-    ? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString()
-    : generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "sec1", format: "pem" }).toString();
+    ? generateKeyPairSync("rsa", { modulusLength: 2048 })
+        .privateKey.export({ type: "pkcs1", format: "pem" })
+        .toString()
+    : generateKeyPairSync("ec", { namedCurve: "P-256" })
+        .privateKey.export({ type: "sec1", format: "pem" })
+        .toString();
   const rootKeys = await importPrivateKeyPem(rootKeyPem);
   const root = await x509.X509CertificateGenerator.createSelfSigned({
     name: "O=Example Corp, CN=Example Root CA",
@@ -151,7 +173,9 @@ export async function writeUserCa(dir: string, opts: { rsaRoot?: boolean; interm
     await writeFile(join(dir, "ca-key.pem"), rootKeyPem, { mode: 0o600 });
     return { rootPem, caCertPem: rootPem };
   }
-  const interKeyPem = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  const interKeyPem = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    .privateKey.export({ type: "pkcs8", format: "pem" })
+    .toString();
   const interKeys = await importPrivateKeyPem(interKeyPem);
   const rootSki = root.getExtension(x509.SubjectKeyIdentifierExtension);
   const inter = await x509.X509CertificateGenerator.create({
@@ -171,7 +195,11 @@ export async function writeUserCa(dir: string, opts: { rsaRoot?: boolean; interm
   });
   const interPem = inter.toString("pem");
   await writeFile(join(dir, "ca-cert.pem"), `${interPem}\n`);
-  await writeFile(join(dir, "ca-key.pem"), createPrivateKey(interKeyPem).export({ type: "sec1", format: "pem" }).toString(), { mode: 0o600 });
+  await writeFile(
+    join(dir, "ca-key.pem"),
+    createPrivateKey(interKeyPem).export({ type: "sec1", format: "pem" }).toString(),
+    { mode: 0o600 },
+  );
   await writeFile(join(dir, "root-cert.pem"), `${rootPem}\n`);
   await writeFile(join(dir, "cert-chain.pem"), `${interPem}\n${rootPem}\n`);
   return { rootPem, caCertPem: interPem };

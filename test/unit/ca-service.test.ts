@@ -2,8 +2,8 @@
 // gets a certificate (a pod of the caller's node), for what identity, with
 // what lifetime, and that every refusal is a clear status and is counted.
 import { X509Certificate } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import t from "tap";
 import { caMetrics } from "../../controller/ca/service.js";
 import {
@@ -18,7 +18,15 @@ import { x509 } from "../../core/identity/peculiar.js";
 import { createCsr, spiffeIdOf, verifyChain } from "../../core/identity/x509.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { CaClient } from "../../ztunnel/certs/ca-client.js";
-import { counterValue, NODE1_TOKEN, NODE2_TOKEN, type RunningCa, startCa, TD, tempDir } from "./ca-harness.js";
+import {
+  counterValue,
+  NODE1_TOKEN,
+  NODE2_TOKEN,
+  type RunningCa,
+  startCa,
+  TD,
+  tempDir,
+} from "./ca-harness.js";
 
 const CLIENT = `spiffe://${TD}/ns/demo/sa/client`;
 const SERVER = `spiffe://${TD}/ns/demo/sa/server`;
@@ -30,7 +38,10 @@ type RawClient = grpc.Client & {
     cb: (err: grpc.ServiceError | null, res?: IstioCertificateResponse) => void,
   ): void;
 };
-const Ctor = grpc.makeGenericClientConstructor(grpcServiceDefinition(IstioCertificateService), "IstioCertificateService") as unknown as new (
+const Ctor = grpc.makeGenericClientConstructor(
+  grpcServiceDefinition(IstioCertificateService),
+  "IstioCertificateService",
+) as unknown as new (
   address: string,
   creds: grpc.ChannelCredentials,
 ) => RawClient;
@@ -47,12 +58,18 @@ async function ask(
   const req = create(IstioCertificateRequestSchema, {
     csr: opts.csr,
     validityDuration: BigInt(opts.ttl ?? 0),
-    ...(opts.impersonate !== undefined ? { metadata: { ImpersonatedIdentity: opts.impersonate as string } } : {}),
+    ...(opts.impersonate !== undefined
+      ? { metadata: { ImpersonatedIdentity: opts.impersonate as string } }
+      : {}),
   });
   try {
     return await new Promise<Outcome>((resolve) =>
       client.createCertificate(req, md, (err, res) =>
-        resolve(err ? { ok: false, code: err.code, details: err.details } : { ok: true, chain: res?.certChain ?? [] }),
+        resolve(
+          err
+            ? { ok: false, code: err.code, details: err.details }
+            : { ok: true, chain: res?.certChain ?? [] },
+        ),
       ),
     );
   } finally {
@@ -67,7 +84,11 @@ async function csrFor(uri: string): Promise<string> {
 /** A CSR with no SAN at all: Istio's ztunnel may rely on ImpersonatedIdentity alone. */
 async function csrWithoutSan(): Promise<string> {
   const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: "O=whatever", keys: keys as never, signingAlgorithm: P256 });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: "O=whatever",
+    keys: keys as never,
+    signingAlgorithm: P256,
+  });
   return csr.toString("pem");
 }
 
@@ -76,24 +97,31 @@ t.test("CreateCertificate", async (t) => {
   const running = await startCa({ dir, maxTtlSeconds: 7200 });
   t.teardown(() => running.close());
 
-  t.test("signs a pod of the caller's node with its URI SAN and the asked lifetime; the chain verifies", async (t) => {
-    const before = await counterValue(caMetrics.signed);
-    const asked = Date.now();
-    const out = await ask(running, { csr: await csrFor(CLIENT), token: NODE1_TOKEN, ttl: 3600 });
-    if (!out.ok) return t.fail(`refused: ${out.details}`);
-    t.equal(out.chain.length, 2, "leaf and root");
-    const leaf = new X509Certificate(out.chain[0] as string);
-    t.equal(leaf.subjectAltName, `URI:${CLIENT}`, "exactly the identity as URI SAN");
-    t.equal(spiffeIdOf(leaf), CLIENT);
-    const lifetime = new Date(leaf.validTo).getTime() - asked;
-    t.ok(lifetime > 3595_000 && lifetime <= 3601_000, `lifetime ~1h (${lifetime} ms)`);
-    t.ok(new Date(leaf.validFrom).getTime() < asked, "notBefore backdated");
-    t.same(leaf.keyUsage?.sort(), ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"], "EKU serverAuth + clientAuth");
-    t.notOk(leaf.ca, "leaf is not a CA");
-    t.equal(out.chain[out.chain.length - 1]?.trim(), running.ca.rootPem.trim(), "root last, as istiod");
-    t.ok(verifyChain(out.chain, [running.ca.rootPem]).ok, "chain verifies against the root");
-    t.equal(await counterValue(caMetrics.signed), before + 1, "counted");
-  });
+  t.test(
+    "signs a pod of the caller's node with its URI SAN and the asked lifetime; the chain verifies",
+    async (t) => {
+      const before = await counterValue(caMetrics.signed);
+      const asked = Date.now();
+      const out = await ask(running, { csr: await csrFor(CLIENT), token: NODE1_TOKEN, ttl: 3600 });
+      if (!out.ok) return t.fail(`refused: ${out.details}`);
+      t.equal(out.chain.length, 2, "leaf and root");
+      const leaf = new X509Certificate(out.chain[0] as string);
+      t.equal(leaf.subjectAltName, `URI:${CLIENT}`, "exactly the identity as URI SAN");
+      t.equal(spiffeIdOf(leaf), CLIENT);
+      const lifetime = new Date(leaf.validTo).getTime() - asked;
+      t.ok(lifetime > 3595_000 && lifetime <= 3601_000, `lifetime ~1h (${lifetime} ms)`);
+      t.ok(new Date(leaf.validFrom).getTime() < asked, "notBefore backdated");
+      t.same(
+        leaf.keyUsage?.sort(),
+        ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"],
+        "EKU serverAuth + clientAuth",
+      );
+      t.notOk(leaf.ca, "leaf is not a CA");
+      t.equal(out.chain[out.chain.length - 1]?.trim(), running.ca.rootPem.trim(), "root last, as istiod");
+      t.ok(verifyChain(out.chain, [running.ca.rootPem]).ok, "chain verifies against the root");
+      t.equal(await counterValue(caMetrics.signed), before + 1, "counted");
+    },
+  );
 
   t.test("lifetime: the default when none is asked, capped at the maximum", async (t) => {
     const a = await ask(running, { csr: await csrFor(CLIENT), token: NODE1_TOKEN, ttl: 0 });
@@ -132,23 +160,37 @@ t.test("CreateCertificate", async (t) => {
   t.test("ImpersonatedIdentity metadata decides the identity, as Istio's ztunnel sends it", async (t) => {
     const out = await ask(running, { csr: await csrWithoutSan(), token: NODE1_TOKEN, impersonate: CLIENT });
     if (!out.ok) return t.fail(`refused: ${out.details}`);
-    t.equal(new X509Certificate(out.chain[0] as string).subjectAltName, `URI:${CLIENT}`, "the CSR's subject is ignored");
+    t.equal(
+      new X509Certificate(out.chain[0] as string).subjectAltName,
+      `URI:${CLIENT}`,
+      "the CSR's subject is ignored",
+    );
     const other = await ask(running, { csr: await csrWithoutSan(), token: NODE1_TOKEN, impersonate: SERVER });
     t.notOk(other.ok);
     if (!other.ok) t.equal(other.code, grpc.status.PERMISSION_DENIED, "still only the caller's node's pods");
-    const mismatch = await ask(running, { csr: await csrFor(SERVER), token: NODE1_TOKEN, impersonate: CLIENT });
+    const mismatch = await ask(running, {
+      csr: await csrFor(SERVER),
+      token: NODE1_TOKEN,
+      impersonate: CLIENT,
+    });
     t.notOk(mismatch.ok, "a CSR asking for another identity than the impersonated one");
     if (!mismatch.ok) t.equal(mismatch.code, grpc.status.PERMISSION_DENIED);
   });
 
   t.test("pods moving between nodes change the answer", async (t) => {
-    running.pods.set("node-1", [...(running.pods.get("node-1") ?? []), { namespace: "demo", serviceAccount: "server" }]);
+    running.pods.set("node-1", [
+      ...(running.pods.get("node-1") ?? []),
+      { namespace: "demo", serviceAccount: "server" },
+    ]);
     t.teardown(() => running.pods.set("node-1", [{ namespace: "demo", serviceAccount: "client" }]));
     t.ok((await ask(running, { csr: await csrFor(SERVER), token: NODE1_TOKEN })).ok);
   });
 
   t.test("bad input: invalid argument with the field named", async (t) => {
-    const garbage = await ask(running, { csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----", token: NODE1_TOKEN });
+    const garbage = await ask(running, {
+      csr: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----",
+      token: NODE1_TOKEN,
+    });
     t.notOk(garbage.ok);
     if (!garbage.ok) {
       t.equal(garbage.code, grpc.status.INVALID_ARGUMENT);
@@ -157,10 +199,17 @@ t.test("CreateCertificate", async (t) => {
     const noId = await ask(running, { csr: await csrWithoutSan(), token: NODE1_TOKEN });
     t.notOk(noId.ok);
     if (!noId.ok) t.equal(noId.code, grpc.status.INVALID_ARGUMENT);
-    const notSpiffe = await ask(running, { csr: await csrWithoutSan(), token: NODE1_TOKEN, impersonate: "spiffe://cluster.local/ns/demo/sa/client/extra" });
+    const notSpiffe = await ask(running, {
+      csr: await csrWithoutSan(),
+      token: NODE1_TOKEN,
+      impersonate: "spiffe://cluster.local/ns/demo/sa/client/extra",
+    });
     t.notOk(notSpiffe.ok);
     if (!notSpiffe.ok) t.equal(notSpiffe.code, grpc.status.INVALID_ARGUMENT);
-    const otherTd = await ask(running, { csr: await csrFor("spiffe://evil.example/ns/demo/sa/client"), token: NODE1_TOKEN });
+    const otherTd = await ask(running, {
+      csr: await csrFor("spiffe://evil.example/ns/demo/sa/client"),
+      token: NODE1_TOKEN,
+    });
     t.notOk(otherTd.ok);
     if (!otherTd.ok) {
       t.equal(otherTd.code, grpc.status.PERMISSION_DENIED);
@@ -177,61 +226,94 @@ t.test("CreateCertificate", async (t) => {
   });
 });
 
-t.test("over TLS (15012): CaClient trusting the root gets a checked certificate; trusting another root it cannot", async (t) => {
-  const running = await startCa({ dir: await tempDir(t), tls: true });
-  t.teardown(() => running.close());
-  const client = new CaClient({ address: running.address, token: NODE1_TOKEN, tls: { rootsPem: [running.ca.rootPem] }, ttlSeconds: 600 });
-  t.teardown(() => client.close());
-  const issued = await client.fetch({ trustDomain: TD, namespace: "demo", serviceAccount: "client" });
-  t.equal(issued.identity, CLIENT);
-  t.equal(issued.certChainPem.length, 1, "leaf (no intermediates)");
-  t.equal(issued.rootsPem[0]?.trim(), running.ca.rootPem.trim());
-  t.ok(issued.notAfter.getTime() - Date.now() <= 600_000);
-  t.ok(verifyChain(issued.certChainPem, issued.rootsPem).ok);
+t.test(
+  "over TLS (15012): CaClient trusting the root gets a checked certificate; trusting another root it cannot",
+  async (t) => {
+    const running = await startCa({ dir: await tempDir(t), tls: true });
+    t.teardown(() => running.close());
+    const client = new CaClient({
+      address: running.address,
+      token: NODE1_TOKEN,
+      tls: { rootsPem: [running.ca.rootPem] },
+      ttlSeconds: 600,
+    });
+    t.teardown(() => client.close());
+    const issued = await client.fetch({ trustDomain: TD, namespace: "demo", serviceAccount: "client" });
+    t.equal(issued.identity, CLIENT);
+    t.equal(issued.certChainPem.length, 1, "leaf (no intermediates)");
+    t.equal(issued.rootsPem[0]?.trim(), running.ca.rootPem.trim());
+    t.ok(issued.notAfter.getTime() - Date.now() <= 600_000);
+    t.ok(verifyChain(issued.certChainPem, issued.rootsPem).ok);
 
-  const other = await startCa({ dir: await tempDir(t) });
-  t.teardown(() => other.close());
-  const wrongTrust = new CaClient({ address: running.address, token: NODE1_TOKEN, tls: { rootsPem: [other.ca.rootPem] }, timeoutMs: 3000 });
-  t.teardown(() => wrongTrust.close());
-  await t.rejects(wrongTrust.fetch(CLIENT), "the CA's serving certificate does not chain to a root it trusts");
+    const other = await startCa({ dir: await tempDir(t) });
+    t.teardown(() => other.close());
+    const wrongTrust = new CaClient({
+      address: running.address,
+      token: NODE1_TOKEN,
+      tls: { rootsPem: [other.ca.rootPem] },
+      timeoutMs: 3000,
+    });
+    t.teardown(() => wrongTrust.close());
+    await t.rejects(
+      wrongTrust.fetch(CLIENT),
+      "the CA's serving certificate does not chain to a root it trusts",
+    );
 
-  const refused = new CaClient({ address: running.address, token: NODE1_TOKEN, tls: { rootsPem: [running.ca.rootPem] } });
-  t.teardown(() => refused.close());
-  await t.rejects(refused.fetch(SERVER), { code: "CA_REFUSED" }, "refusal surfaces as CA_REFUSED");
-});
+    const refused = new CaClient({
+      address: running.address,
+      token: NODE1_TOKEN,
+      tls: { rootsPem: [running.ca.rootPem] },
+    });
+    t.teardown(() => refused.close());
+    await t.rejects(refused.fetch(SERVER), { code: "CA_REFUSED" }, "refusal surfaces as CA_REFUSED");
+  },
+);
 
-t.test("CaClient checks the answer: a CA that signs another identity or another key is not believed", async (t) => {
-  const running = await startCa({ dir: await tempDir(t) });
-  t.teardown(() => running.close());
-  const ca = running.ca;
-  const answers: Array<(csr: string) => Promise<string[]>> = [
-    // signs, but for another identity
-    async (csr) => (await ca.signWorkload(csr, SERVER, 600)).certChain,
-    // signs the requested identity, but for a key of its own
-    async () => (await ca.signWorkload(await csrFor(CLIENT), CLIENT, 600)).certChain,
-    // an empty chain
-    async () => [],
-    // a leaf without its root
-    async (csr) => (await ca.signWorkload(csr, CLIENT, 600)).certChain.slice(0, 1),
-  ];
-  const reasons = [/is for spiffe:\/\/cluster.local\/ns\/demo\/sa\/server/, /not for our key/, /empty certificate chain/, /no root/];
-  let which = 0;
-  const server = new grpc.Server();
-  server.addService(grpcServiceDefinition(IstioCertificateService), {
-    createCertificate: (call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>, cb: grpc.sendUnaryData<unknown>) => {
-      (answers[which] as (csr: string) => Promise<string[]>)(call.request.csr).then(
-        (certChain) => cb(null, create(IstioCertificateResponseSchema, { certChain })),
-        (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }),
-      );
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-  );
-  t.teardown(() => server.forceShutdown());
-  const client = new CaClient({ address: `127.0.0.1:${port}`, token: NODE1_TOKEN });
-  t.teardown(() => client.close());
-  for (which = 0; which < answers.length; which++) {
-    await t.rejects(client.fetch(CLIENT), { code: "CA_REFUSED", message: reasons[which] as RegExp });
-  }
-});
+t.test(
+  "CaClient checks the answer: a CA that signs another identity or another key is not believed",
+  async (t) => {
+    const running = await startCa({ dir: await tempDir(t) });
+    t.teardown(() => running.close());
+    const ca = running.ca;
+    const answers: Array<(csr: string) => Promise<string[]>> = [
+      // signs, but for another identity
+      async (csr) => (await ca.signWorkload(csr, SERVER, 600)).certChain,
+      // signs the requested identity, but for a key of its own
+      async () => (await ca.signWorkload(await csrFor(CLIENT), CLIENT, 600)).certChain,
+      // an empty chain
+      async () => [],
+      // a leaf without its root
+      async (csr) => (await ca.signWorkload(csr, CLIENT, 600)).certChain.slice(0, 1),
+    ];
+    const reasons = [
+      /is for spiffe:\/\/cluster.local\/ns\/demo\/sa\/server/,
+      /not for our key/,
+      /empty certificate chain/,
+      /no root/,
+    ];
+    let which = 0;
+    const server = new grpc.Server();
+    server.addService(grpcServiceDefinition(IstioCertificateService), {
+      createCertificate: (
+        call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>,
+        cb: grpc.sendUnaryData<unknown>,
+      ) => {
+        (answers[which] as (csr: string) => Promise<string[]>)(call.request.csr).then(
+          (certChain) => cb(null, create(IstioCertificateResponseSchema, { certChain })),
+          (e: Error) => cb({ code: grpc.status.INTERNAL, details: e.message }),
+        );
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    t.teardown(() => server.forceShutdown());
+    const client = new CaClient({ address: `127.0.0.1:${port}`, token: NODE1_TOKEN });
+    t.teardown(() => client.close());
+    for (which = 0; which < answers.length; which++) {
+      await t.rejects(client.fetch(CLIENT), { code: "CA_REFUSED", message: reasons[which] as RegExp });
+    }
+  },
+);

@@ -49,10 +49,18 @@ t.test("parseSpiffeId refuses anything else, naming the field", async (t) => {
     [`spiffe://cluster.local/ns/${"a".repeat(3000)}/sa/b`, "uri"],
   ];
   for (const [uri, field] of bad) {
-    t.throws(() => parseSpiffeId(uri), { code: "INVALID_FIELD", details: { field } }, JSON.stringify(uri.slice(0, 60)));
+    t.throws(
+      () => parseSpiffeId(uri),
+      { code: "INVALID_FIELD", details: { field } },
+      JSON.stringify(uri.slice(0, 60)),
+    );
     t.equal(tryParseSpiffeId(uri), undefined);
   }
-  t.throws(() => spiffeId({ trustDomain: "td", namespace: "a/b", serviceAccount: "c" }), AmbitError, "a namespace with a slash cannot be formatted");
+  t.throws(
+    () => spiffeId({ trustDomain: "td", namespace: "a/b", serviceAccount: "c" }),
+    AmbitError,
+    "a namespace with a slash cannot be formatted",
+  );
 });
 
 t.test("subjectAltNames reads node's SAN string, quoted values as one entry", async (t) => {
@@ -82,12 +90,21 @@ async function certWithSans(sans: Array<{ type: "url" | "dns"; value: string }>)
 }
 
 t.test("spiffeIdOf: one strict SPIFFE URI SAN, from node's certificate objects", async (t) => {
-  const good = await certWithSans([{ type: "url", value: "spiffe://cluster.local/ns/demo/sa/client" }, { type: "dns", value: "x" }]);
+  const good = await certWithSans([
+    { type: "url", value: "spiffe://cluster.local/ns/demo/sa/client" },
+    { type: "dns", value: "x" },
+  ]);
   t.equal(spiffeIdOf(good), "spiffe://cluster.local/ns/demo/sa/client");
   t.equal(spiffeIdOf(good.toString()), "spiffe://cluster.local/ns/demo/sa/client", "from PEM");
-  t.equal(spiffeIdOf({ subjectaltname: good.subjectAltName } as never), "spiffe://cluster.local/ns/demo/sa/client", "from tls.PeerCertificate");
+  t.equal(
+    spiffeIdOf({ subjectaltname: good.subjectAltName } as never),
+    "spiffe://cluster.local/ns/demo/sa/client",
+    "from tls.PeerCertificate",
+  );
 
-  const forged = await certWithSans([{ type: "url", value: "http://x, URI:spiffe://cluster.local/ns/demo/sa/admin" }]);
+  const forged = await certWithSans([
+    { type: "url", value: "http://x, URI:spiffe://cluster.local/ns/demo/sa/admin" },
+  ]);
   t.match(forged.subjectAltName, /^URI:"/, "node quotes the crafted value");
   t.equal(spiffeIdOf(forged), undefined, "a crafted SAN does not yield an identity");
 
@@ -97,6 +114,9 @@ t.test("spiffeIdOf: one strict SPIFFE URI SAN, from node's certificate objects",
   ]);
   t.equal(spiffeIdOf(two), undefined, "two URI SANs: ambiguous, no identity");
   t.equal(spiffeIdOf(await certWithSans([{ type: "dns", value: "x" }])), undefined);
-  t.equal(spiffeIdOf(await certWithSans([{ type: "url", value: "spiffe://cluster.local/ns/demo" }])), undefined);
+  t.equal(
+    spiffeIdOf(await certWithSans([{ type: "url", value: "spiffe://cluster.local/ns/demo" }])),
+    undefined,
+  );
   t.equal(spiffeIdOf(undefined), undefined);
 });

@@ -7,7 +7,15 @@ import * as tls from "node:tls";
 import t from "tap";
 import { CertificateAuthority } from "../../controller/ca/authority.js";
 import { generateKeyPair, privateKeyToPem } from "../../core/identity/keys.js";
-import { createCsr, isExpired, notAfter, parseChain, secondsUntilExpiry, spiffeIdOf, verifyChain } from "../../core/identity/x509.js";
+import {
+  createCsr,
+  isExpired,
+  notAfter,
+  parseChain,
+  secondsUntilExpiry,
+  spiffeIdOf,
+  verifyChain,
+} from "../../core/identity/x509.js";
 import { TD, tempDir, writeUserCa } from "./ca-harness.js";
 
 interface Workload {
@@ -23,14 +31,33 @@ async function workload(ca: CertificateAuthority, sa: string, ttl = 3600): Promi
   const uri = `spiffe://${TD}/ns/demo/sa/${sa}`;
   const keys = await generateKeyPair();
   const signed = await ca.signWorkload(await createCsr(uri, keys), uri, ttl);
-  return { uri, keyPem: await privateKeyToPem(keys.privateKey), certPem: signed.certChain.slice(0, -1).join(""), rootPem: ca.rootPem, chain: signed.certChain };
+  return {
+    uri,
+    keyPem: await privateKeyToPem(keys.privateKey),
+    certPem: signed.certChain.slice(0, -1).join(""),
+    rootPem: ca.rootPem,
+    chain: signed.certChain,
+  };
 }
 
 /** HBONE's TLS shape: TLS 1.3, client certificates required, identity read from the SAN (no hostname check). */
-async function handshake(t: { teardown(fn: () => unknown): void }, server: Workload, client: Workload): Promise<{ ok: true; serverSaw: string | undefined; clientSaw: string | undefined } | { ok: false; error: string }> {
+async function handshake(
+  t: { teardown(fn: () => unknown): void },
+  server: Workload,
+  client: Workload,
+): Promise<
+  { ok: true; serverSaw: string | undefined; clientSaw: string | undefined } | { ok: false; error: string }
+> {
   const seen: { serverSaw?: string | undefined } = {};
   const srv = tls.createServer(
-    { key: server.keyPem, cert: server.certPem, ca: [server.rootPem], requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.3" },
+    {
+      key: server.keyPem,
+      cert: server.certPem,
+      ca: [server.rootPem],
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.3",
+    },
     (s) => {
       seen.serverSaw = spiffeIdOf(s.getPeerX509Certificate());
       s.end("ok");
@@ -61,7 +88,11 @@ async function handshake(t: { teardown(fn: () => unknown): void }, server: Workl
     });
     c.on("end", () => {
       c.destroy();
-      resolve(data === "ok" ? { ok: true, serverSaw: seen.serverSaw, clientSaw } : { ok: false, error: `closed without answer (${data})` });
+      resolve(
+        data === "ok"
+          ? { ok: true, serverSaw: seen.serverSaw, clientSaw }
+          : { ok: false, error: `closed without answer (${data})` },
+      );
     });
     c.on("error", (e) => resolve({ ok: false, error: e.message }));
   });
@@ -92,7 +123,11 @@ t.test("a client certificate from another root is refused by the server", async 
   const r = await handshake(t, server, { ...intruder, rootPem: mesh.rootPem });
   t.equal(r.ok, false, "handshake fails");
   // And the other way: a server of another root is refused by a mesh client.
-  const r2 = await handshake(t, { ...(await workload(rogue, "server")), rootPem: mesh.rootPem }, await workload(mesh, "client"));
+  const r2 = await handshake(
+    t,
+    { ...(await workload(rogue, "server")), rootPem: mesh.rootPem },
+    await workload(mesh, "client"),
+  );
   t.equal(r2.ok, false);
   if (!r2.ok) t.match(r2.error, /certificate/i);
 });
@@ -119,5 +154,7 @@ t.test("verifyChain verdicts", async (t) => {
   const fake = verifyChain([w.certPem, w2.certPem], [ca.rootPem]);
   t.equal(fake.ok, false);
   if (!fake.ok) t.match(fake.reason, "not a CA");
-  t.throws(() => parseChain(["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]), { code: "INVALID_FIELD" });
+  t.throws(() => parseChain(["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"]), {
+    code: "INVALID_FIELD",
+  });
 });

@@ -3,8 +3,8 @@
 // the identity in ImpersonatedIdentity (as Istio's ztunnel sends them), over
 // TLS to 15012 trusting the mesh root, or plaintext to 15010 locally.
 import { createPublicKey } from "node:crypto";
-import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { AmbitError } from "../../core/errors/errors.js";
 import {
   type IstioCertificateRequest,
@@ -14,7 +14,14 @@ import {
 } from "../../core/gen/citadel_pb.js";
 import { generateKeyPair, pemLine, privateKeyToPem } from "../../core/identity/keys.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
-import { createCsr, notAfter, notBefore, parseChain, spiffeIdOf, verifyChain } from "../../core/identity/x509.js";
+import {
+  createCsr,
+  notAfter,
+  notBefore,
+  parseChain,
+  spiffeIdOf,
+  verifyChain,
+} from "../../core/identity/x509.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 
 export interface CaClientOptions {
@@ -60,7 +67,11 @@ type UnaryClient = grpc.Client & {
 const ClientCtor = grpc.makeGenericClientConstructor(
   grpcServiceDefinition(IstioCertificateService),
   "IstioCertificateService",
-) as unknown as new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => UnaryClient;
+) as unknown as new (
+  address: string,
+  creds: grpc.ChannelCredentials,
+  options?: grpc.ChannelOptions,
+) => UnaryClient;
 
 export class CaClient implements CertificateSource {
   private readonly client: UnaryClient;
@@ -105,7 +116,12 @@ export class CaClient implements CertificateSource {
       this.client.createCertificate(req, md, { deadline }, (err, r) => {
         if (err) {
           const code = err.code === grpc.status.UNAUTHENTICATED ? "CA_UNAUTHENTICATED" : "CA_REFUSED";
-          reject(new AmbitError(code, `CreateCertificate for ${uri}: ${err.details || err.message}`, { grpcCode: err.code, identity: uri }));
+          reject(
+            new AmbitError(code, `CreateCertificate for ${uri}: ${err.details || err.message}`, {
+              grpcCode: err.code,
+              identity: uri,
+            }),
+          );
         } else resolve(r as IstioCertificateResponse);
       });
     });
@@ -119,7 +135,10 @@ export class CaClient implements CertificateSource {
 
 /** The CA's answer must be for our key and identity and chain to its own last certificate. */
 function checkResponse(uri: string, keyPem: string, chainPem: string[]): IssuedCertificate {
-  const bad = (reason: string) => new AmbitError("CA_REFUSED", `CreateCertificate for ${uri}: unusable answer: ${reason}`, { identity: uri });
+  const bad = (reason: string) =>
+    new AmbitError("CA_REFUSED", `CreateCertificate for ${uri}: unusable answer: ${reason}`, {
+      identity: uri,
+    });
   if (chainPem.length === 0) throw bad("empty certificate chain");
   const chain = parseChain(chainPem);
   const leaf = chain[0];
@@ -127,7 +146,8 @@ function checkResponse(uri: string, keyPem: string, chainPem: string[]): IssuedC
   const got = spiffeIdOf(leaf);
   if (got !== uri) throw bad(`the certificate is for ${got ?? "no SPIFFE identity"}`);
   const ours = createPublicKey(keyPem).export({ type: "spki", format: "der" });
-  if (!leaf.publicKey.export({ type: "spki", format: "der" }).equals(ours)) throw bad("the certificate is not for our key");
+  if (!leaf.publicKey.export({ type: "spki", format: "der" }).equals(ours))
+    throw bad("the certificate is not for our key");
   // istiod's convention: the root is the last certificate of the chain.
   const root = chain.length > 1 ? (chain[chain.length - 1] as typeof leaf) : undefined;
   if (!root) throw bad("no root in the chain");

@@ -7,7 +7,7 @@ import { createSecureContext, type SecureContext } from "node:tls";
 import { Gauge } from "prom-client";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
-import { logger as makeLogger, type Logger } from "../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../core/telemetry/logger.js";
 import { registry } from "../../core/telemetry/metrics.js";
 import type { CertificateSource, IssuedCertificate } from "./ca-client.js";
 
@@ -71,7 +71,8 @@ if (!registry.getSingleMetric(EXPIRY_METRIC)) {
       this.reset();
       const now = Date.now();
       for (const m of live) {
-        for (const b of m.bundles()) this.set({ identity: b.identity }, Math.round((b.notAfter.getTime() - now) / 1000));
+        for (const b of m.bundles())
+          this.set({ identity: b.identity }, Math.round((b.notAfter.getTime() - now) / 1000));
       }
     },
   });
@@ -126,7 +127,12 @@ export class CertManager extends EventEmitter {
     const uri = identityUri(identity);
     const td = uri.slice("spiffe://".length, uri.indexOf("/", "spiffe://".length));
     if (td !== this.opts.trustDomain) {
-      return Promise.reject(new AmbitError("INVALID_FIELD", `identity ${uri}: field trustDomain: not the mesh's ${this.opts.trustDomain}`));
+      return Promise.reject(
+        new AmbitError(
+          "INVALID_FIELD",
+          `identity ${uri}: field trustDomain: not the mesh's ${this.opts.trustDomain}`,
+        ),
+      );
     }
     let e = this.entries.get(uri);
     if (!e) {
@@ -151,11 +157,23 @@ export class CertManager extends EventEmitter {
     const now = Date.now();
     return [...this.entries.values()].map((e) => {
       const b = e.bundle;
-      const state: CertStatus["state"] = !b ? "pending" : !usable(b, now) ? "expired" : e.inflight ? "rotating" : "valid";
+      const state: CertStatus["state"] = !b
+        ? "pending"
+        : !usable(b, now)
+          ? "expired"
+          : e.inflight
+            ? "rotating"
+            : "valid";
       return {
         identity: e.uri,
         state,
-        ...(b ? { notBefore: b.notBefore.toISOString(), notAfter: b.notAfter.toISOString(), rotateAt: b.rotateAt.toISOString() } : {}),
+        ...(b
+          ? {
+              notBefore: b.notBefore.toISOString(),
+              notAfter: b.notAfter.toISOString(),
+              rotateAt: b.rotateAt.toISOString(),
+            }
+          : {}),
         failures: e.failures,
         ...(e.lastError ? { lastError: e.lastError } : {}),
       };
@@ -215,10 +233,12 @@ export class CertManager extends EventEmitter {
     let delay = initial;
     for (;;) {
       if (this.closed) throw new AmbitError("CONFIG", "CertManager is closed");
-      if (this.entries.get(e.uri) !== e) throw new AmbitError("CONFIG", `certificate of ${e.uri} was forgotten while being requested`);
+      if (this.entries.get(e.uri) !== e)
+        throw new AmbitError("CONFIG", `certificate of ${e.uri} was forgotten while being requested`);
       try {
         const issued = await this.opts.client.fetch(e.uri);
-        if (issued.notAfter.getTime() <= Date.now()) throw new AmbitError("CA_REFUSED", `the CA issued an already expired certificate for ${e.uri}`);
+        if (issued.notAfter.getTime() <= Date.now())
+          throw new AmbitError("CA_REFUSED", `the CA issued an already expired certificate for ${e.uri}`);
         if (this.closed) throw new AmbitError("CONFIG", "CertManager is closed");
         return this.install(e, issued);
       } catch (err) {
@@ -227,7 +247,10 @@ export class CertManager extends EventEmitter {
         e.lastError = (err as Error).message;
         this.emit("fetchError", e.uri, err, e.failures);
         // Bounded by the backoff: at most one line per attempt.
-        this.log.warn({ identity: e.uri, attempt: e.failures, retryInMs: delay }, `certificate request failed: ${(err as Error).message}`);
+        this.log.warn(
+          { identity: e.uri, attempt: e.failures, retryInMs: delay },
+          `certificate request failed: ${(err as Error).message}`,
+        );
         await this.sleep(delay * (0.8 + Math.random() * 0.4));
         delay = Math.min(delay * 2, max);
       }
