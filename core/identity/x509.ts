@@ -158,6 +158,21 @@ export function spiffeIdOf(
   return tryParseSpiffeId(uri) ? uri : undefined;
 }
 
+/**
+ * The peer's SPIFFE id when it belongs to `trustDomain`, else undefined: what
+ * the HBONE server feeds to authorization (a chain to the mesh root is checked
+ * by TLS; the trust domain is checked here).
+ */
+export function meshPeerIdentity(
+  cert: PeerCertificate | X509Certificate | string | undefined | null,
+  trustDomain: string,
+): string | undefined {
+  const uri = spiffeIdOf(cert);
+  if (!uri) return undefined;
+  const prefix = `spiffe://${trustDomain}/`;
+  return uri.startsWith(prefix) ? uri : undefined;
+}
+
 export function notAfter(cert: X509Certificate | PeerCertificate | string): Date {
   if (typeof cert === "string") return new Date(new X509Certificate(cert).validTo);
   if (cert instanceof X509Certificate) return new Date(cert.validTo);

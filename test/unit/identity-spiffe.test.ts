@@ -7,7 +7,7 @@ import { AmbitError } from "../../core/errors/errors.js";
 import { generateKeyPair, P256 } from "../../core/identity/keys.js";
 import { x509 } from "../../core/identity/peculiar.js";
 import { parseSpiffeId, sameIdentity, spiffeId, tryParseSpiffeId } from "../../core/identity/spiffe.js";
-import { spiffeIdOf, subjectAltNames } from "../../core/identity/x509.js";
+import { meshPeerIdentity, spiffeIdOf, subjectAltNames } from "../../core/identity/x509.js";
 
 t.test("spiffeId formats, parseSpiffeId inverts", async (t) => {
   const id = { trustDomain: "cluster.local", namespace: "demo", serviceAccount: "client" };
@@ -119,4 +119,8 @@ t.test("spiffeIdOf: one strict SPIFFE URI SAN, from node's certificate objects",
     undefined,
   );
   t.equal(spiffeIdOf(undefined), undefined);
+
+  t.equal(meshPeerIdentity(good, "cluster.local"), "spiffe://cluster.local/ns/demo/sa/client");
+  t.equal(meshPeerIdentity(good, "cluster"), undefined, "a prefix of the trust domain is not the trust domain");
+  t.equal(meshPeerIdentity(good, "other.td"), undefined, "another trust domain");
 });
