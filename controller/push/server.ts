@@ -9,7 +9,6 @@
 // type (until ACK/NACK), so a slow or stalled proxy simply accumulates dirty
 // names (coalesced) and never holds back the others.
 import { EventEmitter } from "node:events";
-import { createHash } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
@@ -18,6 +17,10 @@ import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
 import { type Logger, logger as componentLogger } from "../../core/telemetry/logger.js";
 import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
+import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
+import { encodeResponse, resourceVersion } from "./response-encoding.js";
+
+export type { ProxyConnectionInfo, ProxyTypeInfo, PublishedResource } from "./connection-info.js";
 
 const metrics = {
   connected: gauge("ambit_xds_connected_proxies", "Proxies with an open xDS stream"),
@@ -34,44 +37,7 @@ const metrics = {
 /** Distinct NACK reasons kept as label values per type; beyond, "other" (bounded cardinality). */
 const MAX_NACK_REASONS = 50;
 const MAX_REASON_LENGTH = 120;
-
-export interface PublishedResource {
-  name: string;
-  version: string;
-  aliases: readonly string[];
-  any: Any;
-  /** envoy.service.discovery.v3.Resource, encoded once and shared by every stream. */
-  encoded: Uint8Array;
-}
-
-export interface ProxyTypeInfo {
-  typeUrl: string;
-  wildcard: boolean;
-  /** Named subscriptions (besides the wildcard). */
-  names: string[];
-  /** Resources the proxy holds by its ACKs (ackedVersions() lists them). */
-  resources: number;
-  acks: number;
-  nacks: number;
-  lastAckNonce?: string;
-  lastNack?: { nonce: string; message: string; at: Date };
-  /** A response is waiting for ACK/NACK. */
-  awaitingAck: boolean;
-  /** Every published resource the proxy subscribes to is ACKed at its current version. */
-  inSync: boolean;
-}
-
-export interface ProxyConnectionInfo {
-  /** Stream id, unique within this server. */
-  id: number;
-  nodeId: string;
-  /** node.metadata.NODE_NAME, as Istio's ztunnel sends it. */
-  nodeName?: string;
-  metadata: Record<string, string>;
-  peer: string;
-  connectedAt: Date;
-  types: ProxyTypeInfo[];
-}
+const NACK_LOG_INTERVAL_MS = 10_000;
 
 export interface DeltaAdsServerOptions {
   /** Changes published within this window go out together (default 10 ms). */
@@ -135,79 +101,13 @@ interface Stream {
   closed: boolean;
 }
 
-function resourceVersion(any: Any): string {
-  return createHash("sha256").update(any.typeUrl).update(any.value).digest("base64url").slice(0, 16);
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n >>>= 7;
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n >>>= 7;
-  }
-  buf[pos++] = n;
-  return pos;
-}
-
-// Field tags of DeltaDiscoveryResponse (all length-delimited).
-const TAG_SYSTEM_VERSION = (1 << 3) | 2;
-const TAG_RESOURCES = (2 << 3) | 2;
-const TAG_TYPE_URL = (4 << 3) | 2;
-const TAG_NONCE = (5 << 3) | 2;
-const TAG_REMOVED = (6 << 3) | 2;
-
-/**
- * DeltaDiscoveryResponse bytes, assembled from the pre-encoded Resource
- * messages: one exact-size allocation and one copy of each resource, no
- * re-encoding per stream.
- */
-export function encodeResponse(
-  typeUrl: string,
-  systemVersion: string,
-  added: readonly Uint8Array[],
-  removed: readonly string[],
-  nonce: string,
-): Buffer {
-  const strings: [number, Buffer][] = [
-    [TAG_SYSTEM_VERSION, Buffer.from(systemVersion)],
-    [TAG_TYPE_URL, Buffer.from(typeUrl)],
-    [TAG_NONCE, Buffer.from(nonce)],
-    ...removed.map((n): [number, Buffer] => [TAG_REMOVED, Buffer.from(n)]),
-  ];
-  let size = 0;
-  for (const r of added) size += 1 + varintSize(r.byteLength) + r.byteLength;
-  for (const [, b] of strings) size += 1 + varintSize(b.byteLength) + b.byteLength;
-  const buf = Buffer.allocUnsafe(size);
-  let pos = 0;
-  for (const r of added) {
-    buf[pos++] = TAG_RESOURCES;
-    pos = writeVarint(buf, pos, r.byteLength);
-    buf.set(r, pos);
-    pos += r.byteLength;
-  }
-  for (const [tag, b] of strings) {
-    buf[pos++] = tag;
-    pos = writeVarint(buf, pos, b.byteLength);
-    buf.set(b, pos);
-    pos += b.byteLength;
-  }
-  return buf;
-}
-
 export class DeltaAdsServer extends EventEmitter {
   private readonly debounceMs: number;
   private readonly log: Logger;
   private readonly types = new Map<string, TypeState>();
   private readonly streams = new Map<number, Stream>();
   private readonly nackReasons = new Map<string, Set<string>>();
+  private readonly nackLoggedAt = new Map<string, number>();
   private nextStreamId = 1;
   private nextNonce = 1;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -478,8 +378,14 @@ export class DeltaAdsServer extends EventEmitter {
       const message = req.errorDetail.message || `code ${req.errorDetail.code}`;
       st.nacks++;
       st.lastNack = { nonce: inflight.nonce, message, at: new Date() };
-      metrics.nacks.inc({ type, reason: this.nackReason(type, message) });
-      this.log.warn({ stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message }, "proxy rejected xDS response (NACK)");
+      const reason = this.nackReason(type, message);
+      metrics.nacks.inc({ type, reason });
+      // A NACK storm (every proxy rejecting the same change) logs once per reason per interval.
+      const key = `${type}\u0000${reason}`;
+      const now = Date.now();
+      const level = (this.nackLoggedAt.get(key) ?? 0) + NACK_LOG_INTERVAL_MS <= now ? "warn" : "debug";
+      if (level === "warn") this.nackLoggedAt.set(key, now);
+      this.log[level]({ stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message }, "proxy rejected xDS response (NACK)");
       this.emit("nack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce, message });
       // The proxy kept what it had; the server still never resends the rejected versions.
       for (const e of inflight.added) if (!st.diverged.has(e.name)) st.diverged.set(e.name, inflight.before.get(e.name));

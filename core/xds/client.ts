@@ -206,7 +206,6 @@ export class DeltaAdsClient extends EventEmitter {
   }
 
   private setConnected(): void {
-    this.attempt = 0;
     if (this.connected) return;
     this.connected = true;
     this.log.info({ address: this.opts.address }, "xDS connected");
@@ -221,6 +220,8 @@ export class DeltaAdsClient extends EventEmitter {
   }
 
   private onResponse(call: AdsStream, res: DeltaDiscoveryResponse): void {
+    // Only a response proves the stream healthy (a server that accepts then refuses must not reset the backoff).
+    this.attempt = 0;
     this.setConnected();
     const t = this.types.get(res.typeUrl);
     let error: string | undefined;
