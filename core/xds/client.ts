@@ -46,6 +46,8 @@ export interface DeltaAdsClientOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** HTTP/2 keepalive ping interval (default 30 s) so a vanished controller is noticed. */
   keepaliveMs?: number;
+  /** Extra grpc-js channel options, e.g. `grpc.ssl_target_name_override` when the controller's certificate names a DNS name. */
+  channelOptions?: grpc.ChannelOptions;
   logger?: Logger;
 }
 
@@ -116,6 +118,7 @@ export class DeltaAdsClient extends EventEmitter {
       "grpc.max_reconnect_backoff_ms": backoff.maxMs,
       "grpc.keepalive_time_ms": keepalive,
       "grpc.keepalive_timeout_ms": Math.min(keepalive, 10_000),
+      ...this.opts.channelOptions,
     });
     this.openStream();
   }
