@@ -1,4 +1,118 @@
-import type { ControlPlaneResult, Settings } from "./results.js";
-export async function runControlPlane(_s: Settings["controlPlane"], _log: (m: string) => void): Promise<ControlPlaneResult> {
-  return { status: "not-measured", note: "todo", runs: [] };
+// Scenario 6: N simulated ztunnels (the project's DeltaAdsClient, subscribed to
+// istio.workload.Address, applying nothing) on one DeltaAdsServer in a
+// process of its own. For each size: the full set of pods is published and
+// timed to the last subscriber's ACK; then one pod at a time changes.
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { DeltaAdsClient } from "../core/xds/client.js";
+import { ADDRESS_TYPE } from "../core/xds/type-urls.js";
+import { logger } from "../core/telemetry/logger.js";
+import type { ControlPlaneResult, ControlPlaneRun, Settings } from "./results.js";
+import type { PublishCommand, ServerReply } from "./tools/xds-server.js";
+
+const SERVER = fileURLToPath(new URL("./tools/xds-server.js", import.meta.url));
+
+class ServerChild {
+  private readonly child: ChildProcess;
+  private waiting: ((m: ServerReply) => void) | undefined;
+  private readonly exited: Promise<void>;
+
+  constructor() {
+    this.child = fork(SERVER, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], env: { ...process.env, AMBIT_LOG_LEVEL: "warn" } });
+    this.child.on("message", (m: ServerReply) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.(m);
+    });
+    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+    this.child.once("exit", (code) => this.failWaiting?.(new Error(`xds-server exited ${code}`)));
+  }
+
+  private failWaiting: ((err: Error) => void) | undefined;
+
+  next(timeoutMs = 120_000): Promise<ServerReply> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("xds-server: no answer in time")), timeoutMs);
+      this.failWaiting = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      this.waiting = (m) => {
+        clearTimeout(timer);
+        this.failWaiting = undefined;
+        if (m.type === "error") reject(new Error(`xds-server: ${m.message}`));
+        else resolve(m);
+      };
+    });
+  }
+
+  async publish(cmd: Omit<PublishCommand, "cmd">): Promise<{ ms: number; rssMB: number }> {
+    const reply = this.next();
+    this.child.send({ cmd: "publish", ...cmd });
+    const m = await reply;
+    if (m.type !== "published") throw new Error(`xds-server: unexpected ${m.type}`);
+    return m;
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode === null && this.child.connected) this.child.send({ cmd: "stop" });
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[Math.floor((s.length - 1) / 2)] as number) : Number.NaN;
+};
+
+export async function runControlPlane(s: Settings["controlPlane"], log: (m: string) => void): Promise<ControlPlaneResult> {
+  const server = new ServerChild();
+  const clients: DeltaAdsClient[] = [];
+  try {
+    const hello = await server.next(30_000);
+    if (hello.type !== "listening") throw new Error(`xds-server: unexpected ${hello.type}`);
+    const quiet = logger("bench.xds-client");
+    quiet.level = "error";
+    for (let i = 0; i < s.subscribers; i++) {
+      const c = new DeltaAdsClient({
+        address: `127.0.0.1:${hello.port}`,
+        node: { id: `ztunnel~10.0.0.${i}~bench-zt-${i}~cluster.local`, metadata: { NODE_NAME: `node-${i}` } },
+        handlers: [{ typeUrl: ADDRESS_TYPE, apply: () => undefined }],
+        logger: quiet,
+      });
+      clients.push(c);
+      c.start();
+    }
+    await Promise.all(clients.map((c) => c.ready()));
+    const held = () => clients.map((c) => c.state().perType[ADDRESS_TYPE]?.resources ?? -1);
+    const runs: ControlPlaneRun[] = [];
+    for (const pods of s.pods) {
+      await server.publish({ pods: 0, subscribers: s.subscribers, generation: 0 });
+      const full = await server.publish({ pods, subscribers: s.subscribers, generation: 0 });
+      const wrong = held().filter((n) => n !== pods).length;
+      if (wrong) throw new Error(`${wrong} subscriber(s) do not hold ${pods} pods after the push`);
+      const inc: number[] = [];
+      let rssMB = full.rssMB;
+      for (let g = 1; g <= s.incrementalChanges; g++) {
+        const r = await server.publish({ pods, subscribers: s.subscribers, generation: g });
+        inc.push(r.ms);
+        rssMB = Math.max(rssMB, r.rssMB);
+      }
+      runs.push({
+        pods,
+        subscribers: s.subscribers,
+        fullPushMs: full.ms,
+        incrementalP50Ms: median(inc),
+        incrementalMaxMs: Math.max(...inc),
+        serverRssMB: rssMB,
+      });
+      log(`  control plane ${pods} pods × ${s.subscribers}: full ${full.ms.toFixed(1)} ms, one-pod p50 ${median(inc).toFixed(1)} ms`);
+    }
+    return { status: "measured", runs };
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server.close();
+  }
 }
