@@ -144,7 +144,12 @@ export class DnsProxy {
 
   /** Serves DNS over TCP (2-byte length prefix) on a listening server. */
   serveTcp(server: net.Server, podNamespace: string): void {
-    server.on("connection", (conn) => {
+    server.on("connection", (conn) => this.serveTcpConnection(conn, podNamespace));
+  }
+
+  /** Serves one DNS-over-TCP connection (2-byte length prefix per message). */
+  serveTcpConnection(conn: net.Socket, podNamespace: string): void {
+    {
       let buf = Buffer.alloc(0);
       conn.on("data", (chunk) => {
         buf = Buffer.concat([buf, chunk]);
@@ -165,7 +170,7 @@ export class DnsProxy {
         }
       });
       conn.on("error", () => {});
-    });
+    }
   }
 }
 

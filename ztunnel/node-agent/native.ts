@@ -146,6 +146,9 @@ function homeNetns(): Netns {
 export function withNetns<T>(netns: string | Netns, fn: () => T): T {
   const c = lib();
   const previous = stack.length > 0 ? stack[stack.length - 1]! : homeNetns();
+  if (typeof netns !== "string" && netns.isClosed) {
+    throw new AmbitError("NETNS_SYSCALL", `network namespace handle ${netns.path} is closed (pod un-enrolled?)`);
+  }
   const target = typeof netns === "string" ? Netns.open(netns) : netns;
   try {
     check(c.setns(target.fd, CLONE_NEWNET), "setns", target.path);
@@ -355,33 +358,14 @@ export interface ConnectOptions {
  * Resolves once connected; rejects with the connect error (ECONNREFUSED...).
  */
 export function connectInNetns(netns: string | Netns, opts: ConnectOptions): Promise<net.Socket> {
-  const family = net.isIPv6(opts.host) ? 6 : 4;
-  const what = `tcp to ${opts.host}:${opts.port} from ${typeof netns === "string" ? netns : netns.path}`;
-  let fd: number;
+  let socket: net.Socket;
   try {
-    fd = withNetns(netns, () => {
-      const c = lib();
-      const s = check(c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket", what);
-      try {
-        if (opts.transparent) setTransparent(s, family);
-        if (opts.mark !== undefined) setMark(s, opts.mark);
-        if (opts.localAddress !== undefined || opts.localPort !== undefined) {
-          const local = encodeSockaddr(opts.localAddress ?? (family === 6 ? "::" : "0.0.0.0"), opts.localPort ?? 0);
-          check(c.bind(s, local, local.length), "bind", `${what}, source ${opts.localAddress ?? "*"}`);
-        }
-        return s;
-      } catch (err) {
-        c.close(s);
-        throw err;
-      }
-    });
+    socket = connectInNetnsNow(netns, opts);
   } catch (err) {
     return Promise.reject(err);
   }
+  const what = `tcp to ${opts.host}:${opts.port} from ${typeof netns === "string" ? netns : netns.path}`;
   return new Promise<net.Socket>((resolve, reject) => {
-    // manualStart: do not start reading before the connect completes (an
-    // unconnected socket would read EOF and end itself).
-    const socket = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
     const timer = setTimeout(() => {
       const e = new NetnsSyscallError("connect", os.constants.errno.ETIMEDOUT, what);
       socket.destroy();
@@ -393,12 +377,44 @@ export function connectInNetns(netns: string | Netns, opts: ConnectOptions): Pro
       reject(err);
     };
     socket.once("error", onError);
-    socket.connect({ host: opts.host, port: opts.port }, () => {
+    socket.once("connect", () => {
       clearTimeout(timer);
       socket.off("error", onError);
       resolve(socket);
     });
   });
+}
+
+/**
+ * Like connectInNetns, but returns the socket at once with the connect in
+ * progress: "connect" or "error" follow, as with net.connect. For callers
+ * (the inbound proxy) that take a socket synchronously and time out themselves.
+ * Throws only when the socket cannot be created or bound in the namespace.
+ */
+export function connectInNetnsNow(netns: string | Netns, opts: ConnectOptions): net.Socket {
+  const family = net.isIPv6(opts.host) ? 6 : 4;
+  const what = `tcp to ${opts.host}:${opts.port} from ${typeof netns === "string" ? netns : netns.path}`;
+  const fd = withNetns(netns, () => {
+    const c = lib();
+    const s = check(c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket", what);
+    try {
+      if (opts.transparent) setTransparent(s, family);
+      if (opts.mark !== undefined) setMark(s, opts.mark);
+      if (opts.localAddress !== undefined || opts.localPort !== undefined) {
+        const local = encodeSockaddr(opts.localAddress ?? (family === 6 ? "::" : "0.0.0.0"), opts.localPort ?? 0);
+        check(c.bind(s, local, local.length), "bind", `${what}, source ${opts.localAddress ?? "*"}`);
+      }
+      return s;
+    } catch (err) {
+      c.close(s);
+      throw err;
+    }
+  });
+  // manualStart: do not start reading before the connect completes (an
+  // unconnected socket would read EOF and end itself).
+  const socket = new net.Socket({ fd, readable: true, writable: true, manualStart: true, allowHalfOpen: true } as net.SocketConstructorOpts);
+  socket.connect({ host: opts.host, port: opts.port });
+  return socket;
 }
 
 /**

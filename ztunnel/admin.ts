@@ -1,0 +1,99 @@
+// The ztunnel's admin surfaces: 15000 admin (config dump, certificates, log
+// level), 15020 Prometheus metrics, 15021 readiness. They bind to localhost
+// in the node's namespace by default (pods cannot reach them), and the admin
+// endpoints are also served on a Unix socket for the CLI.
+import { rmSync } from "node:fs";
+import http from "node:http";
+import type { LevelWithSilent } from "pino";
+import { levels, setLevel } from "../core/telemetry/logger.js";
+import { registry } from "../core/telemetry/metrics.js";
+import type { ZtunnelApp } from "./app.js";
+
+const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export class ZtunnelAdmin {
+  private servers: http.Server[] = [];
+  constructor(private readonly app: ZtunnelApp) {}
+
+  /** Everything this ztunnel holds now, as plain JSON. */
+  configDump(): unknown {
+    return {
+      node: this.app.cfg.nodeName,
+      ready: this.app.isReady(),
+      xds: this.app.xds.state(),
+      state: this.app.state.dump(),
+      enrolledPods: this.app.agent.pods(),
+      certificates: this.app.certs.list(),
+      connections: this.app.activeConnections(),
+      hboneSessions: this.app.hboneSessions(),
+    };
+  }
+
+  private admin = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? "/", "http://admin");
+    const json = (v: unknown, code = 200) => {
+      res.writeHead(code, { "content-type": "application/json" });
+      res.end(JSON.stringify(v, null, 2));
+    };
+    switch (url.pathname) {
+      case "/config_dump":
+        return json(this.configDump());
+      case "/certs":
+        return json(this.app.certs.list());
+      case "/logging": {
+        const level = url.searchParams.get("level");
+        if (level) {
+          if (!LEVELS.has(level)) return json({ error: `unknown level ${level}` }, 400);
+          setLevel(level as LevelWithSilent, url.searchParams.get("component") ?? undefined);
+        }
+        return json(levels());
+      }
+      case "/metrics":
+        return this.metrics(req, res);
+      case "/ready":
+      case "/healthz/ready":
+        return this.readiness(req, res);
+      default:
+        return json({ error: "not found", paths: ["/config_dump", "/certs", "/logging?level=", "/metrics", "/ready"] }, 404);
+    }
+  };
+
+  private metrics = async (_req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    res.writeHead(200, { "content-type": registry.contentType });
+    res.end(await registry.metrics());
+  };
+
+  private readiness = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const ok = this.app.isReady();
+    res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+    res.end(ok ? "ready\n" : "not ready\n");
+  };
+
+  async start(): Promise<void> {
+    const { adminHost, adminPort, metricsPort, readinessPort, adminSocket } = this.app.cfg;
+    const serve = async (handler: http.RequestListener, where: number | string) => {
+      if (typeof where === "number" && where < 0) return;
+      const s = http.createServer((q, r) => void handler(q, r));
+      if (typeof where === "string") rmSync(where, { force: true });
+      await new Promise<void>((resolve, reject) => {
+        s.once("error", reject);
+        if (typeof where === "string") s.listen(where, () => resolve());
+        else s.listen(where, adminHost, () => resolve());
+      });
+      this.servers.push(s);
+    };
+    await serve(this.admin, adminPort);
+    await serve(this.metrics, metricsPort);
+    await serve(this.readiness, readinessPort);
+    if (adminSocket) await serve(this.admin, adminSocket);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map((s) => {
+        s.closeAllConnections();
+        return new Promise<void>((r) => s.close(() => r()));
+      }),
+    );
+  }
+}

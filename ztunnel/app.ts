@@ -1,0 +1,262 @@
+// The ztunnel's one wiring point. It owns the mesh state (fed by xDS), the
+// certificates of its node's pods, and for each enrolled pod the listeners
+// inside that pod's network namespace (in-pod mode): 15001 outbound, 15006
+// plaintext inbound, 15008 HBONE, 15053 DNS. Connections are carried by the
+// proxies in ztunnel/proxy; this file only connects the parts.
+import { EventEmitter } from "node:events";
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { HboneClient } from "../core/hbone/client.js";
+import { type HboneListener, HboneServer } from "../core/hbone/server.js";
+import type { IpPort } from "../core/hbone/types.js";
+import { logger } from "../core/telemetry/logger.js";
+import { enableProcessMetrics, gauge } from "../core/telemetry/metrics.js";
+import { DeltaAdsClient } from "../core/xds/client.js";
+import { CaClient } from "./certs/ca-client.js";
+import { CertManager } from "./certs/manager.js";
+import type { ZtunnelConfig } from "./config.js";
+import { DnsProxy, parseResolvConf } from "./dns/proxy.js";
+import { type EnrolledPod, NodeAgent, type PodContext } from "./node-agent/agent.js";
+import { ZTUNNEL_MARK } from "./node-agent/capture.js";
+import { connectInNetnsNow } from "./node-agent/native.js";
+import { PodsFileWatcher } from "./pods-file.js";
+import { InboundProxy } from "./proxy/inbound.js";
+import { OutboundProxy } from "./proxy/outbound.js";
+import { PlaintextInboundProxy } from "./proxy/plaintext-inbound.js";
+import { workloadIdentity, MeshState } from "./state/mesh-state.js";
+import { ZtunnelAdmin } from "./admin.js";
+import { stateHandlers } from "./xds-handlers.js";
+
+const log = logger("ztunnel");
+const readyGauge = gauge("ambit_ztunnel_ready", "1 once xDS is synced and every enrolled pod is captured");
+
+export class ZtunnelApp extends EventEmitter {
+  readonly state = new MeshState();
+  readonly certs: CertManager;
+  readonly xds: DeltaAdsClient;
+  readonly agent: NodeAgent;
+  private readonly caClient: CaClient;
+  private readonly hboneClient: HboneClient;
+  private readonly hboneServer: HboneServer;
+  private readonly outbound: OutboundProxy;
+  private readonly inbound: InboundProxy;
+  private readonly plaintext: PlaintextInboundProxy;
+  private readonly dns: DnsProxy;
+  private readonly podsWatcher?: PodsFileWatcher;
+  private readonly admin: ZtunnelAdmin;
+  /** Pods of this node, as the node host lists them. */
+  private nodePods: EnrolledPod[] = [];
+  /** Pod IP → its namespace context, for connecting from inside a pod. */
+  private readonly podsByIp = new Map<string, PodContext>();
+  private readonly hboneListeners = new Map<string, HboneListener>();
+  private xdsSynced = false;
+  private reconciling: Promise<void> = Promise.resolve();
+  private reconcileAgain = false;
+  private ready = false;
+
+  constructor(readonly cfg: ZtunnelConfig) {
+    super();
+    const rootPem = cfg.controllerRootFile ? readFileSync(cfg.controllerRootFile, "utf8") : undefined;
+    const token = cfg.tokenFile ? async () => (await readFile(cfg.tokenFile!, "utf8")).trim() : undefined;
+    this.caClient = new CaClient({
+      address: cfg.caAddress,
+      ...(token ? { token } : {}),
+      ...(rootPem ? { tls: { rootsPem: [rootPem], serverName: "ambit-controller" } } : {}),
+      ttlSeconds: cfg.certTtlSeconds,
+    });
+    this.certs = new CertManager({ client: this.caClient, trustDomain: cfg.trustDomain });
+
+    // In-pod mode: tunnels start inside the source pod's namespace (so the
+    // peer sees the pod's IP), marked so the pod's capture rules let them out.
+    this.hboneClient = new HboneClient({
+      certs: { get: (id) => this.certs.get(id) },
+      connectRaw: (dst, src) => this.connectFromPod(src.ip, dst) ?? net.connect({ host: dst.ip, port: dst.port }),
+    });
+    this.outbound = new OutboundProxy({ state: this.state, hbone: this.hboneClient });
+    const connectLocal = (dst: IpPort, opts: { sourceIp: string }) => this.connectToLocalApp(dst, opts.sourceIp);
+    this.inbound = new InboundProxy({ state: this.state, node: cfg.nodeName, connectLocal });
+    this.plaintext = new PlaintextInboundProxy({ state: this.state, node: cfg.nodeName, connectLocal });
+    this.hboneServer = new HboneServer({ handler: this.inbound.handler });
+
+    const upstreams = cfg.dnsUpstreams.length > 0 ? cfg.dnsUpstreams : resolvConfNameservers();
+    this.dns = new DnsProxy({ source: this.state, clusterDomain: cfg.clusterDomain, upstreams });
+
+    this.agent = new NodeAgent({
+      onOutbound: (socket, ctx) => {
+        const source = this.state.workloadByIp(ctx.pod.ip);
+        if (!source) return socket.resetAndDestroy();
+        this.outbound.handleOutbound(socket, { origDst: { ip: ctx.origDst.address, port: ctx.origDst.port }, source });
+      },
+      onInbound: (socket, ctx) => {
+        const uid = this.state.workloadByIp(ctx.pod.ip)?.uid;
+        this.plaintext.handlePlaintextInbound(socket, {
+          origDst: { ip: ctx.origDst.address, port: ctx.origDst.port },
+          ...(uid ? { podUid: uid } : {}),
+        });
+      },
+      onHbone: (socket, ctx) => {
+        const l = this.hboneListeners.get(ctx.podKey);
+        if (l) l.accept(socket);
+        else socket.destroy();
+      },
+      onDnsUdp: (msg, rinfo, socket, ctx) => {
+        this.dns.handle(msg, podNamespace(ctx.podKey)).then(
+          (res) => socket.send(res, rinfo.port, rinfo.address),
+          () => {},
+        );
+      },
+      onDnsTcp: (socket, ctx) => this.dns.serveTcpConnection(socket, podNamespace(ctx.podKey)),
+      onPodListeners: (l) => {
+        this.podsByIp.set(l.pod.ip, l);
+        const w = this.state.workloadByIp(l.pod.ip);
+        const identity = w ? workloadIdentity(w) : undefined;
+        this.hboneListeners.set(
+          l.podKey,
+          this.hboneServer.attach({
+            name: l.podKey,
+            ...(w ? { podUid: w.uid } : {}),
+            cert: () => (identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${l.podKey}`))),
+          }),
+        );
+      },
+      onPodRemoved: (key) => {
+        for (const [ip, ctx] of this.podsByIp) if (ctx.podKey === key) this.podsByIp.delete(ip);
+        const l = this.hboneListeners.get(key);
+        this.hboneListeners.delete(key);
+        if (l) void this.hboneServer.detach(l);
+      },
+    });
+
+    this.xds = new DeltaAdsClient({
+      address: cfg.xdsAddress,
+      ...(rootPem ? { credentials: grpc.credentials.createSsl(Buffer.from(rootPem)) } : {}),
+      node: { id: `ztunnel~${cfg.nodeName}~ztunnel-${cfg.nodeName}.ambit-system~ambit-system.svc.cluster.local`, metadata: { NODE_NAME: cfg.nodeName } },
+      handlers: stateHandlers(this.state, () => this.scheduleReconcile()),
+    });
+    if (cfg.podsFile) {
+      this.podsWatcher = new PodsFileWatcher(
+        cfg.podsFile,
+        (pods) => {
+          this.nodePods = pods;
+          this.scheduleReconcile();
+        },
+        (e) => log.warn({ err: e.message }, "pods file unreadable; keeping the last good list"),
+      );
+    }
+    this.admin = new ZtunnelAdmin(this);
+  }
+
+  isReady(): boolean {
+    return this.ready;
+  }
+
+  hboneSessions(): number {
+    return this.hboneServer.sessionCount;
+  }
+
+  activeConnections(): { outbound: number; inbound: number; plaintext: number } {
+    return {
+      outbound: this.outbound.activeConnections,
+      inbound: this.inbound.activeConnections,
+      plaintext: this.plaintext.activeConnections,
+    };
+  }
+
+  async start(): Promise<void> {
+    enableProcessMetrics();
+    this.certs.start();
+    await this.admin.start();
+    this.xds.start();
+    await this.podsWatcher?.start();
+    await this.xds.ready();
+    this.xdsSynced = true;
+    this.scheduleReconcile();
+    await this.reconciling;
+    this.ready = true;
+    readyGauge.set(1);
+    log.info({ node: this.cfg.nodeName, pods: this.agent.pods().length }, "ztunnel ready");
+    this.emit("ready");
+  }
+
+  /**
+   * Capture exactly the node's pods that the controller says are enrolled.
+   * Runs after xDS has synced (never un-captures on a half-known state), one
+   * pass at a time; a change during a pass triggers one more.
+   */
+  private scheduleReconcile(): void {
+    if (!this.xdsSynced) return;
+    if (this.reconcileAgain) return;
+    this.reconcileAgain = true;
+    this.reconciling = this.reconciling.then(async () => {
+      this.reconcileAgain = false;
+      const want = this.nodePods.filter((p) => {
+        const w = this.state.workloadByIp(p.ip);
+        return w !== undefined && w.node === this.cfg.nodeName && w.tunnel === "hbone";
+      });
+      const failures = await this.agent.reconcile(want);
+      for (const f of failures) log.error({ pod: f.key, err: f.error.message }, "capture failed");
+      // Certificates are fetched ahead of the first connection (on demand would add a CSR to it).
+      for (const p of want) {
+        const w = this.state.workloadByIp(p.ip);
+        if (w) this.certs.get(workloadIdentity(w)).catch(() => {});
+      }
+    });
+  }
+
+  /** A socket to `dst` opened inside the pod whose IP is `srcIp`, or undefined when that pod is not ours. */
+  private connectFromPod(srcIp: string, dst: IpPort): net.Socket | undefined {
+    const ctx = this.podsByIp.get(srcIp);
+    if (!ctx) return undefined;
+    return connectInNetnsNow(ctx.netns, { host: dst.ip, port: dst.port, mark: ZTUNNEL_MARK });
+  }
+
+  /** Connects to a local pod's application from inside its namespace, as the caller's IP where it can. */
+  private connectToLocalApp(dst: IpPort, sourceIp: string): net.Socket {
+    const ctx = this.podsByIp.get(dst.ip);
+    if (!ctx) return net.connect({ host: dst.ip, port: dst.port, allowHalfOpen: true, noDelay: true });
+    const transparent = net.isIPv4(sourceIp) && sourceIp !== dst.ip;
+    const s = connectInNetnsNow(ctx.netns, {
+      host: dst.ip,
+      port: dst.port,
+      mark: ZTUNNEL_MARK,
+      ...(transparent ? { transparent: true, localAddress: sourceIp } : {}),
+    });
+    s.setNoDelay(true);
+    return s;
+  }
+
+  /** Drain: stop accepting, let open connections finish for up to graceMs, then stop. */
+  async close(graceMs = this.cfg.drainSeconds * 1000): Promise<void> {
+    this.ready = false;
+    readyGauge.set(0);
+    this.podsWatcher?.close();
+    await this.hboneServer.drain(graceMs);
+    await Promise.race([
+      Promise.all([this.outbound.whenIdle(), this.inbound.whenIdle(), this.plaintext.whenIdle()]),
+      new Promise((r) => setTimeout(r, graceMs).unref()),
+    ]);
+    this.inbound.abortAll();
+    this.plaintext.abortAll();
+    // Rules stay: a restarting ztunnel finds them; traffic fails closed meanwhile.
+    await this.agent.close({ removeCapture: false });
+    await this.xds.close();
+    this.certs.close();
+    this.caClient.close();
+    this.hboneClient.close();
+    await this.admin.close();
+  }
+}
+
+function podNamespace(podKey: string): string {
+  return podKey.split("/")[0] ?? "default";
+}
+
+function resolvConfNameservers(): string[] {
+  try {
+    return parseResolvConf(readFileSync("/etc/resolv.conf", "utf8"));
+  } catch {
+    return [];
+  }
+}
