@@ -26,6 +26,21 @@ export interface BridgeEnd {
 
 const { NGHTTP2_CONNECT_ERROR, NGHTTP2_NO_ERROR } = http2.constants;
 
+/**
+ * RST_STREAM with `code`, and nothing before it. Node's stream.close(code)
+ * on a stream whose writable side is open first ends it (an END_STREAM the
+ * peer would take for a clean half-close, then a FIN), so mark the writable
+ * side as ending first; destroy(err) is the fallback (INTERNAL_ERROR).
+ */
+export function resetStream(stream: Http2Stream, code: number = NGHTTP2_CONNECT_ERROR): void {
+  if (stream.closed || stream.destroyed) return;
+  const ws = (stream as unknown as { _writableState?: { ending: boolean } })._writableState;
+  if (ws) {
+    ws.ending = true;
+    stream.close(code);
+  } else stream.destroy(new Error("reset"));
+}
+
 export interface Bridge {
   /** Ends both sides with resets (e.g. drain deadline). */
   abort(): void;
@@ -56,10 +71,10 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
     socketClosed = true;
     if (hadError || !socket.readableEnded) {
       note({ reason: "socket_reset", detail: end?.detail });
-      if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+      resetStream(stream);
     } else if (!stream.closed && !stream.readableEnded) {
       // Our side is fully closed but the peer keeps sending: nobody can read it.
-      stream.close(NGHTTP2_CONNECT_ERROR);
+      resetStream(stream);
     }
     finish();
   });
@@ -77,16 +92,22 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   });
 
   socket.pipe(stream);
-  stream.pipe(socket);
+  // Node ends the readable side of a stream that was reset, too: only a real
+  // END_STREAM may become a FIN, or the peer would see a clean close before
+  // (instead of) the RST.
+  stream.pipe(socket, { end: false });
+  stream.once("end", () => {
+    if (!stream.rstCode) socket.end();
+  });
   if (socketClosed || streamClosed) {
     // One side was already gone before we spliced.
     if (!socket.destroyed) socket.resetAndDestroy();
-    if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+    resetStream(stream);
   }
   return {
     abort() {
       note({ reason: "local_close" });
-      if (!stream.closed) stream.close(NGHTTP2_CONNECT_ERROR);
+      resetStream(stream);
       if (!socket.destroyed) socket.resetAndDestroy();
     },
   };

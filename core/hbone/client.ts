@@ -7,6 +7,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:htt
 import net from "node:net";
 import tls, { type PeerCertificate } from "node:tls";
 import { AmbitError } from "../errors/errors.js";
+import { resetStream } from "./bridge.js";
 import { type Lease, HboneSessionPool, type PoolKey } from "./pool.js";
 import { type CertSource, type ConnectRaw, HBONE_PORT, spiffeFromSubjectAltName } from "./types.js";
 
@@ -85,7 +86,7 @@ export class HboneClient {
     let stream: ClientHttp2Stream | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        stream?.close(http2.constants.NGHTTP2_CANCEL);
+        if (stream) resetStream(stream, http2.constants.NGHTTP2_CANCEL);
         reject(new HboneConnectError("timeout", `HBONE connect to ${req.dstIp} (${req.authority}) timed out`));
       }, this.connectTimeoutMs);
     });
@@ -94,7 +95,9 @@ export class HboneClient {
       stream = this.openStream(session, req.authority, lease);
       return await Promise.race([awaitResponse(stream, req), timeout]);
     } catch (err) {
-      if (!stream) this.pool.release(lease);
+      // Idempotent: the stream's own 'close' releases too.
+      if (stream) resetStream(stream, http2.constants.NGHTTP2_CANCEL);
+      this.pool.release(lease);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -191,7 +194,7 @@ function awaitResponse(stream: ClientHttp2Stream, req: HboneConnectRequest): Pro
         resolve(stream);
         return;
       }
-      stream.close(http2.constants.NGHTTP2_CANCEL);
+      resetStream(stream, http2.constants.NGHTTP2_CANCEL);
       reject(new HboneConnectError("status", `HBONE peer ${req.dstIp} answered ${status} for ${req.authority}`, status));
     });
   });

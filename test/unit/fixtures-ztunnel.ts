@@ -137,3 +137,9 @@ export async function connectFrom(localAddress: string, host: string, port: numb
   await once(s, "connect");
   return s;
 }
+
+/** Connects from a given local IP and starts reading at once (a peer may reset before 'connect' is seen). */
+export function dial(localAddress: string, host: string, port: number): { s: net.Socket; done: ReturnType<typeof readAll> } {
+  const s = net.connect({ host, port, localAddress, allowHalfOpen: true });
+  return { s, done: readAll(s) };
+}

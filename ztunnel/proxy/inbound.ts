@@ -6,7 +6,7 @@
 import type { ServerHttp2Stream } from "node:http2";
 import http2 from "node:http2";
 import net from "node:net";
-import { bridge } from "../../core/hbone/bridge.js";
+import { type Bridge, bridge } from "../../core/hbone/bridge.js";
 import type { HboneHandler, HboneStreamInfo } from "../../core/hbone/server.js";
 import type { IpPort } from "../../core/hbone/types.js";
 import type { MeshWorkload } from "../../core/model/types.js";
@@ -62,11 +62,29 @@ export class InboundProxy {
   readonly handler: HboneHandler;
   private readonly connectLocal: ConnectLocal;
   private readonly connectTimeoutMs: number;
+  private readonly active = new Set<Bridge>();
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: InboundOptions) {
     this.connectLocal = opts.connectLocal ?? defaultConnectLocal;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.handler = (stream, info) => this.handle(stream, info);
+  }
+
+  /** Connections spliced to applications. */
+  get activeConnections(): number {
+    return this.active.size;
+  }
+
+  /** Resolves once no connection is spliced (accounting included). */
+  whenIdle(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Resets every spliced connection (after the caller's drain deadline). */
+  abortAll(): void {
+    for (const b of [...this.active]) b.abort();
   }
 
   private handle(stream: ServerHttp2Stream, info: HboneStreamInfo): void {
@@ -139,7 +157,12 @@ export class InboundProxy {
       stream.respond({ ":status": 200 });
       connOpened(rec);
       // Source's view: bytes the app received were sent by the source.
-      bridge(app, stream, (end) => connClosed(rec, app.bytesWritten, app.bytesRead, end.reason, end.detail));
+      const b = bridge(app, stream, (end) => {
+        connClosed(rec, app.bytesWritten, app.bytesRead, end.reason, end.detail);
+        this.active.delete(b);
+        if (this.active.size === 0) for (const r of this.idleWaiters.splice(0)) r();
+      });
+      this.active.add(b);
     });
   }
 

@@ -4,7 +4,7 @@
 // Then apply it: open the HBONE stream presenting the source's identity (or
 // a plain TCP connection marked so capture does not loop) and splice.
 import net from "node:net";
-import { bridge, type Bridge, bridgeSockets } from "../../core/hbone/bridge.js";
+import { bridge, type Bridge, bridgeSockets, resetStream } from "../../core/hbone/bridge.js";
 import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
 import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
@@ -162,6 +162,12 @@ export class OutboundProxy {
     else this.passthrough(socket, plan, base);
   }
 
+  /** Resolves once no connection is being set up or spliced (accounting included). */
+  whenIdle(): Promise<void> {
+    if (this.activeConnections === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
   /** Resolves when every connection has ended, or aborts what is left after graceMs. */
   async drain(graceMs: number): Promise<void> {
     if (this.activeConnections === 0) return;
@@ -214,7 +220,7 @@ export class OutboundProxy {
           this.pending--;
           if (socket.destroyed) {
             // The application gave up while the tunnel was being set up.
-            stream.close(0x8);
+            resetStream(stream, 0x8);
             connectFailures.inc({ direction: "outbound", reason: "client_gone" });
             this.settled();
             return;

@@ -38,6 +38,7 @@ export class PlaintextInboundProxy {
   private readonly connectLocal: ConnectLocal;
   private readonly connectTimeoutMs: number;
   private readonly active = new Set<Bridge>();
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: PlaintextInboundOptions) {
     this.connectLocal = opts.connectLocal ?? defaultConnectLocal;
@@ -46,6 +47,12 @@ export class PlaintextInboundProxy {
 
   get activeConnections(): number {
     return this.active.size;
+  }
+
+  /** Resolves once no connection is spliced (accounting included). */
+  whenIdle(): Promise<void> {
+    if (this.active.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
   }
 
   /** Aborts every spliced connection (after the caller's drain deadline). */
@@ -119,8 +126,9 @@ export class PlaintextInboundProxy {
       }
       connOpened(rec);
       const b = bridgeSockets(socket, app, (end) => {
-        this.active.delete(b);
         connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
+        this.active.delete(b);
+        if (this.active.size === 0) for (const r of this.idleWaiters.splice(0)) r();
       });
       this.active.add(b);
     });
