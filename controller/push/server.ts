@@ -39,6 +39,17 @@ const MAX_NACK_REASONS = 50;
 const MAX_REASON_LENGTH = 120;
 const NACK_LOG_INTERVAL_MS = 10_000;
 
+/**
+ * grpc.Server options for the xDS ports: room for large initial_resource_versions
+ * maps (tens of thousands of names), and keepalive pings so the streams of
+ * vanished proxies (a node gone) are noticed and dropped.
+ */
+export const adsGrpcServerOptions: grpc.ServerOptions = {
+  "grpc.max_receive_message_length": 64 * 1024 * 1024,
+  "grpc.keepalive_time_ms": 60_000,
+  "grpc.keepalive_timeout_ms": 20_000,
+};
+
 export interface DeltaAdsServerOptions {
   /** Changes published within this window go out together (default 10 ms). */
   debounceMs?: number;

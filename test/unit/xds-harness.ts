@@ -8,7 +8,7 @@ import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../../core/model/types.js";
 import { addressAliases, serviceToAddress, workloadToAddress, workloadUid } from "../../core/xds/codec-address.js";
 import { policyToProto } from "../../core/xds/codec-authz.js";
-import { DeltaAdsServer, type DeltaAdsServerOptions } from "../../controller/push/server.js";
+import { adsGrpcServerOptions, DeltaAdsServer, type DeltaAdsServerOptions } from "../../controller/push/server.js";
 import { setLevel } from "../../core/telemetry/logger.js";
 
 // Quiet tests; AMBIT_TEST_LOG=debug shows the xDS conversation.
@@ -25,7 +25,7 @@ export interface RunningAds {
 }
 
 export async function startAds(port = 0, opts: DeltaAdsServerOptions = {}): Promise<RunningAds> {
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 64 * 1024 * 1024 });
+  const server = new grpc.Server(adsGrpcServerOptions);
   const ads = new DeltaAdsServer({ debounceMs: 2, ...opts });
   ads.register(server);
   const bound = await new Promise<number>((resolve, reject) =>

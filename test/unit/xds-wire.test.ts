@@ -193,6 +193,13 @@ t.test("explicit * wildcard and initial_resource_versions", async (t) => {
   t.same(resNames(r1), [b.uid, c.uid].sort(), "only what differs");
   t.same(r1.removedResources, ["Kubernetes//v1/Pod/demo/gone"]);
 
+  // Istio's ztunnel reports what it holds with empty versions: everything it has is resent, gone names removed.
+  const istioLike = rawStream(t, srv);
+  istioLike.send({ typeUrl: ADDRESS_TYPE, initialResourceVersions: { [a.uid]: "", "Kubernetes//v1/Pod/demo/gone": "" } });
+  const i1 = await istioLike.next();
+  t.same(resNames(i1), [a.uid, b.uid, c.uid, s.key].sort());
+  t.same(i1.removedResources, ["Kubernetes//v1/Pod/demo/gone"]);
+
   // Everything up to date: the first response is still sent, empty.
   const raw2 = rawStream(t, srv);
   raw2.send({
