@@ -138,7 +138,7 @@ function encCluster(c: WaypointCluster) {
     service: c.service,
     port: c.port,
     protocol: protoOf[c.protocol],
-    endpoints: c.endpoints.map((e) => ({ ip: e.ip, port: e.port, weight: e.weight ?? 0 })),
+    endpoints: c.endpoints.map((e) => ({ ip: e.ip, port: e.port, weight: e.weight ?? 0, identity: e.identity ?? "" })),
     policy: c.policy
       ? {
           loadBalancer: lb
@@ -323,7 +323,7 @@ function decCluster(c: Ctx, field: string, pc: PbService["clusters"][number]): W
   const endpoints = pc.endpoints.map((e, i) => {
     if (!e.ip) c.fail(`${field}.endpoints[${i}].ip`, "required");
     if (!(e.port > 0 && e.port < 65536)) c.fail(`${field}.endpoints[${i}].port`, `invalid port ${e.port}`);
-    return { ip: e.ip, port: e.port, ...(e.weight ? { weight: e.weight } : {}) };
+    return { ip: e.ip, port: e.port, ...(e.weight ? { weight: e.weight } : {}), ...(e.identity ? { identity: e.identity } : {}) };
   });
   const out: WaypointCluster = { name: pc.name, service: pc.service, port: pc.port, protocol, endpoints };
   const p = pc.policy;

@@ -52,12 +52,17 @@ export class WaypointState {
   private readonly byHost = new Map<string, CompiledService>();
   readonly clusters = new Map<string, LiveCluster>();
 
-  constructor(private readonly upstream: Upstream) {}
+  private upstream!: Upstream;
+
+  setUpstream(u: Upstream): void {
+    this.upstream = u;
+  }
 
   /** Adds or replaces a service. Throws without changing anything when it does not compile. */
   upsert(svc: WaypointService): void {
     const prev = this.services.get(svc.key);
     const compiled = compileService(svc, prev);
+    this.identities = undefined;
     if (prev) this.unindex(prev);
     this.services.set(svc.key, compiled);
     this.index(compiled);
@@ -68,6 +73,7 @@ export class WaypointState {
   remove(key: string): void {
     const prev = this.services.get(key);
     if (!prev) return;
+    this.identities = undefined;
     this.unindex(prev);
     this.services.delete(key);
     this.gcClusters(key, new Set());
@@ -118,6 +124,18 @@ export class WaypointState {
     const colon = authority.lastIndexOf(":");
     const host = colon > 0 && !authority.endsWith("]") ? authority.slice(0, colon) : authority;
     return this.byHost.get(host.toLowerCase());
+  }
+
+  private identities: Map<string, string> | undefined;
+
+  /** The identity an endpoint must present (HBONE), from any cluster that lists it. */
+  identityOf(ip: string, port: number): string | undefined {
+    if (!this.identities) {
+      this.identities = new Map();
+      for (const svc of this.services.values())
+        for (const c of svc.svc.clusters) for (const e of c.endpoints) if (e.identity) this.identities.set(addrKey(e.ip, e.port), e.identity);
+    }
+    return this.identities.get(addrKey(ip, port));
   }
 
   cluster(name: string): LiveCluster | undefined {

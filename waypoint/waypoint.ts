@@ -7,14 +7,15 @@ import type { WaypointService } from "../core/model/waypoint.js";
 import { logger } from "../core/telemetry/logger.js";
 import { Listeners } from "./listeners.js";
 import { type ConnMeta, HttpProxy } from "./proxy.js";
-import { WaypointState } from "./state.js";
+import { compileService, WaypointState } from "./state.js";
 import { AccessLog } from "./telemetry.js";
 import { TcpUpstream, type Upstream } from "./upstream/upstream.js";
 
 const log = logger("waypoint");
 
 export interface WaypointOptions {
-  upstream?: Upstream;
+  /** How endpoints are reached (default plain TCP); a function gets the state, e.g. for endpoint identities. */
+  upstream?: Upstream | ((state: WaypointState) => Upstream);
   /** Fraction of requests written to the access log (0..1). */
   accessLogSample?: number;
 }
@@ -36,8 +37,10 @@ export class Waypoint {
   private started = false;
 
   constructor(opts: WaypointOptions = {}) {
-    const upstream = opts.upstream ?? new TcpUpstream();
-    this.state = new WaypointState(upstream);
+    this.state = new WaypointState();
+    const u = opts.upstream ?? new TcpUpstream();
+    const upstream = typeof u === "function" ? u(this.state) : u;
+    this.state.setUpstream(upstream);
     this.proxy = new HttpProxy(this.state, { accessLog: new AccessLog(opts.accessLogSample ?? 0) });
     this.listeners = new Listeners(this.proxy, this.state, upstream);
   }
@@ -73,6 +76,23 @@ export class Waypoint {
     this.listeners.serveStream(stream, meta);
   }
 
+  /** What the waypoint holds now, for the admin config dump and `ambit config-dump`. */
+  configDump(): { services: unknown[]; clusters: unknown[] } {
+    return {
+      services: [...this.state.services.values()].map((c) => c.svc),
+      clusters: [...this.state.clusters.entries()].map(([name, c]) => ({
+        name,
+        inflight: c.state.inflight,
+        endpoints: c.state.endpoints.map((e) => ({
+          address: e.key,
+          active: e.active,
+          ejected: e.ejectedUntil > Date.now(),
+          ejections: e.ejections,
+        })),
+      })),
+    };
+  }
+
   listenTcp(opts: { port: number; host?: string; dst?: { ip: string; port: number } }) {
     return this.listeners.listenTcp(opts);
   }
@@ -83,7 +103,6 @@ export class Waypoint {
   }
 }
 
-import { compileService } from "./state.js";
 function compileCheck(s: WaypointService): void {
   compileService(s);
 }

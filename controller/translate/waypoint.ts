@@ -140,10 +140,12 @@ export function translateWaypoints(
 
   // ---- endpoints ----
   const endpointsOf = (svcKey: string, port: number) => {
-    const out: { ip: string; port: number }[] = [];
+    const out: { ip: string; port: number; identity?: string }[] = [];
     for (const w of mesh.workloads) {
       if (!w.healthy || !w.ips[0]) continue;
-      for (const p of w.services[svcKey] ?? []) if (p.servicePort === port && p.targetPort > 0) out.push({ ip: w.ips[0], port: p.targetPort });
+      const identity = w.tunnel === "hbone" ? `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` : undefined;
+      for (const p of w.services[svcKey] ?? [])
+        if (p.servicePort === port && p.targetPort > 0) out.push({ ip: w.ips[0], port: p.targetPort, ...(identity ? { identity } : {}) });
     }
     return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
   };

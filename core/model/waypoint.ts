@@ -152,6 +152,8 @@ export interface WaypointEndpoint {
   ip: string;
   port: number;
   weight?: number;
+  /** SPIFFE id the endpoint's HBONE peer must present (its workload's identity). */
+  identity?: string;
 }
 
 export type LoadBalancer =
