@@ -17,7 +17,7 @@ import { APP_PORTS } from "./peers/types.js";
 import { Proc, run, waitForPort } from "./procs.js";
 import { writeReport } from "./report-files.js";
 import type { BenchResults } from "./results.js";
-import { applyTopology, planTopology, randomPrefix, removeTopology } from "./topology.js";
+import { applyTopology, planTopology, randomMeshId, removeTopology } from "./topology.js";
 
 const repoRoot = findRepoRoot();
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -31,7 +31,7 @@ async function ensureTools(): Promise<string> {
 }
 
 interface Owned {
-  prefix?: string;
+  meshId?: string;
   procs: Proc[];
   closers: (() => Promise<void>)[];
   workDir?: string;
@@ -44,7 +44,7 @@ function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     for (const c of owned.closers.splice(0).reverse()) await c().catch(() => undefined);
     await Promise.all(owned.procs.splice(0).map((p) => p.close().catch(() => undefined)));
-    if (owned.prefix) await removeTopology(owned.prefix).catch(() => undefined);
+    if (owned.meshId) await removeTopology(owned.meshId).catch(() => undefined);
     if (owned.workDir && !owned.keepWorkDir) rmSync(owned.workDir, { recursive: true, force: true });
   })();
   return cleaning;
@@ -130,12 +130,12 @@ async function main(): Promise<number> {
   log(`mode ${cfg.mode}; preparing tools`);
   const fortio = await ensureTools();
 
-  const prefix = randomPrefix();
-  owned.prefix = prefix;
-  const topo = planTopology(prefix);
-  const workDir = mkdtempSync(join(tmpdir(), `${prefix}`));
+  const meshId = randomMeshId();
+  owned.meshId = meshId;
+  const topo = planTopology(meshId);
+  const workDir = mkdtempSync(join(tmpdir(), topo.prefix));
   owned.workDir = workDir;
-  log(`topology ${prefix}* (work dir ${workDir})`);
+  log(`topology ${topo.prefix}* (work dir ${workDir})`);
   await applyTopology(topo);
   const ctx: PeerContext = { topo, workDir, certs: await makePairCerts(workDir), repoRoot };
   await startApps(ctx, fortio);

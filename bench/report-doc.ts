@@ -15,10 +15,11 @@ function method(r: BenchResults): string {
 Every peer is measured in the same run, on the same topology, one after the
 other, with the same load generators:
 
-- **Topology**: four network namespaces made by the harness (prefix
-  \`ambit-b<random>-\`, removed at exit): a client node and a server node joined by
-  a veth link, a client pod on the first and a server pod on the second, each
-  pod on a veth to its node. The application servers run in the server pod
+- **Topology**: the project's local mesh network (\`local/mesh-network.ts\`, the one
+  \`ambit up\` builds), made by the harness with mesh id \`b<random>\` (every
+  namespace \`ambit-b<random>-*\`, removed at exit): a fabric bridge, a
+  control-plane namespace, two nodes, a client pod on node-1 and a server pod
+  on node-2, each pod on a veth to its node. The application servers run in the server pod
   (fortio server: HTTP echo on :8080, gRPC ping on :8079, TCP echo on :8078;
   iperf3 on :5201); every load generator runs in the client pod.
 - **1. Latency** (Istio's published method): fortio at a fixed

@@ -1,124 +1,105 @@
-// The benchmark's network: two nodes and one pod on each, all network
-// namespaces the harness creates (prefix ambit-b<random>-) and always
-// removes. Isolated from the host: nothing here is routed to or from the root
-// namespace, so the addresses below exist only inside these namespaces.
+// The benchmark's network, built with the project's own local mesh network
+// (local/mesh-network.ts, the same one `ambit up` uses): a fabric bridge, a
+// control-plane namespace, two nodes and one pod on each. Its mesh id is
+// b<random>, so every namespace is named ambit-b<random>-*, and it is always
+// removed. Nothing is routed to or from the host's namespace: the addresses
+// exist only inside these namespaces.
 //
-//   client pod ──veth── client node ──veth── server node ──veth── server pod
-//   10.77.1.2        10.77.1.1 | 10.77.0.1   10.77.0.2 | 10.77.2.1    10.77.2.2
-//
-// The plan is plain data (tested); apply() runs it with `ip`.
+//   client pod ── node-1 ──┐ fabric bridge ┌── node-2 ── server pod
+//                          └── control plane (controller) ┘
 import { randomBytes } from "node:crypto";
+import { MeshNetwork } from "../local/mesh-network.js";
+import { destroyMeshNetwork, listNetns, meshLayout, type MeshLayout, podNetwork } from "../local/network.js";
 import { run } from "./procs.js";
 
 export interface NodePlan {
+  name: string;
   netns: string;
-  /** Address on the node-to-node link. */
+  /** Address on the fabric (node to node). */
   linkIp: string;
-  /** Address facing its pod (the pod's gateway). */
+  /** The node's address facing its pods (their gateway). */
   podGatewayIp: string;
-  podCidr: string;
 }
 
 export interface PodPlan {
+  /** "namespace/name". */
+  key: string;
   netns: string;
+  netnsPath: string;
   ip: string;
   node: NodePlan;
 }
 
 export interface Topology {
+  meshId: string;
   prefix: string;
+  layout: MeshLayout;
+  controlPlane: { netns: string; ip: string };
   clientNode: NodePlan;
   serverNode: NodePlan;
   clientPod: PodPlan;
   serverPod: PodPlan;
-  /** Every namespace, in creation order. */
-  namespaces: string[];
 }
 
-/** One shell step: argv for `ip`, or a command run inside a namespace. */
-export type Step = { ip: string[] } | { netns: string; cmd: string[] };
+export const BENCH_NAMESPACE = "bench";
 
-export function randomPrefix(): string {
-  return `ambit-b${randomBytes(3).toString("hex")}-`;
+export function randomMeshId(): string {
+  return `b${randomBytes(3).toString("hex")}`;
 }
 
-export function planTopology(prefix: string): Topology {
-  const clientNode: NodePlan = {
-    netns: `${prefix}n1`,
-    linkIp: "10.77.0.1",
-    podGatewayIp: "10.77.1.1",
-    podCidr: "10.77.1.0/24",
+/** Names and addresses of the benchmark's mesh (pure). */
+export function planTopology(meshId: string): Topology {
+  const layout = meshLayout({ meshId, nodes: ["node-1", "node-2"] });
+  const [n1, n2] = layout.nodes;
+  if (!n1 || !n2) throw new Error("mesh layout without two nodes");
+  const node = (n: typeof n1): NodePlan => ({ name: n.name, netns: n.netns, linkIp: n.ip, podGatewayIp: n.podGateway });
+  const clientNode = node(n1);
+  const serverNode = node(n2);
+  const pod = (name: string, n: typeof n1, nodePlan: NodePlan): PodPlan => {
+    const ip = `${n.podGateway.slice(0, n.podGateway.lastIndexOf("."))}.2`;
+    const net = podNetwork(layout, { key: `${BENCH_NAMESPACE}/${name}`, node: n.name, ip });
+    return { key: net.key, netns: net.netns, netnsPath: net.netnsPath, ip: net.ip, node: nodePlan };
   };
-  const serverNode: NodePlan = {
-    netns: `${prefix}n2`,
-    linkIp: "10.77.0.2",
-    podGatewayIp: "10.77.2.1",
-    podCidr: "10.77.2.0/24",
-  };
-  const clientPod: PodPlan = { netns: `${prefix}cli`, ip: "10.77.1.2", node: clientNode };
-  const serverPod: PodPlan = { netns: `${prefix}srv`, ip: "10.77.2.2", node: serverNode };
   return {
-    prefix,
+    meshId,
+    prefix: layout.prefix,
+    layout,
+    controlPlane: { netns: layout.controlPlane.netns, ip: layout.controlPlane.ip },
     clientNode,
     serverNode,
-    clientPod,
-    serverPod,
-    namespaces: [clientNode.netns, serverNode.netns, clientPod.netns, serverPod.netns],
+    clientPod: pod("client", n1, clientNode),
+    serverPod: pod("server", n2, serverNode),
   };
 }
 
-/** The steps that build a planned topology, in order. */
-export function topologySteps(t: Topology): Step[] {
-  const steps: Step[] = [];
-  for (const ns of t.namespaces) {
-    steps.push({ ip: ["netns", "add", ns] });
-    steps.push({ netns: ns, cmd: ["ip", "link", "set", "lo", "up"] });
-  }
-  const veth = (aNs: string, aIf: string, aIp: string, bNs: string, bIf: string, bIp: string) => {
-    steps.push({ ip: ["link", "add", aIf, "netns", aNs, "type", "veth", "peer", "name", bIf, "netns", bNs] });
-    steps.push({ netns: aNs, cmd: ["ip", "addr", "add", `${aIp}/24`, "dev", aIf] });
-    steps.push({ netns: bNs, cmd: ["ip", "addr", "add", `${bIp}/24`, "dev", bIf] });
-    steps.push({ netns: aNs, cmd: ["ip", "link", "set", aIf, "up"] });
-    steps.push({ netns: bNs, cmd: ["ip", "link", "set", bIf, "up"] });
-  };
-  const { clientNode: n1, serverNode: n2, clientPod: cp, serverPod: sp } = t;
-  veth(n1.netns, "peer0", n1.linkIp, n2.netns, "peer0", n2.linkIp);
-  veth(n1.netns, "pod0", n1.podGatewayIp, cp.netns, "eth0", cp.ip);
-  veth(n2.netns, "pod0", n2.podGatewayIp, sp.netns, "eth0", sp.ip);
-  for (const n of [n1, n2]) steps.push({ netns: n.netns, cmd: ["sysctl", "-qw", "net.ipv4.ip_forward=1"] });
-  steps.push({ netns: n1.netns, cmd: ["ip", "route", "add", n2.podCidr, "via", n2.linkIp] });
-  steps.push({ netns: n2.netns, cmd: ["ip", "route", "add", n1.podCidr, "via", n1.linkIp] });
-  steps.push({ netns: cp.netns, cmd: ["ip", "route", "add", "default", "via", n1.podGatewayIp] });
-  steps.push({ netns: sp.netns, cmd: ["ip", "route", "add", "default", "via", n2.podGatewayIp] });
-  // The load generators open tens of thousands of connections.
-  for (const ns of [cp.netns, n1.netns, n2.netns]) {
-    steps.push({ netns: ns, cmd: ["sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"] });
-    steps.push({ netns: ns, cmd: ["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"] });
+/** Kernel settings for tens of thousands of short and idle connections, per namespace (pure). */
+export function tuningSteps(t: Topology): string[][] {
+  const steps: string[][] = [];
+  for (const ns of [t.clientPod.netns, t.clientNode.netns, t.serverNode.netns, t.serverPod.netns]) {
+    steps.push(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_local_port_range=10000 65000"]);
+    steps.push(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"]);
   }
   return steps;
 }
 
-function runStep(s: Step) {
-  return "ip" in s ? run("ip", s.ip) : run("ip", ["netns", "exec", s.netns, ...s.cmd]);
-}
-
-/** Builds the topology; on any failure removes what was made and rethrows. */
-export async function applyTopology(t: Topology): Promise<void> {
+/** Builds the mesh network, both pods and the tuning; on failure removes what was made. */
+export async function applyTopology(t: Topology): Promise<MeshNetwork> {
+  const mesh = await MeshNetwork.create({ meshId: t.meshId, nodes: t.layout.nodes.map((n) => n.name) });
   try {
-    for (const s of topologySteps(t)) await runStep(s);
+    await mesh.addPod({ key: t.clientPod.key, node: t.clientNode.name, ip: t.clientPod.ip });
+    await mesh.addPod({ key: t.serverPod.key, node: t.serverNode.name, ip: t.serverPod.ip });
+    for (const [cmd, ...args] of tuningSteps(t)) await run(cmd as string, args);
   } catch (err) {
-    await removeTopology(t.prefix);
+    await removeTopology(t.meshId);
     throw err;
   }
+  return mesh;
 }
 
-/** Removes every namespace whose name starts with prefix (their veths go with them). */
-export async function removeTopology(prefix: string): Promise<string[]> {
-  const { stdout } = await run("ip", ["netns", "list"], { allowFail: true });
-  const ours = stdout
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => n.startsWith(prefix) && prefix.length > 8);
-  for (const ns of ours) await run("ip", ["netns", "del", ns], { allowFail: true });
-  return ours;
+/** Removes every namespace of the benchmark's mesh (ending the processes left inside). */
+export async function removeTopology(meshId: string): Promise<string[]> {
+  const removed = await destroyMeshNetwork(meshId, { graceMs: 2000 }).catch(() => [] as string[]);
+  // Belt and braces: whatever is still named like ours.
+  for (const ns of listNetns(`ambit-${meshId}-`)) await run("ip", ["netns", "del", ns], { allowFail: true });
+  return removed;
 }

@@ -8,7 +8,7 @@ import { parseArgs, QUICK } from "../../bench/config.js";
 import { parseFortio, parseH2load, parseIperf, parseWrk } from "../../bench/load.js";
 import { haproxyConfigs, HAPROXY_MAXCONN } from "../../bench/peers/haproxy.js";
 import { parseRss, parseStat } from "../../bench/sampler.js";
-import { planTopology, topologySteps } from "../../bench/topology.js";
+import { planTopology, tuningSteps } from "../../bench/topology.js";
 
 const fx = (name: string) => readFileSync(join(process.cwd(), "bench/fixtures", name), "utf8");
 
@@ -46,38 +46,41 @@ t.test("/proc/PID/stat and status", async (t) => {
   t.equal(parseRss("Name:\tkthread\n"), 0);
 });
 
-t.test("topology plan: two nodes, two pods, routed, nothing in the root namespace", async (t) => {
-  const topo = planTopology("ambit-bfeed01-");
-  t.same(topo.namespaces, ["ambit-bfeed01-n1", "ambit-bfeed01-n2", "ambit-bfeed01-cli", "ambit-bfeed01-srv"]);
-  t.ok(topo.namespaces.every((n) => n.length <= 32));
-  const steps = topologySteps(topo);
-  const links = steps.filter((s) => "ip" in s && s.ip[0] === "link");
-  t.equal(links.length, 3, "node-node, and one per pod");
-  for (const l of links) {
-    if (!("ip" in l)) continue;
-    t.equal(l.ip.filter((a) => a === "netns").length, 2, "both ends go straight into our namespaces");
-  }
-  const cmds = steps.flatMap((s) => ("netns" in s ? [`${s.netns}: ${s.cmd.join(" ")}`] : []));
-  t.ok(cmds.includes("ambit-bfeed01-cli: ip route add default via 10.77.1.1"));
-  t.ok(cmds.includes("ambit-bfeed01-n1: ip route add 10.77.2.0/24 via 10.77.0.2"));
-  t.ok(cmds.includes("ambit-bfeed01-n2: sysctl -qw net.ipv4.ip_forward=1"));
+t.test("topology plan: the project's mesh network, two nodes, a pod on each", async (t) => {
+  const topo = planTopology("bfeed01");
+  t.equal(topo.prefix, "ambit-bfeed01-");
+  t.equal(topo.clientPod.key, "bench/client");
+  t.equal(topo.clientPod.node.name, "node-1");
+  t.equal(topo.serverPod.node.name, "node-2");
+  const names = [topo.clientNode.netns, topo.serverNode.netns, topo.clientPod.netns, topo.serverPod.netns, topo.controlPlane.netns];
+  t.ok(names.every((n) => n.startsWith("ambit-bfeed01-")), "every namespace carries the bench prefix");
+  t.equal(new Set(names).size, 5);
+  t.not(topo.clientNode.linkIp, topo.serverNode.linkIp);
+  t.equal(topo.clientPod.ip.split(".").slice(0, 3).join("."), topo.clientNode.podGatewayIp.split(".").slice(0, 3).join("."), "pod in its node's /24");
+  t.not(topo.clientPod.ip, topo.serverPod.ip);
+  const tuning = tuningSteps(topo).map((s) => s.join(" "));
+  t.ok(tuning.includes(`ip netns exec ${topo.clientPod.netns} sysctl -qw net.ipv4.tcp_tw_reuse=1`));
+  t.throws(() => planTopology("Bad_Id"), /mesh id/);
 });
 
 t.test("HAProxy pair: mTLS both ways, one thread, HTTP mode only for HTTP ports", async (t) => {
-  const topo = planTopology("ambit-bfeed01-");
+  const topo = planTopology("bfeed01");
+  const { podGatewayIp: gw1 } = topo.clientNode;
+  const { linkIp: n2 } = topo.serverNode;
+  const esc = (s: string) => s.replace(/\./g, "\\.");
   const certs = { caPem: "/w/ca.crt", clientPem: "/w/client.pem", serverPem: "/w/server.pem" };
   const tcp = haproxyConfigs("tcp", topo, certs);
   t.match(tcp.client, /nbthread 1/);
   t.match(tcp.client, new RegExp(`maxconn ${HAPROXY_MAXCONN}`));
-  t.match(tcp.client, /bind 10\.77\.1\.1:18080\n/);
-  t.match(tcp.client, /server peer 10\.77\.0\.2:28080 ssl crt \/w\/client\.pem ca-file \/w\/ca\.crt verify required/);
-  t.match(tcp.server, /bind 10\.77\.0\.2:28080 ssl crt \/w\/server\.pem ca-file \/w\/ca\.crt verify required/);
-  t.match(tcp.server, /server app 10\.77\.2\.2:8080\n/);
+  t.match(tcp.client, new RegExp(`bind ${esc(gw1)}:18080\\n`));
+  t.match(tcp.client, new RegExp(`server peer ${esc(n2)}:28080 ssl crt /w/client\\.pem ca-file /w/ca\\.crt verify required`));
+  t.match(tcp.server, new RegExp(`bind ${esc(n2)}:28080 ssl crt /w/server\\.pem ca-file /w/ca\\.crt verify required`));
+  t.match(tcp.server, new RegExp(`server app ${esc(topo.serverPod.ip)}:8080\\n`));
   t.notMatch(tcp.client, /mode http/);
   const http = haproxyConfigs("http", topo, certs);
   t.match(http.client, /frontend out_http\n {2}mode http/);
   t.match(http.client, /frontend out_iperf\n {2}mode tcp/);
-  t.match(http.client, /bind 10\.77\.1\.1:18079 proto h2/, "gRPC frontend speaks h2c");
+  t.match(http.client, new RegExp(`bind ${esc(gw1)}:18079 proto h2`), "gRPC frontend speaks h2c");
   t.match(http.client, /retry-on conn-failure/);
   t.match(http.client, /28080 ssl crt .* alpn h2/, "HTTP/2 between the nodes");
 });
