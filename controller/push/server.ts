@@ -248,7 +248,11 @@ export class DeltaAdsServer extends EventEmitter {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     for (const s of [...this.streams.values()]) {
-      s.call.end();
+      try {
+        s.call.end();
+      } catch {
+        // already torn down by the transport
+      }
       this.drop(s, "server closing");
     }
   }

@@ -240,10 +240,10 @@ t.test("a burst of publishes goes out as one response", async (t) => {
 t.test("a stalled proxy does not block the others, and gets one coalesced delta when it wakes", async (t) => {
   const srv = await startAds();
   t.teardown(() => srv.close());
-  // Enough data (several MB) that a proxy that never reads exhausts HTTP/2 flow control.
-  const many = Array.from({ length: 8000 }, (_, i) =>
+  // Enough data (over a MB) that a proxy that never reads exhausts HTTP/2 flow control.
+  const many = Array.from({ length: 3000 }, (_, i) =>
     pod(`p${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, {
-      authorizationPolicies: Array.from({ length: 8 }, (_, j) => `demo/some-long-policy-name-${j}`),
+      authorizationPolicies: Array.from({ length: 12 }, (_, j) => `demo/some-long-policy-name-${j}`),
     }),
   );
   srv.ads.publish(ADDRESS_TYPE, addressSet(many).resources);
