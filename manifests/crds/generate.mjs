@@ -17,7 +17,10 @@ const VERSION = "v1alpha1";
 const str = (description, extra = {}) => ({ type: "string", description, ...extra });
 const strList = (description, maxItems = 256) => ({ type: "array", description, maxItems, items: { type: "string", minLength: 1 } });
 const int = (description, extra = {}) => ({ type: "integer", format: "int32", description, ...extra });
-const obj = (description, properties, extra = {}) => ({ type: "object", description, properties, additionalProperties: false, ...extra });
+// No additionalProperties: false (the API server forbids it next to properties):
+// structural schemas drop unknown fields, and kubectl's strict field
+// validation (the default) turns them into errors naming the field.
+const obj = (description, properties, extra = {}) => ({ type: "object", description, properties, ...extra });
 // Go/protobuf durations as Istio accepts them: "10s", "1.5s", "100ms", "1h30m".
 const DURATION = "^([0-9]+(\\.[0-9]+)?(h|m|s|ms|us|ns))+$";
 const duration = (description) => str(description, { pattern: DURATION, maxLength: 32 });
@@ -30,7 +33,6 @@ const selector = obj(
       description: "Labels a pod must all carry.",
       additionalProperties: { type: "string", maxLength: 63 },
       maxProperties: 4096,
-      "x-kubernetes-validations": [{ rule: "self.all(k, k.size() > 0 && !k.contains('*'))", message: "label keys must be non-empty and without wildcards" }],
     },
   },
 );
