@@ -1,7 +1,7 @@
 // The narrow interfaces HBONE consumes. Certificates come from whoever owns
 // identity (the ztunnel certificate manager); HBONE only needs "the current
 // bundle of identity X".
-import type { Socket } from "node:net";
+import { isIPv6, type Socket } from "node:net";
 
 /** A workload certificate with its key, chain and the mesh roots (same shape as core/identity's). */
 export interface CertBundle {
@@ -37,7 +37,6 @@ export function formatAuthority(dst: IpPort): string {
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const IPV6 = /^[0-9a-fA-F:.]+$/;
 
 /** Parses "ip:port" / "[v6]:port" strictly; undefined for anything else (hostnames included). */
 export function parseAuthority(authority: string | undefined): IpPort | undefined {
@@ -49,7 +48,8 @@ export function parseAuthority(authority: string | undefined): IpPort | undefine
     if (end < 0 || authority[end + 1] !== ":") return undefined;
     ip = authority.slice(1, end);
     portStr = authority.slice(end + 2);
-    if (!IPV6.test(ip) || !ip.includes(":")) return undefined;
+    // Only a real IPv6 address ("[:]:80" must not reach the handler), and no zone id.
+    if (!isIPv6(ip) || ip.includes("%")) return undefined;
   } else {
     const colon = authority.lastIndexOf(":");
     if (colon < 0) return undefined;
