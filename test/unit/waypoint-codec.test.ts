@@ -123,3 +123,22 @@ t.test("xDS handler: a NACKed update keeps the last good config", async (t) => {
   handler({ added: [], removed: [good.key] });
   t.equal((await request(port)).status, 404, "removed service → 404");
 });
+
+t.test("explainRequest says what the data path does", async (t) => {
+  const { explainRequest } = await import("../../waypoint/explain.js");
+  const svc = service({
+    clusters: [cluster("a", [1]), cluster("b", [2])],
+    routes: [
+      route("deny-me", { match: { path: { type: "PathPrefix", value: "/f" } }, filters: [{ type: "Fault", fault: { abort: { httpStatus: 503, percent: 100 } } }] }),
+      route("split", { backends: [{ cluster: cname("a"), weight: 90 }, { cluster: cname("b"), weight: 10 }] }),
+    ],
+    authz: [{ name: "default/no-admin", action: "DENY", rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [] }] }],
+  });
+  t.match(explainRequest(svc, { method: "GET", url: "/admin", port: 80 }), { outcome: "denied", status: 403, policy: "default/no-admin" });
+  t.match(explainRequest(svc, { method: "GET", url: "/f/x", port: 80 }), { outcome: "fault", route: "deny-me", abort: { httpStatus: 503 } });
+  t.match(explainRequest(svc, { method: "GET", url: "/x", port: 80 }), {
+    outcome: "routed",
+    route: "split",
+    backends: [{ cluster: cname("a"), percent: 90 }, { cluster: cname("b"), percent: 10 }],
+  });
+});
