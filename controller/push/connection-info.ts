@@ -39,4 +39,3 @@ export interface ProxyConnectionInfo {
   connectedAt: Date;
   types: ProxyTypeInfo[];
 }
-

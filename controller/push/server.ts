@@ -9,14 +9,18 @@
 // type (until ACK/NACK), so a slow or stalled proxy simply accumulates dirty
 // names (coalesced) and never holds back the others.
 import { EventEmitter } from "node:events";
-import * as grpc from "@grpc/grpc-js";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { AggregatedDiscoveryService, type DeltaDiscoveryRequest, ResourceSchema } from "../../core/gen/xds_pb.js";
+import * as grpc from "@grpc/grpc-js";
+import {
+  AggregatedDiscoveryService,
+  type DeltaDiscoveryRequest,
+  ResourceSchema,
+} from "../../core/gen/xds_pb.js";
+import { logger as componentLogger, type Logger } from "../../core/telemetry/logger.js";
+import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
-import { type Logger, logger as componentLogger } from "../../core/telemetry/logger.js";
-import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
 import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
 import { encodeResponse, resourceVersion } from "./response-encoding.js";
 
@@ -150,7 +154,11 @@ export class DeltaAdsServer extends EventEmitter {
    * controller that has not finished its first translation never tells a proxy
    * "there is nothing".
    */
-  publish(typeUrl: string, resources: ReadonlyMap<string, Any>, aliases?: ReadonlyMap<string, readonly string[]>): void {
+  publish(
+    typeUrl: string,
+    resources: ReadonlyMap<string, Any>,
+    aliases?: ReadonlyMap<string, readonly string[]>,
+  ): void {
     let state = this.types.get(typeUrl);
     if (!state) {
       state = { published: false, generation: 0, entries: new Map(), aliases: new Map() };
@@ -163,13 +171,19 @@ export class DeltaAdsServer extends EventEmitter {
     for (const [name, any] of resources) {
       const old = prev.get(name);
       const al = aliases?.get(name) ?? [];
-      const sameAliases = old !== undefined && old.aliases.length === al.length && old.aliases.every((a, i) => a === al[i]);
+      const sameAliases =
+        old !== undefined && old.aliases.length === al.length && old.aliases.every((a, i) => a === al[i]);
       if (old && old.any === any && sameAliases) {
         next.set(name, old);
         continue;
       }
       // Same bytes under a new Any object (a fresh translation): no hashing needed.
-      if (old && sameAliases && old.any.typeUrl === any.typeUrl && Buffer.compare(old.any.value, any.value) === 0) {
+      if (
+        old &&
+        sameAliases &&
+        old.any.typeUrl === any.typeUrl &&
+        Buffer.compare(old.any.value, any.value) === 0
+      ) {
         next.set(name, old);
         continue;
       }
@@ -178,7 +192,10 @@ export class DeltaAdsServer extends EventEmitter {
         next.set(name, old);
         continue;
       }
-      const encoded = toBinary(ResourceSchema, create(ResourceSchema, { name, version, aliases: [...al], resource: any }));
+      const encoded = toBinary(
+        ResourceSchema,
+        create(ResourceSchema, { name, version, aliases: [...al], resource: any }),
+      );
       next.set(name, { name, version, aliases: [...al], any, encoded });
       if (!sameAliases) aliasesChanged = true;
       changed.push(name);
@@ -313,7 +330,8 @@ export class DeltaAdsServer extends EventEmitter {
   private onRequest(s: Stream, req: DeltaDiscoveryRequest): void {
     if (req.node && !s.nodeId) {
       s.nodeId = req.node.id;
-      for (const [k, v] of Object.entries(req.node.metadata ?? {})) if (typeof v === "string") s.metadata[k] = v;
+      for (const [k, v] of Object.entries(req.node.metadata ?? {}))
+        if (typeof v === "string") s.metadata[k] = v;
       if (s.metadata.NODE_NAME !== undefined) s.nodeName = s.metadata.NODE_NAME;
       this.log.info({ stream: s.id, node: s.nodeId, nodeName: s.nodeName, peer: s.peer }, "proxy connected");
       this.emit("connect", { id: s.id, nodeId: s.nodeId, nodeName: s.nodeName });
@@ -400,10 +418,14 @@ export class DeltaAdsServer extends EventEmitter {
       const now = Date.now();
       const level = (this.nackLoggedAt.get(key) ?? 0) + NACK_LOG_INTERVAL_MS <= now ? "warn" : "debug";
       if (level === "warn") this.nackLoggedAt.set(key, now);
-      this.log[level]({ stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message }, "proxy rejected xDS response (NACK)");
+      this.log[level](
+        { stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message },
+        "proxy rejected xDS response (NACK)",
+      );
       this.emit("nack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce, message });
       // The proxy kept what it had; the server still never resends the rejected versions.
-      for (const e of inflight.added) if (!st.diverged.has(e.name)) st.diverged.set(e.name, inflight.before.get(e.name));
+      for (const e of inflight.added)
+        if (!st.diverged.has(e.name)) st.diverged.set(e.name, inflight.before.get(e.name));
       for (const n of inflight.removed) if (!st.diverged.has(n)) st.diverged.set(n, inflight.before.get(n));
       return;
     }
@@ -419,7 +441,10 @@ export class DeltaAdsServer extends EventEmitter {
 
   private nackReason(type: string, message: string): string {
     let seen = this.nackReasons.get(type);
-    if (!seen) this.nackReasons.set(type, (seen = new Set()));
+    if (!seen) {
+      seen = new Set();
+      this.nackReasons.set(type, seen);
+    }
     const reason = message.replace(/\s+/g, " ").slice(0, MAX_REASON_LENGTH);
     if (seen.has(reason)) return reason;
     if (seen.size >= MAX_NACK_REASONS) return "other";

@@ -8,9 +8,9 @@
 // they have, and on reconnect the client tells the server what it holds
 // (initial_resource_versions) so that only differences come back.
 import { EventEmitter } from "node:events";
-import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
 import {
   AggregatedDiscoveryService,
   type DeltaDiscoveryRequest,
@@ -18,7 +18,7 @@ import {
   type DeltaDiscoveryResponse,
   NodeSchema,
 } from "../gen/xds_pb.js";
-import { type Logger, logger as componentLogger } from "../telemetry/logger.js";
+import { logger as componentLogger, type Logger } from "../telemetry/logger.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
 import { shortTypeName } from "./type-urls.js";
 
@@ -111,15 +111,19 @@ export class DeltaAdsClient extends EventEmitter {
     if (this.client || this.closing) return;
     const backoff = this.backoff();
     const keepalive = this.opts.keepaliveMs ?? 30_000;
-    this.client = new AdsClient(this.opts.address, this.opts.credentials ?? grpc.credentials.createInsecure(), {
-      "grpc.max_receive_message_length": 256 * 1024 * 1024,
-      "grpc.max_send_message_length": 64 * 1024 * 1024,
-      "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
-      "grpc.max_reconnect_backoff_ms": backoff.maxMs,
-      "grpc.keepalive_time_ms": keepalive,
-      "grpc.keepalive_timeout_ms": Math.min(keepalive, 10_000),
-      ...this.opts.channelOptions,
-    });
+    this.client = new AdsClient(
+      this.opts.address,
+      this.opts.credentials ?? grpc.credentials.createInsecure(),
+      {
+        "grpc.max_receive_message_length": 256 * 1024 * 1024,
+        "grpc.max_send_message_length": 64 * 1024 * 1024,
+        "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
+        "grpc.max_reconnect_backoff_ms": backoff.maxMs,
+        "grpc.keepalive_time_ms": keepalive,
+        "grpc.keepalive_timeout_ms": Math.min(keepalive, 10_000),
+        ...this.opts.channelOptions,
+      },
+    );
     this.openStream();
   }
 
@@ -162,7 +166,8 @@ export class DeltaAdsClient extends EventEmitter {
 
   private openStream(): void {
     if (!this.client || this.closing) return;
-    const method = (this.client as unknown as { deltaAggregatedResources: () => AdsStream }).deltaAggregatedResources;
+    const method = (this.client as unknown as { deltaAggregatedResources: () => AdsStream })
+      .deltaAggregatedResources;
     const call = method.call(this.client);
     this.call = call;
     call.on("metadata", () => {
@@ -187,7 +192,10 @@ export class DeltaAdsClient extends EventEmitter {
         initialResourceVersions: Object.fromEntries(t.versions),
       });
       if (first) {
-        req.node = create(NodeSchema, { id: this.opts.node.id, metadata: { ...(this.opts.node.metadata ?? {}) } });
+        req.node = create(NodeSchema, {
+          id: this.opts.node.id,
+          metadata: { ...(this.opts.node.metadata ?? {}) },
+        });
         first = false;
       }
       call.write(req);
@@ -201,7 +209,10 @@ export class DeltaAdsClient extends EventEmitter {
     const cap = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
     const delay = Math.random() * cap;
-    this.log.debug({ reason, delayMs: Math.round(delay), attempt: this.attempt }, "xDS stream ended; reconnecting");
+    this.log.debug(
+      { reason, delayMs: Math.round(delay), attempt: this.attempt },
+      "xDS stream ended; reconnecting",
+    );
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.openStream();
@@ -272,7 +283,12 @@ export class DeltaAdsClient extends EventEmitter {
     t.acked++;
     t.nonce = res.nonce;
     call.write(create(DeltaDiscoveryRequestSchema, { typeUrl: res.typeUrl, responseNonce: res.nonce }));
-    this.emit("ack", { typeUrl: res.typeUrl, nonce: res.nonce, added: update.added.length, removed: update.removed.length });
+    this.emit("ack", {
+      typeUrl: res.typeUrl,
+      nonce: res.nonce,
+      added: update.added.length,
+      removed: update.removed.length,
+    });
     if (!t.applied) {
       t.applied = true;
       if ([...this.types.values()].every((x) => x.applied)) this.resolveReady();

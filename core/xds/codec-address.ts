@@ -6,8 +6,6 @@ import { ObjectError } from "../errors/errors.js";
 import {
   type Address,
   AddressSchema,
-  AppProtocol as WireAppProtocol,
-  type GatewayAddress as WireGatewayAddress,
   GatewayAddressSchema,
   IPFamilies,
   type Port,
@@ -15,6 +13,8 @@ import {
   PortSchema,
   type Service,
   TunnelProtocol,
+  AppProtocol as WireAppProtocol,
+  type GatewayAddress as WireGatewayAddress,
   type Workload,
   WorkloadStatus,
   WorkloadType,
@@ -29,7 +29,9 @@ import type {
 } from "../model/types.js";
 import { ipFromBytes, ipToBytes } from "./ip-bytes.js";
 
-export type DecodedAddress = { kind: "workload"; workload: MeshWorkload } | { kind: "service"; service: MeshService };
+export type DecodedAddress =
+  | { kind: "workload"; workload: MeshWorkload }
+  | { kind: "service"; service: MeshService };
 
 /** istiod's workload uid: `<cluster>//v1/Pod/<ns>/<name>`. */
 export function workloadUid(clusterId: string, namespace: string, name: string): string {
@@ -63,22 +65,34 @@ function ipText(obj: ObjectRef, field: string, b: Uint8Array): string {
 }
 
 function portNumber(obj: ObjectRef, field: string, n: number, allowZero: boolean): number {
-  if (!Number.isInteger(n) || n > 65535 || n < (allowZero ? 0 : 1)) reject(obj, field, `port ${n} out of range`);
+  if (!Number.isInteger(n) || n > 65535 || n < (allowZero ? 0 : 1))
+    reject(obj, field, `port ${n} out of range`);
   return n;
 }
 
 // ---- model → wire -------------------------------------------------------
 
-function gatewayToProto(obj: ObjectRef, field: string, g: GatewayAddress, network: string): WireGatewayAddress {
+function gatewayToProto(
+  obj: ObjectRef,
+  field: string,
+  g: GatewayAddress,
+  network: string,
+): WireGatewayAddress {
   if (g.address !== undefined) {
     return create(GatewayAddressSchema, {
-      destination: { case: "address", value: { network, address: ipBytes(obj, `${field}.address`, g.address) } },
+      destination: {
+        case: "address",
+        value: { network, address: ipBytes(obj, `${field}.address`, g.address) },
+      },
       hboneMtlsPort: g.hboneMtlsPort,
     });
   }
   if (g.hostname !== undefined) {
     return create(GatewayAddressSchema, {
-      destination: { case: "hostname", value: { namespace: g.hostname.namespace, hostname: g.hostname.hostname } },
+      destination: {
+        case: "hostname",
+        value: { namespace: g.hostname.namespace, hostname: g.hostname.hostname },
+      },
       hboneMtlsPort: g.hboneMtlsPort,
     });
   }
@@ -180,7 +194,10 @@ function gatewayFromProto(obj: ObjectRef, field: string, g: WireGatewayAddress):
   const port = portNumber(obj, `${field}.hbone_mtls_port`, g.hboneMtlsPort, false);
   switch (g.destination.case) {
     case "address":
-      return { address: ipText(obj, `${field}.address.address`, g.destination.value.address), hboneMtlsPort: port };
+      return {
+        address: ipText(obj, `${field}.address.address`, g.destination.value.address),
+        hboneMtlsPort: port,
+      };
     case "hostname": {
       const h = g.destination.value;
       if (!h.hostname) reject(obj, `${field}.hostname.hostname`, "empty");
@@ -216,7 +233,12 @@ function workloadFromProto(w: Workload): MeshWorkload {
   let tunnel: MeshWorkload["tunnel"];
   if (w.tunnelProtocol === TunnelProtocol.HBONE) tunnel = "hbone";
   else if (w.tunnelProtocol === TunnelProtocol.NONE) tunnel = "none";
-  else reject(obj, "tunnel_protocol", `unsupported tunnel protocol ${TunnelProtocol[w.tunnelProtocol] ?? w.tunnelProtocol}`);
+  else
+    reject(
+      obj,
+      "tunnel_protocol",
+      `unsupported tunnel protocol ${TunnelProtocol[w.tunnelProtocol] ?? w.tunnelProtocol}`,
+    );
   const workloadType = (Object.keys(workloadTypeToWire) as MeshWorkload["workloadType"][]).find(
     (k) => workloadTypeToWire[k] === w.workloadType,
   );

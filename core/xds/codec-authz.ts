@@ -4,17 +4,23 @@ import { create } from "@bufbuild/protobuf";
 import { ObjectError } from "../errors/errors.js";
 import {
   Action,
-  type Address as WireCidr,
   type Authorization,
   AuthorizationSchema,
   type Match,
   MatchSchema,
   Scope,
   type ServiceAccountMatch,
-  type StringMatch as WireStringMatch,
   StringMatchSchema,
+  type Address as WireCidr,
+  type StringMatch as WireStringMatch,
 } from "../gen/authorization_pb.js";
-import { type AuthzMatch, type AuthzPolicy, type CidrMatch, policyKey, type StringMatch } from "../model/types.js";
+import {
+  type AuthzMatch,
+  type AuthzPolicy,
+  type CidrMatch,
+  policyKey,
+  type StringMatch,
+} from "../model/types.js";
 import { ipFromBytes, ipToBytes } from "./ip-bytes.js";
 
 /** The xDS resource name of a policy: `<ns>/<name>`. */
@@ -44,7 +50,8 @@ function stringMatchToProto(m: StringMatch): WireStringMatch {
 }
 
 function cidrToProto(obj: ObjectRef, field: string, c: CidrMatch): { address: Uint8Array; length: number } {
-  const address = ipToBytes(c.address) ?? reject(obj, `${field}.address`, `"${c.address}" is not an IP address`);
+  const address =
+    ipToBytes(c.address) ?? reject(obj, `${field}.address`, `"${c.address}" is not an IP address`);
   if (!Number.isInteger(c.length) || c.length < 0 || c.length > address.length * 8) {
     reject(obj, `${field}.length`, `prefix length ${c.length} out of range for ${c.address}`);
   }
@@ -52,7 +59,8 @@ function cidrToProto(obj: ObjectRef, field: string, c: CidrMatch): { address: Ui
 }
 
 function matchToProto(obj: ObjectRef, field: string, m: AuthzMatch): Match {
-  const cidrs = (name: string, list?: CidrMatch[]) => (list ?? []).map((c, i) => cidrToProto(obj, `${field}.${name}[${i}]`, c));
+  const cidrs = (name: string, list?: CidrMatch[]) =>
+    (list ?? []).map((c, i) => cidrToProto(obj, `${field}.${name}[${i}]`, c));
   const sas = (list?: { namespace: string; serviceAccount: string }[]) =>
     (list ?? []).map((s) => ({ namespace: s.namespace, serviceAccount: s.serviceAccount }));
   return create(MatchSchema, {
@@ -105,8 +113,10 @@ function stringMatchFromProto(obj: ObjectRef, field: string, m: WireStringMatch)
 }
 
 function cidrFromProto(obj: ObjectRef, field: string, c: WireCidr): CidrMatch {
-  const address = ipFromBytes(c.address) ?? reject(obj, `${field}.address`, `${c.address.length} bytes, want 4 or 16`);
-  if (c.length > c.address.length * 8) reject(obj, `${field}.length`, `prefix length ${c.length} exceeds ${c.address.length * 8}`);
+  const address =
+    ipFromBytes(c.address) ?? reject(obj, `${field}.address`, `${c.address.length} bytes, want 4 or 16`);
+  if (c.length > c.address.length * 8)
+    reject(obj, `${field}.length`, `prefix length ${c.length} exceeds ${c.address.length * 8}`);
   return { address, length: c.length };
 }
 
@@ -114,10 +124,14 @@ function matchFromProto(obj: ObjectRef, field: string, m: Match): AuthzMatch {
   const out: AuthzMatch = {};
   const strings = (name: string, list: WireStringMatch[]) =>
     list.map((s, i) => stringMatchFromProto(obj, `${field}.${name}[${i}]`, s));
-  const cidrs = (name: string, list: WireCidr[]) => list.map((c, i) => cidrFromProto(obj, `${field}.${name}[${i}]`, c));
-  const sas = (list: ServiceAccountMatch[]) => list.map((s) => ({ namespace: s.namespace, serviceAccount: s.serviceAccount }));
+  const cidrs = (name: string, list: WireCidr[]) =>
+    list.map((c, i) => cidrFromProto(obj, `${field}.${name}[${i}]`, c));
+  const sas = (list: ServiceAccountMatch[]) =>
+    list.map((s) => ({ namespace: s.namespace, serviceAccount: s.serviceAccount }));
   const ports = (name: string, list: number[]) =>
-    list.map((p, i) => (p >= 1 && p <= 65535 ? p : reject(obj, `${field}.${name}[${i}]`, `port ${p} out of range`)));
+    list.map((p, i) =>
+      p >= 1 && p <= 65535 ? p : reject(obj, `${field}.${name}[${i}]`, `port ${p} out of range`),
+    );
   if (m.namespaces.length) out.namespaces = strings("namespaces", m.namespaces);
   if (m.notNamespaces.length) out.notNamespaces = strings("not_namespaces", m.notNamespaces);
   if (m.principals.length) out.principals = strings("principals", m.principals);
@@ -129,7 +143,8 @@ function matchFromProto(obj: ObjectRef, field: string, m: Match): AuthzMatch {
   if (m.destinationIps.length) out.destinationIps = cidrs("destination_ips", m.destinationIps);
   if (m.notDestinationIps.length) out.notDestinationIps = cidrs("not_destination_ips", m.notDestinationIps);
   if (m.destinationPorts.length) out.destinationPorts = ports("destination_ports", m.destinationPorts);
-  if (m.notDestinationPorts.length) out.notDestinationPorts = ports("not_destination_ports", m.notDestinationPorts);
+  if (m.notDestinationPorts.length)
+    out.notDestinationPorts = ports("not_destination_ports", m.notDestinationPorts);
   return out;
 }
 
@@ -140,7 +155,8 @@ export function policyFromProto(a: Authorization): AuthzPolicy {
   if (!a.namespace) reject(obj, "namespace", "empty");
   const scope = (Object.keys(scopeToWire) as AuthzPolicy["scope"][]).find((k) => scopeToWire[k] === a.scope);
   if (scope === undefined) reject(obj, "scope", `unknown scope ${a.scope}`);
-  if (a.action !== Action.ALLOW && a.action !== Action.DENY) reject(obj, "action", `unknown action ${a.action}`);
+  if (a.action !== Action.ALLOW && a.action !== Action.DENY)
+    reject(obj, "action", `unknown action ${a.action}`);
   return {
     name: a.name,
     namespace: a.namespace,
@@ -149,7 +165,9 @@ export function policyFromProto(a: Authorization): AuthzPolicy {
     dryRun: a.dryRun,
     rules: a.rules.map((r, ri) => ({
       clauses: r.clauses.map((c, ci) => ({
-        matches: c.matches.map((m, mi) => matchFromProto(obj, `rules[${ri}].clauses[${ci}].matches[${mi}]`, m)),
+        matches: c.matches.map((m, mi) =>
+          matchFromProto(obj, `rules[${ri}].clauses[${ci}].matches[${mi}]`, m),
+        ),
       })),
     })),
   };

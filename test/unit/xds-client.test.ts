@@ -6,9 +6,9 @@ import t from "tap";
 import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
 import { registry } from "../../core/telemetry/metrics.js";
+import { DeltaAdsClient, type XdsTypeHandler, type XdsUpdate } from "../../core/xds/client.js";
 import { addressFromProto, type DecodedAddress } from "../../core/xds/codec-address.js";
 import { policyFromProto } from "../../core/xds/codec-authz.js";
-import { DeltaAdsClient, type XdsTypeHandler, type XdsUpdate } from "../../core/xds/client.js";
 import { ADDRESS_TYPE, AUTHORIZATION_TYPE } from "../../core/xds/type-urls.js";
 import { addressSet, nextEvent, pod, policy, policySet, serverAcks, startAds, svc } from "./xds-harness.js";
 
@@ -39,7 +39,9 @@ function stores() {
     if (!msg) throw new Error(`resource ${a.name}: not an Address`);
     return addressFromProto(msg);
   });
-  const policies = new Store(AUTHORIZATION_TYPE, (a) => policyFromProto(anyUnpack(a.resource, AuthorizationSchema)!));
+  const policies = new Store(AUTHORIZATION_TYPE, (a) =>
+    policyFromProto(anyUnpack(a.resource, AuthorizationSchema)!),
+  );
   return { addresses, policies };
 }
 
@@ -68,7 +70,10 @@ t.test("full state, then exactly the delta", async (t) => {
   const { addresses, policies } = stores();
   const client = new DeltaAdsClient({
     address: srv.address,
-    node: { id: "ztunnel~10.0.0.1~ztunnel-x.istio-system~istio-system.svc.cluster.local", metadata: { NODE_NAME: "node-1" } },
+    node: {
+      id: "ztunnel~10.0.0.1~ztunnel-x.istio-system~istio-system.svc.cluster.local",
+      metadata: { NODE_NAME: "node-1" },
+    },
     handlers: [addresses, policies],
   });
   t.teardown(() => client.close());
@@ -89,7 +94,11 @@ t.test("full state, then exactly the delta", async (t) => {
   // b changes, c goes away, a and s stay as they are.
   const before = addresses.updates.length;
   const acks = serverAcks(srv.ads);
-  const acked = nextEvent<{ typeUrl: string; nonce: string }>(client, "ack", (e) => e.typeUrl === ADDRESS_TYPE);
+  const acked = nextEvent<{ typeUrl: string; nonce: string }>(
+    client,
+    "ack",
+    (e) => e.typeUrl === ADDRESS_TYPE,
+  );
   const next = addressSet([a, pod("b", "10.244.1.22"), s]);
   srv.ads.publish(ADDRESS_TYPE, next.resources, next.aliases);
   await acks.seen((await acked).nonce);
@@ -99,7 +108,11 @@ t.test("full state, then exactly the delta", async (t) => {
 
   // Republishing the same content pushes nothing: the next push carries only the next change.
   srv.ads.publish(ADDRESS_TYPE, addressSet([a, pod("b", "10.244.1.22"), s]).resources, next.aliases);
-  const acked2 = nextEvent<{ typeUrl: string; nonce: string }>(client, "ack", (e) => e.typeUrl === ADDRESS_TYPE);
+  const acked2 = nextEvent<{ typeUrl: string; nonce: string }>(
+    client,
+    "ack",
+    (e) => e.typeUrl === ADDRESS_TYPE,
+  );
   const third = addressSet([a, pod("b", "10.244.1.22"), s, pod("d", "10.244.1.4")]);
   srv.ads.publish(ADDRESS_TYPE, third.resources, third.aliases);
   await acks.seen((await acked2).nonce);
@@ -114,7 +127,11 @@ t.test("a NACK is counted with the proxy's message; other types and later change
   srv.ads.publish(ADDRESS_TYPE, addressSet([a]).resources);
   srv.ads.publish(AUTHORIZATION_TYPE, policySet([]));
   const { addresses, policies } = stores();
-  const client = new DeltaAdsClient({ address: srv.address, node: { id: "ztunnel~nack" }, handlers: [addresses, policies] });
+  const client = new DeltaAdsClient({
+    address: srv.address,
+    node: { id: "ztunnel~nack" },
+    handlers: [addresses, policies],
+  });
   t.teardown(() => client.close());
   client.start();
   await client.ready();
@@ -129,7 +146,10 @@ t.test("a NACK is counted with the proxy's message; other types and later change
   t.equal((await serverNack).message, message);
   await clientNack;
   t.equal(await nackCount("istio.workload.Address", message), countBefore + 1);
-  t.equal(srv.ads.connections()[0]?.types.find((x) => x.typeUrl === ADDRESS_TYPE)?.lastNack?.message, message);
+  t.equal(
+    srv.ads.connections()[0]?.types.find((x) => x.typeUrl === ADDRESS_TYPE)?.lastNack?.message,
+    message,
+  );
   t.equal(client.state().perType[ADDRESS_TYPE]?.lastError, message);
   t.notOk(addresses.items.has(bad.uid), "last good state kept");
   t.ok(addresses.items.has(a.uid));
@@ -182,11 +202,19 @@ t.test("killed server, restarted on the same port: reconnect, only differences r
   const updatesBefore = addresses.updates.length;
   const policyUpdatesBefore = policies.updates.length;
   const resynced = nextEvent(client, "ack", (e: { typeUrl: string }) => e.typeUrl === ADDRESS_TYPE);
-  const policyResynced = nextEvent(client, "ack", (e: { typeUrl: string }) => e.typeUrl === AUTHORIZATION_TYPE);
+  const policyResynced = nextEvent(
+    client,
+    "ack",
+    (e: { typeUrl: string }) => e.typeUrl === AUTHORIZATION_TYPE,
+  );
   await Promise.all([resynced, policyResynced]);
   t.equal(client.state().connected, true);
   t.equal(addresses.updates.length, updatesBefore + 1);
-  t.same(names(addresses.updates.at(-1)), { added: [b2.uid, c.uid].sort(), removed: [s.key] }, "only the differences");
+  t.same(
+    names(addresses.updates.at(-1)),
+    { added: [b2.uid, c.uid].sort(), removed: [s.key] },
+    "only the differences",
+  );
   t.same([...addresses.items.keys()].sort(), [a.uid, b2.uid, c.uid].sort(), "full state after resync");
   t.equal(policies.updates.length, policyUpdatesBefore + 1);
   t.same(names(policies.updates.at(-1)), { added: [], removed: [] }, "unchanged policies not resent");
@@ -219,7 +247,11 @@ t.test("ready waits until every type is published", async (t) => {
   t.teardown(() => srv.close());
   srv.ads.publish(ADDRESS_TYPE, addressSet([a]).resources);
   const { addresses, policies } = stores();
-  const client = new DeltaAdsClient({ address: srv.address, node: { id: "ztunnel~ready" }, handlers: [addresses, policies] });
+  const client = new DeltaAdsClient({
+    address: srv.address,
+    node: { id: "ztunnel~ready" },
+    handlers: [addresses, policies],
+  });
   t.teardown(() => client.close());
   let ready = false;
   void client.ready().then(() => {

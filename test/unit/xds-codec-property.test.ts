@@ -5,10 +5,17 @@ import { isIPv6 } from "node:net";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import t from "tap";
-import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
-import { AddressSchema } from "../../core/gen/workload_pb.js";
-import type { AuthzMatch, AuthzPolicy, GatewayAddress, MeshService, MeshWorkload, StringMatch } from "../../core/model/types.js";
 import { AmbitError } from "../../core/errors/errors.js";
+import { type Authorization, AuthorizationSchema } from "../../core/gen/authorization_pb.js";
+import { type Address, AddressSchema } from "../../core/gen/workload_pb.js";
+import type {
+  AuthzMatch,
+  AuthzPolicy,
+  GatewayAddress,
+  MeshService,
+  MeshWorkload,
+  StringMatch,
+} from "../../core/model/types.js";
 import { addressFromProto, serviceToAddress, workloadToAddress } from "../../core/xds/codec-address.js";
 import { policyFromProto, policyToProto } from "../../core/xds/codec-authz.js";
 import { canonicalIp, ipFromBytes, ipToBytes } from "../../core/xds/ip-bytes.js";
@@ -34,19 +41,45 @@ const workload: fc.Arbitrary<MeshWorkload> = fc
       waypoint: gateway,
       services: fc.dictionary(
         name,
-        fc.array(fc.record({ servicePort: port, targetPort: fc.integer({ min: 0, max: 65535 }) }), { maxLength: 3 }),
+        fc.array(fc.record({ servicePort: port, targetPort: fc.integer({ min: 0, max: 65535 }) }), {
+          maxLength: 3,
+        }),
         { maxKeys: 3 },
       ),
       healthy: fc.boolean(),
       canonicalName: fc.string(),
       canonicalRevision: fc.string(),
       workloadName: fc.string(),
-      workloadType: fc.constantFrom("deployment" as const, "cronjob" as const, "pod" as const, "job" as const),
+      workloadType: fc.constantFrom(
+        "deployment" as const,
+        "cronjob" as const,
+        "pod" as const,
+        "job" as const,
+      ),
       clusterId: name,
       network: fc.string({ maxLength: 8 }),
       authorizationPolicies: fc.array(fc.string(), { maxLength: 3 }),
     },
-    { requiredKeys: ["name", "namespace", "ips", "node", "serviceAccount", "trustDomain", "tunnel", "services", "healthy", "canonicalName", "canonicalRevision", "workloadName", "workloadType", "clusterId", "network", "authorizationPolicies"] },
+    {
+      requiredKeys: [
+        "name",
+        "namespace",
+        "ips",
+        "node",
+        "serviceAccount",
+        "trustDomain",
+        "tunnel",
+        "services",
+        "healthy",
+        "canonicalName",
+        "canonicalRevision",
+        "workloadName",
+        "workloadType",
+        "clusterId",
+        "network",
+        "authorizationPolicies",
+      ],
+    },
   )
   .map((w) => ({ uid: `${w.clusterId}//v1/Pod/${w.namespace}/${w.name}`, ...w }));
 
@@ -83,10 +116,12 @@ const stringMatch: fc.Arbitrary<StringMatch> = fc.oneof(
   fc.record({ suffix: fc.string() }),
   fc.constant({ presence: true as const }),
 );
-const cidr = fc.oneof(
-  fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })),
-  fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })),
-).map(([a, length]) => ({ address: canonicalIp(a) ?? a, length }));
+const cidr = fc
+  .oneof(
+    fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })),
+    fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })),
+  )
+  .map(([a, length]) => ({ address: canonicalIp(a) ?? a, length }));
 const sa = fc.record({ namespace: name, serviceAccount: name });
 const nonEmpty = <T>(a: fc.Arbitrary<T>) => fc.array(a, { minLength: 1, maxLength: 3 });
 const match: fc.Arbitrary<AuthzMatch> = fc.record(
@@ -112,9 +147,14 @@ const policy: fc.Arbitrary<AuthzPolicy> = fc.record({
   scope: fc.constantFrom("global" as const, "namespace" as const, "workload" as const),
   action: fc.constantFrom("allow" as const, "deny" as const),
   dryRun: fc.boolean(),
-  rules: fc.array(fc.record({ clauses: fc.array(fc.record({ matches: fc.array(match, { maxLength: 3 }) }), { maxLength: 3 }) }), {
-    maxLength: 3,
-  }),
+  rules: fc.array(
+    fc.record({
+      clauses: fc.array(fc.record({ matches: fc.array(match, { maxLength: 3 }) }), { maxLength: 3 }),
+    }),
+    {
+      maxLength: 3,
+    },
+  ),
 });
 
 function expectRejectedOrOk(fn: () => unknown): void {
@@ -127,11 +167,17 @@ function expectRejectedOrOk(fn: () => unknown): void {
 
 t.test("IP bytes round trip for every 4- and 16-byte value", async (t) => {
   fc.assert(
-    fc.property(fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 })), (b) => {
-      const text = ipFromBytes(b)!;
-      if (b.length === 16 && !isIPv6(text)) return false;
-      return Buffer.from(ipToBytes(text)!).equals(Buffer.from(b));
-    }),
+    fc.property(
+      fc.oneof(
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      ),
+      (b) => {
+        const text = ipFromBytes(b)!;
+        if (b.length === 16 && !isIPv6(text)) return false;
+        return Buffer.from(ipToBytes(text)!).equals(Buffer.from(b));
+      },
+    ),
   );
   t.pass();
 });
@@ -158,7 +204,10 @@ t.test("workloads and services survive the wire", async (t) => {
 t.test("authorization policies survive the wire", async (t) => {
   fc.assert(
     fc.property(policy, (p) => {
-      t.same(policyFromProto(fromBinary(AuthorizationSchema, toBinary(AuthorizationSchema, policyToProto(p)))), p);
+      t.same(
+        policyFromProto(fromBinary(AuthorizationSchema, toBinary(AuthorizationSchema, policyToProto(p)))),
+        p,
+      );
       return true;
     }),
     { numRuns: 200 },
@@ -168,11 +217,13 @@ t.test("authorization policies survive the wire", async (t) => {
 t.test("arbitrary bytes decode or are rejected with XDS_REJECTED, nothing else", async (t) => {
   // Valid encodings with bytes flipped reach deep into the decoder; raw random bytes test the framing.
   const mutated = (base: fc.Arbitrary<Uint8Array>) =>
-    fc.tuple(base, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 })).map(([b, flips]) => {
-      const out = Uint8Array.from(b);
-      for (const [i, v] of flips) if (out.length) out[i % out.length] = v;
-      return out;
-    });
+    fc
+      .tuple(base, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }))
+      .map(([b, flips]) => {
+        const out = Uint8Array.from(b);
+        for (const [i, v] of flips) if (out.length) out[i % out.length] = v;
+        return out;
+      });
   const addressBytes = fc.oneof(
     fc.uint8Array({ maxLength: 200 }),
     mutated(workload.map((w) => toBinary(AddressSchema, workloadToAddress(w)))),
@@ -180,7 +231,7 @@ t.test("arbitrary bytes decode or are rejected with XDS_REJECTED, nothing else",
   );
   fc.assert(
     fc.property(addressBytes, (b) => {
-      let msg;
+      let msg: Address;
       try {
         msg = fromBinary(AddressSchema, b);
       } catch {
@@ -191,10 +242,13 @@ t.test("arbitrary bytes decode or are rejected with XDS_REJECTED, nothing else",
     }),
     { numRuns: 1000 },
   );
-  const policyBytes = fc.oneof(fc.uint8Array({ maxLength: 200 }), mutated(policy.map((p) => toBinary(AuthorizationSchema, policyToProto(p)))));
+  const policyBytes = fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    mutated(policy.map((p) => toBinary(AuthorizationSchema, policyToProto(p)))),
+  );
   fc.assert(
     fc.property(policyBytes, (b) => {
-      let msg;
+      let msg: Authorization;
       try {
         msg = fromBinary(AuthorizationSchema, b);
       } catch {

@@ -5,7 +5,13 @@ import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import t from "tap";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Action, AuthorizationSchema } from "../../core/gen/authorization_pb.js";
-import { type Address, AddressSchema, AppProtocol, TunnelProtocol, WorkloadType } from "../../core/gen/workload_pb.js";
+import {
+  type Address,
+  AddressSchema,
+  AppProtocol,
+  TunnelProtocol,
+  WorkloadType,
+} from "../../core/gen/workload_pb.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../../core/model/types.js";
 import {
   addressAliases,
@@ -103,12 +109,16 @@ t.test("workload IPv6 and dual stack, waypoint by address and hostname, every en
       healthy: false,
       workloadType: "pod",
       network: "net-1",
-      waypoint: { hostname: { namespace: "demo", hostname: "waypoint.demo.svc.cluster.local" }, hboneMtlsPort: 15008 },
+      waypoint: {
+        hostname: { namespace: "demo", hostname: "waypoint.demo.svc.cluster.local" },
+        hboneMtlsPort: 15008,
+      },
     }),
     workload({ workloadType: "job", services: {}, authorizationPolicies: [], ips: [] }),
     workload({ workloadType: "cronjob" }),
   ];
-  for (const w of variants) t.same(addressFromProto(wireTrip(workloadToAddress(w))), { kind: "workload", workload: w });
+  for (const w of variants)
+    t.same(addressFromProto(wireTrip(workloadToAddress(w))), { kind: "workload", workload: w });
 });
 
 t.test("service with ports, VIPs, waypoint round trip", async (t) => {
@@ -135,7 +145,10 @@ t.test("invalid Address resources are rejected naming the field", async (t) => {
   const bad = workloadToAddress(workload());
   if (bad.type.case !== "workload") throw new Error("not a workload");
   bad.type.value.addresses[0] = new Uint8Array([1, 2, 3, 4, 5]);
-  t.throws(() => addressFromProto(bad), { code: "XDS_REJECTED", message: /Workload demo\/client-7d9f: field addresses\[0\]: 5 bytes/ });
+  t.throws(() => addressFromProto(bad), {
+    code: "XDS_REJECTED",
+    message: /Workload demo\/client-7d9f: field addresses\[0\]: 5 bytes/,
+  });
 
   const noType = create(AddressSchema, {});
   t.throws(() => addressFromProto(noType), { code: "XDS_REJECTED", message: /field type/ });
@@ -146,17 +159,25 @@ t.test("invalid Address resources are rejected naming the field", async (t) => {
 
   const badSvc = serviceToAddress(service());
   if (badSvc.type.case === "service") badSvc.type.value.addresses[0]!.address = new Uint8Array(3);
-  t.throws(() => addressFromProto(badSvc), { message: /Service demo\/server: field addresses\[0\]\.address/ });
+  t.throws(() => addressFromProto(badSvc), {
+    message: /Service demo\/server: field addresses\[0\]\.address/,
+  });
 
   const noHost = serviceToAddress(service());
   if (noHost.type.case === "service") noHost.type.value.hostname = "";
   t.throws(() => addressFromProto(noHost), { message: /field hostname/ });
 
-  const badWaypoint = workloadToAddress(workload({ waypoint: { address: "10.0.0.9", hboneMtlsPort: 15008 } }));
-  if (badWaypoint.type.case === "workload") badWaypoint.type.value.waypoint!.destination = { case: undefined };
+  const badWaypoint = workloadToAddress(
+    workload({ waypoint: { address: "10.0.0.9", hboneMtlsPort: 15008 } }),
+  );
+  if (badWaypoint.type.case === "workload")
+    badWaypoint.type.value.waypoint!.destination = { case: undefined };
   t.throws(() => addressFromProto(badWaypoint), { message: /field waypoint\.destination/ });
 
-  t.throws(() => workloadToAddress(workload({ ips: ["10.0.0.300"] })), { code: "XDS_REJECTED", message: /ips\[0\]/ });
+  t.throws(() => workloadToAddress(workload({ ips: ["10.0.0.300"] })), {
+    code: "XDS_REJECTED",
+    message: /ips\[0\]/,
+  });
   const err = (() => {
     try {
       addressFromProto(bad);
@@ -207,7 +228,10 @@ function fullPolicy(): AuthzPolicy {
 t.test("authorization round trip with every match field", async (t) => {
   const p = fullPolicy();
   const wire = policyToProto(p);
-  const any = anyPack(AuthorizationSchema, fromBinary(AuthorizationSchema, toBinary(AuthorizationSchema, wire)));
+  const any = anyPack(
+    AuthorizationSchema,
+    fromBinary(AuthorizationSchema, toBinary(AuthorizationSchema, wire)),
+  );
   t.equal(any.typeUrl, AUTHORIZATION_TYPE);
   const back = anyUnpack(any, AuthorizationSchema)!;
   t.same(policyFromProto(back), p);
@@ -226,7 +250,8 @@ t.test("invalid Authorization resources are rejected naming the field", async (t
   wire.rules[0]!.clauses[0]!.matches[0]!.sourceIps[0]!.length = 40;
   t.throws(() => policyFromProto(wire), {
     code: "XDS_REJECTED",
-    message: /AuthorizationPolicy demo\/allow-client: field rules\[0\]\.clauses\[0\]\.matches\[0\]\.source_ips\[0\]\.length/,
+    message:
+      /AuthorizationPolicy demo\/allow-client: field rules\[0\]\.clauses\[0\]\.matches\[0\]\.source_ips\[0\]\.length/,
   });
   const wire2 = policyToProto(fullPolicy());
   wire2.rules[0]!.clauses[0]!.matches[0]!.namespaces[0]!.matchType = { case: undefined };
@@ -234,7 +259,14 @@ t.test("invalid Authorization resources are rejected naming the field", async (t
   const wire3 = policyToProto(fullPolicy());
   wire3.action = 7 as Action;
   t.throws(() => policyFromProto(wire3), { message: /field action/ });
-  t.throws(() => policyToProto({ ...fullPolicy(), rules: [{ clauses: [{ matches: [{ sourceIps: [{ address: "x", length: 1 }] }] }] }] }), {
-    message: /sourceIps\[0\]\.address/,
-  });
+  t.throws(
+    () =>
+      policyToProto({
+        ...fullPolicy(),
+        rules: [{ clauses: [{ matches: [{ sourceIps: [{ address: "x", length: 1 }] }] }] }],
+      }),
+    {
+      message: /sourceIps\[0\]\.address/,
+    },
+  );
 });

@@ -1,15 +1,24 @@
 // Shared pieces of the xDS tests: a real gRPC server on a loopback port with a
 // DeltaAdsServer, model fixtures packed as Any, and waiting on events.
 import type { EventEmitter } from "node:events";
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { anyPack, type Any } from "@bufbuild/protobuf/wkt";
-import { AddressSchema } from "../../core/gen/workload_pb.js";
+import {
+  adsGrpcServerOptions,
+  DeltaAdsServer,
+  type DeltaAdsServerOptions,
+} from "../../controller/push/server.js";
 import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
+import { AddressSchema } from "../../core/gen/workload_pb.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../../core/model/types.js";
-import { addressAliases, serviceToAddress, workloadToAddress, workloadUid } from "../../core/xds/codec-address.js";
-import { policyToProto } from "../../core/xds/codec-authz.js";
-import { adsGrpcServerOptions, DeltaAdsServer, type DeltaAdsServerOptions } from "../../controller/push/server.js";
 import { setLevel } from "../../core/telemetry/logger.js";
+import {
+  addressAliases,
+  serviceToAddress,
+  workloadToAddress,
+  workloadUid,
+} from "../../core/xds/codec-address.js";
+import { policyToProto } from "../../core/xds/codec-authz.js";
 
 // Quiet tests; AMBIT_TEST_LOG=debug shows the xDS conversation.
 setLevel((process.env.AMBIT_TEST_LOG as "debug" | undefined) ?? "error");
@@ -29,7 +38,9 @@ export async function startAds(port = 0, opts: DeltaAdsServerOptions = {}): Prom
   const ads = new DeltaAdsServer({ debounceMs: 2, ...opts });
   ads.register(server);
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   let stopped = false;
   return {
@@ -52,7 +63,11 @@ export async function startAds(port = 0, opts: DeltaAdsServerOptions = {}): Prom
 }
 
 /** Resolves with the first emission of `event` whose arguments satisfy `pred`. */
-export function nextEvent<T = unknown>(em: EventEmitter, event: string, pred: (arg: T) => boolean = () => true): Promise<T> {
+export function nextEvent<T = unknown>(
+  em: EventEmitter,
+  event: string,
+  pred: (arg: T) => boolean = () => true,
+): Promise<T> {
   return new Promise((resolve) => {
     const on = (arg: T) => {
       if (!pred(arg)) return;
@@ -124,7 +139,9 @@ export function addressSet(items: (MeshWorkload | MeshService)[]): {
 }
 
 export function policySet(items: AuthzPolicy[]): Map<string, Any> {
-  return new Map(items.map((p) => [`${p.namespace}/${p.name}`, anyPack(AuthorizationSchema, policyToProto(p))]));
+  return new Map(
+    items.map((p) => [`${p.namespace}/${p.name}`, anyPack(AuthorizationSchema, policyToProto(p))]),
+  );
 }
 
 /** Records every ACK the server sees, so a test can wait for the server to have seen a given nonce. */

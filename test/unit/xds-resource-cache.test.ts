@@ -6,8 +6,8 @@ import t from "tap";
 import { ResourceCache } from "../../controller/push/resource-cache.js";
 import { encodeResponse } from "../../controller/push/response-encoding.js";
 import { DeltaAdsServer } from "../../controller/push/server.js";
-import { DeltaDiscoveryResponseSchema, ResourceSchema } from "../../core/gen/xds_pb.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
+import { DeltaDiscoveryResponseSchema, ResourceSchema } from "../../core/gen/xds_pb.js";
 import type { MeshWorkload } from "../../core/model/types.js";
 import { addressAliases, workloadToAddress } from "../../core/xds/codec-address.js";
 import { ADDRESS_TYPE } from "../../core/xds/type-urls.js";
@@ -38,27 +38,47 @@ t.test("unchanged objects keep their Any; changed and new ones are encoded", asy
   const ads = new DeltaAdsServer();
   ads.publish(ADDRESS_TYPE, second.resources, second.aliases);
   const before = ads.resources(ADDRESS_TYPE).get(pod("a", "").uid);
-  ads.publish(ADDRESS_TYPE, cache.build([pod("a", "10.0.0.1"), pod("b", "10.0.0.22"), pod("c", "10.0.0.3")]).resources, second.aliases);
+  ads.publish(
+    ADDRESS_TYPE,
+    cache.build([pod("a", "10.0.0.1"), pod("b", "10.0.0.22"), pod("c", "10.0.0.3")]).resources,
+    second.aliases,
+  );
   t.equal(ads.resources(ADDRESS_TYPE).get(pod("a", "").uid), before);
   await ads.close();
 });
 
 t.test("encode errors propagate", async (t) => {
-  const cache = new ResourceCache<MeshWorkload>((w) => w.uid, (w) => anyPack(AddressSchema, workloadToAddress(w)));
+  const cache = new ResourceCache<MeshWorkload>(
+    (w) => w.uid,
+    (w) => anyPack(AddressSchema, workloadToAddress(w)),
+  );
   t.throws(() => cache.build([pod("bad", "10.0.0.256")]), { code: "XDS_REJECTED", message: /ips\[0\]/ });
 });
 
 t.test("encodeResponse assembles a DeltaDiscoveryResponse any protobuf decoder reads", async (t) => {
   // Sizes around the varint boundaries (127/128, 16383/16384) and a non-ASCII name.
   const resources = [0, 100, 127, 128, 16_383, 16_384, 70_000].map((n, i) =>
-    create(ResourceSchema, { name: `r${i}-é`, version: `v${i}`, resource: { typeUrl: ADDRESS_TYPE, value: new Uint8Array(n).fill(i) } }),
+    create(ResourceSchema, {
+      name: `r${i}-é`,
+      version: `v${i}`,
+      resource: { typeUrl: ADDRESS_TYPE, value: new Uint8Array(n).fill(i) },
+    }),
   );
-  const bytes = encodeResponse(ADDRESS_TYPE, "42", resources.map((r) => toBinary(ResourceSchema, r)), ["gone-ü", "x"], "n1");
+  const bytes = encodeResponse(
+    ADDRESS_TYPE,
+    "42",
+    resources.map((r) => toBinary(ResourceSchema, r)),
+    ["gone-ü", "x"],
+    "n1",
+  );
   const decoded = fromBinary(DeltaDiscoveryResponseSchema, bytes);
   t.equal(decoded.typeUrl, ADDRESS_TYPE);
   t.equal(decoded.systemVersionInfo, "42");
   t.equal(decoded.nonce, "n1");
   t.same(decoded.removedResources, ["gone-ü", "x"]);
-  t.same(decoded.resources.map((r) => [r.name, r.version, r.resource?.value.length]), resources.map((r) => [r.name, r.version, r.resource?.value.length]));
+  t.same(
+    decoded.resources.map((r) => [r.name, r.version, r.resource?.value.length]),
+    resources.map((r) => [r.name, r.version, r.resource?.value.length]),
+  );
   t.equal(decoded.resources[6]?.resource?.value[69_999], 6);
 });

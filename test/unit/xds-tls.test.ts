@@ -14,15 +14,52 @@ import { addressSet, nextEvent, pod } from "./xds-harness.js";
 function makePki(dir: string) {
   const run = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  run("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/O=ambit-test/CN=root");
+  run(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.crt",
+    "-days",
+    "1",
+    "-subj",
+    "/O=ambit-test/CN=root",
+  );
   writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  writeFileSync(join(dir, "client.ext"), "subjectAltName=URI:spiffe://cluster.local/ns/ambit-system/sa/ztunnel\nextendedKeyUsage=clientAuth\n");
+  writeFileSync(
+    join(dir, "client.ext"),
+    "subjectAltName=URI:spiffe://cluster.local/ns/ambit-system/sa/ztunnel\nextendedKeyUsage=clientAuth\n",
+  );
   for (const who of ["server", "client"]) {
     run("req", ...ec, "-keyout", `${who}.key`, "-out", `${who}.csr`, "-subj", `/CN=${who}`);
-    run("x509", "-req", "-in", `${who}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", `${who}.crt`, "-days", "1", "-extfile", `${who}.ext`);
+    run(
+      "x509",
+      "-req",
+      "-in",
+      `${who}.csr`,
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-out",
+      `${who}.crt`,
+      "-days",
+      "1",
+      "-extfile",
+      `${who}.ext`,
+    );
   }
   const read = (f: string) => readFileSync(join(dir, f));
-  return { ca: read("ca.crt"), serverKey: read("server.key"), serverCert: read("server.crt"), clientKey: read("client.key"), clientCert: read("client.crt") };
+  return {
+    ca: read("ca.crt"),
+    serverKey: read("server.key"),
+    serverCert: read("server.crt"),
+    clientKey: read("client.key"),
+    clientCert: read("client.crt"),
+  };
 }
 
 t.test("delta ADS over mutual TLS", async (t) => {
@@ -36,7 +73,11 @@ t.test("delta ADS over mutual TLS", async (t) => {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       "127.0.0.1:0",
-      grpc.ServerCredentials.createSsl(pki.ca, [{ private_key: pki.serverKey, cert_chain: pki.serverCert }], true),
+      grpc.ServerCredentials.createSsl(
+        pki.ca,
+        [{ private_key: pki.serverKey, cert_chain: pki.serverCert }],
+        true,
+      ),
       (err, p) => (err ? reject(err) : resolve(p)),
     ),
   );

@@ -19,7 +19,10 @@ import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { ADDRESS_TYPE } from "../../core/xds/type-urls.js";
 import { addressSet, nextEvent, pod, type RunningAds, serverAcks, startAds, svc } from "./xds-harness.js";
 
-const RawClient = grpc.makeGenericClientConstructor(grpcServiceDefinition(AggregatedDiscoveryService), "AggregatedDiscoveryService");
+const RawClient = grpc.makeGenericClientConstructor(
+  grpcServiceDefinition(AggregatedDiscoveryService),
+  "AggregatedDiscoveryService",
+);
 
 interface RawStream {
   call: grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
@@ -32,7 +35,9 @@ function rawStream(t: { teardown(fn: () => unknown): void }, srv: RunningAds): R
   const client = new RawClient(srv.address, grpc.credentials.createInsecure(), {
     "grpc.max_receive_message_length": 256 * 1024 * 1024,
   });
-  const call = (client as unknown as { deltaAggregatedResources(): RawStream["call"] }).deltaAggregatedResources();
+  const call = (
+    client as unknown as { deltaAggregatedResources(): RawStream["call"] }
+  ).deltaAggregatedResources();
   call.on("error", () => {});
   t.teardown(() => {
     call.cancel();
@@ -69,7 +74,10 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
   const raw = rawStream(t, srv);
   const connected = nextEvent<{ nodeName?: string }>(srv.ads, "connect");
   raw.send({
-    node: { id: "ztunnel~10.0.0.7~ztunnel-abc.istio-system~istio-system.svc.cluster.local", metadata: { NODE_NAME: "node-7" } },
+    node: {
+      id: "ztunnel~10.0.0.7~ztunnel-abc.istio-system~istio-system.svc.cluster.local",
+      metadata: { NODE_NAME: "node-7" },
+    },
     typeUrl: ADDRESS_TYPE,
   });
   t.equal((await connected).nodeName, "node-7");
@@ -96,7 +104,10 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
   const r2 = await raw.next();
   t.same(resNames(r2), [a.uid, c.uid].sort(), "coalesced delta");
   t.not(r2.nonce, r1.nonce);
-  t.not(r2.resources.find((r) => r.name === a.uid)?.version, r1.resources.find((r) => r.name === a.uid)?.version);
+  t.not(
+    r2.resources.find((r) => r.name === a.uid)?.version,
+    r1.resources.find((r) => r.name === a.uid)?.version,
+  );
 
   // A removal.
   raw.ack(r2);
@@ -112,9 +123,16 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
 
   // NACK: counted, the rejected version is not resent, later changes flow.
   const nacked = nextEvent<{ message: string }>(srv.ads, "nack");
-  raw.send({ typeUrl: ADDRESS_TYPE, responseNonce: r3.nonce, errorDetail: { code: 3, message: "cannot apply" } });
+  raw.send({
+    typeUrl: ADDRESS_TYPE,
+    responseNonce: r3.nonce,
+    errorDetail: { code: 3, message: "cannot apply" },
+  });
   t.equal((await nacked).message, "cannot apply");
-  srv.ads.publish(ADDRESS_TYPE, addressSet([pod("a", "10.244.1.11"), b, c, pod("d", "10.244.1.4")]).resources);
+  srv.ads.publish(
+    ADDRESS_TYPE,
+    addressSet([pod("a", "10.244.1.11"), b, c, pod("d", "10.244.1.4")]).resources,
+  );
   const r4 = await raw.next();
   t.same(resNames(r4), [pod("d", "").uid]);
   t.same(r4.removedResources, []);
@@ -126,7 +144,11 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
   t.equal(info?.acks, 3, "r1, r2, r4 (the stale nonce did not count)");
   t.equal(info?.inSync, false, "the proxy never ACKed the removal of the service");
   const held = srv.ads.ackedVersions(info ? srv.ads.connections()[0]!.id : -1, ADDRESS_TYPE);
-  t.equal(held.get(s.key), r1.resources.find((r) => r.name === s.key)?.version, "the proxy kept the service it NACKed the removal of");
+  t.equal(
+    held.get(s.key),
+    r1.resources.find((r) => r.name === s.key)?.version,
+    "the proxy kept the service it NACKed the removal of",
+  );
   t.equal(held.get(pod("d", "").uid), r4.resources[0]?.version);
   t.equal(info?.resources, 5);
 
@@ -149,14 +171,22 @@ t.test("named subscriptions, aliases, missing names, subscribe and unsubscribe l
   const set = addressSet([a, b, c, s]);
   srv.ads.publish(ADDRESS_TYPE, set.resources, set.aliases);
   const raw = rawStream(t, srv);
-  raw.send({ node: { id: "waypoint~x" }, typeUrl: ADDRESS_TYPE, resourceNamesSubscribe: [a.uid, "/10.244.1.2", "demo/missing"] });
+  raw.send({
+    node: { id: "waypoint~x" },
+    typeUrl: ADDRESS_TYPE,
+    resourceNamesSubscribe: [a.uid, "/10.244.1.2", "demo/missing"],
+  });
   const r1 = await raw.next();
   t.same(resNames(r1), [a.uid, b.uid].sort(), "b found by its alias, under its own name");
   t.same(r1.removedResources, ["demo/missing"], "a missing name is reported as not existing");
   raw.ack(r1);
 
   // c is not subscribed: a change to a and c sends only a.
-  srv.ads.publish(ADDRESS_TYPE, addressSet([pod("a", "10.244.1.11"), b, pod("c", "10.244.1.33"), s]).resources, set.aliases);
+  srv.ads.publish(
+    ADDRESS_TYPE,
+    addressSet([pod("a", "10.244.1.11"), b, pod("c", "10.244.1.33"), s]).resources,
+    set.aliases,
+  );
   const r2 = await raw.next();
   t.same(resNames(r2), [a.uid]);
   raw.ack(r2);
@@ -167,7 +197,11 @@ t.test("named subscriptions, aliases, missing names, subscribe and unsubscribe l
   t.same(resNames(r3), [c.uid]);
   t.same(r3.removedResources, []);
   raw.ack(r3);
-  srv.ads.publish(ADDRESS_TYPE, addressSet([pod("a", "10.244.1.111"), pod("b", "10.244.1.22"), pod("c", "10.244.1.33"), s]).resources, set.aliases);
+  srv.ads.publish(
+    ADDRESS_TYPE,
+    addressSet([pod("a", "10.244.1.111"), pod("b", "10.244.1.22"), pod("c", "10.244.1.33"), s]).resources,
+    set.aliases,
+  );
   const r4 = await raw.next();
   t.same(resNames(r4), [b.uid], "a no longer subscribed");
 });
@@ -195,7 +229,10 @@ t.test("explicit * wildcard and initial_resource_versions", async (t) => {
 
   // Istio's ztunnel reports what it holds with empty versions: everything it has is resent, gone names removed.
   const istioLike = rawStream(t, srv);
-  istioLike.send({ typeUrl: ADDRESS_TYPE, initialResourceVersions: { [a.uid]: "", "Kubernetes//v1/Pod/demo/gone": "" } });
+  istioLike.send({
+    typeUrl: ADDRESS_TYPE,
+    initialResourceVersions: { [a.uid]: "", "Kubernetes//v1/Pod/demo/gone": "" },
+  });
   const i1 = await istioLike.next();
   t.same(resNames(i1), [a.uid, b.uid, c.uid, s.key].sort());
   t.same(i1.removedResources, ["Kubernetes//v1/Pod/demo/gone"]);
@@ -226,7 +263,8 @@ t.test("a burst of publishes goes out as one response", async (t) => {
   client.start();
   await client.ready();
   const acked = nextEvent(client, "ack");
-  for (let i = 0; i < 50; i++) srv.ads.publish(ADDRESS_TYPE, addressSet([a, pod("burst", `10.244.2.${i}`)]).resources);
+  for (let i = 0; i < 50; i++)
+    srv.ads.publish(ADDRESS_TYPE, addressSet([a, pod("burst", `10.244.2.${i}`)]).resources);
   await acked;
   t.equal(updates.length, 2);
   t.same(
@@ -234,7 +272,11 @@ t.test("a burst of publishes goes out as one response", async (t) => {
     [pod("burst", "").uid],
   );
   const last = anyUnpack(updates[1]!.added[0]!.resource, AddressSchema);
-  t.same(last?.type.case === "workload" ? [...last.type.value.addresses[0]!] : [], [10, 244, 2, 49], "the final state");
+  t.same(
+    last?.type.case === "workload" ? [...last.type.value.addresses[0]!] : [],
+    [10, 244, 2, 49],
+    "the final state",
+  );
 });
 
 t.test("a stalled proxy does not block the others, and gets one coalesced delta when it wakes", async (t) => {
@@ -271,7 +313,11 @@ t.test("a stalled proxy does not block the others, and gets one coalesced delta 
     const acked = nextEvent(good, "ack");
     srv.ads.publish(ADDRESS_TYPE, addressSet(current).resources);
     await acked;
-    t.same(updates.at(-1)?.added.map((x) => x.name), [many[round]!.uid], `round ${round} reached the good proxy`);
+    t.same(
+      updates.at(-1)?.added.map((x) => x.name),
+      [many[round]!.uid],
+      `round ${round} reached the good proxy`,
+    );
   }
   const stalledInfo = srv.ads.connections().find((x) => x.nodeId === "ztunnel~stalled");
   t.equal(stalledInfo?.types[0]?.awaitingAck, true, "the stalled proxy still owes its first ACK");
@@ -282,5 +328,11 @@ t.test("a stalled proxy does not block the others, and gets one coalesced delta 
   t.equal(first.resources.length, many.length);
   stalled.ack(first);
   const coalesced = await stalled.next();
-  t.same(resNames(coalesced), many.slice(0, 5).map((p) => p.uid).sort());
+  t.same(
+    resNames(coalesced),
+    many
+      .slice(0, 5)
+      .map((p) => p.uid)
+      .sort(),
+  );
 });
