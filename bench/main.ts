@@ -137,7 +137,7 @@ async function main(): Promise<number> {
   owned.workDir = workDir;
   log(`topology ${topo.prefix}* (work dir ${workDir})`);
   await applyTopology(topo);
-  const ctx: PeerContext = { topo, workDir, certs: await makePairCerts(workDir), repoRoot };
+  const ctx: PeerContext = { topo, workDir, certs: await makePairCerts(workDir), repoRoot, fortio };
   await startApps(ctx, fortio);
 
   const results: BenchResults = {

@@ -1,21 +1,222 @@
-// Peers (b) and (c): ambit's own data path.
-import type { Peer } from "./types.js";
+// Peers (b) and (c): ambit's own data path on the benchmark's mesh network,
+// run as `ambit up` runs it: the controller (`ambit controller`) in the
+// control-plane namespace serving a small directory of YAML (namespace
+// `bench` enrolled, the client and server pods), one `ambit ztunnel` per node
+// namespace with in-pod capture of that node's pods. The client pod's
+// connections to the server pod's IP are captured and carried over HBONE.
+// Before any number is taken the harness proves that the path is tunnelled
+// (ztunnel's connection counters move), so a capture that silently failed can
+// never be reported as ambit.
+import { writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Proc, run, runIn, waitForPort } from "../procs.js";
+import type { Topology } from "../topology.js";
+import { BENCH_NAMESPACE } from "../topology.js";
+import { APP_PORTS, directTargets, type Peer, type PeerContext, type PeerRuntime } from "./types.js";
+
+const CLI = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
+const XDS_PORT = 15010;
+const ZT = { metrics: 15020, readiness: 15021 } as const;
+
+/** The controller's input: the bench namespace enrolled, the two pods pinned to their nodes (pure). */
+export function benchYaml(): string {
+  const pod = (name: string, node: string, ports: number[]) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: ${BENCH_NAMESPACE}
+  labels:
+    app: ${name}
+spec:
+  nodeName: ${node}
+  serviceAccountName: ${name}
+  containers:
+    - name: main
+      image: bench
+      command: ["sleep", "infinity"]
+${ports.length ? `      ports:\n${ports.map((p) => `        - containerPort: ${p}`).join("\n")}\n` : ""}`;
+  const sa = (name: string) => `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: ${name}
+  namespace: ${BENCH_NAMESPACE}
+`;
+  return [
+    `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${BENCH_NAMESPACE}
+  labels:
+    ambit.dev/dataplane-mode: ambient
+`,
+    sa("client"),
+    sa("server"),
+    pod("client", "node-1", []),
+    pod("server", "node-2", Object.values(APP_PORTS)),
+  ].join("---\n");
+}
+
+/** The files `ambit up` would write for these pods (facts, tokens, per-node pods lists) (pure). */
+export function meshFiles(topo: Topology, tokens: Record<string, string>) {
+  const pods = [topo.clientPod, topo.serverPod];
+  return {
+    facts: {
+      pods: Object.fromEntries(pods.map((p) => [p.key, { ip: p.ip, node: p.node.name, ready: true }])),
+      nodes: Object.fromEntries(topo.layout.nodes.map((n) => [n.name, { address: n.ip }])),
+    },
+    tokens,
+    podsFiles: Object.fromEntries(
+      topo.layout.nodes.map((n) => [
+        n.name,
+        pods.filter((p) => p.node.name === n.name).map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip })),
+      ]),
+    ),
+  };
+}
+
+/** Sum of a Prometheus counter (all label sets) in a text exposition. */
+export function counterSum(text: string, name: string, labelFilter?: RegExp): number {
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (labelFilter && !labelFilter.test(line)) continue;
+    sum += Number(line.slice(line.lastIndexOf(" ") + 1)) || 0;
+  }
+  return sum;
+}
+
+async function httpGetIn(netns: string, fortio: string, url: string): Promise<string> {
+  const r = await runIn(netns, fortio, ["curl", "-loglevel", "Error", url], { allowFail: true, timeoutMs: 10_000 });
+  return r.stdout;
+}
+
+async function waitReady(netns: string, fortio: string, proc: Proc, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  for (;;) {
+    if (!proc.running) throw new Error(`${proc.role} exited before it was ready`);
+    const body = await httpGetIn(netns, fortio, `http://127.0.0.1:${ZT.readiness}/healthz/ready`);
+    if (/^ready$/m.test(body)) return;
+    if (Date.now() > deadline) throw new Error(`${proc.role} not ready after ${timeoutMs / 1000}s`);
+    // ztunnel's readiness is an HTTP endpoint in another namespace: polled.
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 500);
+  }
+}
+
+async function cliAvailable(): Promise<string | undefined> {
+  if (!existsSync(CLI)) return `ambit CLI not built (${CLI})`;
+  const r = await run(process.execPath, [CLI, "ztunnel", "--help"], { allowFail: true, timeoutMs: 20_000 });
+  if (r.code !== 0 || !/--pods-file/.test(r.stdout + r.stderr)) return "`ambit ztunnel` is not wired yet";
+  const c = await run(process.execPath, [CLI, "controller", "--help"], { allowFail: true, timeoutMs: 20_000 });
+  if (c.code !== 0 || !/--facts-file/.test(c.stdout + c.stderr)) return "`ambit controller` is not wired yet";
+  return undefined;
+}
+
+async function startAmbitL4(ctx: PeerContext): Promise<PeerRuntime> {
+  const { topo, workDir, fortio } = ctx;
+  const dir = join(workDir, "ambit");
+  const configDir = join(dir, "config");
+  mkdirSync(configDir, { recursive: true });
+  writeFileSync(join(configDir, "bench.yaml"), benchYaml());
+  const tokens: Record<string, string> = {};
+  const tokenOf = (node: string) => `bench-${topo.meshId}-${node}`;
+  for (const n of topo.layout.nodes) tokens[tokenOf(n.name)] = n.name;
+  const files = meshFiles(topo, tokens);
+  const path = (f: string) => join(dir, f);
+  writeFileSync(path("facts.json"), JSON.stringify(files.facts, null, 2));
+  writeFileSync(path("tokens.json"), JSON.stringify(files.tokens, null, 2), { mode: 0o600 });
+  const procs: Proc[] = [];
+  const closeAll = async () => {
+    for (const p of [...procs].reverse()) await p.close(5000);
+    // Capture rules outlive a ztunnel by design (restart keeps capture): clear them so later peers run uncaptured.
+    for (const pod of [topo.clientPod, topo.serverPod]) {
+      await runIn(pod.netns, "nft", ["flush", "ruleset"], { allowFail: true });
+      await runIn(pod.netns, "iptables", ["-t", "nat", "-F"], { allowFail: true });
+      await runIn(pod.netns, "iptables", ["-t", "mangle", "-F"], { allowFail: true });
+    }
+  };
+  try {
+    const env = { ...process.env, AMBIT_LOG_LEVEL: "warn" };
+    const controller = Proc.start(
+      "ambit-controller",
+      topo.controlPlane.netns,
+      process.execPath,
+      [
+        CLI, "controller", "--config-dir", configDir, "--facts-file", path("facts.json"), "--ca-dir", path("ca"),
+        "--tokens-file", path("tokens.json"), "--xds-port", String(XDS_PORT), "--secure-port=-1", "--admin-port=-1",
+      ],
+      path("controller.log"),
+      env,
+    );
+    procs.push(controller);
+    await waitForPort(topo.clientNode.netns, topo.controlPlane.ip, XDS_PORT, { proc: controller, timeoutMs: 60_000 });
+    const ztunnels: { node: string; netns: string; proc: Proc }[] = [];
+    for (const n of topo.layout.nodes) {
+      writeFileSync(path(`${n.name}.token`), tokenOf(n.name), { mode: 0o600 });
+      writeFileSync(path(`${n.name}.pods.json`), JSON.stringify(files.podsFiles[n.name] ?? []));
+      const zt = Proc.start(
+        `ztunnel ${n.name}`,
+        n.netns,
+        process.execPath,
+        [
+          CLI, "ztunnel", "--node", n.name, "--xds", `${topo.controlPlane.ip}:${XDS_PORT}`,
+          "--token-file", path(`${n.name}.token`), "--pods-file", path(`${n.name}.pods.json`), "--drain-seconds", "1",
+        ],
+        path(`ztunnel-${n.name}.log`),
+        env,
+      );
+      procs.push(zt);
+      ztunnels.push({ node: n.name, netns: n.netns, proc: zt });
+    }
+    for (const z of ztunnels) await waitReady(z.netns, fortio, z.proc, 60_000);
+    await proveTunnelled(ctx, ztunnels);
+    return {
+      targets: directTargets(topo),
+      measured: ztunnels.map((z) => ({ role: `ztunnel ${z.node}`, pid: z.proc.pid })),
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** A request from the client pod to the server pod must show up in both ztunnels' connection counters. */
+async function proveTunnelled(ctx: PeerContext, ztunnels: { node: string; netns: string }[]): Promise<void> {
+  const { topo, fortio } = ctx;
+  const opened = async () =>
+    Promise.all(
+      ztunnels.map(async (z) =>
+        counterSum(await httpGetIn(z.netns, fortio, `http://127.0.0.1:${ZT.metrics}/metrics`), "istio_tcp_connections_opened_total"),
+      ),
+    );
+  const before = await opened();
+  const body = await httpGetIn(topo.clientPod.netns, fortio, `http://${topo.serverPod.ip}:${APP_PORTS.http}/echo?size=16`);
+  if (body.length < 16) throw new Error("ambit-l4: the client pod cannot reach the server pod through the ztunnels");
+  const after = await opened();
+  const moved = after.map((a, i) => a - (before[i] ?? 0));
+  if (!moved.every((d) => d > 0)) {
+    throw new Error(
+      `ambit-l4: traffic is not going through both ztunnels (connections opened per node: ${moved.join(", ")}); not measuring a direct path as ambit`,
+    );
+  }
+}
 
 export const ambitL4Peer: Peer = {
   name: "ambit-l4",
   label: "ambit L4 (2 ztunnels, HBONE)",
   l7: false,
-  unavailable: async () => "the ztunnel data path is not wired yet",
-  start: async () => {
-    throw new Error("ambit-l4: not available");
-  },
+  unavailable: cliAvailable,
+  start: startAmbitL4,
 };
 
 export const ambitWaypointPeer: Peer = {
   name: "ambit-waypoint",
   label: "ambit L4 + waypoint",
   l7: true,
-  unavailable: async () => "the waypoint is not built yet",
+  unavailable: async () => "the waypoint peer is not wired into the harness yet",
   start: async () => {
     throw new Error("ambit-waypoint: not available");
   },

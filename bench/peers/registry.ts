@@ -1,9 +1,11 @@
-// Every peer the harness knows, in the order they are measured and reported.
+// Every peer the harness knows, in the order they are measured. ambit's peers
+// go last: their capture rules are cleared when they stop, but nothing that
+// runs before them can be affected by a leftover.
 import { ambitL4Peer, ambitWaypointPeer } from "./ambit.js";
 import { directPeer } from "./direct.js";
 import { haproxyHttpPeer, haproxyTcpPeer } from "./haproxy.js";
 import type { Peer } from "./types.js";
 
 export function allPeers(): Peer[] {
-  return [directPeer, ambitL4Peer, ambitWaypointPeer, haproxyTcpPeer, haproxyHttpPeer];
+  return [directPeer, haproxyTcpPeer, haproxyHttpPeer, ambitL4Peer, ambitWaypointPeer];
 }

@@ -24,6 +24,8 @@ export interface PeerContext {
   certs: PairCerts;
   /** Root of the repository (dist/ lives there). */
   repoRoot: string;
+  /** The fortio binary (also the harness's HTTP probe inside namespaces). */
+  fortio: string;
 }
 
 export interface PeerRuntime {
