@@ -412,7 +412,7 @@ export function connectInNetnsNow(netns: string | Netns, opts: ConnectOptions): 
   });
   // manualStart: do not start reading before the connect completes (an
   // unconnected socket would read EOF and end itself).
-  const socket = new net.Socket({ fd, readable: true, writable: true, manualStart: true, allowHalfOpen: true } as net.SocketConstructorOpts);
+  const socket = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
   socket.connect({ host: opts.host, port: opts.port });
   return socket;
 }
