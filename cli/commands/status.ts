@@ -1,0 +1,238 @@
+// `ambit status [--json]`: the local mesh as its state file and its
+// controller see it: nodes and their ztunnels, pods with IP, node,
+// enrolment, identity and readiness, and the configuration errors.
+import { parseArgs } from "node:util";
+import type { MeshService, MeshWorkload } from "../../core/model/types.js";
+import { alive } from "../../local/network.js";
+import type { MeshState } from "../../local/state.js";
+import { readState } from "../../local/state.js";
+import { adminJson } from "../../local/supervisor-logs.js";
+import {
+  COMPONENT_PORTS,
+  CONTROLLER_KEY,
+  isComponentKey,
+  meshPaths,
+  resolveMeshId,
+  ztunnelKey,
+} from "../../local/supervisor-plan.js";
+
+export const STATUS_HELP = `usage: ambit status [--json] [--mesh-id ID]
+
+Shows the local mesh: nodes and their ztunnels, every pod with its IP, node,
+enrolment (captured by ztunnel or plain), SPIFFE identity and readiness, and
+the file/object/field errors the controller found in the directory.
+
+example:
+  ambit status
+  ambit status --json | jq '.pods[] | select(.enrolled)'
+`;
+
+export interface ObjectProblem {
+  code: string;
+  message: string;
+  object?: unknown;
+  field?: string;
+}
+
+export interface MeshStatus {
+  meshId: string;
+  dir?: string;
+  createdAt: string;
+  supervisor: { pid?: number; running: boolean };
+  controller: {
+    ready: boolean;
+    xds: string;
+    adminSocket: string;
+    /** Set when the controller did not answer. */
+    unreachable?: string;
+    translatedAt?: string;
+  };
+  nodes: {
+    name: string;
+    ip: string;
+    podCidr: string;
+    ztunnel: { ready: boolean; restarts: number; adminSocket: string };
+  }[];
+  pods: {
+    key: string;
+    namespace: string;
+    name: string;
+    node: string;
+    ip: string;
+    ready: boolean;
+    restarts: number;
+    /** Captured by the node's ztunnel (the controller says so); undefined when the controller is unreachable. */
+    enrolled?: boolean;
+    identity?: string;
+  }[];
+  services: { key: string; hostname: string; vips: string[]; ports: string[] }[];
+  errors: ObjectProblem[];
+  warnings: ObjectProblem[];
+}
+
+function restartsOf(state: MeshState, key: string): number {
+  return Object.values(state.pods[key]?.restarts ?? {}).reduce((a, b) => a + b, 0);
+}
+
+/** Everything `ambit status` shows, from the state file and the controller's admin socket. */
+export async function collectStatus(meshId: string): Promise<MeshStatus | undefined> {
+  const state = readState(meshId);
+  if (!state) return undefined;
+  const paths = meshPaths(meshId);
+  const ownerPid =
+    typeof state.extra?.supervisorPid === "number" ? state.extra.supervisorPid : state.ownerPid;
+  const status: MeshStatus = {
+    meshId,
+    ...(state.dir ? { dir: state.dir } : {}),
+    createdAt: state.createdAt,
+    supervisor: { ...(ownerPid ? { pid: ownerPid } : {}), running: ownerPid ? alive(ownerPid) : false },
+    controller: {
+      ready: Boolean(state.pods[CONTROLLER_KEY]?.ready),
+      xds: `${state.layout.controlPlane.ip}:${COMPONENT_PORTS.xds}`,
+      adminSocket: paths.controllerSocket,
+    },
+    nodes: state.layout.nodes.map((n) => ({
+      name: n.name,
+      ip: n.ip,
+      podCidr: n.podCidr,
+      ztunnel: {
+        ready: Boolean(state.pods[ztunnelKey(n.name)]?.ready),
+        restarts: restartsOf(state, ztunnelKey(n.name)),
+        adminSocket: paths.ztunnelSocket(n.name),
+      },
+    })),
+    pods: [],
+    services: [],
+    errors: [],
+    warnings: [],
+  };
+  let workloads: MeshWorkload[] | undefined;
+  try {
+    const model = await adminJson<{
+      workloads: MeshWorkload[];
+      services: MeshService[];
+      translatedAt: string;
+    }>(paths.controllerSocket, "/debug/model", "the controller");
+    workloads = model.workloads;
+    status.controller.translatedAt = model.translatedAt;
+    status.services = model.services.map((s) => ({
+      key: s.key,
+      hostname: s.hostname,
+      vips: s.vips,
+      ports: s.ports.map((p) => `${p.port}${p.targetPort ? `->${p.targetPort}` : ""}`),
+    }));
+    const errs = await adminJson<{ errors: ObjectProblem[]; warnings: ObjectProblem[] }>(
+      paths.controllerSocket,
+      "/debug/errors",
+      "the controller",
+    );
+    status.errors = errs.errors;
+    status.warnings = errs.warnings;
+  } catch (e) {
+    status.controller.unreachable = (e as Error).message;
+  }
+  const byKey = new Map((workloads ?? []).map((w) => [`${w.namespace}/${w.name}`, w]));
+  for (const [key, rec] of Object.entries(state.pods).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (isComponentKey(key)) continue;
+    const [namespace = "", name = ""] = key.split("/", 2);
+    const w = byKey.get(key);
+    status.pods.push({
+      key,
+      namespace,
+      name,
+      node: rec.node,
+      ip: rec.ip,
+      ready: Boolean(rec.ready),
+      restarts: restartsOf(state, key),
+      ...(workloads ? { enrolled: w?.tunnel === "hbone" } : {}),
+      ...(w ? { identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` } : {}),
+    });
+  }
+  return status;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "))
+    .join("\n");
+}
+
+export function renderStatus(s: MeshStatus): string {
+  const out: string[] = [];
+  out.push(
+    `mesh ${s.meshId}${s.dir ? ` from ${s.dir}` : ""} (up since ${s.createdAt}; supervisor ${s.supervisor.running ? `pid ${s.supervisor.pid}` : "not running"})`,
+  );
+  out.push(
+    `controller: ${s.controller.ready ? "ready" : "not ready"}, xDS ${s.controller.xds}${s.controller.unreachable ? ` (unreachable: ${s.controller.unreachable})` : ""}`,
+  );
+  out.push("");
+  out.push(
+    table([
+      ["NODE", "IP", "PODS", "ZTUNNEL"],
+      ...s.nodes.map((n) => [
+        n.name,
+        n.ip,
+        n.podCidr,
+        `${n.ztunnel.ready ? "ready" : "not ready"}${n.ztunnel.restarts ? ` (${n.ztunnel.restarts} restarts)` : ""}`,
+      ]),
+    ]),
+  );
+  out.push("");
+  if (s.pods.length === 0) out.push("no pods");
+  else {
+    out.push(
+      table([
+        ["POD", "NODE", "IP", "READY", "MESH", "IDENTITY"],
+        ...s.pods.map((p) => [
+          p.key,
+          p.node,
+          p.ip,
+          `${p.ready ? "yes" : "no"}${p.restarts ? ` (${p.restarts} restarts)` : ""}`,
+          p.enrolled === undefined ? "?" : p.enrolled ? "mTLS" : "plain",
+          p.identity ?? "",
+        ]),
+      ]),
+    );
+  }
+  if (s.services.length > 0) {
+    out.push("");
+    out.push(
+      table([
+        ["SERVICE", "VIP", "PORTS"],
+        ...s.services.map((v) => [v.hostname, v.vips.join(",") || "(headless)", v.ports.join(",")]),
+      ]),
+    );
+  }
+  if (s.errors.length > 0 || s.warnings.length > 0) {
+    out.push("");
+    for (const e of s.errors) out.push(`error: ${e.message}`);
+    for (const e of s.warnings) out.push(`warning: ${e.message}`);
+  }
+  return out.join("\n");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: "boolean" },
+      "mesh-id": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(STATUS_HELP);
+    return 0;
+  }
+  const meshId = resolveMeshId(values["mesh-id"]);
+  const s = await collectStatus(meshId);
+  if (!s) {
+    if (values.json) console.log(JSON.stringify({ meshId, up: false }));
+    else console.error(`no local mesh '${meshId}' is up (start one with 'ambit up DIR')`);
+    return 1;
+  }
+  console.log(values.json ? JSON.stringify({ up: true, ...s }, null, 2) : renderStatus(s));
+  return 0;
+}

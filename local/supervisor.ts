@@ -1,0 +1,488 @@
+// The process that runs a local mesh (`ambit up`): reads the directory,
+// builds the nodes, runs the controller in the control plane's namespace and
+// one ztunnel per node (as the mesh's own "hostNetwork" pods, restarted when
+// they die), then every Pod of the YAML in its own namespace on its node. It
+// keeps the controller's facts file (pod IPs, nodes, readiness) and each
+// ztunnel's pods file current, and follows the directory: new pods start,
+// removed pods stop; labels and policies flow through the controller alone.
+//
+//   const sup = await MeshSupervisor.start({ dir, meshId: "local", nodes: 2 });
+//   sup.on("progress", (line) => ...);
+//   const report = await sup.whenSettled(120_000);   // every pod ready (or failed, or done)
+//   await sup.close();                                 // `down`
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { newNodeToken, writeTokenFile } from "../controller/ca/authn.js";
+import { LocalProvider } from "../controller/provider/local/index.js";
+import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
+import type { ObjectError } from "../core/errors/errors.js";
+import { logger } from "../core/telemetry/logger.js";
+import type { PodRunnerOptions } from "./pod-runner.js";
+import { containerArgv } from "./pod-runner.js";
+import { LocalRuntime } from "./runtime.js";
+import {
+  COMPONENT_PORTS,
+  CONTROLLER_KEY,
+  factsJson,
+  isComponentKey,
+  type MeshPaths,
+  meshPaths,
+  placePods,
+  planNodeNames,
+  podsFileJson,
+  type RunningPodFacts,
+  SYSTEM_NAMESPACE,
+  ztunnelKey,
+} from "./supervisor-plan.js";
+
+export interface SupervisorOptions {
+  /** Directory of Kubernetes YAML (made absolute). */
+  dir: string;
+  meshId: string;
+  /** Node count (node-1..node-N); nodes named by pods are added. */
+  nodes: number;
+  /** Remove a previous mesh of this id first. */
+  replace?: boolean;
+  /** The `ambit` entry point the components run as (default: this build's cli/main.js). */
+  cliMain?: string;
+  /** Run ztunnels (default: when this build has the ztunnel command). */
+  ztunnel?: boolean;
+  runner?: PodRunnerOptions;
+  /** Extra environment for the components (AMBIT_LOG_LEVEL is passed on by default). */
+  componentEnv?: Record<string, string>;
+}
+
+export type PodPhase = "starting" | "ready" | "completed" | "failed";
+
+export interface PodSummary {
+  key: string;
+  node: string;
+  ip: string;
+  phase: PodPhase;
+  message?: string;
+}
+
+export interface SettledReport {
+  /** Every pod and component is ready, done, or failed (nothing still starting). */
+  settled: boolean;
+  pods: PodSummary[];
+  components: PodSummary[];
+  errors: ObjectError[];
+}
+
+const log = logger("supervisor");
+
+/** dist/cli/main.js of this build. */
+export function defaultCliMain(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../cli/main.js");
+}
+
+function hasZtunnelCommand(cliMain: string): boolean {
+  return (
+    fs.existsSync(path.join(path.dirname(cliMain), "commands", "ztunnel.js")) &&
+    fs.existsSync(path.join(path.dirname(cliMain), "..", "ztunnel", "app.js"))
+  );
+}
+
+function writeAtomic(file: string, text: string, mode = 0o644): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text, { mode });
+  fs.renameSync(tmp, file);
+}
+
+export class MeshSupervisor extends EventEmitter {
+  readonly paths: MeshPaths;
+  private readonly phases = new Map<string, { phase: PodPhase; message?: string }>();
+  /** Pods of the YAML that could not be started, by key → the spec that failed (retried when it changes). */
+  private readonly refused = new Map<string, string>();
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Reconciles queued or running: the mesh is not settled while the pods are still being created. */
+  private busy = 0;
+  private readonly withZtunnel: boolean;
+  private readonly cliMain: string;
+
+  private constructor(
+    private readonly opts: SupervisorOptions,
+    private readonly provider: LocalProvider,
+    readonly runtime: LocalRuntime,
+  ) {
+    super();
+    this.paths = meshPaths(opts.meshId);
+    this.cliMain = opts.cliMain ?? defaultCliMain();
+    this.withZtunnel = opts.ztunnel ?? hasZtunnelCommand(this.cliMain);
+  }
+
+  /** Reads the directory (rejects when it cannot), builds the mesh, starts the components and the pods. */
+  static async start(opts: SupervisorOptions, onProgress?: (line: string) => void): Promise<MeshSupervisor> {
+    const dir = path.resolve(opts.dir);
+    const quiet = logger("supervisor.provider");
+    quiet.level = "silent"; // its errors are reported by the supervisor, once
+    const provider = new LocalProvider({ dir, logger: quiet });
+    await provider.start();
+    const snapshot = provider.snapshot();
+    const nodes = planNodeNames(
+      opts.nodes,
+      snapshot.pods,
+      snapshot.nodes.map((n) => n.metadata.name),
+    );
+    onProgress?.(`creating ${nodes.length} nodes (${nodes.join(", ")})`);
+    let runtime: LocalRuntime;
+    try {
+      runtime = await LocalRuntime.start({
+        meshId: opts.meshId,
+        nodes,
+        dir,
+        ...(opts.replace ? { replace: true } : {}),
+        runner: { maxGraceMs: 3000, ...opts.runner },
+      });
+    } catch (e) {
+      await provider.close();
+      throw e;
+    }
+    const sup = new MeshSupervisor({ ...opts, dir }, provider, runtime);
+    if (onProgress) sup.on("progress", onProgress);
+    try {
+      await sup.boot();
+    } catch (e) {
+      await sup.close().catch(() => undefined);
+      throw e;
+    }
+    return sup;
+  }
+
+  /** File, object and field errors of the directory, as of now. */
+  errors(): ObjectError[] {
+    return this.provider.errors();
+  }
+
+  private progress(line: string): void {
+    log.info(line);
+    this.emit("progress", line);
+  }
+
+  private async boot(): Promise<void> {
+    const { layout } = this.runtime;
+    this.runtime.setExtra("supervisorPid", process.pid);
+    this.runtime.setExtra("paths", {
+      controllerSocket: this.paths.controllerSocket,
+      factsFile: this.paths.factsFile,
+    });
+    for (const e of this.provider.errors()) this.progress(`warning: ${e.message}`);
+
+    // Bootstrap credentials: one token per node, the CA maps it to the node.
+    const tokens: Record<string, string> = {};
+    for (const node of layout.nodes) {
+      const token = newNodeToken();
+      tokens[token] = node.name;
+      writeAtomic(this.paths.nodeTokenFile(node.name), `${token}\n`, 0o600);
+    }
+    await writeTokenFile(this.paths.tokensFile, tokens);
+    // Nodes first, so DaemonSets expand onto them.
+    this.provider.setFacts({ nodes: new Map(layout.nodes.map((n) => [n.name, { address: n.ip }])) });
+    this.writeFacts();
+
+    this.runtime.on("pod-ready", (key: string) => this.setPhase(key, "ready"));
+    this.runtime.on("pod-unready", (key: string) => {
+      if (this.phases.get(key)?.phase === "ready") this.setPhase(key, "starting");
+    });
+    this.runtime.on("pod-completed", (key: string) => this.setPhase(key, "completed"));
+    this.runtime.on("pod-failed", (e: { key: string; container?: string; reason: string }) => {
+      this.setPhase(e.key, "failed", `${e.container ? `${e.container}: ` : ""}${e.reason}`);
+    });
+    this.runtime.on(
+      "pod-exit",
+      (e: {
+        key: string;
+        container: string;
+        code: number | null;
+        signal: string | null;
+        restarting: boolean;
+      }) => {
+        this.progress(
+          `${e.key}: container ${e.container} exited (${e.signal ?? `code ${e.code}`})${e.restarting ? ", restarting" : ""}`,
+        );
+      },
+    );
+
+    this.progress("starting the controller");
+    await this.runComponent(CONTROLLER_KEY, { controlPlane: true }, "controller", this.controllerArgs(), {
+      httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.controllerAdmin, path: "/ready" },
+    });
+    await this.runtime.whenReady(CONTROLLER_KEY);
+    if (this.withZtunnel) {
+      this.progress(`starting ${layout.nodes.length} ztunnels`);
+      for (const node of layout.nodes) {
+        writeAtomic(this.paths.podsFile(node.name), "[]\n");
+        await this.runComponent(
+          ztunnelKey(node.name),
+          { node: node.name, hostNetwork: true },
+          "ztunnel",
+          this.ztunnelArgs(node.name),
+          {
+            httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.ztunnelReadiness, path: "/healthz/ready" },
+          },
+        );
+      }
+      await Promise.all(layout.nodes.map((n) => this.runtime.whenReady(ztunnelKey(n.name))));
+    } else {
+      this.progress("warning: this build has no ztunnel: pods are not captured and talk plain text");
+    }
+    this.provider.on("snapshot", (s: ClusterSnapshot) => this.enqueue(() => this.reconcile(s)));
+    this.provider.on("errors", (errs: ObjectError[]) => {
+      for (const e of errs) this.progress(`warning: ${e.message}`);
+    });
+    await this.enqueue(() => this.reconcile(this.provider.snapshot()));
+  }
+
+  private componentEnv(): { name: string; value: string }[] {
+    const env: Record<string, string> = {};
+    for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG"]) if (process.env[k]) env[k] = process.env[k]!;
+    Object.assign(env, this.opts.componentEnv);
+    return Object.entries(env).map(([name, value]) => ({ name, value }));
+  }
+
+  private controllerArgs(): string[] {
+    const cp = this.runtime.layout.controlPlane;
+    return [
+      "controller",
+      "--config-dir",
+      this.opts.dir,
+      "--facts-file",
+      this.paths.factsFile,
+      "--tokens-file",
+      this.paths.tokensFile,
+      "--ca-dir",
+      this.paths.caDir,
+      "--listen",
+      "0.0.0.0",
+      "--xds-port",
+      String(COMPONENT_PORTS.xds),
+      "--secure-port",
+      String(COMPONENT_PORTS.secure),
+      "--admin-port",
+      String(COMPONENT_PORTS.controllerAdmin),
+      "--admin-socket",
+      this.paths.controllerSocket,
+      "--serving-ip",
+      cp.ip,
+    ];
+  }
+
+  private ztunnelArgs(node: string): string[] {
+    const cp = this.runtime.layout.controlPlane;
+    return [
+      "ztunnel",
+      "--node",
+      node,
+      "--xds",
+      `${cp.ip}:${COMPONENT_PORTS.xds}`,
+      "--token-file",
+      this.paths.nodeTokenFile(node),
+      "--pods-file",
+      this.paths.podsFile(node),
+      "--admin-socket",
+      this.paths.ztunnelSocket(node),
+      // A local mesh stops on Ctrl-C: do not wait minutes for connections to end.
+      "--drain-seconds",
+      "2",
+    ];
+  }
+
+  private async runComponent(
+    key: string,
+    where: { controlPlane?: boolean; node?: string; hostNetwork?: boolean },
+    name: string,
+    args: string[],
+    readinessProbe: Container["readinessProbe"],
+  ): Promise<void> {
+    this.phases.set(key, { phase: "starting" });
+    await this.runtime.runPod({
+      key,
+      ...where,
+      spec: {
+        restartPolicy: "Always",
+        terminationGracePeriodSeconds: 5,
+        containers: [
+          {
+            name,
+            image: "ambit",
+            command: [process.execPath, this.cliMain, ...args],
+            env: this.componentEnv(),
+            ...(readinessProbe
+              ? { readinessProbe: { ...readinessProbe, periodSeconds: 2, failureThreshold: 3 } }
+              : {}),
+          },
+        ],
+      },
+    });
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    this.busy++;
+    const run = this.queue.then(() => (this.closed ? undefined : fn()));
+    this.queue = run
+      .catch((e: Error) => this.progress(`error: ${e.message}`))
+      .finally(() => {
+        this.busy--;
+        this.emit("phase");
+      });
+    return run;
+  }
+
+  /** Starts the pods of the snapshot that do not run yet, stops those that are gone. */
+  private async reconcile(snapshot: ClusterSnapshot): Promise<void> {
+    const desired = new Map<string, Pod>();
+    for (const p of snapshot.pods) {
+      const key = `${p.metadata.namespace ?? "default"}/${p.metadata.name}`;
+      if (isComponentKey(key)) continue;
+      desired.set(key, p);
+    }
+    const running = this.runtime.pods().filter((p) => !isComponentKey(p.key));
+    for (const p of running) {
+      if (desired.has(p.key)) continue;
+      this.progress(`stopping pod ${p.key}`);
+      this.phases.delete(p.key);
+      await this.runtime.stopPod(p.key);
+      this.writeFacts();
+    }
+    for (const key of [...this.refused.keys()]) if (!desired.has(key)) this.refused.delete(key);
+    const placed = new Map(running.filter((p) => desired.has(p.key)).map((p) => [p.key, p.node]));
+    const nodes = this.runtime.layout.nodes.map((n) => n.name);
+    const placement = placePods(
+      [...desired.entries()].map(([key, p]) => ({
+        key,
+        ...(p.spec.nodeName ? { nodeName: p.spec.nodeName } : {}),
+      })),
+      nodes,
+      placed,
+    );
+    for (const [key, pod] of desired) {
+      if (this.runtime.pod(key)) continue;
+      const specJson = JSON.stringify(pod.spec);
+      if (this.refused.get(key) === specJson) continue;
+      const node = placement.get(key)!;
+      if (!nodes.includes(node)) {
+        this.refuse(
+          key,
+          specJson,
+          `spec.nodeName: node '${node}' is not part of this mesh (nodes: ${nodes.join(", ")})`,
+        );
+        continue;
+      }
+      try {
+        // Checked before the pod gets a namespace, so a bad pod leaves nothing behind.
+        for (const [i, c] of pod.spec.containers.entries()) containerArgv(key, c, `spec.containers[${i}]`);
+      } catch (e) {
+        this.refuse(key, specJson, (e as Error).message);
+        continue;
+      }
+      this.refused.delete(key);
+      this.phases.set(key, { phase: "starting" });
+      const serviceAccount = pod.spec.serviceAccountName ?? pod.spec.serviceAccount ?? "default";
+      const rp = await this.runtime.runPod({
+        key,
+        node,
+        ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
+        spec: pod.spec,
+        fieldRefs: {
+          "spec.serviceAccountName": serviceAccount,
+          "metadata.uid": pod.metadata.uid ?? "",
+          ...Object.fromEntries(
+            Object.entries(pod.metadata.labels ?? {}).map(([k, v]) => [`metadata.labels['${k}']`, v]),
+          ),
+        },
+      });
+      this.progress(`pod ${key} on ${node} at ${rp.ip}`);
+      this.writeFacts();
+    }
+  }
+
+  private refuse(key: string, specJson: string, message: string): void {
+    this.refused.set(key, specJson);
+    this.setPhase(key, "failed", message);
+  }
+
+  private setPhase(key: string, phase: PodPhase, message?: string): void {
+    const before = this.phases.get(key);
+    if (before?.phase === phase && before.message === message) return;
+    this.phases.set(key, { phase, ...(message ? { message } : {}) });
+    if (phase === "failed") this.progress(`pod ${key} failed: ${message ?? ""}`);
+    else if (phase === "ready")
+      this.progress(`${isComponentKey(key) ? key.slice(SYSTEM_NAMESPACE.length + 1) : `pod ${key}`} ready`);
+    if (!isComponentKey(key)) this.writeFacts();
+    this.emit("phase", key, phase);
+  }
+
+  private podFacts(): RunningPodFacts[] {
+    return this.runtime
+      .pods()
+      .filter((p) => !isComponentKey(p.key))
+      .map((p) => ({ key: p.key, node: p.node, ip: p.ip, netnsPath: p.netnsPath, ready: p.runner.ready }));
+  }
+
+  /** Rewrites the facts file and every node's pods file (atomically; readers poll them). */
+  private writeFacts(): void {
+    if (this.closed) return;
+    const pods = this.podFacts();
+    writeAtomic(this.paths.factsFile, `${JSON.stringify(factsJson(this.runtime.layout, pods), null, 2)}\n`);
+    for (const node of this.runtime.layout.nodes) {
+      writeAtomic(
+        this.paths.podsFile(node.name),
+        `${JSON.stringify(podsFileJson(node.name, pods), null, 2)}\n`,
+      );
+    }
+  }
+
+  /** Where every pod and component stands now. */
+  report(): SettledReport {
+    const summarize = (key: string): PodSummary => {
+      const rp = this.runtime.pod(key);
+      const ph = this.phases.get(key) ?? { phase: "starting" as const };
+      return {
+        key,
+        node: rp?.node ?? "",
+        ip: rp?.ip ?? "",
+        phase: ph.phase,
+        ...(ph.message ? { message: ph.message } : {}),
+      };
+    };
+    const keys = [...new Set([...this.phases.keys(), ...this.runtime.pods().map((p) => p.key)])].sort();
+    const pods = keys.filter((k) => !isComponentKey(k)).map(summarize);
+    const components = keys.filter((k) => isComponentKey(k)).map(summarize);
+    const settled = this.busy === 0 && [...pods, ...components].every((p) => p.phase !== "starting");
+    return { settled, pods, components, errors: this.provider.errors() };
+  }
+
+  /** Resolves when nothing is starting any more (or at the timeout, with `settled: false`). */
+  whenSettled(timeoutMs: number): Promise<SettledReport> {
+    return new Promise((resolve) => {
+      const check = () => {
+        const r = this.report();
+        if (!r.settled) return false;
+        done(r);
+        return true;
+      };
+      const done = (r: SettledReport) => {
+        clearTimeout(timer);
+        this.off("phase", check);
+        resolve(r);
+      };
+      const timer = setTimeout(() => done(this.report()), timeoutMs);
+      this.on("phase", check);
+      check();
+    });
+  }
+
+  /** Stops the pods, the components, removes the namespaces and the state. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => undefined);
+    await this.provider.close();
+    await this.runtime.close();
+  }
+}
