@@ -16,7 +16,7 @@ import http2, { type ServerHttp2Session, type ServerHttp2Stream } from "node:htt
 import net, { type AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import { logger, type Logger } from "../telemetry/logger.js";
-import { counter } from "../telemetry/metrics.js";
+import { counter, gauge } from "../telemetry/metrics.js";
 import { type CertBundle, type IpPort, normalizeIp, parseAuthority, spiffeFromSubjectAltName } from "./types.js";
 
 export const protocolErrors = counter(
@@ -24,6 +24,8 @@ export const protocolErrors = counter(
   "Connections or streams on the HBONE port refused for bad input, by reason",
   ["reason"],
 );
+
+const serverSessions = gauge("ambit_hbone_server_sessions", "HTTP/2 sessions open on HBONE listeners");
 
 export type ListenTarget = net.Server | { fd: number } | { host: string; port: number; backlog?: number };
 
@@ -74,6 +76,7 @@ type ProtocolErrorReason =
   | "http2_protocol"
   | "http2_frame"
   | "http2_unresponsive"
+  | "http2_preface_timeout"
   | "method"
   | "authority";
 
@@ -271,12 +274,14 @@ export class HboneServer {
     const session = http2.performServerHandshake(tlsSocket, {
       settings: {
         initialWindowSize: this.windowSize,
+        maxFrameSize: 256 * 1024,
         maxConcurrentStreams: this.maxConcurrentStreams,
         enablePush: false,
       },
       maxSessionMemory: 64,
     });
     this.sessions.add(session);
+    serverSessions.inc();
     let sawError = false;
     session.on("error", (err: Error & { code?: string }) => {
       sawError = true;
@@ -296,10 +301,21 @@ export class HboneServer {
     });
     session.once("close", () => {
       this.sessions.delete(session);
+      serverSessions.dec();
       // A garbled preface closes the session without an 'error' event.
       if (!sawError && !session.remoteSettings && !tlsSocket.destroyed) tlsSocket.destroy();
     });
     session.once("connect", () => session.setLocalWindowSize(this.windowSize * 2));
+    // A client that finished TLS must send its preface and SETTINGS promptly.
+    const prefaceTimer = setTimeout(() => {
+      if (session.destroyed) return;
+      sawError = true;
+      this.protocolError("http2_preface_timeout", "no HTTP/2 preface after the TLS handshake", peerAddress, listener);
+      session.destroy();
+    }, this.handshakeTimeoutMs);
+    prefaceTimer.unref();
+    session.once("remoteSettings", () => clearTimeout(prefaceTimer));
+    session.once("close", () => clearTimeout(prefaceTimer));
     let openStreams = 0;
     session.setTimeout(this.sessionIdleTimeoutMs, () => {
       if (session.destroyed) return;

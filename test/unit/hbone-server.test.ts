@@ -114,6 +114,27 @@ t.test("an oversized frame closes that connection (nghttp2 GOAWAY, then the PING
   await goodClientWorks(tt);
 });
 
+t.test("TLS without an HTTP/2 preface is closed after the handshake timeout and counted", async (tt) => {
+  const s2 = new HboneServer({ handler: echo, handshakeTimeoutMs: 200 });
+  tt.teardown(() => s2.close());
+  const l2 = await s2.listen({ host: ip(6), port: 0 }, { cert: () => certs.get(SERVER) });
+  const before = await metricValue(protocolErrors, { reason: "http2_preface_timeout" });
+  const a = await certs.get(CLIENT);
+  const s = tls.connect({
+    host: ip(6),
+    port: l2.address().port,
+    key: a.keyPem,
+    cert: a.certChainPem.join("\n"),
+    ca: a.rootsPem,
+    ALPNProtocols: ["h2"],
+    checkServerIdentity: () => undefined,
+  });
+  s.on("error", () => {});
+  s.resume();
+  await once(s, "close");
+  tt.equal(await metricValue(protocolErrors, { reason: "http2_preface_timeout" }), before + 1);
+});
+
 t.test("an idle but healthy session is closed gracefully, not counted", async (tt) => {
   const before = await metricValue(protocolErrors);
   const c = client();
