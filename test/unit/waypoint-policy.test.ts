@@ -157,3 +157,40 @@ t.test("CORS preflight answered by the waypoint; allowed origin gets headers", a
   const other = await request(port, { headers: { origin: "https://evil.test" } });
   t.notOk(other.headers["access-control-allow-origin"]);
 });
+
+t.test("JWKS from a URL is fetched once and cached; JWKS from a file works", async (t) => {
+  const { publicKey, privateKey } = await generateKeyPair("ES256");
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" }] });
+  let fetches = 0;
+  const http = await import("node:http");
+  const jwksServer = http.createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(jwks);
+  });
+  await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise((r) => jwksServer.close(r)).finally(() => jwksServer.closeAllConnections()));
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(`${tmpdir()}/ambit-jwks-`);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(`${dir}/jwks.json`, jwks);
+  const a = await httpBackend(t, "a");
+  const port = (jwksServer.address() as import("node:net").AddressInfo).port;
+  const svc = service({
+    clusters: [cluster("a", [a.port])],
+    routes: [route("r", { backends: [{ cluster: cname("a"), weight: 1 }] })],
+    jwtRules: [
+      { issuer: "https://url.test", audiences: [], jwksUri: `http://127.0.0.1:${port}/jwks.json` },
+      { issuer: "https://file.test", audiences: [], jwksUri: `file://${dir}/jwks.json` },
+    ],
+    authz: [{ name: "default/jwt", action: "ALLOW", rules: [{ from: [{ requestPrincipals: ["*"] }], to: [], when: [] }] }],
+  });
+  const { port: wport } = await startWaypoint(t, [svc]);
+  const token = (iss: string) =>
+    new SignJWT({ iss, sub: "u" }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setExpirationTime("5m").sign(privateKey);
+  for (let i = 0; i < 5; i++) t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://url.test")}` } })).status, 200);
+  t.equal(fetches, 1, "JWKS fetched once");
+  t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://file.test")}` } })).status, 200);
+  t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://other.test")}` } })).status, 401, "unknown issuer");
+});

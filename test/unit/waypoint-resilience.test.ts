@@ -186,3 +186,31 @@ t.test("local rate limit answers 429 with RateLimit headers", async (t) => {
   t.ok((await metricValue("ambit_waypoint_ratelimited_total")) >= 3);
   t.ok((await metricValue("istio_requests_total", { response_code: "429", reporter: "waypoint" })) >= 3, "request metrics count 429s");
 });
+
+t.test("consistent hash on a header keeps a key on one endpoint; least request and random spread", async (t) => {
+  const bs = await Promise.all(["e0", "e1", "e2"].map((n) => httpBackend(t, n)));
+  const ports = bs.map((b) => b.port);
+  const svc = service({
+    clusters: [
+      cluster("hash", ports, { policy: { loadBalancer: { type: "CONSISTENT_HASH", header: "x-user" } } }),
+      { ...cluster("lr", ports, { policy: { loadBalancer: { type: "LEAST_REQUEST" } } }), name: cname("lr") },
+      { ...cluster("rnd", ports, { policy: { loadBalancer: { type: "RANDOM" } } }), name: cname("rnd") },
+    ],
+    routes: [
+      route("lr", { match: { path: { type: "PathPrefix", value: "/lr" } }, backends: [{ cluster: cname("lr"), weight: 1 }] }),
+      route("rnd", { match: { path: { type: "PathPrefix", value: "/rnd" } }, backends: [{ cluster: cname("rnd"), weight: 1 }] }),
+      route("hash", { backends: [{ cluster: cname("hash"), weight: 1 }] }),
+    ],
+  });
+  const { port } = await startWaypoint(t, [svc]);
+  for (const user of ["alice", "bob", "carol", "dave"]) {
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) seen.add(String((await request(port, { headers: { "x-user": user } })).json().backend));
+    t.equal(seen.size, 1, `${user} always lands on one endpoint`);
+  }
+  for (const path of ["/lr", "/rnd"]) {
+    const seen = new Set<string>();
+    for (let i = 0; i < 60; i++) seen.add(String((await request(port, { path })).json().backend));
+    t.equal(seen.size, 3, `${path} uses every endpoint`);
+  }
+});
