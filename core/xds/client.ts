@@ -19,6 +19,7 @@ import {
   NodeSchema,
 } from "../gen/xds_pb.js";
 import { logger as componentLogger, type Logger } from "../telemetry/logger.js";
+import { counter, gauge } from "../telemetry/metrics.js";
 import { grpcServiceDefinition } from "./grpc-service.js";
 import { shortTypeName } from "./type-urls.js";
 
@@ -76,6 +77,16 @@ const AdsClient = grpc.makeGenericClientConstructor(
   grpcServiceDefinition(AggregatedDiscoveryService),
   "AggregatedDiscoveryService",
 );
+
+const metrics = {
+  connected: gauge("ambit_xds_client_connected", "1 while the xDS stream to the controller is up"),
+  responses: counter(
+    "ambit_xds_client_responses_total",
+    "xDS responses received, by type and result (ack|nack)",
+    ["type", "result"],
+  ),
+  reconnects: counter("ambit_xds_client_reconnects_total", "xDS streams that ended and were retried"),
+};
 
 /** gRPC INVALID_ARGUMENT: the code Envoy and ztunnel put in error_detail of a NACK. */
 const NACK_CODE = 3;
@@ -208,6 +219,7 @@ export class DeltaAdsClient extends EventEmitter {
     const { initialMs, maxMs } = this.backoff();
     const cap = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 30));
     this.attempt++;
+    metrics.reconnects.inc();
     const delay = Math.random() * cap;
     this.log.debug(
       { reason, delayMs: Math.round(delay), attempt: this.attempt },
@@ -222,6 +234,7 @@ export class DeltaAdsClient extends EventEmitter {
   private setConnected(): void {
     if (this.connected) return;
     this.connected = true;
+    metrics.connected.set(1);
     this.log.info({ address: this.opts.address }, "xDS connected");
     this.emit("connected");
   }
@@ -229,6 +242,7 @@ export class DeltaAdsClient extends EventEmitter {
   private setDisconnected(reason: string): void {
     if (!this.connected) return;
     this.connected = false;
+    metrics.connected.set(0);
     this.log.warn({ address: this.opts.address, reason }, "xDS disconnected; keeping last good state");
     this.emit("disconnected", { reason });
   }
@@ -273,6 +287,7 @@ export class DeltaAdsClient extends EventEmitter {
         t.lastError = error;
         t.nonce = res.nonce;
       }
+      metrics.responses.inc({ type, result: "nack" });
       this.log.warn({ type, nonce: res.nonce, error }, "xDS response rejected (NACK)");
       this.emit("nack", { typeUrl: res.typeUrl, nonce: res.nonce, message: error });
       return;
@@ -281,6 +296,7 @@ export class DeltaAdsClient extends EventEmitter {
     for (const a of update.added) t.versions.set(a.name, a.version);
     for (const name of update.removed) t.versions.delete(name);
     t.acked++;
+    metrics.responses.inc({ type, result: "ack" });
     t.nonce = res.nonce;
     call.write(create(DeltaDiscoveryRequestSchema, { typeUrl: res.typeUrl, responseNonce: res.nonce }));
     this.emit("ack", {

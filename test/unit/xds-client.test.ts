@@ -168,6 +168,27 @@ t.test("a NACK is counted with the proxy's message; other types and later change
   t.same(names(addresses.updates.at(-1)), { added: [e.uid], removed: [] });
   t.ok(addresses.items.has(e.uid));
   t.equal(client.state().perType[ADDRESS_TYPE]?.nacked, 1);
+
+  // Garbage on the wire (not an Address at all): NACKed with the decoder's message, the stream carries on.
+  const garbageNack = nextEvent<{ message: string }>(srv.ads, "nack");
+  const garbage = new Map(addressSet([a, bad, e]).resources);
+  garbage.set("demo/garbage", {
+    $typeName: "google.protobuf.Any",
+    typeUrl: ADDRESS_TYPE,
+    value: new Uint8Array([0xff, 0xff, 0xff]),
+  });
+  srv.ads.publish(ADDRESS_TYPE, garbage);
+  t.match((await garbageNack).message, /premature EOF|invalid|cannot|wire|out of range/i);
+  t.notOk(addresses.items.has("demo/garbage"));
+  const recovered = nextEvent(client, "ack", (ev: { typeUrl: string }) => ev.typeUrl === ADDRESS_TYPE);
+  srv.ads.publish(ADDRESS_TYPE, addressSet([a, e]).resources);
+  await recovered;
+  t.same([...addresses.items.keys()].sort(), [a.uid, e.uid].sort());
+  const responses = await registry.getSingleMetric("ambit_xds_client_responses_total")!.get();
+  t.ok(
+    (responses.values.find((v) => v.labels.type === "istio.workload.Address" && v.labels.result === "nack")
+      ?.value ?? 0) >= 2,
+  );
 });
 
 t.test("killed server, restarted on the same port: reconnect, only differences resent", async (t) => {
