@@ -62,7 +62,7 @@ export class WaypointApp {
         id: `waypoint~${cfg.podIp}~${cfg.name}.${cfg.namespace}~${cfg.namespace}.svc.cluster.local`,
         metadata: { "ambit.dev/role": "waypoint", "ambit.dev/gateway": `${cfg.namespace}/${cfg.name}`, NAMESPACE: cfg.namespace },
       },
-      handlers: [{ typeUrl: WAYPOINT_SERVICE_TYPE_URL, apply: waypointServiceHandler(this.waypoint) }],
+      handlers: [{ typeUrl: WAYPOINT_SERVICE_TYPE_URL, apply: waypointServiceHandler(this.waypoint, `${cfg.namespace}/${cfg.name}`) }],
     });
   }
 

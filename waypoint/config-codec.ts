@@ -157,6 +157,7 @@ function encCluster(c: WaypointCluster) {
 export function encodeService(s: WaypointService): PbService {
   return create(WaypointServiceSchema, {
     key: s.key,
+    gateway: s.gateway ?? "",
     name: s.name,
     namespace: s.namespace,
     hostname: s.hostname,
@@ -412,6 +413,7 @@ export function decodeService(pb: PbService): WaypointService {
   }
   const svc: WaypointService = {
     key: pb.key,
+    ...(pb.gateway ? { gateway: pb.gateway } : {}),
     name: pb.name,
     namespace: pb.namespace,
     hostname: pb.hostname,
@@ -505,4 +507,11 @@ export function decodeServiceAny(any: Any, resourceName = ""): WaypointService {
 
 export function decodeServiceBinary(b: Uint8Array): WaypointService {
   return decodeService(fromBinary(WaypointServiceSchema, b));
+}
+
+/** Every waypoint plan's services as xDS resources (name: the service key), for the push server. */
+export function encodeWaypointPlans(plans: { services: WaypointService[] }[]): Map<string, Any> {
+  const out = new Map<string, Any>();
+  for (const p of plans) for (const s of p.services) out.set(s.key, encodeServiceAny(s));
+  return out;
 }

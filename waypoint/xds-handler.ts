@@ -14,9 +14,15 @@ export interface ResourceUpdate {
 
 export { WAYPOINT_SERVICE_TYPE_URL };
 
-export function waypointServiceHandler(wp: Waypoint): (u: ResourceUpdate) => void {
+/**
+ * `gateway` (`<ns>/<name>`): services that name another waypoint are treated
+ * as absent (the push server publishes every waypoint's services to all).
+ */
+export function waypointServiceHandler(wp: Waypoint, gateway?: string): (u: ResourceUpdate) => void {
   return (u) => {
-    const services = u.added.map((r) => decodeServiceAny(r.resource, r.name));
-    wp.applyServices(services, u.removed);
+    const decoded = u.added.map((r) => decodeServiceAny(r.resource, r.name));
+    const mine = decoded.filter((s) => !gateway || !s.gateway || s.gateway === gateway);
+    const others = decoded.filter((s) => !mine.includes(s)).map((s) => s.key);
+    wp.applyServices(mine, [...u.removed, ...others]);
   };
 }

@@ -328,6 +328,7 @@ export function translateWaypoints(
     const gwKey = `gw:${p.plan.gateway}`;
     const svc: WaypointService = {
       key,
+      gateway: p.plan.gateway,
       name: s.metadata.name,
       namespace: ns,
       hostname: ms.hostname,

@@ -20,6 +20,8 @@ export interface WaypointPort {
 export interface WaypointService {
   /** `<ns>/<hostname>`, the same key as MeshService.key. */
   key: string;
+  /** `<ns>/<name>` of the waypoint Gateway serving it (a waypoint ignores other waypoints' services). */
+  gateway?: string;
   name: string;
   namespace: string;
   hostname: string;
