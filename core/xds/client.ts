@@ -62,6 +62,8 @@ export interface XdsTypeState {
 
 interface TypeState {
   handler: XdsTypeHandler;
+  /** Named subscriptions; undefined: wildcard. */
+  names: Set<string> | undefined;
   /** name → version applied (what initial_resource_versions reports on reconnect). */
   versions: Map<string, string>;
   nonce?: string;
@@ -110,7 +112,14 @@ export class DeltaAdsClient extends EventEmitter {
     this.log = opts.logger ?? componentLogger("xds.client");
     for (const h of opts.handlers) {
       if (this.types.has(h.typeUrl)) throw new Error(`two handlers for xDS type ${h.typeUrl}`);
-      this.types.set(h.typeUrl, { handler: h, versions: new Map(), acked: 0, nacked: 0, applied: false });
+      this.types.set(h.typeUrl, {
+        handler: h,
+        names: h.names ? new Set(h.names) : undefined,
+        versions: new Map(),
+        acked: 0,
+        nacked: 0,
+        applied: false,
+      });
     }
     this.readyPromise = new Promise((resolve) => {
       this.resolveReady = resolve;
@@ -157,6 +166,36 @@ export class DeltaAdsClient extends EventEmitter {
     return { connected: this.connected, perType };
   }
 
+  /**
+   * Add or drop named subscriptions of a type that was not subscribed by
+   * wildcard (on-demand lookups). Takes effect now when connected, and on
+   * every reconnect. Dropped names are forgotten by the client (the handler
+   * is told they are removed).
+   */
+  updateSubscription(typeUrl: string, change: { subscribe?: string[]; unsubscribe?: string[] }): void {
+    const t = this.types.get(typeUrl);
+    if (!t) throw new Error(`no handler for xDS type ${typeUrl}`);
+    if (!t.names) throw new Error(`xDS type ${typeUrl} is subscribed by wildcard`);
+    const subscribe = (change.subscribe ?? []).filter((n) => !t.names?.has(n));
+    const unsubscribe = (change.unsubscribe ?? []).filter((n) => t.names?.has(n));
+    for (const n of subscribe) t.names.add(n);
+    for (const n of unsubscribe) t.names.delete(n);
+    const forgotten = unsubscribe.filter((n) => t.versions.has(n));
+    if (forgotten.length > 0) {
+      t.handler.apply({ added: [], removed: forgotten });
+      for (const n of forgotten) t.versions.delete(n);
+    }
+    if (this.call && (subscribe.length > 0 || unsubscribe.length > 0)) {
+      this.call.write(
+        create(DeltaDiscoveryRequestSchema, {
+          typeUrl,
+          resourceNamesSubscribe: subscribe,
+          resourceNamesUnsubscribe: unsubscribe,
+        }),
+      );
+    }
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -199,7 +238,7 @@ export class DeltaAdsClient extends EventEmitter {
       const req = create(DeltaDiscoveryRequestSchema, {
         typeUrl,
         // Empty on the first request of a type is the (legacy, universally understood) wildcard.
-        resourceNamesSubscribe: t.handler.names ? [...t.handler.names] : [],
+        resourceNamesSubscribe: t.names ? [...t.names] : [],
         initialResourceVersions: Object.fromEntries(t.versions),
       });
       if (first) {

@@ -5,6 +5,7 @@ import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import t from "tap";
 import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
+import type { MeshWorkload } from "../../core/model/types.js";
 import { registry } from "../../core/telemetry/metrics.js";
 import { DeltaAdsClient, type XdsTypeHandler, type XdsUpdate } from "../../core/xds/client.js";
 import { addressFromProto, type DecodedAddress } from "../../core/xds/codec-address.js";
@@ -285,4 +286,47 @@ t.test("ready waits until every type is published", async (t) => {
   srv.ads.publish(AUTHORIZATION_TYPE, policySet([]));
   await client.ready();
   t.equal(policies.items.size, 0);
+});
+
+t.test("named subscriptions change at run time and survive a reconnect", async (t) => {
+  let srv = await startAds();
+  const port = srv.port;
+  t.teardown(() => srv.close());
+  const all = addressSet([a, b, c, s]);
+  srv.ads.publish(ADDRESS_TYPE, all.resources, all.aliases);
+  const { addresses } = stores();
+  const named = Object.assign(addresses, { names: [a.uid] });
+  const client = new DeltaAdsClient({
+    address: srv.address,
+    node: { id: "waypoint~named" },
+    handlers: [named],
+    backoff: { initialMs: 10, maxMs: 100 },
+  });
+  t.teardown(() => client.close());
+  client.start();
+  await client.ready();
+  t.same([...addresses.items.keys()], [a.uid]);
+
+  const got = nextEvent(client, "ack");
+  client.updateSubscription(ADDRESS_TYPE, { subscribe: ["/10.244.1.2"], unsubscribe: [a.uid] });
+  t.same([...addresses.items.keys()], [], "an unsubscribed name is forgotten at once");
+  await got;
+  t.same([...addresses.items.keys()], [b.uid], "found by alias");
+  t.throws(() => client.updateSubscription(AUTHORIZATION_TYPE, { subscribe: ["x"] }), /no handler/);
+
+  // After a restart the client subscribes to what it wants now, and gets only what changed.
+  const disconnected = nextEvent(client, "disconnected");
+  srv.kill();
+  await disconnected;
+  srv = await startAds(port);
+  const b2 = pod("b", "10.244.1.2", { node: "node-2" });
+  const again = addressSet([a, b2, c, s]);
+  srv.ads.publish(ADDRESS_TYPE, again.resources, again.aliases);
+  const resynced = nextEvent(client, "ack");
+  await resynced;
+  t.same(names(addresses.updates.at(-1)), { added: [b.uid], removed: [] });
+  t.equal((addresses.items.get(b.uid) as { workload: MeshWorkload }).workload.node, "node-2");
+  const info = srv.ads.connections()[0]?.types[0];
+  t.equal(info?.wildcard, false);
+  t.same(info?.names, ["/10.244.1.2"]);
 });
