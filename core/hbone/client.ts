@@ -140,9 +140,9 @@ export class HboneClient {
     const raw = this.connectRaw({ ip: key.dstIp, port: key.dstPort }, { ip: key.srcIp });
     const socket = tls.connect({
       socket: raw,
-      key: bundle.keyPem,
-      cert: bundle.certChainPem.join("\n"),
-      ca: bundle.rootsPem,
+      ...(bundle.secureContext
+        ? { secureContext: bundle.secureContext }
+        : { key: bundle.keyPem, cert: bundle.certChainPem.join("\n"), ca: bundle.rootsPem }),
       minVersion: "TLSv1.3",
       ALPNProtocols: ["h2"],
       // No SNI: the listener that accepted tells the peer which pod it is.

@@ -2,6 +2,7 @@
 // identity (the ztunnel certificate manager); HBONE only needs "the current
 // bundle of identity X".
 import { isIPv6, type Socket } from "node:net";
+import type { SecureContext } from "node:tls";
 
 /** A workload certificate with its key, chain and the mesh roots (same shape as core/identity's). */
 export interface CertBundle {
@@ -13,6 +14,8 @@ export interface CertBundle {
   /** Trust anchors of the mesh (the peer must chain to one of these). */
   rootsPem: string[];
   notAfter: Date;
+  /** A context built once from key, chain and roots (the certificate manager provides it); saves re-parsing per session. */
+  secureContext?: SecureContext;
 }
 
 export interface CertSource {

@@ -141,3 +141,36 @@ t.test("connection refused rejects and leaves no session behind", async (tt) => 
   tt.match(err, { reason: "tls" });
   tt.equal(c.pool.stats().sessions, 0);
 });
+
+t.test("after a GOAWAY (the peer drains for an upgrade) new streams open a new session; the old stream finishes", async (tt) => {
+  const host = ip(5);
+  const handler = (stream: ServerHttp2Stream) => {
+    stream.respond({ ":status": 200 });
+    stream.pipe(stream);
+  };
+  const old = new HboneServer({ handler });
+  const l1 = await old.listen({ host, port: 0 }, { cert: () => certs.get(SERVER) });
+  const port = l1.address().port;
+  const c = client();
+  const r = req({ dstIp: host, dstPort: port });
+  const longLived = await c.connect(r);
+  tt.equal(await echoOnce(longLived, "before"), "before");
+  const oldSession = c.pool.sessionsFor(key(r))[0]?.session;
+  const goaway = once(oldSession as NonNullable<typeof oldSession>, "goaway");
+  const drained = old.drain(30_000);
+  await goaway;
+  // The successor listens on the same address once the old listener is closed.
+  const successor = new HboneServer({ handler });
+  tt.teardown(() => successor.close());
+  await successor.listen({ host, port }, { cert: () => certs.get(SERVER) });
+  const fresh = await c.connect(r);
+  tt.equal(await echoOnce(fresh, "after"), "after");
+  tt.not(fresh.session, longLived.session, "a new session");
+  tt.equal(successor.sessionCount, 1);
+  tt.equal(await echoOnce(longLived, "still"), "still", "the old stream is not reset");
+  longLived.end();
+  longLived.resume();
+  await drained;
+  tt.equal(old.sessionCount, 0, "the old server finished draining once its last stream ended");
+  fresh.close();
+});
