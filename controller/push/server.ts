@@ -533,8 +533,16 @@ export class DeltaAdsServer extends EventEmitter {
       }
     };
     if (st.dirty === "all") {
-      for (const name of state.entries.keys()) consider(name);
-      for (const name of st.sent.keys()) if (!state.entries.has(name)) consider(name);
+      // The hot path of an initial sync: walk entries directly.
+      for (const e of state.entries.values()) {
+        const has = st.sent.get(e.name);
+        if (this.subscribed(st, e)) {
+          if (has !== e.version) added.push(e);
+        } else if (has !== undefined) {
+          removed.push(e.name);
+        }
+      }
+      if (st.sent.size > 0) for (const name of st.sent.keys()) if (!state.entries.has(name)) removed.push(name);
     } else {
       for (const name of st.dirty) consider(name);
     }
