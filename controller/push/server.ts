@@ -542,7 +542,9 @@ export class DeltaAdsServer extends EventEmitter {
           removed.push(e.name);
         }
       }
-      if (st.sent.size > 0) for (const name of st.sent.keys()) if (!state.entries.has(name)) removed.push(name);
+      for (const name of st.sent.keys()) {
+        if (!state.entries.has(name)) removed.push(name);
+      }
     } else {
       for (const name of st.dirty) consider(name);
     }
