@@ -7,9 +7,9 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream } from "node:htt
 import net from "node:net";
 import tls, { type PeerCertificate } from "node:tls";
 import { AmbitError } from "../errors/errors.js";
-import { resetStream } from "./bridge.js";
 import { gauge } from "../telemetry/metrics.js";
-import { type Lease, HboneSessionPool, type PoolKey } from "./pool.js";
+import { resetStream } from "./bridge.js";
+import { HboneSessionPool, type Lease, type PoolKey } from "./pool.js";
 import { type CertSource, type ConnectRaw, HBONE_PORT, spiffeFromSubjectAltName } from "./types.js";
 
 export interface HboneClientOptions {
@@ -70,7 +70,12 @@ export class HboneClient {
     this.connectRaw =
       opts.connectRaw ??
       ((dst, src) =>
-        net.connect({ host: dst.ip, port: dst.port, noDelay: true, ...(bind && src.ip ? { localAddress: src.ip } : {}) }));
+        net.connect({
+          host: dst.ip,
+          port: dst.port,
+          noDelay: true,
+          ...(bind && src.ip ? { localAddress: src.ip } : {}),
+        }));
     this.pool = new HboneSessionPool({
       open: (key) => this.openSession(key),
       maxStreamsPerSession: opts.maxStreamsPerSession ?? 100,
@@ -97,7 +102,9 @@ export class HboneClient {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         if (stream) resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-        reject(new HboneConnectError("timeout", `HBONE connect to ${req.dstIp} (${req.authority}) timed out`));
+        reject(
+          new HboneConnectError("timeout", `HBONE connect to ${req.dstIp} (${req.authority}) timed out`),
+        );
       }, this.connectTimeoutMs);
     });
     try {
@@ -150,16 +157,25 @@ export class HboneClient {
       checkServerIdentity: (_host: string, cert: PeerCertificate) => {
         const got = spiffeFromSubjectAltName(cert.subjectaltname);
         if (got === key.dstIdentity) return undefined;
-        return new HboneConnectError("identity", `HBONE peer ${key.dstIp} presented ${got ?? "no SPIFFE id"}, expected ${key.dstIdentity}`);
+        return new HboneConnectError(
+          "identity",
+          `HBONE peer ${key.dstIp} presented ${got ?? "no SPIFFE id"}, expected ${key.dstIdentity}`,
+        );
       },
     });
     // A pool-owned session must die with its socket; the connect timeout in
     // connect() only bounds the caller, so bound the handshake here too.
-    socket.setTimeout(this.connectTimeoutMs, () => socket.destroy(new HboneConnectError("timeout", "TLS handshake timed out")));
+    socket.setTimeout(this.connectTimeoutMs, () =>
+      socket.destroy(new HboneConnectError("timeout", "TLS handshake timed out")),
+    );
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         raw.destroy();
-        reject(err instanceof HboneConnectError ? err : new HboneConnectError("tls", `HBONE TLS to ${key.dstIp}: ${err.message}`));
+        reject(
+          err instanceof HboneConnectError
+            ? err
+            : new HboneConnectError("tls", `HBONE TLS to ${key.dstIp}: ${err.message}`),
+        );
       };
       socket.once("error", onError);
       socket.once("secureConnect", () => {
@@ -168,17 +184,22 @@ export class HboneClient {
         resolve();
       });
     });
-    const session = http2.connect(`https://${key.dstIp.includes(":") ? `[${key.dstIp}]` : key.dstIp}:${key.dstPort}`, {
-      createConnection: () => socket,
-      settings: { initialWindowSize: this.windowSize, maxFrameSize: MAX_FRAME_SIZE, enablePush: false },
-      maxSessionMemory: 64,
-    });
+    const session = http2.connect(
+      `https://${key.dstIp.includes(":") ? `[${key.dstIp}]` : key.dstIp}:${key.dstPort}`,
+      {
+        createConnection: () => socket,
+        settings: { initialWindowSize: this.windowSize, maxFrameSize: MAX_FRAME_SIZE, enablePush: false },
+        maxSessionMemory: 64,
+      },
+    );
     session.on("error", () => {
       // Errors surface on the streams; the pool drops the session on close.
     });
     await new Promise<void>((resolve, reject) => {
       session.once("connect", () => resolve());
-      session.once("close", () => reject(new HboneConnectError("session", `HBONE session to ${key.dstIp} closed during setup`)));
+      session.once("close", () =>
+        reject(new HboneConnectError("session", `HBONE session to ${key.dstIp} closed during setup`)),
+      );
     });
     session.setLocalWindowSize(this.windowSize * 2);
     socket.setNoDelay(true);
@@ -189,8 +210,14 @@ export class HboneClient {
 function awaitResponse(stream: ClientHttp2Stream, req: HboneConnectRequest): Promise<ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     const onClose = () =>
-      reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp} (${req.authority}) closed before a response (code ${stream.rstCode})`));
-    const onError = (err: Error) => reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp}: ${err.message}`));
+      reject(
+        new HboneConnectError(
+          "reset",
+          `HBONE stream to ${req.dstIp} (${req.authority}) closed before a response (code ${stream.rstCode})`,
+        ),
+      );
+    const onError = (err: Error) =>
+      reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp}: ${err.message}`));
     stream.once("close", onClose);
     stream.once("error", onError);
     stream.once("response", (headers) => {
@@ -205,7 +232,13 @@ function awaitResponse(stream: ClientHttp2Stream, req: HboneConnectRequest): Pro
         return;
       }
       resetStream(stream, http2.constants.NGHTTP2_CANCEL);
-      reject(new HboneConnectError("status", `HBONE peer ${req.dstIp} answered ${status} for ${req.authority}`, status));
+      reject(
+        new HboneConnectError(
+          "status",
+          `HBONE peer ${req.dstIp} answered ${status} for ${req.authority}`,
+          status,
+        ),
+      );
     });
   });
 }

@@ -118,7 +118,9 @@ export class HboneSessionPool {
 
   private capacity(e: PooledSession): number {
     const remote = e.session?.remoteSettings?.maxConcurrentStreams;
-    return remote !== undefined && remote > 0 ? Math.min(remote, this.opts.maxStreamsPerSession) : this.opts.maxStreamsPerSession;
+    return remote !== undefined && remote > 0
+      ? Math.min(remote, this.opts.maxStreamsPerSession)
+      : this.opts.maxStreamsPerSession;
   }
 
   private lease(e: PooledSession): Lease {

@@ -15,9 +15,15 @@
 import http2, { type ServerHttp2Session, type ServerHttp2Stream } from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
-import { logger, type Logger } from "../telemetry/logger.js";
+import { type Logger, logger } from "../telemetry/logger.js";
 import { counter, gauge } from "../telemetry/metrics.js";
-import { type CertBundle, type IpPort, normalizeIp, parseAuthority, spiffeFromSubjectAltName } from "./types.js";
+import {
+  type CertBundle,
+  type IpPort,
+  normalizeIp,
+  parseAuthority,
+  spiffeFromSubjectAltName,
+} from "./types.js";
 
 export const protocolErrors = counter(
   "ambit_hbone_protocol_errors_total",
@@ -103,7 +109,12 @@ export class HboneListener {
       let reason: ProtocolErrorReason = "tls_handshake";
       if (s.authorizationError) reason = "peer_cert";
       else if (err.code === "ERR_TLS_HANDSHAKE_TIMEOUT") reason = "handshake_timeout";
-      owner.protocolError(reason, `${err.code ?? ""} ${s.authorizationError ?? err.message}`, s.remoteAddress, this);
+      owner.protocolError(
+        reason,
+        `${err.code ?? ""} ${s.authorizationError ?? err.message}`,
+        s.remoteAddress,
+        this,
+      );
       s.destroy();
     });
     server?.on("connection", (raw: net.Socket) => this.accept(raw));
@@ -143,7 +154,10 @@ export class HboneListener {
     try {
       got = this.ctx.cert();
     } catch (err) {
-      this.owner.log.warn({ listener: this.ctx.name, err: (err as Error).message }, "HBONE listener has no certificate");
+      this.owner.log.warn(
+        { listener: this.ctx.name, err: (err as Error).message },
+        "HBONE listener has no certificate",
+      );
       raw.destroy();
       return;
     }
@@ -151,7 +165,10 @@ export class HboneListener {
       got.then(
         (b) => this.handOver(raw, b),
         (err: Error) => {
-          this.owner.log.warn({ listener: this.ctx.name, err: err.message }, "HBONE listener has no certificate");
+          this.owner.log.warn(
+            { listener: this.ctx.name, err: err.message },
+            "HBONE listener has no certificate",
+          );
           raw.destroy();
         },
       );
@@ -310,7 +327,12 @@ export class HboneServer {
     const prefaceTimer = setTimeout(() => {
       if (session.destroyed) return;
       sawError = true;
-      this.protocolError("http2_preface_timeout", "no HTTP/2 preface after the TLS handshake", peerAddress, listener);
+      this.protocolError(
+        "http2_preface_timeout",
+        "no HTTP/2 preface after the TLS handshake",
+        peerAddress,
+        listener,
+      );
       session.destroy();
     }, this.handshakeTimeoutMs);
     prefaceTimer.unref();
@@ -342,13 +364,23 @@ export class HboneServer {
       openStreams++;
       stream.once("close", () => openStreams--);
       if (headers[":method"] !== "CONNECT") {
-        this.protocolError("method", `method ${String(headers[":method"]).slice(0, 16)}`, peerAddress, listener);
+        this.protocolError(
+          "method",
+          `method ${String(headers[":method"]).slice(0, 16)}`,
+          peerAddress,
+          listener,
+        );
         respondAndClose(stream, 405);
         return;
       }
       const authority = parseAuthority(headers[":authority"]);
       if (!authority) {
-        this.protocolError("authority", `authority ${String(headers[":authority"]).slice(0, 64)}`, peerAddress, listener);
+        this.protocolError(
+          "authority",
+          `authority ${String(headers[":authority"]).slice(0, 64)}`,
+          peerAddress,
+          listener,
+        );
         respondAndClose(stream, 400);
         return;
       }
@@ -357,7 +389,12 @@ export class HboneServer {
   }
 
   /** @internal counts and (rate-limited) logs one refused connection or stream. */
-  protocolError(reason: ProtocolErrorReason, detail: string, peer: string | undefined, l: HboneListener): void {
+  protocolError(
+    reason: ProtocolErrorReason,
+    detail: string,
+    peer: string | undefined,
+    l: HboneListener,
+  ): void {
     protocolErrors.inc({ reason });
     const now = Date.now();
     const last = this.lastLogged.get(reason);
@@ -367,7 +404,13 @@ export class HboneServer {
     }
     this.lastLogged.set(reason, { at: now, suppressed: 0 });
     this.log.warn(
-      { reason, detail: detail.trim(), peer: normalizeIp(peer), listener: l.ctx.name, suppressedSinceLast: last?.suppressed ?? 0 },
+      {
+        reason,
+        detail: detail.trim(),
+        peer: normalizeIp(peer),
+        listener: l.ctx.name,
+        suppressedSinceLast: last?.suppressed ?? 0,
+      },
       "HBONE connection refused",
     );
   }

@@ -85,6 +85,7 @@ export function spiffeFromSubjectAltName(san: string | undefined): string | unde
     if (found) return undefined;
     found = part.slice(4);
   }
-  if (!found || !/^spiffe:\/\/[a-z0-9._-]+\/ns\/[A-Za-z0-9._-]+\/sa\/[A-Za-z0-9._-]+$/.test(found)) return undefined;
+  if (!found || !/^spiffe:\/\/[a-z0-9._-]+\/ns\/[A-Za-z0-9._-]+\/sa\/[A-Za-z0-9._-]+$/.test(found))
+    return undefined;
   return found;
 }

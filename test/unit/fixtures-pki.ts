@@ -1,8 +1,8 @@
 // A throwaway mesh PKI for unit tests: a self-signed root and workload leaf
 // certificates with a SPIFFE URI SAN, as the controller's CA would issue.
 import { KeyObject, webcrypto } from "node:crypto";
-import { x509 } from "../../core/identity/peculiar.js";
 import type { CertBundle, CertSource } from "../../core/hbone/types.js";
+import { x509 } from "../../core/identity/peculiar.js";
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -44,7 +44,10 @@ export async function makePki(name = "ambit test root"): Promise<TestPki> {
     ],
   });
   const rootPem = root.toString("pem");
-  const issue = async (identity: string, opts: { notBefore?: Date; notAfter?: Date } = {}): Promise<CertBundle> => {
+  const issue = async (
+    identity: string,
+    opts: { notBefore?: Date; notAfter?: Date } = {},
+  ): Promise<CertBundle> => {
     const keys = await keyPair();
     const notAfter = opts.notAfter ?? new Date(Date.now() + 3600_000);
     const leaf = await x509.X509CertificateGenerator.create({
@@ -58,13 +61,27 @@ export async function makePki(name = "ambit test root"): Promise<TestPki> {
       signingAlgorithm: alg,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        ...(identity ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity }], true)] : []),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+          true,
+        ),
+        new x509.ExtendedKeyUsageExtension([
+          x509.ExtendedKeyUsage.serverAuth,
+          x509.ExtendedKeyUsage.clientAuth,
+        ]),
+        ...(identity
+          ? [new x509.SubjectAlternativeNameExtension([{ type: "url", value: identity }], true)]
+          : []),
         await x509.AuthorityKeyIdentifierExtension.create(rootKeys.publicKey),
       ],
     });
-    return { identity, keyPem: keyPem(keys.privateKey), certChainPem: [leaf.toString("pem")], rootsPem: [rootPem], notAfter };
+    return {
+      identity,
+      keyPem: keyPem(keys.privateKey),
+      certChainPem: [leaf.toString("pem")],
+      rootsPem: [rootPem],
+      notAfter,
+    };
   };
   return {
     rootPem,

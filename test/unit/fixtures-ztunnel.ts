@@ -14,7 +14,9 @@ export function loopbackNet(): (n: number) => string {
   return (n: number) => `127.${a}.${b}.${n}`;
 }
 
-export function workload(p: Partial<MeshWorkload> & { name: string; namespace: string; ip: string; node: string }): MeshWorkload {
+export function workload(
+  p: Partial<MeshWorkload> & { name: string; namespace: string; ip: string; node: string },
+): MeshWorkload {
   const { ip, ...rest } = p;
   return {
     uid: `Kubernetes//v1/Pod/${p.namespace}/${p.name}`,
@@ -35,7 +37,15 @@ export function workload(p: Partial<MeshWorkload> & { name: string; namespace: s
   };
 }
 
-export function service(p: Partial<MeshService> & { name: string; namespace: string; vip: string; port: number; targetPort: number }): MeshService {
+export function service(
+  p: Partial<MeshService> & {
+    name: string;
+    namespace: string;
+    vip: string;
+    port: number;
+    targetPort: number;
+  },
+): MeshService {
   const { vip, port, targetPort, ...rest } = p;
   return {
     key: `${p.namespace}/${p.name}.${p.namespace}.svc.cluster.local`,
@@ -46,7 +56,9 @@ export function service(p: Partial<MeshService> & { name: string; namespace: str
   };
 }
 
-export function policy(p: Partial<AuthzPolicy> & { name: string; namespace: string; action: "allow" | "deny" }): AuthzPolicy {
+export function policy(
+  p: Partial<AuthzPolicy> & { name: string; namespace: string; action: "allow" | "deny" },
+): AuthzPolicy {
   return { scope: "namespace", rules: [], dryRun: false, ...p };
 }
 
@@ -139,7 +151,11 @@ export async function connectFrom(localAddress: string, host: string, port: numb
 }
 
 /** Connects from a given local IP and starts reading at once (a peer may reset before 'connect' is seen). */
-export function dial(localAddress: string, host: string, port: number): { s: net.Socket; done: ReturnType<typeof readAll> } {
+export function dial(
+  localAddress: string,
+  host: string,
+  port: number,
+): { s: net.Socket; done: ReturnType<typeof readAll> } {
   const s = net.connect({ host, port, localAddress, allowHalfOpen: true });
   return { s, done: readAll(s) };
 }

@@ -6,7 +6,7 @@ import type { ClientHttp2Stream, ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import t from "tap";
 import { HboneClient, type HboneConnectRequest } from "../../core/hbone/client.js";
-import { type HboneStreamInfo, HboneServer } from "../../core/hbone/server.js";
+import { HboneServer, type HboneStreamInfo } from "../../core/hbone/server.js";
 import { makePki } from "./fixtures-pki.js";
 import { loopbackNet, spiffe } from "./fixtures-ztunnel.js";
 
@@ -42,7 +42,15 @@ function client(opts: Partial<ConstructorParameters<typeof HboneClient>[0]> = {}
 }
 
 function req(over: Partial<HboneConnectRequest> = {}): HboneConnectRequest {
-  return { srcIdentity: A, srcIp: ip(10), dstIdentity: SERVER, dstIp: SERVER_IP, dstPort: PORT, authority: "10.0.0.1:80", ...over };
+  return {
+    srcIdentity: A,
+    srcIp: ip(10),
+    dstIdentity: SERVER,
+    dstIp: SERVER_IP,
+    dstPort: PORT,
+    authority: "10.0.0.1:80",
+    ...over,
+  };
 }
 
 const key = (r: HboneConnectRequest) => ({ ...r, dstPort: r.dstPort ?? 15008 });
@@ -129,7 +137,9 @@ t.test("connect timeout when the peer never completes TLS", async (tt) => {
   });
   const c = client({ connectTimeoutMs: 100 });
   const started = Date.now();
-  const err = await c.connect(req({ dstIp: ip(3), dstPort: (sink.address() as net.AddressInfo).port })).catch((e: unknown) => e);
+  const err = await c
+    .connect(req({ dstIp: ip(3), dstPort: (sink.address() as net.AddressInfo).port }))
+    .catch((e: unknown) => e);
   tt.match(err, { reason: "timeout" });
   tt.ok(Date.now() - started < 2000);
   tt.equal(c.pool.stats().streams, 0);
@@ -142,35 +152,38 @@ t.test("connection refused rejects and leaves no session behind", async (tt) => 
   tt.equal(c.pool.stats().sessions, 0);
 });
 
-t.test("after a GOAWAY (the peer drains for an upgrade) new streams open a new session; the old stream finishes", async (tt) => {
-  const host = ip(5);
-  const handler = (stream: ServerHttp2Stream) => {
-    stream.respond({ ":status": 200 });
-    stream.pipe(stream);
-  };
-  const old = new HboneServer({ handler });
-  const l1 = await old.listen({ host, port: 0 }, { cert: () => certs.get(SERVER) });
-  const port = l1.address().port;
-  const c = client();
-  const r = req({ dstIp: host, dstPort: port });
-  const longLived = await c.connect(r);
-  tt.equal(await echoOnce(longLived, "before"), "before");
-  const oldSession = c.pool.sessionsFor(key(r))[0]?.session;
-  const goaway = once(oldSession as NonNullable<typeof oldSession>, "goaway");
-  const drained = old.drain(30_000);
-  await goaway;
-  // The successor listens on the same address once the old listener is closed.
-  const successor = new HboneServer({ handler });
-  tt.teardown(() => successor.close());
-  await successor.listen({ host, port }, { cert: () => certs.get(SERVER) });
-  const fresh = await c.connect(r);
-  tt.equal(await echoOnce(fresh, "after"), "after");
-  tt.not(fresh.session, longLived.session, "a new session");
-  tt.equal(successor.sessionCount, 1);
-  tt.equal(await echoOnce(longLived, "still"), "still", "the old stream is not reset");
-  longLived.end();
-  longLived.resume();
-  await drained;
-  tt.equal(old.sessionCount, 0, "the old server finished draining once its last stream ended");
-  fresh.close();
-});
+t.test(
+  "after a GOAWAY (the peer drains for an upgrade) new streams open a new session; the old stream finishes",
+  async (tt) => {
+    const host = ip(5);
+    const handler = (stream: ServerHttp2Stream) => {
+      stream.respond({ ":status": 200 });
+      stream.pipe(stream);
+    };
+    const old = new HboneServer({ handler });
+    const l1 = await old.listen({ host, port: 0 }, { cert: () => certs.get(SERVER) });
+    const port = l1.address().port;
+    const c = client();
+    const r = req({ dstIp: host, dstPort: port });
+    const longLived = await c.connect(r);
+    tt.equal(await echoOnce(longLived, "before"), "before");
+    const oldSession = c.pool.sessionsFor(key(r))[0]?.session;
+    const goaway = once(oldSession as NonNullable<typeof oldSession>, "goaway");
+    const drained = old.drain(30_000);
+    await goaway;
+    // The successor listens on the same address once the old listener is closed.
+    const successor = new HboneServer({ handler });
+    tt.teardown(() => successor.close());
+    await successor.listen({ host, port }, { cert: () => certs.get(SERVER) });
+    const fresh = await c.connect(r);
+    tt.equal(await echoOnce(fresh, "after"), "after");
+    tt.not(fresh.session, longLived.session, "a new session");
+    tt.equal(successor.sessionCount, 1);
+    tt.equal(await echoOnce(longLived, "still"), "still", "the old stream is not reset");
+    longLived.end();
+    longLived.resume();
+    await drained;
+    tt.equal(old.sessionCount, 0, "the old server finished draining once its last stream ended");
+    fresh.close();
+  },
+);

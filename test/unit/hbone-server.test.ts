@@ -7,7 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import t, { type Test } from "tap";
 import { HboneClient, HboneConnectError } from "../../core/hbone/client.js";
-import { type HboneStreamInfo, HboneServer, protocolErrors } from "../../core/hbone/server.js";
+import { HboneServer, type HboneStreamInfo, protocolErrors } from "../../core/hbone/server.js";
 import type { CertBundle, CertSource } from "../../core/hbone/types.js";
 import { makePki } from "./fixtures-pki.js";
 import { loopbackNet, metricValue, spiffe } from "./fixtures-ztunnel.js";
@@ -28,8 +28,16 @@ function echo(stream: ServerHttp2Stream, info: HboneStreamInfo): void {
   stream.pipe(stream);
 }
 
-const server = new HboneServer({ handler: echo, sessionIdleTimeoutMs: 300, pingTimeoutMs: 300, handshakeTimeoutMs: 2000 });
-const listener = await server.listen({ host: SERVER_IP, port: 0 }, { cert: () => certs.get(SERVER), name: "test" });
+const server = new HboneServer({
+  handler: echo,
+  sessionIdleTimeoutMs: 300,
+  pingTimeoutMs: 300,
+  handshakeTimeoutMs: 2000,
+});
+const listener = await server.listen(
+  { host: SERVER_IP, port: 0 },
+  { cert: () => certs.get(SERVER), name: "test" },
+);
 const PORT = listener.address().port;
 t.teardown(() => server.close());
 
@@ -40,7 +48,14 @@ function client(source: CertSource = certs): HboneClient {
 }
 
 async function roundTrip(c: HboneClient, payload = "ping", dstIdentity = SERVER): Promise<string> {
-  const s = await c.connect({ srcIdentity: CLIENT, srcIp: "", dstIdentity, dstIp: SERVER_IP, dstPort: PORT, authority: "10.0.0.1:80" });
+  const s = await c.connect({
+    srcIdentity: CLIENT,
+    srcIp: "",
+    dstIdentity,
+    dstIp: SERVER_IP,
+    dstPort: PORT,
+    authority: "10.0.0.1:80",
+  });
   s.end(payload);
   let got = "";
   s.on("data", (d: Buffer) => {
@@ -103,16 +118,19 @@ t.test("a garbled HTTP/2 preface is refused and counted", async (tt) => {
   await goodClientWorks(tt);
 });
 
-t.test("an oversized frame closes that connection (nghttp2 GOAWAY, then the PING probe) and is counted", async (tt) => {
-  const before = await metricValue(protocolErrors, { reason: "http2_unresponsive" });
-  const n = 100_000; // > the 16 KiB default max frame size
-  const big = Buffer.alloc(9 + n);
-  big.writeUIntBE(n, 0, 3);
-  big.writeUInt32BE(1, 5);
-  await tlsThenBytes(Buffer.concat([PREFACE, EMPTY_SETTINGS, big]));
-  tt.equal(await metricValue(protocolErrors, { reason: "http2_unresponsive" }), before + 1);
-  await goodClientWorks(tt);
-});
+t.test(
+  "an oversized frame closes that connection (nghttp2 GOAWAY, then the PING probe) and is counted",
+  async (tt) => {
+    const before = await metricValue(protocolErrors, { reason: "http2_unresponsive" });
+    const n = 100_000; // > the 16 KiB default max frame size
+    const big = Buffer.alloc(9 + n);
+    big.writeUIntBE(n, 0, 3);
+    big.writeUInt32BE(1, 5);
+    await tlsThenBytes(Buffer.concat([PREFACE, EMPTY_SETTINGS, big]));
+    tt.equal(await metricValue(protocolErrors, { reason: "http2_unresponsive" }), before + 1);
+    await goodClientWorks(tt);
+  },
+);
 
 t.test("TLS without an HTTP/2 preface is closed after the handshake timeout and counted", async (tt) => {
   const s2 = new HboneServer({ handler: echo, handshakeTimeoutMs: 200 });
@@ -141,7 +159,13 @@ t.test("an idle but healthy session is closed gracefully, not counted", async (t
   tt.equal(await roundTrip(c), "ping");
   const entry = c.pool.stats();
   tt.equal(entry.sessions, 1);
-  const session = c.pool.sessionsFor({ srcIdentity: CLIENT, srcIp: "", dstIdentity: SERVER, dstIp: SERVER_IP, dstPort: PORT })[0]?.session;
+  const session = c.pool.sessionsFor({
+    srcIdentity: CLIENT,
+    srcIp: "",
+    dstIdentity: SERVER,
+    dstIp: SERVER_IP,
+    dstPort: PORT,
+  })[0]?.session;
   tt.ok(session);
   await once(session as http2.ClientHttp2Session, "close");
   tt.equal(await metricValue(protocolErrors), before, "no protocol error for an idle close");
@@ -170,7 +194,11 @@ t.test("an expired client certificate is refused", async (tt) => {
 });
 
 t.test("the client refuses a server whose SPIFFE id is not the expected one", async (tt) => {
-  await tt.rejects(roundTrip(client(), "x", spiffe("b", "someone-else")), new HboneConnectError("identity", ""), "wrong identity");
+  await tt.rejects(
+    roundTrip(client(), "x", spiffe("b", "someone-else")),
+    new HboneConnectError("identity", ""),
+    "wrong identity",
+  );
   const err = await roundTrip(client(), "x", spiffe("b", "someone-else")).catch((e: HboneConnectError) => e);
   tt.equal((err as HboneConnectError).reason, "identity");
 });
@@ -195,7 +223,11 @@ t.test("methods other than CONNECT get 405, bad authorities 400; both counted", 
   tt.equal(await status({ ":method": "GET", ":path": "/" }), 405);
   tt.equal(await status({ ":method": "CONNECT", ":authority": "svc.example.com:80" }), 400);
   tt.equal(await status({ ":method": "CONNECT", ":authority": "10.0.0.1:99999" }), 400);
-  tt.equal(await status({ ":method": "CONNECT", ":authority": "10.0.0.1:80" }), 200, "the same session still serves a good CONNECT");
+  tt.equal(
+    await status({ ":method": "CONNECT", ":authority": "10.0.0.1:80" }),
+    200,
+    "the same session still serves a good CONNECT",
+  );
   tt.equal(await metricValue(protocolErrors, { reason: "method" }), m0 + 1);
   tt.equal(await metricValue(protocolErrors, { reason: "authority" }), a0 + 2);
 });
@@ -209,7 +241,14 @@ t.test("a listener on an existing net.Server and one fed with accept() both serv
   await s2.listen(raw, { cert: () => certs.get(SERVER) });
   const c = client();
   const port = (raw.address() as net.AddressInfo).port;
-  const s = await c.connect({ srcIdentity: CLIENT, srcIp: "", dstIdentity: SERVER, dstIp: ip(3), dstPort: port, authority: "10.0.0.1:80" });
+  const s = await c.connect({
+    srcIdentity: CLIENT,
+    srcIp: "",
+    dstIdentity: SERVER,
+    dstIp: ip(3),
+    dstPort: port,
+    authority: "10.0.0.1:80",
+  });
   s.end("via net.Server");
   let got = "";
   s.on("data", (d: Buffer) => {
@@ -225,7 +264,14 @@ t.test("a listener on an existing net.Server and one fed with accept() both serv
   await once(outer, "listening");
   tt.teardown(() => outer.close());
   const p2 = (outer.address() as net.AddressInfo).port;
-  const s3 = await c.connect({ srcIdentity: CLIENT, srcIp: "", dstIdentity: SERVER, dstIp: ip(4), dstPort: p2, authority: "10.0.0.1:80" });
+  const s3 = await c.connect({
+    srcIdentity: CLIENT,
+    srcIp: "",
+    dstIdentity: SERVER,
+    dstIp: ip(4),
+    dstPort: p2,
+    authority: "10.0.0.1:80",
+  });
   s3.end("fed");
   let got3 = "";
   s3.on("data", (d: Buffer) => {
@@ -240,7 +286,14 @@ t.test("drain: stops accepting, open streams finish, then it resolves", async (t
   const l2 = await s2.listen({ host: ip(5), port: 0 }, { cert: () => certs.get(SERVER) });
   const port = l2.address().port;
   const c = client();
-  const stream = await c.connect({ srcIdentity: CLIENT, srcIp: "", dstIdentity: SERVER, dstIp: ip(5), dstPort: port, authority: "10.0.0.1:80" });
+  const stream = await c.connect({
+    srcIdentity: CLIENT,
+    srcIp: "",
+    dstIdentity: SERVER,
+    dstIp: ip(5),
+    dstPort: port,
+    authority: "10.0.0.1:80",
+  });
   let drained = false;
   const draining = s2.drain(10_000).then(() => {
     drained = true;

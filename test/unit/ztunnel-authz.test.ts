@@ -4,16 +4,35 @@
 import fc from "fast-check";
 import t from "tap";
 import type { AuthzMatch, AuthzPolicy, AuthzRule } from "../../core/model/types.js";
-import { authorize, cidrContains, ipBytes, type AuthzDecision, type L4Connection } from "../../ztunnel/proxy/authz.js";
+import {
+  type AuthzDecision,
+  authorize,
+  cidrContains,
+  ipBytes,
+  type L4Connection,
+} from "../../ztunnel/proxy/authz.js";
 import { policy, workload } from "./fixtures-ztunnel.js";
 
-const dst = workload({ name: "server", namespace: "b", ip: "10.0.0.20", node: "n2", authorizationPolicies: ["b/selected", "b/selected-deny"] });
-const fromA: L4Connection = { srcIdentity: "spiffe://cluster.local/ns/a/sa/client", srcIp: "10.0.0.10", dstIp: "10.0.0.20", dstPort: 8080 };
+const dst = workload({
+  name: "server",
+  namespace: "b",
+  ip: "10.0.0.20",
+  node: "n2",
+  authorizationPolicies: ["b/selected", "b/selected-deny"],
+});
+const fromA: L4Connection = {
+  srcIdentity: "spiffe://cluster.local/ns/a/sa/client",
+  srcIp: "10.0.0.10",
+  dstIp: "10.0.0.20",
+  dstPort: 8080,
+};
 const plaintext: L4Connection = { srcIp: "192.168.1.5", dstIp: "10.0.0.20", dstPort: 8080 };
 
 const rule = (...matches: AuthzMatch[]): AuthzRule => ({ clauses: [{ matches }] });
-const allow = (name: string, rules: AuthzRule[], over: Partial<AuthzPolicy> = {}) => policy({ name, namespace: "b", action: "allow", rules, ...over });
-const deny = (name: string, rules: AuthzRule[], over: Partial<AuthzPolicy> = {}) => policy({ name, namespace: "b", action: "deny", rules, ...over });
+const allow = (name: string, rules: AuthzRule[], over: Partial<AuthzPolicy> = {}) =>
+  policy({ name, namespace: "b", action: "allow", rules, ...over });
+const deny = (name: string, rules: AuthzRule[], over: Partial<AuthzPolicy> = {}) =>
+  policy({ name, namespace: "b", action: "deny", rules, ...over });
 
 interface Case {
   name: string;
@@ -26,7 +45,9 @@ const cases: Case[] = [
   { name: "no policies: allow", policies: [], want: { allow: true, reason: "no_allow_policies" } },
   {
     name: "DENY matching namespace denies, naming policy and rule",
-    policies: [deny("deny-a", [rule({ namespaces: [{ exact: "x" }] }), rule({ namespaces: [{ exact: "a" }] })])],
+    policies: [
+      deny("deny-a", [rule({ namespaces: [{ exact: "x" }] }), rule({ namespaces: [{ exact: "a" }] })]),
+    ],
     want: { allow: false, reason: "deny_policy", policy: "b/deny-a", rule: 1 },
   },
   {
@@ -36,7 +57,10 @@ const cases: Case[] = [
   },
   {
     name: "DENY wins over a matching ALLOW",
-    policies: [allow("allow-a", [rule({ namespaces: [{ exact: "a" }] })]), deny("deny-port", [rule({ destinationPorts: [8080] })])],
+    policies: [
+      allow("allow-a", [rule({ namespaces: [{ exact: "a" }] })]),
+      deny("deny-port", [rule({ destinationPorts: [8080] })]),
+    ],
     want: { allow: false, reason: "deny_policy", policy: "b/deny-port" },
   },
   {
@@ -46,7 +70,9 @@ const cases: Case[] = [
   },
   {
     name: "ALLOW matching the full spiffe URI too",
-    policies: [allow("allow-p", [rule({ principals: [{ exact: "spiffe://cluster.local/ns/a/sa/client" }] })])],
+    policies: [
+      allow("allow-p", [rule({ principals: [{ exact: "spiffe://cluster.local/ns/a/sa/client" }] })]),
+    ],
     want: { allow: true, reason: "allow_policy" },
   },
   {
@@ -71,12 +97,23 @@ const cases: Case[] = [
   },
   {
     name: "ALLOW rule carrying HTTP-only fields (a clause with no matches) matches nothing at L4",
-    policies: [allow("allow-get", [{ clauses: [{ matches: [{ namespaces: [{ exact: "a" }] }] }, { matches: [] }] }])],
+    policies: [
+      allow("allow-get", [{ clauses: [{ matches: [{ namespaces: [{ exact: "a" }] }] }, { matches: [] }] }]),
+    ],
     want: { allow: false, reason: "no_allow_match" },
   },
   {
     name: "clauses AND: all must match",
-    policies: [allow("and", [{ clauses: [{ matches: [{ namespaces: [{ exact: "a" }] }] }, { matches: [{ destinationPorts: [9090] }] }] }])],
+    policies: [
+      allow("and", [
+        {
+          clauses: [
+            { matches: [{ namespaces: [{ exact: "a" }] }] },
+            { matches: [{ destinationPorts: [9090] }] },
+          ],
+        },
+      ]),
+    ],
     want: { allow: false, reason: "no_allow_match" },
   },
   {
@@ -96,7 +133,11 @@ const cases: Case[] = [
   },
   {
     name: "prefix and suffix string matches",
-    policies: [allow("pre", [rule({ principals: [{ prefix: "cluster.local/ns/a/" }], namespaces: [{ suffix: "a" }] })])],
+    policies: [
+      allow("pre", [
+        rule({ principals: [{ prefix: "cluster.local/ns/a/" }], namespaces: [{ suffix: "a" }] }),
+      ]),
+    ],
     want: { allow: true },
   },
   {
@@ -106,7 +147,9 @@ const cases: Case[] = [
   },
   {
     name: "notServiceAccounts",
-    policies: [deny("not-sa", [rule({ notServiceAccounts: [{ namespace: "a", serviceAccount: "client" }] })])],
+    policies: [
+      deny("not-sa", [rule({ notServiceAccounts: [{ namespace: "a", serviceAccount: "client" }] })]),
+    ],
     want: { allow: true },
   },
   {
@@ -121,7 +164,11 @@ const cases: Case[] = [
   },
   {
     name: "destination IP and notDestinationPorts",
-    policies: [deny("d", [rule({ destinationIps: [{ address: "10.0.0.20", length: 32 }], notDestinationPorts: [8080] })])],
+    policies: [
+      deny("d", [
+        rule({ destinationIps: [{ address: "10.0.0.20", length: 32 }], notDestinationPorts: [8080] }),
+      ]),
+    ],
     want: { allow: true },
   },
   {
@@ -148,14 +195,34 @@ const cases: Case[] = [
   },
   {
     name: "scope: a global policy applies everywhere",
-    policies: [policy({ name: "deny-all", namespace: "istio-system", scope: "global", action: "deny", rules: [{ clauses: [] }] })],
+    policies: [
+      policy({
+        name: "deny-all",
+        namespace: "istio-system",
+        scope: "global",
+        action: "deny",
+        rules: [{ clauses: [] }],
+      }),
+    ],
     want: { allow: false, policy: "istio-system/deny-all" },
   },
   {
     name: "scope: a workload policy applies only when the workload lists it",
     policies: [
-      policy({ name: "not-selected", namespace: "b", scope: "workload", action: "deny", rules: [{ clauses: [] }] }),
-      policy({ name: "selected", namespace: "b", scope: "workload", action: "allow", rules: [rule({ namespaces: [{ exact: "a" }] })] }),
+      policy({
+        name: "not-selected",
+        namespace: "b",
+        scope: "workload",
+        action: "deny",
+        rules: [{ clauses: [] }],
+      }),
+      policy({
+        name: "selected",
+        namespace: "b",
+        scope: "workload",
+        action: "allow",
+        rules: [rule({ namespaces: [{ exact: "a" }] })],
+      }),
     ],
     want: { allow: true, reason: "allow_policy", policy: "b/selected" },
   },
@@ -167,7 +234,11 @@ const cases: Case[] = [
   {
     name: "dry run: never enforced, but reported",
     policies: [deny("dry", [{ clauses: [] }], { dryRun: true })],
-    want: { allow: true, reason: "no_allow_policies", dryRun: [{ policy: "b/dry", rule: 0, action: "deny" }] },
+    want: {
+      allow: true,
+      reason: "no_allow_policies",
+      dryRun: [{ policy: "b/dry", rule: 0, action: "deny" }],
+    },
   },
   {
     name: "IPv6 CIDR against an IPv4 source does not match",
@@ -180,7 +251,8 @@ for (const c of cases) {
   t.test(c.name, async (tt) => {
     const got = authorize(c.conn ?? fromA, dst, c.policies);
     tt.match(got, c.want);
-    if (c.want.policy === undefined && !("policy" in c.want) && c.want.reason?.startsWith("no_")) tt.equal(got.policy, undefined);
+    if (c.want.policy === undefined && !("policy" in c.want) && c.want.reason?.startsWith("no_"))
+      tt.equal(got.policy, undefined);
   });
 }
 
@@ -199,13 +271,17 @@ t.test("CIDR arithmetic", async (tt) => {
 
 t.test("property: a matching DENY always denies, whatever ALLOWs exist", async () => {
   fc.assert(
-    fc.property(fc.array(fc.constantFrom("a", "b", "z"), { maxLength: 4 }), fc.boolean(), (allowNs, withAllow) => {
-      const ps = [
-        ...(withAllow ? [allow("al", [rule({ namespaces: allowNs.map((exact) => ({ exact })) })])] : []),
-        deny("dn", [rule({ namespaces: [{ exact: "a" }] })]),
-      ];
-      const d = authorize(fromA, dst, ps);
-      return !d.allow && d.policy === "b/dn";
-    }),
+    fc.property(
+      fc.array(fc.constantFrom("a", "b", "z"), { maxLength: 4 }),
+      fc.boolean(),
+      (allowNs, withAllow) => {
+        const ps = [
+          ...(withAllow ? [allow("al", [rule({ namespaces: allowNs.map((exact) => ({ exact })) })])] : []),
+          deny("dn", [rule({ namespaces: [{ exact: "a" }] })]),
+        ];
+        const d = authorize(fromA, dst, ps);
+        return !d.allow && d.policy === "b/dn";
+      },
+    ),
   );
 });

@@ -7,14 +7,14 @@ import type { ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import t from "tap";
 import { HboneClient } from "../../core/hbone/client.js";
-import { type HboneStreamInfo, HboneServer } from "../../core/hbone/server.js";
+import { HboneServer, type HboneStreamInfo } from "../../core/hbone/server.js";
 import type { IpPort } from "../../core/hbone/types.js";
 import { tcpMetrics } from "../../core/telemetry/metrics.js";
-import { MeshState, workloadIdentity } from "../../ztunnel/state/mesh-state.js";
 import { authzDenials, connectFailures, inboundRefused } from "../../ztunnel/proxy/conn-telemetry.js";
 import { InboundProxy } from "../../ztunnel/proxy/inbound.js";
 import { OutboundProxy } from "../../ztunnel/proxy/outbound.js";
 import { PlaintextInboundProxy } from "../../ztunnel/proxy/plaintext-inbound.js";
+import { MeshState, workloadIdentity } from "../../ztunnel/state/mesh-state.js";
 import { makePki } from "./fixtures-pki.js";
 import {
   type AppConnEnd,
@@ -70,12 +70,27 @@ const server = workload({
   namespace: "b",
   ip: SERVER_IP,
   node: "node-2",
-  services: { [svc.key]: [{ servicePort: 80, targetPort: APP_PORT }], [svcWp.key]: [{ servicePort: 80, targetPort: APP_PORT }] },
+  services: {
+    [svc.key]: [{ servicePort: 80, targetPort: APP_PORT }],
+    [svcWp.key]: [{ servicePort: 80, targetPort: APP_PORT }],
+  },
 });
 const otherLocal = workload({ name: "other", namespace: "b", ip: OTHER_LOCAL_IP, node: "node-2" });
 const remotePod = workload({ name: "remote", namespace: "c", ip: REMOTE_POD_IP, node: "node-3" });
-const unenrolled = workload({ name: "legacy", namespace: "d", ip: UNENROLLED_IP, node: "node-2", tunnel: "none" });
-const waypoint = workload({ name: "waypoint", namespace: "b", ip: WAYPOINT_IP, node: "node-2", serviceAccount: "waypoint" });
+const unenrolled = workload({
+  name: "legacy",
+  namespace: "d",
+  ip: UNENROLLED_IP,
+  node: "node-2",
+  tunnel: "none",
+});
+const waypoint = workload({
+  name: "waypoint",
+  namespace: "b",
+  ip: WAYPOINT_IP,
+  node: "node-2",
+  serviceAccount: "waypoint",
+});
 const state = new MeshState();
 state.applyAddresses([svc, svcWp, svcEmpty, client, server, otherLocal, remotePod, unenrolled, waypoint]);
 
@@ -87,7 +102,10 @@ t.teardown(() => hbone.destroy());
 // node-2's ztunnel: HBONE in-pod listener for the server pod, plaintext inbound.
 const inbound = new InboundProxy({ state, node: "node-2" });
 const hboneServer = new HboneServer({ handler: inbound.handler });
-await hboneServer.listen({ host: SERVER_IP, port: 15008 }, { cert: () => certs.get(workloadIdentity(server)), podUid: server.uid, name: "server" });
+await hboneServer.listen(
+  { host: SERVER_IP, port: 15008 },
+  { cert: () => certs.get(workloadIdentity(server)), podUid: server.uid, name: "server" },
+);
 t.teardown(() => hboneServer.close());
 const plaintext = new PlaintextInboundProxy({ state, node: "node-2" });
 const plaintextCapture = net.createServer({ allowHalfOpen: true }, (s) =>
@@ -106,7 +124,10 @@ const waypointServer = new HboneServer({
     stream.pipe(stream);
   },
 });
-await waypointServer.listen({ host: WAYPOINT_IP, port: 15008 }, { cert: () => certs.get(workloadIdentity(waypoint)) });
+await waypointServer.listen(
+  { host: WAYPOINT_IP, port: 15008 },
+  { cert: () => certs.get(workloadIdentity(waypoint)) },
+);
 t.teardown(() => waypointServer.close());
 
 /** As if the client pod's connection to origDst was captured on 15001: a connected socket. */
@@ -127,7 +148,11 @@ async function captureFor(origDst: IpPort): Promise<number> {
 }
 
 const srcLabels = { reporter: "source", source_workload: "client", destination_workload: "server" };
-const dstLabels = { reporter: "destination", source_principal: workloadIdentity(client), destination_workload: "server" };
+const dstLabels = {
+  reporter: "destination",
+  source_principal: workloadIdentity(client),
+  destination_workload: "server",
+};
 
 t.test("service VIP: bytes both ways over HBONE, half-close, metrics on both sides", async (tt) => {
   const opened = await metricValue(tcpMetrics.opened, { ...srcLabels, destination_service: svc.hostname });
@@ -142,7 +167,14 @@ t.test("service VIP: bytes both ways over HBONE, half-close, metrics on both sid
   tt.ok(r.ended);
   tt.equal(r.error, undefined);
   await Promise.all([outbound.whenIdle(), inbound.whenIdle()]);
-  tt.equal(await metricValue(tcpMetrics.opened, { ...srcLabels, destination_service: svc.hostname, connection_security_policy: "mutual_tls" }), opened + 1);
+  tt.equal(
+    await metricValue(tcpMetrics.opened, {
+      ...srcLabels,
+      destination_service: svc.hostname,
+      connection_security_policy: "mutual_tls",
+    }),
+    opened + 1,
+  );
   tt.equal(await metricValue(tcpMetrics.sent, srcLabels), sent + 5);
   tt.equal(await metricValue(tcpMetrics.received, srcLabels), received + 10);
   tt.equal(await metricValue(tcpMetrics.closed, dstLabels), dstClosed + 1, "the destination reported too");
@@ -178,7 +210,12 @@ t.test("a reset by the client reaches the application", async (tt) => {
 
 t.test("a DENY policy refuses the connection and is counted", async (tt) => {
   state.applyPolicies([
-    policy({ name: "deny-a", namespace: "b", action: "deny", rules: [{ clauses: [{ matches: [{ namespaces: [{ exact: "a" }] }] }] }] }),
+    policy({
+      name: "deny-a",
+      namespace: "b",
+      action: "deny",
+      rules: [{ clauses: [{ matches: [{ namespaces: [{ exact: "a" }] }] }] }],
+    }),
   ]);
   tt.teardown(() => state.applyPolicies([], ["b/deny-a"]));
   const denials = await metricValue(authzDenials, { reason: "deny_policy" });
@@ -194,7 +231,12 @@ t.test("a DENY policy refuses the connection and is counted", async (tt) => {
 
 t.test("an ALLOW policy for another namespace denies by default-deny", async (tt) => {
   state.applyPolicies([
-    policy({ name: "allow-z", namespace: "b", action: "allow", rules: [{ clauses: [{ matches: [{ namespaces: [{ exact: "z" }] }] }] }] }),
+    policy({
+      name: "allow-z",
+      namespace: "b",
+      action: "allow",
+      rules: [{ clauses: [{ matches: [{ namespaces: [{ exact: "z" }] }] }] }],
+    }),
   ]);
   tt.teardown(() => state.applyPolicies([], ["b/allow-z"]));
   const s = await captured({ ip: VIP, port: 80 });
@@ -213,9 +255,19 @@ t.test("a CONNECT to a pod that is not local (or not the listener's pod) is refu
     dstIp: SERVER_IP,
     authority,
   });
-  tt.match(await c.connect(req(`${REMOTE_POD_IP}:80`)).catch((e: unknown) => e), { reason: "status", status: 400 });
-  tt.match(await c.connect(req(`${OTHER_LOCAL_IP}:80`)).catch((e: unknown) => e), { reason: "status", status: 400 });
-  tt.match(await c.connect(req(`${ip(222)}:80`)).catch((e: unknown) => e), { reason: "status", status: 400 }, "unknown IP");
+  tt.match(await c.connect(req(`${REMOTE_POD_IP}:80`)).catch((e: unknown) => e), {
+    reason: "status",
+    status: 400,
+  });
+  tt.match(await c.connect(req(`${OTHER_LOCAL_IP}:80`)).catch((e: unknown) => e), {
+    reason: "status",
+    status: 400,
+  });
+  tt.match(
+    await c.connect(req(`${ip(222)}:80`)).catch((e: unknown) => e),
+    { reason: "status", status: 400 },
+    "unknown IP",
+  );
   tt.equal(await metricValue(inboundRefused, { reason: "NOT_LOCAL" }), before + 3);
   // The same session still carries a good stream.
   const s = await c.connect(req(`${SERVER_IP}:${APP_PORT}`));
@@ -229,13 +281,19 @@ t.test("a CONNECT to a pod that is not local (or not the listener's pod) is refu
 });
 
 t.test("a destination outside the mesh passes through untouched", async (tt) => {
-  const opened = await metricValue(tcpMetrics.opened, { reporter: "source", connection_security_policy: "none" });
+  const opened = await metricValue(tcpMetrics.opened, {
+    reporter: "source",
+    connection_security_policy: "none",
+  });
   const s = await captured({ ip: PLAIN_IP, port: PLAIN_PORT });
   s.end("plain");
   const r = await readAll(s);
   tt.equal(r.data, "plainEND:5");
   await outbound.whenIdle();
-  tt.equal(await metricValue(tcpMetrics.opened, { reporter: "source", connection_security_policy: "none" }), opened + 1);
+  tt.equal(
+    await metricValue(tcpMetrics.opened, { reporter: "source", connection_security_policy: "none" }),
+    opened + 1,
+  );
 });
 
 t.test("an un-enrolled mesh workload is reached directly, in plain", async (tt) => {
@@ -251,15 +309,18 @@ t.test("passthrough to a closed port resets the client", async (tt) => {
   tt.equal(r.error, "ECONNRESET");
 });
 
-t.test("a service with a waypoint is tunnelled to the waypoint with the original VIP as authority", async (tt) => {
-  waypointSeen.length = 0;
-  const s = await captured({ ip: VIP_WP, port: 80 });
-  s.end("via waypoint");
-  const r = await readAll(s);
-  tt.equal(r.data, "via waypoint");
-  tt.same(waypointSeen[0]?.authority, { ip: VIP_WP, port: 80 });
-  tt.equal(waypointSeen[0]?.peerIdentity, workloadIdentity(client));
-});
+t.test(
+  "a service with a waypoint is tunnelled to the waypoint with the original VIP as authority",
+  async (tt) => {
+    waypointSeen.length = 0;
+    const s = await captured({ ip: VIP_WP, port: 80 });
+    s.end("via waypoint");
+    const r = await readAll(s);
+    tt.equal(r.data, "via waypoint");
+    tt.same(waypointSeen[0]?.authority, { ip: VIP_WP, port: 80 });
+    tt.equal(waypointSeen[0]?.peerIdentity, workloadIdentity(client));
+  },
+);
 
 t.test("a service without healthy endpoints resets the client and counts", async (tt) => {
   const before = await metricValue(connectFailures, { reason: "no_healthy_endpoint" });
@@ -288,21 +349,24 @@ t.test("plaintext inbound: PERMISSIVE lets it through, STRICT refuses it", async
   tt.equal(await metricValue(inboundRefused, { reason: "STRICT_MTLS" }), before + 1);
 });
 
-t.test("plaintext inbound: Istio's converted STRICT policy (DENY notPrincipals presence) refuses it", async (tt) => {
-  state.applyPolicies([
-    policy({
-      name: "istio_converted_static_strict",
-      namespace: "b",
-      action: "deny",
-      rules: [{ clauses: [{ matches: [{ notPrincipals: [{ presence: true }] }] }] }],
-    }),
-  ]);
-  tt.teardown(() => state.applyPolicies([], ["b/istio_converted_static_strict"]));
-  const port = (plaintextCapture.address() as net.AddressInfo).port;
-  const r = await dial(PLAIN_IP, SERVER_IP, port).done;
-  tt.equal(r.error, "ECONNRESET");
-  // ...while mTLS traffic from the mesh is still allowed.
-  const m = await captured({ ip: VIP, port: 80 });
-  m.end("mesh");
-  tt.equal((await readAll(m)).data, "meshEND:4");
-});
+t.test(
+  "plaintext inbound: Istio's converted STRICT policy (DENY notPrincipals presence) refuses it",
+  async (tt) => {
+    state.applyPolicies([
+      policy({
+        name: "istio_converted_static_strict",
+        namespace: "b",
+        action: "deny",
+        rules: [{ clauses: [{ matches: [{ notPrincipals: [{ presence: true }] }] }] }],
+      }),
+    ]);
+    tt.teardown(() => state.applyPolicies([], ["b/istio_converted_static_strict"]));
+    const port = (plaintextCapture.address() as net.AddressInfo).port;
+    const r = await dial(PLAIN_IP, SERVER_IP, port).done;
+    tt.equal(r.error, "ECONNRESET");
+    // ...while mTLS traffic from the mesh is still allowed.
+    const m = await captured({ ip: VIP, port: 80 });
+    m.end("mesh");
+    tt.equal((await readAll(m)).data, "meshEND:4");
+  },
+);

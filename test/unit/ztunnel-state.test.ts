@@ -1,17 +1,37 @@
 // MeshState: the address index the proxy consults.
 import t from "tap";
-import { MeshState, workloadIdentity } from "../../ztunnel/state/mesh-state.js";
 import { planOutbound } from "../../ztunnel/proxy/outbound.js";
+import { MeshState, workloadIdentity } from "../../ztunnel/state/mesh-state.js";
 import { policy, service, workload } from "./fixtures-ztunnel.js";
 
 const svc = service({ name: "web", namespace: "b", vip: "10.96.0.10", port: 80, targetPort: 8080 });
-const wpSvc = service({ name: "waypoint", namespace: "b", vip: "10.96.0.99", port: 15008, targetPort: 15008 });
+const wpSvc = service({
+  name: "waypoint",
+  namespace: "b",
+  vip: "10.96.0.99",
+  port: 15008,
+  targetPort: 15008,
+});
 const backs = (port: number) => ({ [svc.key]: [{ servicePort: 80, targetPort: port }] });
 const w1 = workload({ name: "web-1", namespace: "b", ip: "10.0.2.1", node: "n2", services: backs(8080) });
 const w2 = workload({ name: "web-2", namespace: "b", ip: "10.0.2.2", node: "n2", services: backs(9090) });
-const w3 = workload({ name: "web-3", namespace: "b", ip: "10.0.3.3", node: "n3", services: backs(8080), healthy: false });
+const w3 = workload({
+  name: "web-3",
+  namespace: "b",
+  ip: "10.0.3.3",
+  node: "n3",
+  services: backs(8080),
+  healthy: false,
+});
 const client = workload({ name: "client", namespace: "a", ip: "10.0.1.1", node: "n1" });
-const wp = workload({ name: "waypoint-0", namespace: "b", ip: "10.0.2.9", node: "n2", serviceAccount: "waypoint", services: { [wpSvc.key]: [{ servicePort: 15008, targetPort: 15008 }] } });
+const wp = workload({
+  name: "waypoint-0",
+  namespace: "b",
+  ip: "10.0.2.9",
+  node: "n2",
+  serviceAccount: "waypoint",
+  services: { [wpSvc.key]: [{ servicePort: 15008, targetPort: 15008 }] },
+});
 
 function fresh(): MeshState {
   const s = new MeshState();
@@ -36,7 +56,10 @@ t.test("pickEndpoint: round robin over healthy backends with per-workload target
     ["10.0.2.1:8080", "10.0.2.2:9090", "10.0.2.1:8080", "10.0.2.2:9090"],
   );
   tt.equal(s.pickEndpoint(svc, 81), undefined, "a port the service does not declare");
-  s.applyAddresses([{ ...w1, healthy: false }, { ...w2, healthy: false }]);
+  s.applyAddresses([
+    { ...w1, healthy: false },
+    { ...w2, healthy: false },
+  ]);
   tt.equal(s.pickEndpoint(svc, 80), undefined, "no healthy endpoint");
 });
 
@@ -50,7 +73,14 @@ t.test("removal by resource name and re-indexing on update", async (tt) => {
   tt.equal(s.lookup("10.0.2.2"), undefined, "old IP unindexed");
   tt.match(s.lookup("10.0.2.22"), { kind: "workload" });
   s.applyAddresses([{ kind: "service", service: svc }]);
-  tt.same(s.endpointsOf(svc).map((w) => w.name).sort(), ["web-2", "web-3"], "the codec's tagged form works too");
+  tt.same(
+    s
+      .endpointsOf(svc)
+      .map((w) => w.name)
+      .sort(),
+    ["web-2", "web-3"],
+    "the codec's tagged form works too",
+  );
 });
 
 t.test("a colliding pod IP is refused: the first holder keeps it", async (tt) => {
@@ -60,7 +90,11 @@ t.test("a colliding pod IP is refused: the first holder keeps it", async (tt) =>
   tt.equal(s.workloadByIp("10.0.2.1")?.name, "web-1");
   tt.ok(s.workload(intruder.uid), "still known by uid");
   s.applyAddresses([], [w1.uid]);
-  tt.equal(s.workloadByIp("10.0.2.1"), undefined, "released when the holder goes (the intruder must be re-sent)");
+  tt.equal(
+    s.workloadByIp("10.0.2.1"),
+    undefined,
+    "released when the holder goes (the intruder must be re-sent)",
+  );
 });
 
 t.test("policiesFor: global + namespace + selected workload policies", async (tt) => {
@@ -72,17 +106,42 @@ t.test("policiesFor: global + namespace + selected workload policies", async (tt
     policy({ name: "sel", namespace: "b", scope: "workload", action: "allow" }),
   ]);
   const target = { ...w1, authorizationPolicies: ["b/sel"] };
-  tt.same(s.policiesFor(target).map((p) => p.name).sort(), ["g", "ns-b", "sel"]);
+  tt.same(
+    s
+      .policiesFor(target)
+      .map((p) => p.name)
+      .sort(),
+    ["g", "ns-b", "sel"],
+  );
   s.applyPolicies([], ["b/ns-b"]);
-  tt.same(s.policiesFor(target).map((p) => p.name).sort(), ["g", "sel"]);
+  tt.same(
+    s
+      .policiesFor(target)
+      .map((p) => p.name)
+      .sort(),
+    ["g", "sel"],
+  );
 });
 
 t.test("waypoints resolve through a workload IP, a service VIP or a hostname", async (tt) => {
   const s = fresh();
-  tt.match(s.resolveGateway({ address: "10.0.2.9", hboneMtlsPort: 15008 }), { ip: "10.0.2.9", port: 15008, identity: workloadIdentity(wp) });
-  tt.match(s.resolveGateway({ address: "10.96.0.99", hboneMtlsPort: 15008 }), { ip: "10.0.2.9", identity: workloadIdentity(wp) });
-  tt.match(s.resolveGateway({ hostname: { namespace: "b", hostname: wpSvc.hostname }, hboneMtlsPort: 15008 }), { ip: "10.0.2.9" });
-  tt.equal(s.resolveGateway({ hostname: { namespace: "b", hostname: "nope" }, hboneMtlsPort: 15008 }), undefined);
+  tt.match(s.resolveGateway({ address: "10.0.2.9", hboneMtlsPort: 15008 }), {
+    ip: "10.0.2.9",
+    port: 15008,
+    identity: workloadIdentity(wp),
+  });
+  tt.match(s.resolveGateway({ address: "10.96.0.99", hboneMtlsPort: 15008 }), {
+    ip: "10.0.2.9",
+    identity: workloadIdentity(wp),
+  });
+  tt.match(
+    s.resolveGateway({ hostname: { namespace: "b", hostname: wpSvc.hostname }, hboneMtlsPort: 15008 }),
+    { ip: "10.0.2.9" },
+  );
+  tt.equal(
+    s.resolveGateway({ hostname: { namespace: "b", hostname: "nope" }, hboneMtlsPort: 15008 }),
+    undefined,
+  );
 });
 
 t.test("planOutbound: VIP → endpoint, pod → direct, waypoint, passthrough, refuse", async (tt) => {
@@ -94,8 +153,14 @@ t.test("planOutbound: VIP → endpoint, pod → direct, waypoint, passthrough, r
     peerIdentity: workloadIdentity(w1),
     viaWaypoint: false,
   });
-  tt.match(planOutbound(s, { ip: "10.0.2.2", port: 7000 }, client), { kind: "hbone", authority: "10.0.2.2:7000" });
-  tt.match(planOutbound(s, { ip: "8.8.8.8", port: 53 }, client), { kind: "passthrough", reason: "not_in_mesh" });
+  tt.match(planOutbound(s, { ip: "10.0.2.2", port: 7000 }, client), {
+    kind: "hbone",
+    authority: "10.0.2.2:7000",
+  });
+  tt.match(planOutbound(s, { ip: "8.8.8.8", port: 53 }, client), {
+    kind: "passthrough",
+    reason: "not_in_mesh",
+  });
   s.applyAddresses([{ ...svc, waypoint: { address: "10.96.0.99", hboneMtlsPort: 15008 } }]);
   tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, client), {
     kind: "hbone",
@@ -103,17 +168,34 @@ t.test("planOutbound: VIP → endpoint, pod → direct, waypoint, passthrough, r
     authority: "10.96.0.10:80",
     viaWaypoint: true,
   });
-  tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, wp), { kind: "hbone", viaWaypoint: false }, "the waypoint itself goes to the endpoint");
+  tt.match(
+    planOutbound(s, { ip: "10.96.0.10", port: 80 }, wp),
+    { kind: "hbone", viaWaypoint: false },
+    "the waypoint itself goes to the endpoint",
+  );
   s.applyAddresses([{ ...svc, waypoint: { address: "10.96.0.250", hboneMtlsPort: 15008 } }]);
-  tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, client), { kind: "refuse", reason: "waypoint_unresolved" });
+  tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, client), {
+    kind: "refuse",
+    reason: "waypoint_unresolved",
+  });
   s.applyAddresses([svc, { ...w1, tunnel: "none" }, { ...w2, healthy: false }]);
-  tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, client), { kind: "passthrough", reason: "not_enrolled", dst: { ip: "10.0.2.1", port: 8080 } });
+  tt.match(planOutbound(s, { ip: "10.96.0.10", port: 80 }, client), {
+    kind: "passthrough",
+    reason: "not_enrolled",
+    dst: { ip: "10.0.2.1", port: 8080 },
+  });
 });
 
 t.test("local workloads and dump", async (tt) => {
   const s = fresh();
   s.applyPolicies([policy({ name: "p", namespace: "b", action: "allow" })]);
-  tt.same(s.localWorkloads("n2").map((w) => w.name).sort(), ["waypoint-0", "web-1", "web-2"]);
+  tt.same(
+    s
+      .localWorkloads("n2")
+      .map((w) => w.name)
+      .sort(),
+    ["waypoint-0", "web-1", "web-2"],
+  );
   const d = s.dump();
   tt.equal(d.workloads.length, 5);
   tt.equal(d.services.length, 2);

@@ -11,7 +11,13 @@
 //     ALLOW rule whose HTTP-only fields cannot be checked at L4); a match
 //     when every set field matches.
 // Pure: the result names the policy and rule so `ambit why` can explain it.
-import type { AuthzMatch, AuthzPolicy, CidrMatch, MeshWorkload, StringMatch } from "../../core/model/types.js";
+import type {
+  AuthzMatch,
+  AuthzPolicy,
+  CidrMatch,
+  MeshWorkload,
+  StringMatch,
+} from "../../core/model/types.js";
 
 export interface L4Connection {
   /** spiffe://td/ns/X/sa/Y of the peer; undefined for plaintext. */
@@ -54,7 +60,11 @@ export function policyApplies(p: AuthzPolicy, dst: MeshWorkload): boolean {
   }
 }
 
-export function authorize(conn: L4Connection, dst: MeshWorkload, policies: readonly AuthzPolicy[]): AuthzDecision {
+export function authorize(
+  conn: L4Connection,
+  dst: MeshWorkload,
+  policies: readonly AuthzPolicy[],
+): AuthzDecision {
   const peer = peerOf(conn.srcIdentity);
   const allows: AuthzPolicy[] = [];
   let dryRun: AuthzDecision["dryRun"];
@@ -62,7 +72,10 @@ export function authorize(conn: L4Connection, dst: MeshWorkload, policies: reado
     if (!policyApplies(p, dst)) continue;
     if (p.dryRun) {
       const r = matchingRule(p, conn, peer);
-      if (r >= 0) (dryRun ??= []).push({ policy: `${p.namespace}/${p.name}`, rule: r, action: p.action });
+      if (r >= 0) {
+        dryRun ??= [];
+        dryRun.push({ policy: `${p.namespace}/${p.name}`, rule: r, action: p.action });
+      }
       continue;
     }
     if (p.action === "allow") {
@@ -70,12 +83,20 @@ export function authorize(conn: L4Connection, dst: MeshWorkload, policies: reado
       continue;
     }
     const r = matchingRule(p, conn, peer);
-    if (r >= 0) return withDryRun({ allow: false, policy: `${p.namespace}/${p.name}`, rule: r, reason: "deny_policy" }, dryRun);
+    if (r >= 0)
+      return withDryRun(
+        { allow: false, policy: `${p.namespace}/${p.name}`, rule: r, reason: "deny_policy" },
+        dryRun,
+      );
   }
   if (allows.length === 0) return withDryRun({ allow: true, reason: "no_allow_policies" }, dryRun);
   for (const p of allows) {
     const r = matchingRule(p, conn, peer);
-    if (r >= 0) return withDryRun({ allow: true, policy: `${p.namespace}/${p.name}`, rule: r, reason: "allow_policy" }, dryRun);
+    if (r >= 0)
+      return withDryRun(
+        { allow: true, policy: `${p.namespace}/${p.name}`, rule: r, reason: "allow_policy" },
+        dryRun,
+      );
   }
   return withDryRun({ allow: false, reason: "no_allow_match" }, dryRun);
 }
@@ -96,8 +117,19 @@ interface Peer {
 function peerOf(identity: string | undefined): Peer | undefined {
   if (!identity) return undefined;
   const m = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(identity);
-  if (!m) return { principal: identity.replace(/^spiffe:\/\//, ""), uri: identity, namespace: "", serviceAccount: "" };
-  return { principal: identity.slice(9), uri: identity, namespace: m[2] as string, serviceAccount: m[3] as string };
+  if (!m)
+    return {
+      principal: identity.replace(/^spiffe:\/\//, ""),
+      uri: identity,
+      namespace: "",
+      serviceAccount: "",
+    };
+  return {
+    principal: identity.slice(9),
+    uri: identity,
+    namespace: m[2] as string,
+    serviceAccount: m[3] as string,
+  };
 }
 
 /** Index of the first matching rule, -1 when none. */
@@ -116,7 +148,8 @@ function matchOne(m: AuthzMatch, conn: L4Connection, peer: Peer | undefined): bo
     field(
       m.serviceAccounts,
       m.notServiceAccounts,
-      (sa) => peer !== undefined && sa.namespace === peer.namespace && sa.serviceAccount === peer.serviceAccount,
+      (sa) =>
+        peer !== undefined && sa.namespace === peer.namespace && sa.serviceAccount === peer.serviceAccount,
     ) &&
     field(m.sourceIps, m.notSourceIps, (c) => cidrContains(c, conn.srcIp)) &&
     field(m.destinationIps, m.notDestinationIps, (c) => cidrContains(c, conn.dstIp)) &&
@@ -125,7 +158,11 @@ function matchOne(m: AuthzMatch, conn: L4Connection, peer: Peer | undefined): bo
 }
 
 /** A set positive list must match some entry; a negative list must match none. */
-function field<T>(pos: readonly T[] | undefined, neg: readonly T[] | undefined, f: (x: T) => boolean): boolean {
+function field<T>(
+  pos: readonly T[] | undefined,
+  neg: readonly T[] | undefined,
+  f: (x: T) => boolean,
+): boolean {
   if (pos && pos.length > 0 && !pos.some(f)) return false;
   if (neg && neg.length > 0 && neg.some(f)) return false;
   return true;
@@ -140,7 +177,8 @@ function stringMatches(s: StringMatch, v: string): boolean {
 
 function principalMatches(s: StringMatch, peer: Peer): boolean {
   // Istio writes principals without the scheme; accept the full URI too.
-  const scheme = ("exact" in s && s.exact.startsWith("spiffe://")) || ("prefix" in s && s.prefix.startsWith("spiffe://"));
+  const scheme =
+    ("exact" in s && s.exact.startsWith("spiffe://")) || ("prefix" in s && s.prefix.startsWith("spiffe://"));
   return stringMatches(s, scheme ? peer.uri : peer.principal);
 }
 

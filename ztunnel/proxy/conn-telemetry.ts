@@ -13,10 +13,11 @@ export const connectFailures = counter(
   "Connections the ztunnel could not carry to their destination, by direction and reason",
   ["direction", "reason"],
 );
-export const authzDenials = counter("ambit_authz_denials_total", "Connections denied by L4 authorization, by reason", [
-  "reason",
-  "direction",
-]);
+export const authzDenials = counter(
+  "ambit_authz_denials_total",
+  "Connections denied by L4 authorization, by reason",
+  ["reason", "direction"],
+);
 export const inboundRefused = counter(
   "ambit_inbound_refused_total",
   "Inbound connections refused before authorization (NOT_LOCAL, STRICT_MTLS, ...)",
@@ -53,7 +54,9 @@ export function istioLabelsFor(
     destination_service: service?.hostname ?? "unknown",
     destination_workload: dst.workload?.workloadName ?? "unknown",
     destination_workload_namespace: dst.workload?.namespace ?? namespaceOfIdentity(dst.identity),
-    destination_principal: dst.identity ?? (dst.workload && dst.workload.tunnel === "hbone" ? workloadIdentity(dst.workload) : "unknown"),
+    destination_principal:
+      dst.identity ??
+      (dst.workload && dst.workload.tunnel === "hbone" ? workloadIdentity(dst.workload) : "unknown"),
     connection_security_policy: mtls ? "mutual_tls" : "none",
   };
 }
@@ -80,7 +83,13 @@ export function connOpened(rec: ConnRecord): void {
  * Counts bytes and the close, and writes the access-log line. `sent` is what
  * went from the source toward the destination, `received` the other way.
  */
-export function connClosed(rec: ConnRecord, sent: number, received: number, reason: string, detail?: string): void {
+export function connClosed(
+  rec: ConnRecord,
+  sent: number,
+  received: number,
+  reason: string,
+  detail?: string,
+): void {
   tcpMetrics.closed.inc(rec.labels);
   if (sent > 0) tcpMetrics.sent.inc(rec.labels, sent);
   if (received > 0) tcpMetrics.received.inc(rec.labels, received);
@@ -89,7 +98,12 @@ export function connClosed(rec: ConnRecord, sent: number, received: number, reas
     {
       direction: rec.direction,
       src: { addr: addr(rec.src), identity: rec.src.identity, workload: name(rec.src.workload) },
-      dst: { addr: addr(rec.dst), identity: rec.dst.identity, workload: name(rec.dst.workload), service: rec.service?.hostname },
+      dst: {
+        addr: addr(rec.dst),
+        identity: rec.dst.identity,
+        workload: name(rec.dst.workload),
+        service: rec.service?.hostname,
+      },
       ...(rec.origDst ? { origDst: `${rec.origDst.ip}:${rec.origDst.port}` } : {}),
       ...(rec.tunnel ? { hbone: `${rec.tunnel.ip}:${rec.tunnel.port}`, waypoint: rec.tunnel.waypoint } : {}),
       bytesSent: sent,
@@ -103,13 +117,22 @@ export function connClosed(rec: ConnRecord, sent: number, received: number, reas
 }
 
 /** A connection refused or failed before it was established: log line, no istio_tcp_* counts. */
-export function connRefused(rec: Omit<ConnRecord, "labels">, reason: string, extra: Record<string, unknown> = {}): void {
+export function connRefused(
+  rec: Omit<ConnRecord, "labels">,
+  reason: string,
+  extra: Record<string, unknown> = {},
+): void {
   if (!accessLog.isLevelEnabled("info")) return;
   accessLog.info(
     {
       direction: rec.direction,
       src: { addr: addr(rec.src), identity: rec.src.identity, workload: name(rec.src.workload) },
-      dst: { addr: addr(rec.dst), identity: rec.dst.identity, workload: name(rec.dst.workload), service: rec.service?.hostname },
+      dst: {
+        addr: addr(rec.dst),
+        identity: rec.dst.identity,
+        workload: name(rec.dst.workload),
+        service: rec.service?.hostname,
+      },
       ...(rec.origDst ? { origDst: `${rec.origDst.ip}:${rec.origDst.port}` } : {}),
       durationMs: Date.now() - rec.start,
       reason,

@@ -52,7 +52,12 @@ export function localDestination(
 }
 
 /** The source as the model knows it: the workload at the peer's IP, when its identity agrees. */
-export function sourceParty(state: MeshState, ip: string, port: number | undefined, identity: string | undefined): ConnParty {
+export function sourceParty(
+  state: MeshState,
+  ip: string,
+  port: number | undefined,
+  identity: string | undefined,
+): ConnParty {
   const w = state.workloadByIp(ip);
   const agrees = w && (identity === undefined ? w.tunnel !== "hbone" : workloadIdentity(w) === identity);
   return { ip, port, identity, workload: agrees ? w : undefined };
@@ -103,17 +108,26 @@ export class InboundProxy {
     dst.workload = w;
     dst.identity = workloadIdentity(w);
     const decision = authorize(
-      { srcIdentity: info.peerIdentity, srcIp: info.peerAddress, dstIp: info.authority.ip, dstPort: info.authority.port },
+      {
+        srcIdentity: info.peerIdentity,
+        srcIp: info.peerAddress,
+        dstIp: info.authority.ip,
+        dstPort: info.authority.port,
+      },
       w,
       state.policiesFor(w),
     );
     const service = state.servicesServedOn(w, info.authority.port)[0];
     if (!decision.allow) {
       authzDenials.inc({ reason: decision.reason, direction: "inbound" });
-      connRefused({ direction: "inbound", src, dst, start, ...(service ? { service } : {}) }, "AUTHZ_DENIED", {
-        authz: decision.reason,
-        ...(decision.policy ? { policy: decision.policy, rule: decision.rule } : {}),
-      });
+      connRefused(
+        { direction: "inbound", src, dst, start, ...(service ? { service } : {}) },
+        "AUTHZ_DENIED",
+        {
+          authz: decision.reason,
+          ...(decision.policy ? { policy: decision.policy, rule: decision.rule } : {}),
+        },
+      );
       respond(stream, 401);
       return;
     }

@@ -4,7 +4,7 @@
 // Then apply it: open the HBONE stream presenting the source's identity (or
 // a plain TCP connection marked so capture does not loop) and splice.
 import net from "node:net";
-import { bridge, type Bridge, bridgeSockets, resetStream } from "../../core/hbone/bridge.js";
+import { type Bridge, bridge, bridgeSockets, resetStream } from "../../core/hbone/bridge.js";
 import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
 import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
@@ -39,7 +39,12 @@ export type OutboundPlan =
       service?: MeshService;
       workload?: MeshWorkload;
     }
-  | { kind: "refuse"; reason: "no_healthy_endpoint" | "waypoint_unresolved"; service?: MeshService; workload?: MeshWorkload };
+  | {
+      kind: "refuse";
+      reason: "no_healthy_endpoint" | "waypoint_unresolved";
+      service?: MeshService;
+      workload?: MeshWorkload;
+    };
 
 /** Decides where a captured connection goes. Pure but for the round-robin cursor in MeshState. */
 export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWorkload): OutboundPlan {
@@ -67,7 +72,13 @@ export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWork
     const ep = state.pickEndpoint(service, origDst.port);
     if (!ep) return { kind: "refuse", reason: "no_healthy_endpoint", service };
     if (ep.workload.tunnel !== "hbone") {
-      return { kind: "passthrough", dst: { ip: ep.ip, port: ep.targetPort }, reason: "not_enrolled", service, workload: ep.workload };
+      return {
+        kind: "passthrough",
+        dst: { ip: ep.ip, port: ep.targetPort },
+        reason: "not_enrolled",
+        service,
+        workload: ep.workload,
+      };
     }
     return {
       kind: "hbone",
@@ -127,7 +138,9 @@ export class OutboundProxy {
   private pending = 0;
 
   constructor(private readonly opts: OutboundOptions) {
-    this.connectPlain = opts.connectPlain ?? ((dst) => net.connect({ host: dst.ip, port: dst.port, allowHalfOpen: true, noDelay: true }));
+    this.connectPlain =
+      opts.connectPlain ??
+      ((dst) => net.connect({ host: dst.ip, port: dst.port, allowHalfOpen: true, noDelay: true }));
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   }
 
@@ -153,7 +166,10 @@ export class OutboundProxy {
     };
     if (plan.kind === "refuse") {
       connectFailures.inc({ direction: "outbound", reason: plan.reason });
-      connRefused({ ...base, dst: { ip: ctx.origDst.ip, port: ctx.origDst.port, workload: plan.workload } }, plan.reason);
+      connRefused(
+        { ...base, dst: { ip: ctx.origDst.ip, port: ctx.origDst.port, workload: plan.workload } },
+        plan.reason,
+      );
       socket.resetAndDestroy();
       return;
     }
@@ -195,7 +211,7 @@ export class OutboundProxy {
     srcIp: string,
   ): void {
     const dst = {
-      ip: plan.viaWaypoint ? base.origDst?.ip ?? plan.tunnel.ip : plan.tunnel.ip,
+      ip: plan.viaWaypoint ? (base.origDst?.ip ?? plan.tunnel.ip) : plan.tunnel.ip,
       port: Number(plan.authority.slice(plan.authority.lastIndexOf(":") + 1)),
       identity: plan.viaWaypoint ? undefined : plan.peerIdentity,
       workload: plan.viaWaypoint ? undefined : plan.workload,
@@ -204,7 +220,13 @@ export class OutboundProxy {
       ...base,
       dst,
       tunnel: { ip: plan.tunnel.ip, port: plan.tunnel.port, waypoint: plan.viaWaypoint },
-      labels: istioLabelsFor("source", base.src, plan.viaWaypoint ? { ip: dst.ip, workload: plan.workload, identity: plan.peerIdentity } : dst, plan.service, true),
+      labels: istioLabelsFor(
+        "source",
+        base.src,
+        plan.viaWaypoint ? { ip: dst.ip, workload: plan.workload, identity: plan.peerIdentity } : dst,
+        plan.service,
+        true,
+      ),
     };
     this.opts.hbone
       .connect({
@@ -234,7 +256,12 @@ export class OutboundProxy {
         },
         (err: Error) => {
           this.pending--;
-          const reason = err instanceof HboneConnectError ? (err.status === 401 || err.status === 403 ? "denied" : err.reason) : "error";
+          const reason =
+            err instanceof HboneConnectError
+              ? err.status === 401 || err.status === 403
+                ? "denied"
+                : err.reason
+              : "error";
           connectFailures.inc({ direction: "outbound", reason });
           connRefused({ ...base, dst }, `hbone_${reason}`, { error: err.message });
           socket.resetAndDestroy();
@@ -243,9 +270,17 @@ export class OutboundProxy {
       );
   }
 
-  private passthrough(socket: net.Socket, plan: Extract<OutboundPlan, { kind: "passthrough" }>, base: Omit<ConnRecord, "dst" | "labels">): void {
+  private passthrough(
+    socket: net.Socket,
+    plan: Extract<OutboundPlan, { kind: "passthrough" }>,
+    base: Omit<ConnRecord, "dst" | "labels">,
+  ): void {
     const dst = { ip: plan.dst.ip, port: plan.dst.port, workload: plan.workload };
-    const rec: ConnRecord = { ...base, dst, labels: istioLabelsFor("source", base.src, dst, plan.service, false) };
+    const rec: ConnRecord = {
+      ...base,
+      dst,
+      labels: istioLabelsFor("source", base.src, dst, plan.service, false),
+    };
     let upstream: net.Socket;
     try {
       upstream = this.connectPlain(plan.dst);
@@ -261,7 +296,10 @@ export class OutboundProxy {
     const onFail = (err: Error & { code?: string }) => {
       clearTimeout(timer);
       this.pending--;
-      connectFailures.inc({ direction: "passthrough", reason: err.message === "connect timeout" ? "timeout" : "error" });
+      connectFailures.inc({
+        direction: "passthrough",
+        reason: err.message === "connect timeout" ? "timeout" : "error",
+      });
       connRefused({ ...base, dst }, "connect_error", { error: err.code ?? err.message });
       socket.resetAndDestroy();
       this.settled();

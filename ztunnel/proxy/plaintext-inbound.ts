@@ -85,14 +85,22 @@ export class PlaintextInboundProxy {
       socket.resetAndDestroy();
       return;
     }
-    const decision = authorize({ srcIp, dstIp: ctx.origDst.ip, dstPort: ctx.origDst.port }, w, state.policiesFor(w));
+    const decision = authorize(
+      { srcIp, dstIp: ctx.origDst.ip, dstPort: ctx.origDst.port },
+      w,
+      state.policiesFor(w),
+    );
     const service = state.servicesServedOn(w, ctx.origDst.port)[0];
     if (!decision.allow) {
       authzDenials.inc({ reason: decision.reason, direction: "plaintext_inbound" });
-      connRefused({ direction: "plaintext_inbound", src, dst, start, ...(service ? { service } : {}) }, "AUTHZ_DENIED", {
-        authz: decision.reason,
-        ...(decision.policy ? { policy: decision.policy, rule: decision.rule } : {}),
-      });
+      connRefused(
+        { direction: "plaintext_inbound", src, dst, start, ...(service ? { service } : {}) },
+        "AUTHZ_DENIED",
+        {
+          authz: decision.reason,
+          ...(decision.policy ? { policy: decision.policy, rule: decision.rule } : {}),
+        },
+      );
       socket.resetAndDestroy();
       return;
     }
@@ -135,7 +143,10 @@ export class PlaintextInboundProxy {
   }
 
   private failed(socket: net.Socket, rec: ConnRecord, err: Error & { code?: string }): void {
-    connectFailures.inc({ direction: "plaintext_inbound", reason: err.message === "connect timeout" ? "timeout" : "error" });
+    connectFailures.inc({
+      direction: "plaintext_inbound",
+      reason: err.message === "connect timeout" ? "timeout" : "error",
+    });
     connRefused(rec, "CONNECT_FAILED", { error: err.code ?? err.message });
     socket.resetAndDestroy();
   }

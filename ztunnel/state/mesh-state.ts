@@ -17,11 +17,15 @@ const ipConflicts = counter(
 const stateSize = gauge("ambit_state_objects", "Objects held in the ztunnel address index", ["type"]);
 
 /** spiffe://td/ns/X/sa/Y of a workload. */
-export function workloadIdentity(w: Pick<MeshWorkload, "trustDomain" | "namespace" | "serviceAccount">): string {
+export function workloadIdentity(
+  w: Pick<MeshWorkload, "trustDomain" | "namespace" | "serviceAccount">,
+): string {
   return `spiffe://${w.trustDomain || "cluster.local"}/ns/${w.namespace}/sa/${w.serviceAccount}`;
 }
 
-export type AddressLookup = { kind: "workload"; workload: MeshWorkload } | { kind: "service"; service: MeshService };
+export type AddressLookup =
+  | { kind: "workload"; workload: MeshWorkload }
+  | { kind: "service"; service: MeshService };
 /** What the xDS client hands over: model objects, or the codec's tagged form. */
 export type AddressInput = MeshWorkload | MeshService | AddressLookup;
 
@@ -49,7 +53,9 @@ export interface MeshStateDump {
 }
 
 function isTagged(x: AddressInput): x is AddressLookup {
-  return "kind" in x && (x.kind === "workload" || x.kind === "service") && ("workload" in x || "service" in x);
+  return (
+    "kind" in x && (x.kind === "workload" || x.kind === "service") && ("workload" in x || "service" in x)
+  );
 }
 
 export class MeshState {
@@ -72,7 +78,11 @@ export class MeshState {
       else if (this.services.has(name)) this.removeService(name);
     }
     for (const x of upserts) {
-      const a: AddressLookup = isTagged(x) ? x : "uid" in x ? { kind: "workload", workload: x } : { kind: "service", service: x };
+      const a: AddressLookup = isTagged(x)
+        ? x
+        : "uid" in x
+          ? { kind: "workload", workload: x }
+          : { kind: "service", service: x };
       if (a.kind === "workload") this.upsertWorkload(a.workload);
       else this.upsertService(a.service);
     }
@@ -90,7 +100,10 @@ export class MeshState {
       if (p.scope === "global") this.globalPolicies.add(key);
       else if (p.scope === "namespace") {
         let s = this.namespacePolicies.get(p.namespace);
-        if (!s) this.namespacePolicies.set(p.namespace, (s = new Set()));
+        if (!s) {
+          s = new Set();
+          this.namespacePolicies.set(p.namespace, s);
+        }
         s.add(key);
       }
     }
@@ -182,7 +195,7 @@ export class MeshState {
     const candidates: PickedEndpoint[] = [];
     for (const uid of uids) {
       const w = this.workloads.get(uid);
-      if (!w || !w.healthy || w.ips.length === 0) continue;
+      if (!w?.healthy || w.ips.length === 0) continue;
       const ports = w.services[service.key] ?? [];
       const wp = ports.find((p) => p.servicePort === port);
       let targetPort = wp?.targetPort || sp?.targetPort || 0;
@@ -294,14 +307,20 @@ export class MeshState {
       const holder = this.workloadByIpIndex.get(ip);
       if ((holder !== undefined && holder !== w.uid) || this.serviceByVipIndex.has(ip)) {
         ipConflicts.inc({ kind: "workload" });
-        log.warn({ uid: w.uid, ip, heldBy: holder ?? this.serviceByVipIndex.get(ip) }, "workload IP already in use; not indexed");
+        log.warn(
+          { uid: w.uid, ip, heldBy: holder ?? this.serviceByVipIndex.get(ip) },
+          "workload IP already in use; not indexed",
+        );
         continue;
       }
       this.workloadByIpIndex.set(ip, w.uid);
     }
     for (const key of Object.keys(w.services)) {
       let s = this.backends.get(key);
-      if (!s) this.backends.set(key, (s = new Set()));
+      if (!s) {
+        s = new Set();
+        this.backends.set(key, s);
+      }
       s.add(w.uid);
     }
   }
@@ -331,7 +350,10 @@ export class MeshState {
       const holder = this.serviceByVipIndex.get(vip);
       if ((holder !== undefined && holder !== s.key) || this.workloadByIpIndex.has(vip)) {
         ipConflicts.inc({ kind: "service" });
-        log.warn({ service: s.key, vip, heldBy: holder ?? this.workloadByIpIndex.get(vip) }, "service VIP already in use; not indexed");
+        log.warn(
+          { service: s.key, vip, heldBy: holder ?? this.workloadByIpIndex.get(vip) },
+          "service VIP already in use; not indexed",
+        );
         continue;
       }
       this.serviceByVipIndex.set(vip, s.key);
@@ -340,8 +362,10 @@ export class MeshState {
   }
 
   private unindexService(s: MeshService): void {
-    for (const vip of s.vips) if (this.serviceByVipIndex.get(vip) === s.key) this.serviceByVipIndex.delete(vip);
-    if (this.serviceByHostIndex.get(s.hostname.toLowerCase()) === s.key) this.serviceByHostIndex.delete(s.hostname.toLowerCase());
+    for (const vip of s.vips)
+      if (this.serviceByVipIndex.get(vip) === s.key) this.serviceByVipIndex.delete(vip);
+    if (this.serviceByHostIndex.get(s.hostname.toLowerCase()) === s.key)
+      this.serviceByHostIndex.delete(s.hostname.toLowerCase());
   }
 
   private removeService(key: string): void {
