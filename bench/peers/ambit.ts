@@ -86,8 +86,13 @@ export function counterSum(text: string, name: string, labelFilter?: RegExp): nu
   return sum;
 }
 
-async function httpGetIn(netns: string, fortio: string, url: string): Promise<string> {
-  const r = await runIn(netns, fortio, ["curl", "-loglevel", "Error", url], { allowFail: true, timeoutMs: 10_000 });
+let lastProbeError = "";
+
+async function httpGetIn(netns: string, fortio: string, url: string, timeoutSec = 3): Promise<string> {
+  const r = await runIn(netns, fortio, ["curl", "-loglevel", "Error", "-timeout", `${timeoutSec}s`, url], {
+    allowFail: true,
+    timeoutMs: (timeoutSec + 10) * 1000,
+  });
   return r.stdout;
 }
 
@@ -114,7 +119,13 @@ async function cliAvailable(): Promise<string | undefined> {
   return undefined;
 }
 
-async function startAmbitL4(ctx: PeerContext): Promise<PeerRuntime> {
+interface AmbitProcesses {
+  ztunnels: { node: string; netns: string; proc: Proc }[];
+  close(): Promise<void>;
+}
+
+/** The controller and both ztunnels, ready (their readiness endpoints say so). */
+export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProcesses> {
   const { topo, workDir, fortio } = ctx;
   const dir = join(workDir, "ambit");
   const configDir = join(dir, "config");
@@ -138,7 +149,8 @@ async function startAmbitL4(ctx: PeerContext): Promise<PeerRuntime> {
     }
   };
   try {
-    const env = { ...process.env, AMBIT_LOG_LEVEL: "warn" };
+    // No access log per connection while measuring (AMBIT_BENCH_LOG_LEVEL=info to debug).
+    const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" };
     const controller = Proc.start(
       "ambit-controller",
       topo.controlPlane.netns,
@@ -171,16 +183,26 @@ async function startAmbitL4(ctx: PeerContext): Promise<PeerRuntime> {
       ztunnels.push({ node: n.name, netns: n.netns, proc: zt });
     }
     for (const z of ztunnels) await waitReady(z.netns, fortio, z.proc, 60_000);
-    await proveTunnelled(ctx, ztunnels);
-    return {
-      targets: directTargets(topo),
-      measured: ztunnels.map((z) => ({ role: `ztunnel ${z.node}`, pid: z.proc.pid })),
-      close: closeAll,
-    };
+    return { ztunnels, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+async function startAmbitL4(ctx: PeerContext): Promise<PeerRuntime> {
+  const a = await startAmbitProcesses(ctx);
+  try {
+    await proveTunnelled(ctx, a.ztunnels);
+  } catch (err) {
+    await a.close();
+    throw err;
+  }
+  return {
+    targets: directTargets(ctx.topo),
+    measured: a.ztunnels.map((z) => ({ role: `ztunnel ${z.node}`, pid: z.proc.pid })),
+    close: a.close,
+  };
 }
 
 /** A request from the client pod to the server pod must show up in both ztunnels' connection counters. */
@@ -193,8 +215,23 @@ async function proveTunnelled(ctx: PeerContext, ztunnels: { node: string; netns:
       ),
     );
   const before = await opened();
-  const body = await httpGetIn(topo.clientPod.netns, fortio, `http://${topo.serverPod.ip}:${APP_PORTS.http}/echo?size=16`);
-  if (body.length < 16) throw new Error("ambit-l4: the client pod cannot reach the server pod through the ztunnels");
+  // The first connection waits for both pods' certificates (key generation, CA signing): allow it time.
+  // (The echo body is random bytes: success is fortio's exit status, not the decoded text.)
+  let ok = false;
+  lastProbeError = "";
+  for (let attempt = 0; attempt < 3 && !ok; attempt++) {
+    const r = await runIn(
+      topo.clientPod.netns,
+      fortio,
+      ["curl", "-loglevel", "Error", "-timeout", "15s", `http://${topo.serverPod.ip}:${APP_PORTS.http}/echo?size=16`],
+      { allowFail: true, timeoutMs: 30_000 },
+    );
+    ok = r.code === 0;
+    if (!ok) lastProbeError = `fortio curl exit ${r.code}: ${r.stderr.trim().slice(-300)}`;
+  }
+  if (!ok) {
+    throw new Error(`ambit-l4: the client pod cannot reach the server pod through the ztunnels (${lastProbeError})`);
+  }
   const after = await opened();
   const moved = after.map((a, i) => a - (before[i] ?? 0));
   if (!moved.every((d) => d > 0)) {
