@@ -10,7 +10,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { WaypointProtocol } from "../core/model/waypoint.js";
 import { clusterName } from "../core/model/waypoint.js";
-import { socketLike, type Upstream } from "./upstream/upstream.js";
+import { bufferOnly, socketLike, type Upstream } from "./upstream/upstream.js";
 import type { ConnMeta, HttpProxy } from "./proxy.js";
 import { matchRoute } from "./routes/match.js";
 import type { WaypointState } from "./state.js";
@@ -104,10 +104,16 @@ export class Listeners {
     });
   }
 
-  private toH1(stream: Duplex, meta: ConnMeta): void {
+  private toH1(raw: Duplex, meta: ConnMeta): void {
+    const stream = bufferOnly(raw);
+    if (stream !== raw) {
+      this.open.add(stream);
+      stream.once("close", () => this.open.delete(stream));
+      stream.on("error", () => {});
+    }
     this.h1Meta.set(stream, meta);
     this.h1.emit("connection", stream);
-    stream.resume();
+    raw.resume();
   }
 
   private toH2(stream: Duplex, meta: ConnMeta): void {
@@ -168,7 +174,7 @@ export class Listeners {
       (up) => {
         let headText = `${req.method} ${req.url} HTTP/1.1\r\n`;
         for (let i = 0; i < req.rawHeaders.length; i += 2) headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
-        up.write(`${headText}\r\n`);
+        up.write(Buffer.from(`${headText}\r\n`, "latin1"));
         if (head.length) up.write(head);
         splice(sock, up);
       },

@@ -15,6 +15,8 @@ export interface HboneUpstreamOptions {
   ip: string;
   /** Identity of the workload at an IP, from the current configuration. */
   identityOf: (ip: string, port: number) => string | undefined;
+  /** Where the peer's HBONE listener is (15008; tests use others). */
+  hbonePort?: number;
 }
 
 export class HboneUpstream implements Upstream {
@@ -29,7 +31,7 @@ export class HboneUpstream implements Upstream {
       srcIp: this.opts.ip,
       dstIdentity,
       dstIp: ep.ip,
-      dstPort: HBONE_PORT,
+      dstPort: this.opts.hbonePort ?? HBONE_PORT,
       authority: formatAuthority({ ip: ep.ip, port: ep.port }),
     });
   }

@@ -6,7 +6,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type { ConnectionPoolPolicy } from "../../core/model/waypoint.js";
-import { socketLike, type Upstream, type UpstreamEndpoint, type UpstreamMeta } from "./upstream.js";
+import { bufferOnly, socketLike, type Upstream, type UpstreamEndpoint, type UpstreamMeta } from "./upstream.js";
 
 const kRequests = Symbol("ambit.requests");
 
@@ -26,7 +26,7 @@ class UpstreamAgent extends http.Agent {
   ): Duplex | null | undefined {
     const ep = { ip: String(options.host), port: Number(options.port) };
     this.upstream.connect(ep, this.meta).then(
-      (s) => callback?.(null, socketLike(s)),
+      (s) => callback?.(null, bufferOnly(socketLike(s))),
       (e: Error) => callback?.(e, undefined as unknown as Duplex),
     );
     return undefined;

@@ -2,7 +2,7 @@
 // podIP:15008 with :authority ip:port) through core/hbone's client; tests and
 // plain-text setups use TcpUpstream.
 import net from "node:net";
-import type { Duplex } from "node:stream";
+import { Duplex } from "node:stream";
 
 export interface UpstreamEndpoint {
   ip: string;
@@ -57,4 +57,38 @@ export function socketLike(s: Duplex): Duplex {
   for (const m of ["setKeepAlive", "setNoDelay", "ref", "unref"]) if (typeof x[m] !== "function") x[m] = () => x;
   if (typeof x.setTimeout !== "function") x.setTimeout = () => x;
   return s;
+}
+
+/**
+ * A Duplex that hands only Buffers to `inner`, in one write per batch.
+ * Node 20's HTTP/1.1 machinery writes its head as a latin1 string through
+ * writev; on an Http2Stream (an HBONE tunnel) that corrupts the first bytes
+ * of the response (reproduced with plain node:http over node:http2). Plain
+ * sockets do not need it.
+ */
+export function bufferOnly(inner: Duplex): Duplex {
+  if (inner instanceof net.Socket) return inner;
+  const d = new Duplex({
+    read() {
+      inner.resume();
+    },
+    writev(chunks, cb) {
+      inner.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb);
+    },
+    final(cb) {
+      inner.end();
+      cb();
+    },
+    destroy(err, cb) {
+      inner.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  inner.on("data", (c: Buffer) => {
+    if (!d.push(c)) inner.pause();
+  });
+  inner.on("end", () => d.push(null));
+  inner.on("error", (e) => d.destroy(e));
+  inner.on("close", () => d.destroy());
+  return socketLike(d);
 }
