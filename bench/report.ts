@@ -276,7 +276,7 @@ export function charts(r: BenchResults): { latency: BarChart; cpu: BarChart; mem
     unit: "MB",
     groups: [
       `at ${r.settings.latency.qps} rps`,
-      `holding ${r.settings.scale.idleConnections.toLocaleString("en-US")} idle connections`,
+      `holding up to ${r.settings.scale.idleConnections.toLocaleString("en-US")} idle connections`,
     ],
     series: proxied.map((p) => ({
       name: peerLabel(r, p),
