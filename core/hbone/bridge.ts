@@ -50,6 +50,7 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   // The socket must survive a FIN from its peer so the other direction can
   // finish: that is TCP half-close.
   socket.allowHalfOpen = true;
+  socket.setNoDelay(true);
   let end: BridgeEnd | undefined;
   let socketClosed = socket.destroyed;
   let streamClosed = stream.closed || stream.destroyed;

@@ -146,6 +146,8 @@ export class HboneListener {
   /** Serves one accepted TCP connection (the capture layer may accept it itself and feed it here). */
   accept(raw: net.Socket): void {
     raw.on("error", ignore);
+    // Tunnelled traffic is latency sensitive; the capture layer's sockets may not have it set.
+    raw.setNoDelay(true);
     if (!this.accepting) {
       raw.destroy();
       return;

@@ -74,7 +74,8 @@ export interface AppConnEnd {
 
 /**
  * A test application: echoes what it reads; on FIN writes `END:<bytes>` and
- * closes its side (so half-close is observable); on reading "RESET" resets
+ * closes its side (so half-close is observable); on reading "CLOSE" it
+ * half-closes first ("bye") and keeps reading; on reading "RESET" resets
  * the connection. Emits "conn" (socket) and "end" (AppConnEnd) per connection.
  */
 export class TestApp extends EventEmitter {
@@ -96,9 +97,17 @@ export class TestApp extends EventEmitter {
           s.resetAndDestroy();
           return;
         }
+        if (s.writableEnded) return;
+        if (received.includes("CLOSE")) {
+          // The application half-closes first and keeps reading.
+          s.end("bye");
+          return;
+        }
         s.write(d);
       });
-      s.on("end", () => s.end(`END:${received.length}`));
+      s.on("end", () => {
+        if (!s.writableEnded) s.end(`END:${received.length}`);
+      });
       s.on("close", (hadError) => this.emit("end", { hadError, code, received } satisfies AppConnEnd));
     });
   }

@@ -180,6 +180,21 @@ t.test("service VIP: bytes both ways over HBONE, half-close, metrics on both sid
   tt.equal(await metricValue(tcpMetrics.closed, dstLabels), dstClosed + 1, "the destination reported too");
 });
 
+t.test("half-close the other way: the application closes first, the client keeps sending", async (tt) => {
+  const appEnd = once(app, "end") as Promise<[AppConnEnd]>;
+  const s = await captured({ ip: VIP, port: 80 });
+  const r = readAll(s);
+  s.write("CLOSE");
+  await once(s, "end");
+  s.end("more after the server's FIN");
+  const got = await r;
+  tt.equal(got.data, "bye");
+  tt.equal(got.error, undefined);
+  const [end] = await appEnd;
+  tt.equal(end.received, "CLOSEmore after the server's FIN", "bytes after the FIN still arrive");
+  tt.notOk(end.hadError);
+});
+
 t.test("pod IP direct, larger payload intact", async (tt) => {
   const s = await captured({ ip: SERVER_IP, port: APP_PORT });
   const payload = "x".repeat(3 * 1024 * 1024);
