@@ -43,7 +43,12 @@ export class WaypointApp {
     this.waypoint = new Waypoint({
       accessLogSample: cfg.accessLogSample,
       upstream: (state) =>
-        new HboneUpstream({ client: hbone, identity: this.identity, ip: cfg.podIp, identityOf: (ip, port) => state.identityOf(ip, port) }),
+        new HboneUpstream({
+          client: hbone,
+          identity: this.identity,
+          ip: cfg.podIp,
+          identityOf: (ip, port) => state.identityOf(ip, port),
+        }),
     });
     this.hboneServer = new HboneServer({
       handler: (stream, info) => {
@@ -60,9 +65,18 @@ export class WaypointApp {
       ...(rootPem ? { credentials: grpc.credentials.createSsl(Buffer.from(rootPem)) } : {}),
       node: {
         id: `waypoint~${cfg.podIp}~${cfg.name}.${cfg.namespace}~${cfg.namespace}.svc.cluster.local`,
-        metadata: { "ambit.dev/role": "waypoint", "ambit.dev/gateway": `${cfg.namespace}/${cfg.name}`, NAMESPACE: cfg.namespace },
+        metadata: {
+          "ambit.dev/role": "waypoint",
+          "ambit.dev/gateway": `${cfg.namespace}/${cfg.name}`,
+          NAMESPACE: cfg.namespace,
+        },
       },
-      handlers: [{ typeUrl: WAYPOINT_SERVICE_TYPE_URL, apply: waypointServiceHandler(this.waypoint, `${cfg.namespace}/${cfg.name}`) }],
+      handlers: [
+        {
+          typeUrl: WAYPOINT_SERVICE_TYPE_URL,
+          apply: waypointServiceHandler(this.waypoint, `${cfg.namespace}/${cfg.name}`),
+        },
+      ],
     });
   }
 
@@ -89,23 +103,44 @@ export class WaypointApp {
         () => res.writeHead(500).end(),
       );
     });
-    await this.serve(this.cfg.readinessPort, (_req, res) => res.writeHead(this.ready ? 200 : 503).end(this.ready ? "ready\n" : "not ready\n"));
+    await this.serve(this.cfg.readinessPort, (_req, res) =>
+      res.writeHead(this.ready ? 200 : 503).end(this.ready ? "ready\n" : "not ready\n"),
+    );
     await this.serve(this.cfg.adminPort, (req, res) => {
       if (req.url?.startsWith("/config_dump")) {
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ gateway: `${this.cfg.namespace}/${this.cfg.name}`, identity: this.identity, xds: this.xds.state(), ...this.waypoint.configDump() }, null, 2));
+        res.end(
+          JSON.stringify(
+            {
+              gateway: `${this.cfg.namespace}/${this.cfg.name}`,
+              identity: this.identity,
+              xds: this.xds.state(),
+              ...this.waypoint.configDump(),
+            },
+            null,
+            2,
+          ),
+        );
       } else res.writeHead(404).end("try /config_dump\n");
     });
     await this.hboneServer.listen(
       { host: this.cfg.podIp, port: this.cfg.hbonePort },
       { name: `waypoint ${this.cfg.namespace}/${this.cfg.name}`, cert: () => this.certs.get(this.identity) },
     );
-    if (this.cfg.plainPort) await this.waypoint.listenTcp({ port: this.cfg.plainPort, host: this.cfg.podIp, dst: { ip: "0.0.0.0", port: 0 } });
+    if (this.cfg.plainPort)
+      await this.waypoint.listenTcp({
+        port: this.cfg.plainPort,
+        host: this.cfg.podIp,
+        dst: { ip: "0.0.0.0", port: 0 },
+      });
     this.xds.start();
     // Readiness once the first configuration arrived (or after 10 s without: a waypoint with no services is valid).
     await Promise.race([this.xds.ready(), new Promise((r) => setTimeout(r, 10_000).unref())]);
     this.ready = true;
-    log.info({ gateway: `${this.cfg.namespace}/${this.cfg.name}`, identity: this.identity }, "waypoint ready");
+    log.info(
+      { gateway: `${this.cfg.namespace}/${this.cfg.name}`, identity: this.identity },
+      "waypoint ready",
+    );
   }
 
   async close(): Promise<void> {

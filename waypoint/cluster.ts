@@ -4,7 +4,7 @@
 import type { ClusterPolicy, WaypointCluster, WaypointProtocol } from "../core/model/waypoint.js";
 import { EndpointState } from "./lb/endpoint.js";
 import { type Outcome, recordOutcome } from "./lb/outlier.js";
-import { makePicker, type PickInput, type Picker } from "./lb/pickers.js";
+import { makePicker, type Picker, type PickInput } from "./lb/pickers.js";
 
 export class ClusterState {
   readonly name: string;
@@ -93,11 +93,13 @@ export class ClusterState {
 
   release(): void {
     const next = this.pending.shift();
-    if (next) next(); // the slot passes to the next waiter
+    if (next)
+      next(); // the slot passes to the next waiter
     else this.inflight--;
   }
 
   report(ep: EndpointState, outcome: Outcome): void {
-    if (recordOutcome(this.policy.outlierDetection, ep, outcome, this.endpoints, Date.now(), this.name)) this.dirty = true;
+    if (recordOutcome(this.policy.outlierDetection, ep, outcome, this.endpoints, Date.now(), this.name))
+      this.dirty = true;
   }
 }

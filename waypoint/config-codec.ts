@@ -7,13 +7,13 @@ import { type Any, anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { AmbitError } from "../core/errors/errors.js";
 import {
   AuthzPolicy_Action,
-  type Filter as PbFilter,
   LoadBalancer_Type,
   MatchType,
   PathModifier_Type,
+  type Filter as PbFilter,
+  type WaypointService as PbService,
   Protocol,
   Route_Kind,
-  type WaypointService as PbService,
   WaypointServiceSchema,
 } from "../core/gen/waypoint_pb.js";
 import type {
@@ -37,16 +37,33 @@ export class ConfigCodecError extends AmbitError {
     readonly field: string,
     reason: string,
   ) {
-    super("INVALID_FIELD", `WaypointService ${resource || "<unnamed>"}: field ${field}: ${reason}`, { resource, field });
+    super("INVALID_FIELD", `WaypointService ${resource || "<unnamed>"}: field ${field}: ${reason}`, {
+      resource,
+      field,
+    });
     this.name = "ConfigCodecError";
   }
 }
 
 // ---------- enums ----------
 
-const protoOf: Record<WaypointProtocol, Protocol> = { http: Protocol.HTTP, http2: Protocol.HTTP2, grpc: Protocol.GRPC, tcp: Protocol.TCP };
-const protocolOf: Record<number, WaypointProtocol> = { [Protocol.HTTP]: "http", [Protocol.HTTP2]: "http2", [Protocol.GRPC]: "grpc", [Protocol.TCP]: "tcp" };
-const matchOf = { Exact: MatchType.EXACT, PathPrefix: MatchType.PATH_PREFIX, RegularExpression: MatchType.REGULAR_EXPRESSION } as const;
+const protoOf: Record<WaypointProtocol, Protocol> = {
+  http: Protocol.HTTP,
+  http2: Protocol.HTTP2,
+  grpc: Protocol.GRPC,
+  tcp: Protocol.TCP,
+};
+const protocolOf: Record<number, WaypointProtocol> = {
+  [Protocol.HTTP]: "http",
+  [Protocol.HTTP2]: "http2",
+  [Protocol.GRPC]: "grpc",
+  [Protocol.TCP]: "tcp",
+};
+const matchOf = {
+  Exact: MatchType.EXACT,
+  PathPrefix: MatchType.PATH_PREFIX,
+  RegularExpression: MatchType.REGULAR_EXPRESSION,
+} as const;
 const matchName: Record<number, "Exact" | "PathPrefix" | "RegularExpression"> = {
   [MatchType.EXACT]: "Exact",
   [MatchType.PATH_PREFIX]: "PathPrefix",
@@ -64,13 +81,25 @@ const lbName: Record<number, LoadBalancer["type"]> = {
   [LoadBalancer_Type.RANDOM]: "RANDOM",
   [LoadBalancer_Type.CONSISTENT_HASH]: "CONSISTENT_HASH",
 };
-const actionOf = { ALLOW: AuthzPolicy_Action.ALLOW, DENY: AuthzPolicy_Action.DENY, AUDIT: AuthzPolicy_Action.AUDIT } as const;
+const actionOf = {
+  ALLOW: AuthzPolicy_Action.ALLOW,
+  DENY: AuthzPolicy_Action.DENY,
+  AUDIT: AuthzPolicy_Action.AUDIT,
+} as const;
 const actionName: Record<number, "ALLOW" | "DENY" | "AUDIT"> = { 0: "ALLOW", 1: "DENY", 2: "AUDIT" };
 
 // ---------- encode ----------
 
 function encPath(p: PathModifier | undefined) {
-  return p ? { type: p.type === "ReplaceFullPath" ? PathModifier_Type.REPLACE_FULL_PATH : PathModifier_Type.REPLACE_PREFIX_MATCH, value: p.value } : undefined;
+  return p
+    ? {
+        type:
+          p.type === "ReplaceFullPath"
+            ? PathModifier_Type.REPLACE_FULL_PATH
+            : PathModifier_Type.REPLACE_PREFIX_MATCH,
+        value: p.value,
+      }
+    : undefined;
 }
 
 function encMod(m: HeaderModifier) {
@@ -84,25 +113,44 @@ function encFilter(f: RouteFilter) {
     case "ResponseHeaderModifier":
       return { kind: { case: "responseHeaderModifier" as const, value: encMod(f.modifier) } };
     case "URLRewrite":
-      return { kind: { case: "urlRewrite" as const, value: { hostname: f.hostname ?? "", path: encPath(f.path) } } };
+      return {
+        kind: { case: "urlRewrite" as const, value: { hostname: f.hostname ?? "", path: encPath(f.path) } },
+      };
     case "RequestRedirect":
       return {
         kind: {
           case: "requestRedirect" as const,
-          value: { scheme: f.scheme ?? "", hostname: f.hostname ?? "", port: f.port, path: encPath(f.path), statusCode: f.statusCode },
+          value: {
+            scheme: f.scheme ?? "",
+            hostname: f.hostname ?? "",
+            port: f.port,
+            path: encPath(f.path),
+            statusCode: f.statusCode,
+          },
         },
       };
     case "RequestMirror":
       return { kind: { case: "requestMirror" as const, value: { cluster: f.cluster, percent: f.percent } } };
     case "CORS":
-      return { kind: { case: "cors" as const, value: { ...f.cors, allowCredentials: f.cors.allowCredentials ?? false } } };
+      return {
+        kind: {
+          case: "cors" as const,
+          value: { ...f.cors, allowCredentials: f.cors.allowCredentials ?? false },
+        },
+      };
     case "Fault":
       return {
         kind: {
           case: "fault" as const,
           value: {
             delay: f.fault.delay,
-            abort: f.fault.abort ? { httpStatus: f.fault.abort.httpStatus ?? 0, grpcStatus: f.fault.abort.grpcStatus, percent: f.fault.abort.percent } : undefined,
+            abort: f.fault.abort
+              ? {
+                  httpStatus: f.fault.abort.httpStatus ?? 0,
+                  grpcStatus: f.fault.abort.grpcStatus,
+                  percent: f.fault.abort.percent,
+                }
+              : undefined,
           },
         },
       };
@@ -115,7 +163,9 @@ function encMatch(m: RouteMatch) {
     headers: (m.headers ?? []).map((h) => ({ type: matchOf[h.type], name: h.name, value: h.value })),
     queryParams: (m.queryParams ?? []).map((h) => ({ type: matchOf[h.type], name: h.name, value: h.value })),
     method: m.method ?? "",
-    grpc: m.grpc ? { type: matchOf[m.grpc.type], service: m.grpc.service ?? "", method: m.grpc.method ?? "" } : undefined,
+    grpc: m.grpc
+      ? { type: matchOf[m.grpc.type], service: m.grpc.service ?? "", method: m.grpc.method ?? "" }
+      : undefined,
   };
 }
 
@@ -125,7 +175,11 @@ function encRoute(r: WaypointRoute) {
     kind: r.kind === "grpc" ? Route_Kind.GRPC : Route_Kind.HTTP,
     match: encMatch(r.match),
     filters: r.filters.map(encFilter),
-    backends: r.backends.map((b) => ({ cluster: b.cluster, weight: b.weight, filters: (b.filters ?? []).map(encFilter) })),
+    backends: r.backends.map((b) => ({
+      cluster: b.cluster,
+      weight: b.weight,
+      filters: (b.filters ?? []).map(encFilter),
+    })),
     timeouts: r.timeouts,
     retry: r.retry,
   };
@@ -138,13 +192,24 @@ function encCluster(c: WaypointCluster) {
     service: c.service,
     port: c.port,
     protocol: protoOf[c.protocol],
-    endpoints: c.endpoints.map((e) => ({ ip: e.ip, port: e.port, weight: e.weight ?? 0, identity: e.identity ?? "" })),
+    endpoints: c.endpoints.map((e) => ({
+      ip: e.ip,
+      port: e.port,
+      weight: e.weight ?? 0,
+      identity: e.identity ?? "",
+    })),
     policy: c.policy
       ? {
           loadBalancer: lb
             ? {
                 type: lbOf[lb.type],
-                ...(lb.type === "CONSISTENT_HASH" ? { hashHeader: lb.header ?? "", hashCookie: lb.cookie ?? "", hashSourceIp: lb.sourceIp ?? false } : {}),
+                ...(lb.type === "CONSISTENT_HASH"
+                  ? {
+                      hashHeader: lb.header ?? "",
+                      hashCookie: lb.cookie ?? "",
+                      hashSourceIp: lb.sourceIp ?? false,
+                    }
+                  : {}),
               }
             : undefined,
           connectionPool: c.policy.connectionPool,
@@ -197,17 +262,26 @@ class Ctx {
   }
 }
 
-function decPath(c: Ctx, field: string, p: { type: PathModifier_Type; value: string } | undefined): PathModifier | undefined {
+function decPath(
+  c: Ctx,
+  field: string,
+  p: { type: PathModifier_Type; value: string } | undefined,
+): PathModifier | undefined {
   if (!p) return undefined;
   if (p.type === PathModifier_Type.REPLACE_FULL_PATH) {
     if (!p.value.startsWith("/")) c.fail(`${field}.value`, "must start with /");
     return { type: "ReplaceFullPath", value: p.value };
   }
-  if (p.type === PathModifier_Type.REPLACE_PREFIX_MATCH) return { type: "ReplacePrefixMatch", value: p.value || "/" };
+  if (p.type === PathModifier_Type.REPLACE_PREFIX_MATCH)
+    return { type: "ReplacePrefixMatch", value: p.value || "/" };
   return c.fail(`${field}.type`, `unknown path modifier ${p.type}`);
 }
 
-function decMod(m: { set: { name: string; value: string }[]; add: { name: string; value: string }[]; remove: string[] }): HeaderModifier {
+function decMod(m: {
+  set: { name: string; value: string }[];
+  add: { name: string; value: string }[];
+  remove: string[];
+}): HeaderModifier {
   const out: HeaderModifier = {};
   if (m.set.length) out.set = m.set.map((h) => ({ name: h.name, value: h.value }));
   if (m.add.length) out.add = m.add.map((h) => ({ name: h.name, value: h.value }));
@@ -229,13 +303,19 @@ function decFilter(c: Ctx, field: string, f: PbFilter): RouteFilter {
       return { type: "ResponseHeaderModifier", modifier: decMod(k.value) };
     case "urlRewrite": {
       const path = decPath(c, `${field}.urlRewrite.path`, k.value.path);
-      return { type: "URLRewrite", ...(k.value.hostname ? { hostname: k.value.hostname } : {}), ...(path ? { path } : {}) };
+      return {
+        type: "URLRewrite",
+        ...(k.value.hostname ? { hostname: k.value.hostname } : {}),
+        ...(path ? { path } : {}),
+      };
     }
     case "requestRedirect": {
       const v = k.value;
       const code = v.statusCode || 302;
-      if (![301, 302, 303, 307, 308].includes(code)) c.fail(`${field}.requestRedirect.statusCode`, `unsupported redirect status ${code}`);
-      if (v.scheme && v.scheme !== "http" && v.scheme !== "https") c.fail(`${field}.requestRedirect.scheme`, `unsupported scheme ${v.scheme}`);
+      if (![301, 302, 303, 307, 308].includes(code))
+        c.fail(`${field}.requestRedirect.statusCode`, `unsupported redirect status ${code}`);
+      if (v.scheme && v.scheme !== "http" && v.scheme !== "https")
+        c.fail(`${field}.requestRedirect.scheme`, `unsupported scheme ${v.scheme}`);
       const path = decPath(c, `${field}.requestRedirect.path`, v.path);
       return {
         type: "RequestRedirect",
@@ -248,7 +328,11 @@ function decFilter(c: Ctx, field: string, f: PbFilter): RouteFilter {
     }
     case "requestMirror":
       if (!k.value.cluster) c.fail(`${field}.requestMirror.cluster`, "required");
-      return { type: "RequestMirror", cluster: k.value.cluster, percent: percent(c, `${field}.requestMirror.percent`, k.value.percent) };
+      return {
+        type: "RequestMirror",
+        cluster: k.value.cluster,
+        percent: percent(c, `${field}.requestMirror.percent`, k.value.percent),
+      };
     case "cors":
       return {
         type: "CORS",
@@ -264,14 +348,23 @@ function decFilter(c: Ctx, field: string, f: PbFilter): RouteFilter {
     case "fault": {
       const { delay, abort } = k.value;
       if (!delay && !abort) c.fail(`${field}.fault`, "needs a delay or an abort");
-      if (abort && !abort.httpStatus && abort.grpcStatus === undefined) c.fail(`${field}.fault.abort`, "needs httpStatus or grpcStatus");
+      if (abort && !abort.httpStatus && abort.grpcStatus === undefined)
+        c.fail(`${field}.fault.abort`, "needs httpStatus or grpcStatus");
       if (abort?.httpStatus && (abort.httpStatus < 200 || abort.httpStatus > 599))
         c.fail(`${field}.fault.abort.httpStatus`, `invalid status ${abort.httpStatus}`);
-      if (abort?.grpcStatus !== undefined && abort.grpcStatus > 16) c.fail(`${field}.fault.abort.grpcStatus`, `invalid gRPC code ${abort.grpcStatus}`);
+      if (abort?.grpcStatus !== undefined && abort.grpcStatus > 16)
+        c.fail(`${field}.fault.abort.grpcStatus`, `invalid gRPC code ${abort.grpcStatus}`);
       return {
         type: "Fault",
         fault: {
-          ...(delay ? { delay: { fixedDelayMs: delay.fixedDelayMs, percent: percent(c, `${field}.fault.delay.percent`, delay.percent) } } : {}),
+          ...(delay
+            ? {
+                delay: {
+                  fixedDelayMs: delay.fixedDelayMs,
+                  percent: percent(c, `${field}.fault.delay.percent`, delay.percent),
+                },
+              }
+            : {}),
           ...(abort
             ? {
                 abort: {
@@ -295,14 +388,20 @@ function decMatch(c: Ctx, field: string, m: PbService["routes"][number]["match"]
   if (m.path) {
     const type = matchName[m.path.type];
     if (!type) c.fail(`${field}.path.type`, `unknown match type ${m.path.type}`);
-    if (type !== "RegularExpression" && !m.path.value.startsWith("/")) c.fail(`${field}.path.value`, "must start with /");
+    if (type !== "RegularExpression" && !m.path.value.startsWith("/"))
+      c.fail(`${field}.path.value`, "must start with /");
     out.path = { type, value: m.path.value };
   }
   const vm = (list: typeof m.headers, name: string) =>
     list.map((h, i) => {
-      if (h.type === MatchType.PATH_PREFIX) c.fail(`${field}.${name}[${i}].type`, "PathPrefix is only for paths");
+      if (h.type === MatchType.PATH_PREFIX)
+        c.fail(`${field}.${name}[${i}].type`, "PathPrefix is only for paths");
       if (!h.name) c.fail(`${field}.${name}[${i}].name`, "required");
-      return { type: h.type === MatchType.REGULAR_EXPRESSION ? ("RegularExpression" as const) : ("Exact" as const), name: h.name, value: h.value };
+      return {
+        type: h.type === MatchType.REGULAR_EXPRESSION ? ("RegularExpression" as const) : ("Exact" as const),
+        name: h.name,
+        value: h.value,
+      };
     });
   if (m.headers.length) out.headers = vm(m.headers, "headers");
   if (m.queryParams.length) out.queryParams = vm(m.queryParams, "queryParams");
@@ -324,7 +423,12 @@ function decCluster(c: Ctx, field: string, pc: PbService["clusters"][number]): W
   const endpoints = pc.endpoints.map((e, i) => {
     if (!e.ip) c.fail(`${field}.endpoints[${i}].ip`, "required");
     if (!(e.port > 0 && e.port < 65536)) c.fail(`${field}.endpoints[${i}].port`, `invalid port ${e.port}`);
-    return { ip: e.ip, port: e.port, ...(e.weight ? { weight: e.weight } : {}), ...(e.identity ? { identity: e.identity } : {}) };
+    return {
+      ip: e.ip,
+      port: e.port,
+      ...(e.weight ? { weight: e.weight } : {}),
+      ...(e.identity ? { identity: e.identity } : {}),
+    };
   });
   const out: WaypointCluster = { name: pc.name, service: pc.service, port: pc.port, protocol, endpoints };
   const p = pc.policy;
@@ -348,15 +452,20 @@ function decCluster(c: Ctx, field: string, pc: PbService["clusters"][number]): W
       out.policy.connectionPool = {
         ...(cp.maxConnections !== undefined ? { maxConnections: cp.maxConnections } : {}),
         ...(cp.maxPendingRequests !== undefined ? { maxPendingRequests: cp.maxPendingRequests } : {}),
-        ...(cp.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: cp.maxRequestsPerConnection } : {}),
+        ...(cp.maxRequestsPerConnection !== undefined
+          ? { maxRequestsPerConnection: cp.maxRequestsPerConnection }
+          : {}),
       };
     }
     if (p.outlierDetection) {
       const o = p.outlierDetection;
-      if (o.maxEjectionPercent > 100) c.fail(`${field}.policy.outlierDetection.maxEjectionPercent`, "must be 0..100");
+      if (o.maxEjectionPercent > 100)
+        c.fail(`${field}.policy.outlierDetection.maxEjectionPercent`, "must be 0..100");
       out.policy.outlierDetection = {
         ...(o.consecutive5xxErrors !== undefined ? { consecutive5xxErrors: o.consecutive5xxErrors } : {}),
-        ...(o.consecutiveGatewayErrors !== undefined ? { consecutiveGatewayErrors: o.consecutiveGatewayErrors } : {}),
+        ...(o.consecutiveGatewayErrors !== undefined
+          ? { consecutiveGatewayErrors: o.consecutiveGatewayErrors }
+          : {}),
         baseEjectionTimeMs: o.baseEjectionTimeMs || 30_000,
         maxEjectionPercent: o.maxEjectionPercent,
       };
@@ -400,8 +509,14 @@ export function decodeService(pb: PbService): WaypointService {
         ...(r.timeouts.backendRequestMs ? { backendRequestMs: r.timeouts.backendRequestMs } : {}),
       };
     if (r.retry) {
-      for (const [j, code] of r.retry.codes.entries()) if (code < 400 || code > 599) c.fail(`${f}.retry.codes[${j}]`, `not an error status: ${code}`);
-      route.retry = { attempts: r.retry.attempts, codes: [...r.retry.codes], grpcCodes: [...r.retry.grpcCodes], backoffMs: r.retry.backoffMs };
+      for (const [j, code] of r.retry.codes.entries())
+        if (code < 400 || code > 599) c.fail(`${f}.retry.codes[${j}]`, `not an error status: ${code}`);
+      route.retry = {
+        attempts: r.retry.attempts,
+        codes: [...r.retry.codes],
+        grpcCodes: [...r.retry.grpcCodes],
+        backoffMs: r.retry.backoffMs,
+      };
     }
     return route;
   });
@@ -432,7 +547,9 @@ export function decodeService(pb: PbService): WaypointService {
             ...(nonEmpty(s.principals) ? { principals: [...s.principals] } : {}),
             ...(nonEmpty(s.notPrincipals) ? { notPrincipals: [...s.notPrincipals] } : {}),
             ...(nonEmpty(s.requestPrincipals) ? { requestPrincipals: [...s.requestPrincipals] } : {}),
-            ...(nonEmpty(s.notRequestPrincipals) ? { notRequestPrincipals: [...s.notRequestPrincipals] } : {}),
+            ...(nonEmpty(s.notRequestPrincipals)
+              ? { notRequestPrincipals: [...s.notRequestPrincipals] }
+              : {}),
             ...(nonEmpty(s.namespaces) ? { namespaces: [...s.namespaces] } : {}),
             ...(nonEmpty(s.notNamespaces) ? { notNamespaces: [...s.notNamespaces] } : {}),
             ...(nonEmpty(s.ipBlocks) ? { ipBlocks: [...s.ipBlocks] } : {}),
@@ -468,16 +585,28 @@ export function decodeService(pb: PbService): WaypointService {
           c.fail(`jwtRules[${i}].jwks`, `invalid JSON: ${(e as Error).message}`);
         }
       }
-      if (j.jwksUri && !/^(https?|file):\/\//.test(j.jwksUri)) c.fail(`jwtRules[${i}].jwksUri`, "must be http(s):// or file://");
+      if (j.jwksUri && !/^(https?|file):\/\//.test(j.jwksUri))
+        c.fail(`jwtRules[${i}].jwksUri`, "must be http(s):// or file://");
       return {
         issuer: j.issuer,
         audiences: [...j.audiences],
         ...(j.jwks ? { jwks: j.jwks } : {}),
         ...(j.jwksUri ? { jwksUri: j.jwksUri } : {}),
-        ...(j.fromHeaders.length ? { fromHeaders: j.fromHeaders.map((h) => ({ name: h.name, ...(h.prefix ? { prefix: h.prefix } : {}) })) } : {}),
+        ...(j.fromHeaders.length
+          ? {
+              fromHeaders: j.fromHeaders.map((h) => ({
+                name: h.name,
+                ...(h.prefix ? { prefix: h.prefix } : {}),
+              })),
+            }
+          : {}),
         ...(j.fromParams.length ? { fromParams: [...j.fromParams] } : {}),
         ...(j.forwardOriginalToken ? { forwardOriginalToken: true } : {}),
-        ...(j.outputClaimToHeaders.length ? { outputClaimToHeaders: j.outputClaimToHeaders.map((o) => ({ header: o.header, claim: o.claim })) } : {}),
+        ...(j.outputClaimToHeaders.length
+          ? {
+              outputClaimToHeaders: j.outputClaimToHeaders.map((o) => ({ header: o.header, claim: o.claim })),
+            }
+          : {}),
       };
     }),
   };
@@ -485,14 +614,19 @@ export function decodeService(pb: PbService): WaypointService {
     const r = pb.rateLimit;
     if (!r.maxTokens) c.fail("rateLimit.maxTokens", "must be > 0");
     if (!r.fillIntervalMs) c.fail("rateLimit.fillIntervalMs", "must be > 0");
-    svc.rateLimit = { maxTokens: r.maxTokens, tokensPerFill: r.tokensPerFill || r.maxTokens, fillIntervalMs: r.fillIntervalMs };
+    svc.rateLimit = {
+      maxTokens: r.maxTokens,
+      tokensPerFill: r.tokensPerFill || r.maxTokens,
+      fillIntervalMs: r.fillIntervalMs,
+    };
   }
   return svc;
 }
 
 /** An xDS resource (Any) → model. Throws ConfigCodecError (→ NACK). */
 export function decodeServiceAny(any: Any, resourceName = ""): WaypointService {
-  if (any.typeUrl !== WAYPOINT_SERVICE_TYPE_URL) throw new ConfigCodecError(resourceName, "typeUrl", `unexpected ${any.typeUrl}`);
+  if (any.typeUrl !== WAYPOINT_SERVICE_TYPE_URL)
+    throw new ConfigCodecError(resourceName, "typeUrl", `unexpected ${any.typeUrl}`);
   let pb: PbService | undefined;
   try {
     pb = anyUnpack(any, WaypointServiceSchema);
@@ -501,7 +635,8 @@ export function decodeServiceAny(any: Any, resourceName = ""): WaypointService {
   }
   if (!pb) throw new ConfigCodecError(resourceName, "typeUrl", "not a WaypointService");
   const svc = decodeService(pb);
-  if (resourceName && svc.key !== resourceName) throw new ConfigCodecError(resourceName, "key", `does not match the resource name (${svc.key})`);
+  if (resourceName && svc.key !== resourceName)
+    throw new ConfigCodecError(resourceName, "key", `does not match the resource name (${svc.key})`);
   return svc;
 }
 

@@ -62,7 +62,10 @@ function num(name: string, v: string | undefined, dflt: number): number {
   return n;
 }
 
-export function parseWaypointConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): WaypointConfig | "help" {
+export function parseWaypointConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): WaypointConfig | "help" {
   const { values } = parseArgs({
     args: argv,
     options: {

@@ -40,7 +40,15 @@ export interface Exchange {
   flags?: string;
 }
 
-const hopByHop = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "http2-settings", "host"]);
+const hopByHop = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+  "host",
+]);
 
 /** Response headers from upstream (or the waypoint) as sent downstream. */
 export function downstreamHeaders(ex: Exchange, src: Record<string, unknown>): HeaderBag {

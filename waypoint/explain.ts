@@ -25,7 +25,12 @@ export type ExplainResult =
   | { outcome: "denied"; status: 401 | 403; policy?: string; reason: string }
   | { outcome: "no-route"; status: 404; grpcStatus?: 12 }
   | { outcome: "redirect"; route: string; status: number }
-  | { outcome: "fault"; route: string; abort?: { httpStatus?: number; grpcStatus?: number; percent: number }; delay?: { fixedDelayMs: number; percent: number } }
+  | {
+      outcome: "fault";
+      route: string;
+      abort?: { httpStatus?: number; grpcStatus?: number; percent: number };
+      delay?: { fixedDelayMs: number; percent: number };
+    }
   | {
       outcome: "routed";
       route: string;
@@ -54,12 +59,25 @@ export function explainRequest(svc: WaypointService, req: ExplainRequest): Expla
     });
     if (!d.allow)
       return d.needsAuthentication
-        ? { outcome: "denied", status: 401, reason: "a JWT is required by an ALLOW policy and none was given" }
-        : { outcome: "denied", status: 403, ...(d.policy ? { policy: d.policy } : {}), reason: d.policy ? `DENY policy ${d.policy} matches` : "no ALLOW policy matches" };
+        ? {
+            outcome: "denied",
+            status: 401,
+            reason: "a JWT is required by an ALLOW policy and none was given",
+          }
+        : {
+            outcome: "denied",
+            status: 403,
+            ...(d.policy ? { policy: d.policy } : {}),
+            reason: d.policy ? `DENY policy ${d.policy} matches` : "no ALLOW policy matches",
+          };
     policy = d.policy;
   }
   const route = c.routes.empty
-    ? { name: `default/${svc.key}:${req.port}`, filters: [] as RouteFilter[], backends: [{ cluster: clusterName(svc.key, req.port), weight: 1 }] }
+    ? {
+        name: `default/${svc.key}:${req.port}`,
+        filters: [] as RouteFilter[],
+        backends: [{ cluster: clusterName(svc.key, req.port), weight: 1 }],
+      }
     : matchRoute(c.routes, { method: req.method, url: req.url, headers, grpc: req.grpc ?? false })?.route;
   if (!route) return { outcome: "no-route", status: 404, ...(req.grpc ? { grpcStatus: 12 as const } : {}) };
   for (const f of route.filters) {

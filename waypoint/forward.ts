@@ -48,7 +48,8 @@ export async function forward(
     let deadline: number | undefined;
     const start = Date.now();
     if (t?.requestMs) deadline = start + t.requestMs;
-    if (ex.grpcTimeoutMs !== undefined) deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, start + ex.grpcTimeoutMs);
+    if (ex.grpcTimeoutMs !== undefined)
+      deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, start + ex.grpcTimeoutMs);
     const useH2 = ex.grpc || cluster.protocol === "http2" || cluster.protocol === "grpc";
     let prev: EndpointState | undefined;
     for (let attempt = 1; ; attempt++) {
@@ -76,7 +77,9 @@ export async function forward(
       ep.active++;
       let r: AttemptResult;
       try {
-        r = await (useH2 ? attemptH2(live.pool, ep, ex, body, tryMs) : attemptH1(live.pool, ep, ex, body, tryMs));
+        r = await (useH2
+          ? attemptH2(live.pool, ep, ex, body, tryMs)
+          : attemptH1(live.pool, ep, ex, body, tryMs));
       } finally {
         ep.active--;
       }
@@ -85,14 +88,16 @@ export async function forward(
         if (r.kind === "response") r.discard();
         return;
       }
-      const last = attempt >= maxAttempts || !retry || (body !== undefined && !body.replayable) || body === undefined;
+      const last =
+        attempt >= maxAttempts || !retry || (body !== undefined && !body.replayable) || body === undefined;
       const timedOutWhole = r.kind === "error" && r.outcome === "timeout" && byDeadline;
       let retryable = false;
       if (!last && !timedOutWhole) {
         if (r.kind === "error") retryable = true;
         else
           retryable =
-            retry!.codes.includes(r.status) || (r.grpcStatus !== undefined && retry!.grpcCodes.includes(r.grpcStatus));
+            retry!.codes.includes(r.status) ||
+            (r.grpcStatus !== undefined && retry!.grpcCodes.includes(r.grpcStatus));
       }
       if (retryable) {
         if (r.kind === "response") r.discard();
@@ -111,7 +116,13 @@ export async function forward(
         localReply(ex, 504, "upstream request timeout", {}, 4);
       } else {
         ex.flags = r.outcome === "connect-error" ? "UF" : "UR";
-        localReply(ex, 503, `upstream connect error or disconnect/reset before headers: ${r.error?.message ?? r.outcome}`, {}, 14);
+        localReply(
+          ex,
+          503,
+          `upstream connect error or disconnect/reset before headers: ${r.error?.message ?? r.outcome}`,
+          {},
+          14,
+        );
       }
       return;
     }

@@ -10,10 +10,10 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { WaypointProtocol } from "../core/model/waypoint.js";
 import { clusterName } from "../core/model/waypoint.js";
-import { bufferOnly, socketLike, type Upstream } from "./upstream/upstream.js";
 import type { ConnMeta, HttpProxy } from "./proxy.js";
 import { matchRoute } from "./routes/match.js";
 import type { WaypointState } from "./state.js";
+import { bufferOnly, socketLike, type Upstream } from "./upstream/upstream.js";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -59,7 +59,9 @@ export class Listeners {
       if (this.closing) res.shouldKeepAlive = false;
       this.proxy.handle(req, res, meta);
     });
-    this.h1.on("upgrade", (req: http.IncomingMessage, sock: Duplex, head: Buffer) => this.upgrade(req, sock, head));
+    this.h1.on("upgrade", (req: http.IncomingMessage, sock: Duplex, head: Buffer) =>
+      this.upgrade(req, sock, head),
+    );
     this.h2 = http2.createServer({ settings: { initialWindowSize: 4 << 20, maxConcurrentStreams: 1000 } });
     this.h2.on("session", (s: http2.ServerHttp2Session) => {
       if (this.pendingH2) this.h2Meta.set(s, this.pendingH2);
@@ -129,12 +131,17 @@ export class Listeners {
     const live = cluster ? this.state.cluster(cluster) : undefined;
     const ep = live?.state.pick(meta.sourceIp ? { hashKey: meta.sourceIp } : {});
     const target = ep ? { ip: ep.ip, port: ep.port } : meta.dst;
-    this.upstream.connect(target, { cluster: cluster ?? "passthrough", ...(meta.peerIdentity ? { sourceIdentity: meta.peerIdentity } : {}) }).then(
-      (up) => {
-        splice(stream, up);
-      },
-      () => stream.destroy(),
-    );
+    this.upstream
+      .connect(target, {
+        cluster: cluster ?? "passthrough",
+        ...(meta.peerIdentity ? { sourceIdentity: meta.peerIdentity } : {}),
+      })
+      .then(
+        (up) => {
+          splice(stream, up);
+        },
+        () => stream.destroy(),
+      );
   }
 
   private upgrade(req: http.IncomingMessage, sock: Duplex, head: Buffer): void {
@@ -142,9 +149,15 @@ export class Listeners {
     const deny = (status: number, msg: string) => {
       sock.end(`HTTP/1.1 ${status} ${msg}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     };
-    if (!meta) return deny(500, "Internal Server Error");
+    if (!meta) {
+      deny(500, "Internal Server Error");
+      return;
+    }
     const svc = this.proxy.resolve(meta, req.headers.host);
-    if (!svc) return deny(404, "Not Found");
+    if (!svc) {
+      deny(404, "Not Found");
+      return;
+    }
     const headers = req.headers as Record<string, string | string[] | undefined>;
     const path = (req.url ?? "/").split("?", 1)[0]!;
     if (!svc.authz.empty) {
@@ -157,33 +170,57 @@ export class Listeners {
         ...(meta.peerIdentity ? { sourcePrincipal: meta.peerIdentity } : {}),
         ...(meta.sourceIp ? { sourceIp: meta.sourceIp } : {}),
       });
-      if (!d.allow) return deny(403, "Forbidden");
+      if (!d.allow) {
+        deny(403, "Forbidden");
+        return;
+      }
     }
     let cluster = clusterName(svc.svc.key, meta.dst.port);
     if (!svc.routes.empty) {
-      const hit = matchRoute(svc.routes, { method: req.method ?? "GET", url: req.url ?? "/", headers, grpc: false });
-      if (!hit) return deny(404, "Not Found");
+      const hit = matchRoute(svc.routes, {
+        method: req.method ?? "GET",
+        url: req.url ?? "/",
+        headers,
+        grpc: false,
+      });
+      if (!hit) {
+        deny(404, "Not Found");
+        return;
+      }
       const b = hit.route.backends[0];
-      if (!b) return deny(500, "Internal Server Error");
+      if (!b) {
+        deny(500, "Internal Server Error");
+        return;
+      }
       cluster = b.cluster;
     }
     const live = this.state.cluster(cluster);
     const ep = live?.state.pick({});
-    if (!ep) return deny(503, "Service Unavailable");
+    if (!ep) {
+      deny(503, "Service Unavailable");
+      return;
+    }
     this.upstream.connect({ ip: ep.ip, port: ep.port }, { cluster }).then(
       (up) => {
         let headText = `${req.method} ${req.url} HTTP/1.1\r\n`;
-        for (let i = 0; i < req.rawHeaders.length; i += 2) headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+        for (let i = 0; i < req.rawHeaders.length; i += 2)
+          headText += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
         up.write(Buffer.from(`${headText}\r\n`, "latin1"));
         if (head.length) up.write(head);
         splice(sock, up);
       },
-      () => deny(503, "Service Unavailable"),
+      () => {
+        deny(503, "Service Unavailable");
+      },
     );
   }
 
   /** Plain-TCP listener (tests, plain-text setups): the destination is the local address, unless given. */
-  async listenTcp(opts: { port: number; host?: string; dst?: { ip: string; port: number } }): Promise<net.AddressInfo> {
+  async listenTcp(opts: {
+    port: number;
+    host?: string;
+    dst?: { ip: string; port: number };
+  }): Promise<net.AddressInfo> {
     const server = net.createServer({ noDelay: true }, (s) => {
       this.serveStream(s, {
         dst: opts.dst ?? { ip: s.localAddress ?? "", port: s.localPort ?? 0 },

@@ -16,10 +16,11 @@ import {
 import { corsPreflight, corsResponseHeaders, isPreflight, originAllowed } from "./filters/cors.js";
 import { decideFault } from "./filters/fault.js";
 import { applyHeaderModifier } from "./filters/request-header-modifier.js";
-import { redirectLocation } from "./filters/request-redirect.js";
 import { sendMirror } from "./filters/request-mirror.js";
+import { redirectLocation } from "./filters/request-redirect.js";
 import { rewriteUrl } from "./filters/url-rewrite.js";
 import { forward } from "./forward.js";
+import type { AuthResult } from "./policy/jwt.js";
 import { deniedTotal } from "./policy/l7-authz.js";
 import { ratelimitedTotal } from "./policy/rate-limit.js";
 import { matchRoute, type RouteHit } from "./routes/match.js";
@@ -51,7 +52,11 @@ function pickWeighted(route: WaypointRoute) {
   return b[b.length - 1];
 }
 
-function hashKeyFor(svcLb: { header?: string; cookie?: string; sourceIp?: boolean }, ex: Exchange, conn: ConnMeta): string | undefined {
+function hashKeyFor(
+  svcLb: { header?: string; cookie?: string; sourceIp?: boolean },
+  ex: Exchange,
+  conn: ConnMeta,
+): string | undefined {
   if (svcLb.header) {
     const v = ex.headers[svcLb.header.toLowerCase()];
     return v === undefined ? undefined : String(v);
@@ -157,9 +162,12 @@ export class HttpProxy {
       return;
     }
 
-    let auth;
+    let auth: AuthResult | undefined;
     if (!svc.jwt.empty) {
-      const r = await svc.jwt.authenticate(ex.headers as Record<string, string | string[] | undefined>, ex.url);
+      const r = await svc.jwt.authenticate(
+        ex.headers as Record<string, string | string[] | undefined>,
+        ex.url,
+      );
       if (r.kind === "invalid") {
         deniedTotal.inc({ reason: "jwt_invalid" });
         ex.flags = "UAEX";
@@ -197,7 +205,12 @@ export class HttpProxy {
     if (svc.routes.empty) {
       route = defaultRoute(svc, conn.dst.port);
     } else {
-      hit = matchRoute(svc.routes, { method: ex.method, url: ex.url, headers: ex.headers as RouteRequestHeaders, grpc: ex.grpc });
+      hit = matchRoute(svc.routes, {
+        method: ex.method,
+        url: ex.url,
+        headers: ex.headers as RouteRequestHeaders,
+        grpc: ex.grpc,
+      });
       if (!hit) {
         ex.flags = "NR";
         localReply(ex, 404, "route not found", {}, 12);
@@ -226,21 +239,31 @@ export class HttpProxy {
   }
 
   /** Applies filters in order; false when one of them answered the request. */
-  private async applyFilters(ex: Exchange, filters: RouteFilter[], hit: RouteHit | undefined, mirrors: Mirror[]): Promise<boolean> {
+  private async applyFilters(
+    ex: Exchange,
+    filters: RouteFilter[],
+    hit: RouteHit | undefined,
+    mirrors: Mirror[],
+  ): Promise<boolean> {
     for (const f of filters) {
       switch (f.type) {
         case "RequestHeaderModifier":
           applyHeaderModifier(ex.headers, f.modifier);
           break;
         case "ResponseHeaderModifier":
-          (ex.responseMods ??= []).push(f.modifier);
+          if (ex.responseMods) ex.responseMods.push(f.modifier);
+          else ex.responseMods = [f.modifier];
           break;
         case "URLRewrite":
           if (f.hostname) ex.authority = f.hostname;
           if (f.path) ex.url = rewriteUrl(ex.url, f.path, hit?.prefix);
           break;
         case "RequestRedirect": {
-          const location = redirectLocation(f, { scheme: "http", authority: ex.authority, url: ex.url }, hit?.prefix);
+          const location = redirectLocation(
+            f,
+            { scheme: "http", authority: ex.authority, url: ex.url },
+            hit?.prefix,
+          );
           localReply(ex, f.statusCode, "", { location });
           return false;
         }
@@ -259,7 +282,8 @@ export class HttpProxy {
               ex.res.end();
               return false;
             }
-          } else if (originAllowed(f.cors, origin)) ex.extraResponseHeaders = corsResponseHeaders(f.cors, origin);
+          } else if (originAllowed(f.cors, origin))
+            ex.extraResponseHeaders = corsResponseHeaders(f.cors, origin);
           break;
         }
         case "Fault": {
@@ -271,7 +295,13 @@ export class HttpProxy {
           if (d.abort) {
             ex.flags = "FI";
             const status = d.abort.httpStatus ?? 503;
-            localReply(ex, ex.grpc && d.abort.grpcStatus !== undefined ? 200 : status, "fault filter abort", {}, d.abort.grpcStatus);
+            localReply(
+              ex,
+              ex.grpc && d.abort.grpcStatus !== undefined ? 200 : status,
+              "fault filter abort",
+              {},
+              d.abort.grpcStatus,
+            );
             return false;
           }
           break;
@@ -288,10 +318,19 @@ const defaults = new WeakMap<CompiledService, Map<number, WaypointRoute>>();
 /** With no routes, a service's traffic goes to the service itself on the same port. */
 function defaultRoute(svc: CompiledService, port: number): WaypointRoute {
   let m = defaults.get(svc);
-  if (!m) defaults.set(svc, (m = new Map()));
+  if (!m) {
+    m = new Map();
+    defaults.set(svc, m);
+  }
   let r = m.get(port);
   if (!r) {
-    r = { name: `default/${svc.svc.key}:${port}`, kind: "http", match: {}, filters: [], backends: [{ cluster: clusterName(svc.svc.key, port), weight: 1 }] };
+    r = {
+      name: `default/${svc.svc.key}:${port}`,
+      kind: "http",
+      match: {},
+      filters: [],
+      backends: [{ cluster: clusterName(svc.svc.key, port), weight: 1 }],
+    };
     m.set(port, r);
   }
   return r;

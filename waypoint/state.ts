@@ -4,8 +4,8 @@
 // compile throws (→ NACK) and its previous version stays.
 import type { WaypointCluster, WaypointProtocol, WaypointService } from "../core/model/waypoint.js";
 import { ClusterState } from "./cluster.js";
-import { L7Authorizer } from "./policy/l7-authz.js";
 import { JwtAuthenticator } from "./policy/jwt.js";
+import { L7Authorizer } from "./policy/l7-authz.js";
 import { TokenBucket } from "./policy/rate-limit.js";
 import { compileRoutes, type RouteTable } from "./routes/match.js";
 import { ClusterPool } from "./upstream/pool.js";
@@ -34,7 +34,8 @@ function addrKey(ip: string, port: number): string {
 /** Compiles one service; throws RouteCompileError / Error naming the field on bad input. */
 export function compileService(svc: WaypointService, previous?: CompiledService): CompiledService {
   const routes = compileRoutes(svc.routes);
-  const sameLimit = previous?.bucket && JSON.stringify(previous.bucket.policy) === JSON.stringify(svc.rateLimit);
+  const sameLimit =
+    previous?.bucket && JSON.stringify(previous.bucket.policy) === JSON.stringify(svc.rateLimit);
   return {
     svc,
     routes,
@@ -42,7 +43,9 @@ export function compileService(svc: WaypointService, previous?: CompiledService)
     ...(svc.rateLimit ? { bucket: sameLimit ? previous!.bucket! : new TokenBucket(svc.rateLimit) } : {}),
     authz: new L7Authorizer(svc.authz),
     jwt:
-      previous && JSON.stringify(previous.svc.jwtRules) === JSON.stringify(svc.jwtRules) ? previous.jwt : new JwtAuthenticator(svc.jwtRules),
+      previous && JSON.stringify(previous.svc.jwtRules) === JSON.stringify(svc.jwtRules)
+        ? previous.jwt
+        : new JwtAuthenticator(svc.jwtRules),
   };
 }
 
@@ -110,7 +113,9 @@ export class WaypointState {
   }
 
   private unindex(c: CompiledService): void {
-    for (const vip of c.svc.vips) for (const p of c.svc.ports) if (this.byAddr.get(addrKey(vip, p.port)) === c) this.byAddr.delete(addrKey(vip, p.port));
+    for (const vip of c.svc.vips)
+      for (const p of c.svc.ports)
+        if (this.byAddr.get(addrKey(vip, p.port)) === c) this.byAddr.delete(addrKey(vip, p.port));
     for (const h of hostAliases(c.svc)) if (this.byHost.get(h) === c) this.byHost.delete(h);
   }
 
@@ -133,7 +138,8 @@ export class WaypointState {
     if (!this.identities) {
       this.identities = new Map();
       for (const svc of this.services.values())
-        for (const c of svc.svc.clusters) for (const e of c.endpoints) if (e.identity) this.identities.set(addrKey(e.ip, e.port), e.identity);
+        for (const c of svc.svc.clusters)
+          for (const e of c.endpoints) if (e.identity) this.identities.set(addrKey(e.ip, e.port), e.identity);
     }
     return this.identities.get(addrKey(ip, port));
   }

@@ -48,16 +48,25 @@ function pct(v: number | undefined, field: string): number {
 export function faultPolicy(f: FaultInjection): FaultPolicy {
   const out: FaultPolicy = {};
   const s = f.spec;
-  if (s.delay) out.delay = { fixedDelayMs: duration(s.delay.fixedDelay, "spec.delay.fixedDelay"), percent: pct(s.delay.percentage?.value, "spec.delay.percentage.value") };
+  if (s.delay)
+    out.delay = {
+      fixedDelayMs: duration(s.delay.fixedDelay, "spec.delay.fixedDelay"),
+      percent: pct(s.delay.percentage?.value, "spec.delay.percentage.value"),
+    };
   if (s.abort) {
     const a = s.abort;
     let grpcStatus: number | undefined;
     if (a.grpcStatus !== undefined) {
-      grpcStatus = /^[0-9]+$/.test(a.grpcStatus) ? Number(a.grpcStatus) : grpcCodes[a.grpcStatus.toUpperCase()];
-      if (grpcStatus === undefined || grpcStatus > 16) throw new PolicyError("spec.abort.grpcStatus", `unknown gRPC status ${JSON.stringify(a.grpcStatus)}`);
+      grpcStatus = /^[0-9]+$/.test(a.grpcStatus)
+        ? Number(a.grpcStatus)
+        : grpcCodes[a.grpcStatus.toUpperCase()];
+      if (grpcStatus === undefined || grpcStatus > 16)
+        throw new PolicyError("spec.abort.grpcStatus", `unknown gRPC status ${JSON.stringify(a.grpcStatus)}`);
     }
-    if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 599)) throw new PolicyError("spec.abort.httpStatus", `invalid HTTP status ${a.httpStatus}`);
-    if (a.httpStatus === undefined && grpcStatus === undefined) throw new PolicyError("spec.abort", "needs httpStatus or grpcStatus");
+    if (a.httpStatus !== undefined && (a.httpStatus < 200 || a.httpStatus > 599))
+      throw new PolicyError("spec.abort.httpStatus", `invalid HTTP status ${a.httpStatus}`);
+    if (a.httpStatus === undefined && grpcStatus === undefined)
+      throw new PolicyError("spec.abort", "needs httpStatus or grpcStatus");
     out.abort = {
       ...(a.httpStatus !== undefined ? { httpStatus: a.httpStatus } : {}),
       ...(grpcStatus !== undefined ? { grpcStatus } : {}),
@@ -68,7 +77,9 @@ export function faultPolicy(f: FaultInjection): FaultPolicy {
   return out;
 }
 
-export function targets(p: { spec: { targetRef?: PolicyTargetReference; targetRefs?: PolicyTargetReference[] } }): PolicyTargetReference[] {
+export function targets(p: {
+  spec: { targetRef?: PolicyTargetReference; targetRefs?: PolicyTargetReference[] };
+}): PolicyTargetReference[] {
   return [...(p.spec.targetRef ? [p.spec.targetRef] : []), ...(p.spec.targetRefs ?? [])];
 }
 
@@ -80,7 +91,10 @@ export function clusterPolicy(tp: TrafficPolicy): { policy: ClusterPolicy; rateL
     if (lb.consistentHash) {
       const h = lb.consistentHash;
       if (!h.httpHeaderName && !h.httpCookie && !h.useSourceIp)
-        throw new PolicyError("spec.loadBalancer.consistentHash", "needs httpHeaderName, httpCookie or useSourceIp");
+        throw new PolicyError(
+          "spec.loadBalancer.consistentHash",
+          "needs httpHeaderName, httpCookie or useSourceIp",
+        );
       policy.loadBalancer = {
         type: "CONSISTENT_HASH",
         ...(h.httpHeaderName ? { header: h.httpHeaderName } : {}),
@@ -110,18 +124,27 @@ export function clusterPolicy(tp: TrafficPolicy): { policy: ClusterPolicy; rateL
     const maxConnections = cp.tcp?.maxConnections ?? cp.http?.http2MaxRequests;
     policy.connectionPool = {
       ...(maxConnections !== undefined ? { maxConnections } : {}),
-      ...(cp.http?.http1MaxPendingRequests !== undefined ? { maxPendingRequests: cp.http.http1MaxPendingRequests } : {}),
-      ...(cp.http?.maxRequestsPerConnection !== undefined ? { maxRequestsPerConnection: cp.http.maxRequestsPerConnection } : {}),
+      ...(cp.http?.http1MaxPendingRequests !== undefined
+        ? { maxPendingRequests: cp.http.http1MaxPendingRequests }
+        : {}),
+      ...(cp.http?.maxRequestsPerConnection !== undefined
+        ? { maxRequestsPerConnection: cp.http.maxRequestsPerConnection }
+        : {}),
     };
   }
   const od = s.outlierDetection;
   if (od) {
     const max = od.maxEjectionPercent ?? 10;
-    if (max < 0 || max > 100) throw new PolicyError("spec.outlierDetection.maxEjectionPercent", `must be 0..100, got ${max}`);
+    if (max < 0 || max > 100)
+      throw new PolicyError("spec.outlierDetection.maxEjectionPercent", `must be 0..100, got ${max}`);
     policy.outlierDetection = {
       ...(od.consecutive5xxErrors !== undefined ? { consecutive5xxErrors: od.consecutive5xxErrors } : {}),
-      ...(od.consecutiveGatewayErrors !== undefined ? { consecutiveGatewayErrors: od.consecutiveGatewayErrors } : {}),
-      baseEjectionTimeMs: od.baseEjectionTime ? duration(od.baseEjectionTime, "spec.outlierDetection.baseEjectionTime") : 30_000,
+      ...(od.consecutiveGatewayErrors !== undefined
+        ? { consecutiveGatewayErrors: od.consecutiveGatewayErrors }
+        : {}),
+      baseEjectionTimeMs: od.baseEjectionTime
+        ? duration(od.baseEjectionTime, "spec.outlierDetection.baseEjectionTime")
+        : 30_000,
       maxEjectionPercent: max,
     };
   }
@@ -149,7 +172,8 @@ export function jwtRules(ra: RequestAuthentication): JwtRule[] {
         throw new PolicyError(`${f}.jwks`, `not a JWKS: ${(e as Error).message}`);
       }
     }
-    if (j.jwksUri && !/^(https?|file):\/\//.test(j.jwksUri)) throw new PolicyError(`${f}.jwksUri`, "must be an http(s):// or file:// URL");
+    if (j.jwksUri && !/^(https?|file):\/\//.test(j.jwksUri))
+      throw new PolicyError(`${f}.jwksUri`, "must be an http(s):// or file:// URL");
     return {
       issuer: j.issuer,
       audiences: j.audiences ?? [],
@@ -167,7 +191,8 @@ function ports(v: (string | number)[] | undefined, field: string): number[] | un
   if (!v?.length) return undefined;
   return v.map((p, i) => {
     const s = String(p);
-    if (!/^[0-9]+$/.test(s) || Number(s) > 65535) throw new PolicyError(`${field}[${i}]`, `must be a port number, got ${JSON.stringify(p)}`);
+    if (!/^[0-9]+$/.test(s) || Number(s) > 65535)
+      throw new PolicyError(`${field}[${i}]`, `must be a port number, got ${JSON.stringify(p)}`);
     return Number(s);
   });
 }
@@ -179,8 +204,13 @@ function some<T>(v: T[] | undefined): T[] | undefined {
 /** serviceAccounts ("ns/sa") become principals in the trust domain, as Istio does. */
 export function l7Authz(ap: AuthorizationPolicy, trustDomain: string): L7AuthzPolicy {
   const action = ap.spec.action ?? "ALLOW";
-  if (action === "CUSTOM") throw new PolicyError("spec.action", "CUSTOM (external authorization) is not supported");
-  const sa = (list: string[] | undefined) => list?.map((s) => { const [ns, name] = s.split("/"); return `${trustDomain}/ns/${ns}/sa/${name}`; });
+  if (action === "CUSTOM")
+    throw new PolicyError("spec.action", "CUSTOM (external authorization) is not supported");
+  const sa = (list: string[] | undefined) =>
+    list?.map((s) => {
+      const [ns, name] = s.split("/");
+      return `${trustDomain}/ns/${ns}/sa/${name}`;
+    });
   return {
     name: `${ap.metadata.namespace ?? "default"}/${ap.metadata.name}`,
     action,

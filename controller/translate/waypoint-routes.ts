@@ -35,9 +35,17 @@ export interface RouteProblem {
 /** What the route translator needs to resolve references; pure lookups. */
 export interface RouteResolver {
   /** backendRef → cluster name, or a problem (the cluster name then points nowhere: requests get 500). */
-  backend(ref: { group?: string; kind?: string; name: string; namespace?: string; port?: number }, routeNs: string, field: string): { cluster: string } | RouteProblem;
+  backend(
+    ref: { group?: string; kind?: string; name: string; namespace?: string; port?: number },
+    routeNs: string,
+    field: string,
+  ): { cluster: string } | RouteProblem;
   /** ExtensionRef → a filter (FaultInjection), or a problem. */
-  extension(ref: { group: string; kind: string; name: string }, routeNs: string, field: string): RouteFilter | RouteProblem;
+  extension(
+    ref: { group: string; kind: string; name: string },
+    routeNs: string,
+    field: string,
+  ): RouteFilter | RouteProblem;
 }
 
 export interface RouteEntry {
@@ -73,12 +81,24 @@ function isProblem(x: unknown): x is RouteProblem {
 /** Gateway API duration (`1h2m3s500ms`) → ms; "0s" → 0 (no timeout). */
 export function parseDuration(v: string, field: string): number {
   const re = /([0-9]+(?:\.[0-9]+)?)(h|ms|m|s)/y;
-  if (!v) throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field, message: "empty duration" });
+  if (!v)
+    throw new RuleError({
+      condition: "Accepted",
+      reason: "UnsupportedValue",
+      field,
+      message: "empty duration",
+    });
   let total = 0;
   re.lastIndex = 0;
   while (re.lastIndex < v.length) {
     const m = re.exec(v);
-    if (!m) throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field, message: `invalid duration ${JSON.stringify(v)}` });
+    if (!m)
+      throw new RuleError({
+        condition: "Accepted",
+        reason: "UnsupportedValue",
+        field,
+        message: `invalid duration ${JSON.stringify(v)}`,
+      });
     const n = Number(m[1]);
     total += m[2] === "h" ? n * 3_600_000 : m[2] === "m" ? n * 60_000 : m[2] === "s" ? n * 1000 : n;
   }
@@ -89,7 +109,12 @@ function checkRegex(v: string, field: string): void {
   try {
     new RegExp(`^(?:${v})$`);
   } catch (e) {
-    throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field, message: `invalid regular expression ${JSON.stringify(v)}: ${(e as Error).message}` });
+    throw new RuleError({
+      condition: "Accepted",
+      reason: "UnsupportedValue",
+      field,
+      message: `invalid regular expression ${JSON.stringify(v)}: ${(e as Error).message}`,
+    });
   }
 }
 
@@ -105,10 +130,18 @@ function pathModifier(p: HTTPPathModifier, field: string, prefixOnly: boolean): 
       });
     return { type: "ReplacePrefixMatch", value: p.replacePrefixMatch ?? "/" };
   }
-  throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field: `${field}.type`, message: `unknown path modifier type ${String((p as { type: unknown }).type)}` });
+  throw new RuleError({
+    condition: "Accepted",
+    reason: "UnsupportedValue",
+    field: `${field}.type`,
+    message: `unknown path modifier type ${String((p as { type: unknown }).type)}`,
+  });
 }
 
-function mirrorPercent(m: { percent?: number; fraction?: { numerator: number; denominator?: number } }): number {
+function mirrorPercent(m: {
+  percent?: number;
+  fraction?: { numerator: number; denominator?: number };
+}): number {
   if (m.percent !== undefined) return m.percent;
   if (m.fraction) return (m.fraction.numerator / (m.fraction.denominator ?? 100)) * 100;
   return 100;
@@ -149,7 +182,13 @@ function filter(
     }
     case "RequestMirror": {
       const m = h.requestMirror;
-      if (!m) throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field: `${field}.requestMirror`, message: "missing" });
+      if (!m)
+        throw new RuleError({
+          condition: "Accepted",
+          reason: "UnsupportedValue",
+          field: `${field}.requestMirror`,
+          message: "missing",
+        });
       const b = r.backend(m.backendRef, ns, `${field}.requestMirror.backendRef`);
       if (isProblem(b)) {
         problems.push(b);
@@ -174,7 +213,13 @@ function filter(
     }
     case "ExtensionRef": {
       const ref = f.extensionRef;
-      if (!ref) throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field: `${field}.extensionRef`, message: "missing" });
+      if (!ref)
+        throw new RuleError({
+          condition: "Accepted",
+          reason: "UnsupportedValue",
+          field: `${field}.extensionRef`,
+          message: "missing",
+        });
       const x = r.extension(ref, ns, `${field}.extensionRef`);
       if (!isProblem(x)) return x;
       // Gateway API: a custom filter that does not resolve is not skipped;
@@ -192,14 +237,31 @@ function filter(
   }
 }
 
-function filters(list: (HTTPRouteFilter | GRPCRouteFilter)[] | undefined, field: string, ns: string, r: RouteResolver, prefixOnly: boolean, problems: RouteProblem[]): RouteFilter[] {
+function filters(
+  list: (HTTPRouteFilter | GRPCRouteFilter)[] | undefined,
+  field: string,
+  ns: string,
+  r: RouteResolver,
+  prefixOnly: boolean,
+  problems: RouteProblem[],
+): RouteFilter[] {
   return (list ?? [])
     .map((f, i) => filter(f, `${field}[${i}]`, ns, r, prefixOnly, problems))
     .filter((f) => !(f.type === "RequestMirror" && f.cluster === ""));
 }
 
 function backends(
-  refs: { group?: string; kind?: string; name: string; namespace?: string; port?: number; weight?: number; filters?: (HTTPRouteFilter | GRPCRouteFilter)[] }[] | undefined,
+  refs:
+    | {
+        group?: string;
+        kind?: string;
+        name: string;
+        namespace?: string;
+        port?: number;
+        weight?: number;
+        filters?: (HTTPRouteFilter | GRPCRouteFilter)[];
+      }[]
+    | undefined,
   field: string,
   ns: string,
   r: RouteResolver,
@@ -209,7 +271,12 @@ function backends(
   return (refs ?? []).map((b, i) => {
     const f = `${field}[${i}]`;
     const resolved = r.backend(b, ns, f);
-    const cluster = isProblem(resolved) ? (problems.push(resolved), `invalid:${ns}/${b.name}`) : resolved.cluster;
+    let cluster: string;
+    if (isProblem(resolved)) {
+      problems.push(resolved);
+      // a name no cluster has: requests that pick this backend get 500
+      cluster = `invalid:${ns}/${b.name}`;
+    } else cluster = resolved.cluster;
     const fs = filters(b.filters, `${f}.filters`, ns, r, prefixOnly, problems);
     return { cluster, weight: b.weight ?? 1, ...(fs.length ? { filters: fs } : {}) };
   });
@@ -221,7 +288,12 @@ function httpMatch(m: HTTPRouteMatch, field: string): RouteMatch {
   const value = m.path?.value ?? "/";
   if (type === "RegularExpression") checkRegex(value, `${field}.path.value`);
   else if (!value.startsWith("/"))
-    throw new RuleError({ condition: "Accepted", reason: "UnsupportedValue", field: `${field}.path.value`, message: "must start with /" });
+    throw new RuleError({
+      condition: "Accepted",
+      reason: "UnsupportedValue",
+      field: `${field}.path.value`,
+      message: "must start with /",
+    });
   out.path = { type, value };
   const vm = (list: HTTPRouteMatch["headers"], name: string) =>
     (list ?? []).map((h, i) => {
@@ -253,9 +325,16 @@ export function httpRouteEntries(rt: HTTPRoute, r: RouteResolver, problems: Rout
       const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, prefixOnly, problems);
       const base: Omit<WaypointRoute, "name" | "match"> = { kind: "http", filters: fs, backends: bs };
       if (rule.timeouts?.request || rule.timeouts?.backendRequest) {
-        const requestMs = rule.timeouts.request ? parseDuration(rule.timeouts.request, `${field}.timeouts.request`) : 0;
-        const backendRequestMs = rule.timeouts.backendRequest ? parseDuration(rule.timeouts.backendRequest, `${field}.timeouts.backendRequest`) : 0;
-        base.timeouts = { ...(requestMs ? { requestMs } : {}), ...(backendRequestMs ? { backendRequestMs } : {}) };
+        const requestMs = rule.timeouts.request
+          ? parseDuration(rule.timeouts.request, `${field}.timeouts.request`)
+          : 0;
+        const backendRequestMs = rule.timeouts.backendRequest
+          ? parseDuration(rule.timeouts.backendRequest, `${field}.timeouts.backendRequest`)
+          : 0;
+        base.timeouts = {
+          ...(requestMs ? { requestMs } : {}),
+          ...(backendRequestMs ? { backendRequestMs } : {}),
+        };
       }
       if (rule.retry) {
         base.retry = {
@@ -309,7 +388,11 @@ export function grpcRouteEntries(rt: GRPCRoute, r: RouteResolver, problems: Rout
             if (m.method.service) checkRegex(m.method.service, `${f}.method.service`);
             if (m.method.method) checkRegex(m.method.method, `${f}.method.method`);
           }
-          out.grpc = { type, ...(m.method.service ? { service: m.method.service } : {}), ...(m.method.method ? { method: m.method.method } : {}) };
+          out.grpc = {
+            type,
+            ...(m.method.service ? { service: m.method.service } : {}),
+            ...(m.method.method ? { method: m.method.method } : {}),
+          };
         }
         if (m.headers?.length)
           out.headers = m.headers.map((h, i) => {
@@ -323,7 +406,13 @@ export function grpcRouteEntries(rt: GRPCRoute, r: RouteResolver, problems: Rout
       const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, false, problems);
       compiled.forEach((match, mi) => {
         out.push({
-          route: { name: `GRPCRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`, kind: "grpc", match, filters: fs, backends: bs },
+          route: {
+            name: `GRPCRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`,
+            kind: "grpc",
+            match,
+            filters: fs,
+            backends: bs,
+          },
           sort: {
             kind: "grpc",
             pathRank: 0,

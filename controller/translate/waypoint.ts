@@ -30,7 +30,14 @@ import {
 import { DEFAULT_TRANSLATE_OPTIONS, TranslateContext, type TranslateOptions } from "./context.js";
 import { serviceWaypoint, waypointAddress } from "./use-waypoint.js";
 import { clusterPolicy, faultPolicy, jwtRules, l7Authz, PolicyError, targets } from "./waypoint-policy.js";
-import { grpcRouteEntries, httpRouteEntries, type RouteEntry, type RouteProblem, type RouteResolver, sortEntries } from "./waypoint-routes.js";
+import {
+  grpcRouteEntries,
+  httpRouteEntries,
+  type RouteEntry,
+  type RouteProblem,
+  type RouteResolver,
+  sortEntries,
+} from "./waypoint-routes.js";
 
 export const WAYPOINT_CONTROLLER_NAME = "ambit.dev/waypoint-controller";
 export const HBONE_LISTENER_PORT = 15008;
@@ -73,7 +80,10 @@ function isServiceRef(p: ParentReference): boolean {
 }
 
 function isGatewayRef(p: ParentReference): boolean {
-  return (p.kind ?? "Gateway") === "Gateway" && (p.group ?? "gateway.networking.k8s.io") === "gateway.networking.k8s.io";
+  return (
+    (p.kind ?? "Gateway") === "Gateway" &&
+    (p.group ?? "gateway.networking.k8s.io") === "gateway.networking.k8s.io"
+  );
 }
 
 type AnyRoute = HTTPRoute | GRPCRoute;
@@ -95,8 +105,11 @@ export function translateWaypoints(
   const scratch = new TranslateContext(snapshot, ctx.opts);
   const statuses: WaypointStatus[] = [];
   const meshByKey = new Map(mesh.services.map((s) => [s.key, s]));
-  const svcByRef = new Map(snapshot.services.map((s) => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]));
-  const keyOf = (s: Service) => `${s.metadata.namespace ?? "default"}/${ctx.serviceHostname(s.metadata.name, s.metadata.namespace ?? "default")}`;
+  const svcByRef = new Map(
+    snapshot.services.map((s) => [`${s.metadata.namespace ?? "default"}/${s.metadata.name}`, s]),
+  );
+  const keyOf = (s: Service) =>
+    `${s.metadata.namespace ?? "default"}/${ctx.serviceHostname(s.metadata.name, s.metadata.namespace ?? "default")}`;
 
   // ---- Gateways ----
   const gateways = snapshot.gateways.filter((g) => g.spec.gatewayClassName === WAYPOINT_GATEWAY_CLASS);
@@ -106,14 +119,24 @@ export function translateWaypoints(
     const hbone = gw.spec.listeners.some((l) => l.port === HBONE_LISTENER_PORT && l.protocol === "HBONE");
     const address = waypointAddress(ctx, gw);
     if (!hbone) {
-      ctx.error("INVALID_FIELD", gw, "spec.listeners", `a waypoint needs a listener on port ${HBONE_LISTENER_PORT} with protocol HBONE`);
+      ctx.error(
+        "INVALID_FIELD",
+        gw,
+        "spec.listeners",
+        `a waypoint needs a listener on port ${HBONE_LISTENER_PORT} with protocol HBONE`,
+      );
       statuses.push({
         kind: "Gateway",
         namespace: ns,
         name: gw.metadata.name,
         status: {
           conditions: [
-            cond("Accepted", false, "ListenersNotValid", `needs a listener on port ${HBONE_LISTENER_PORT} with protocol HBONE`),
+            cond(
+              "Accepted",
+              false,
+              "ListenersNotValid",
+              `needs a listener on port ${HBONE_LISTENER_PORT} with protocol HBONE`,
+            ),
             cond("Programmed", false, "Invalid", "not accepted"),
           ],
         },
@@ -127,13 +150,22 @@ export function translateWaypoints(
       name: gw.metadata.name,
       status: {
         addresses: [{ type: address.address ? "IPAddress" : "Hostname", value: addrValue }],
-        conditions: [cond("Accepted", true, "Accepted"), cond("Programmed", true, "Programmed", `waypoint at ${addrValue}:${HBONE_LISTENER_PORT}`)],
+        conditions: [
+          cond("Accepted", true, "Accepted"),
+          cond("Programmed", true, "Programmed", `waypoint at ${addrValue}:${HBONE_LISTENER_PORT}`),
+        ],
       },
     });
     plans.set(`${ns}/${gw.metadata.name}`, {
       gw,
       addrKey: JSON.stringify(address),
-      plan: { gateway: `${ns}/${gw.metadata.name}`, namespace: ns, name: gw.metadata.name, address, services: [] },
+      plan: {
+        gateway: `${ns}/${gw.metadata.name}`,
+        namespace: ns,
+        name: gw.metadata.name,
+        address,
+        services: [],
+      },
     });
   }
   const planByAddr = new Map([...plans.values()].map((p) => [p.addrKey, p]));
@@ -143,26 +175,39 @@ export function translateWaypoints(
     const out: { ip: string; port: number; identity?: string }[] = [];
     for (const w of mesh.workloads) {
       if (!w.healthy || !w.ips[0]) continue;
-      const identity = w.tunnel === "hbone" ? `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` : undefined;
+      const identity =
+        w.tunnel === "hbone"
+          ? `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`
+          : undefined;
       for (const p of w.services[svcKey] ?? [])
-        if (p.servicePort === port && p.targetPort > 0) out.push({ ip: w.ips[0], port: p.targetPort, ...(identity ? { identity } : {}) });
+        if (p.servicePort === port && p.targetPort > 0)
+          out.push({ ip: w.ips[0], port: p.targetPort, ...(identity ? { identity } : {}) });
     }
     return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
   };
 
   // ---- TrafficPolicies by target Service ----
-  const trafficBySvc = new Map<string, { policy: ReturnType<typeof clusterPolicy>["policy"]; rateLimit?: RateLimitPolicy }>();
+  const trafficBySvc = new Map<
+    string,
+    { policy: ReturnType<typeof clusterPolicy>["policy"]; rateLimit?: RateLimitPolicy }
+  >();
   for (const tp of snapshot.trafficPolicies) {
     const ns = tp.metadata.namespace ?? "default";
     try {
       const converted = clusterPolicy(tp);
       targets(tp).forEach((t, i) => {
         if (t.kind !== "Service") {
-          ctx.error("INVALID_FIELD", tp, `spec.targetRefs[${i}].kind`, `TrafficPolicy targets Services, not ${t.kind}`);
+          ctx.error(
+            "INVALID_FIELD",
+            tp,
+            `spec.targetRefs[${i}].kind`,
+            `TrafficPolicy targets Services, not ${t.kind}`,
+          );
           return;
         }
         const ref = `${t.namespace ?? ns}/${t.name}`;
-        if (!svcByRef.has(ref)) ctx.warn("MISSING_REFERENCE", tp, `spec.targetRefs[${i}]`, `Service ${ref} does not exist`);
+        if (!svcByRef.has(ref))
+          ctx.warn("MISSING_REFERENCE", tp, `spec.targetRefs[${i}]`, `Service ${ref} does not exist`);
         trafficBySvc.set(ref, converted);
       });
     } catch (e) {
@@ -180,9 +225,19 @@ export function translateWaypoints(
     try {
       const p = l7Authz(ap, ctx.opts.trustDomain);
       for (const t of ts) {
-        const key = t.kind === "Gateway" ? `gw:${t.namespace ?? ns}/${t.name}` : t.kind === "Service" ? `${t.namespace ?? ns}/${t.name}` : undefined;
+        const key =
+          t.kind === "Gateway"
+            ? `gw:${t.namespace ?? ns}/${t.name}`
+            : t.kind === "Service"
+              ? `${t.namespace ?? ns}/${t.name}`
+              : undefined;
         if (!key) {
-          ctx.error("INVALID_FIELD", ap, "spec.targetRefs", `targets must be a Service or a Gateway, not ${t.kind}`);
+          ctx.error(
+            "INVALID_FIELD",
+            ap,
+            "spec.targetRefs",
+            `targets must be a Service or a Gateway, not ${t.kind}`,
+          );
           continue;
         }
         authzByTarget.set(key, [...(authzByTarget.get(key) ?? []), p]);
@@ -198,7 +253,8 @@ export function translateWaypoints(
     try {
       const rules = jwtRules(ra);
       for (const t of targets(ra)) {
-        const key = t.kind === "Gateway" ? `gw:${t.namespace ?? ns}/${t.name}` : `${t.namespace ?? ns}/${t.name}`;
+        const key =
+          t.kind === "Gateway" ? `gw:${t.namespace ?? ns}/${t.name}` : `${t.namespace ?? ns}/${t.name}`;
         jwtByTarget.set(key, [...(jwtByTarget.get(key) ?? []), ...rules]);
       }
     } catch (e) {
@@ -221,7 +277,11 @@ export function translateWaypoints(
         results.push({
           parentRef: pr,
           problems: [],
-          notAccepted: { reason: "NotAllowedByListeners", message: "a waypoint takes routes through parentRefs to the Services that use it (GAMMA), not to the Gateway" },
+          notAccepted: {
+            reason: "NotAllowedByListeners",
+            message:
+              "a waypoint takes routes through parentRefs to the Services that use it (GAMMA), not to the Gateway",
+          },
         });
         continue;
       }
@@ -235,7 +295,10 @@ export function translateWaypoints(
         continue;
       }
       if ((pr.namespace ?? ns) !== ns) {
-        r.notAccepted = { reason: "NotAllowedByListeners", message: "routes for a Service in another namespace (consumer routes) are not supported" };
+        r.notAccepted = {
+          reason: "NotAllowedByListeners",
+          message: "routes for a Service in another namespace (consumer routes) are not supported",
+        };
         continue;
       }
       if (pr.port !== undefined && !(svc.spec.ports ?? []).some((p) => p.port === pr.port)) {
@@ -245,12 +308,18 @@ export function translateWaypoints(
       const addr = serviceWaypoint(scratch, svc);
       const plan = addr ? planByAddr.get(JSON.stringify(addr)) : undefined;
       if (!plan) {
-        r.notAccepted = { reason: "NoMatchingParent", message: `Service ${ref} does not use a waypoint (label it ambit.dev/use-waypoint=<gateway>)` };
+        r.notAccepted = {
+          reason: "NoMatchingParent",
+          message: `Service ${ref} does not use a waypoint (label it ambit.dev/use-waypoint=<gateway>)`,
+        };
         continue;
       }
       r.attached = plan.plan.gateway;
       const k = keyOf(svc);
-      routesBySvc.set(k, [...(routesBySvc.get(k) ?? []), { rt, result: r, ...(pr.port !== undefined ? { port: pr.port } : {}) }]);
+      routesBySvc.set(k, [
+        ...(routesBySvc.get(k) ?? []),
+        { rt, result: r, ...(pr.port !== undefined ? { port: pr.port } : {}) },
+      ]);
     }
     parentResults.set(rt, results);
   }
@@ -288,41 +357,97 @@ export function translateWaypoints(
     const resolver: RouteResolver = {
       backend(ref, routeNs, field) {
         if ((ref.group ?? "") !== "" && ref.group !== "core")
-          return { condition: "ResolvedRefs", reason: "InvalidKind", field: `${field}.group`, message: `backend group ${ref.group} is not supported` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "InvalidKind",
+            field: `${field}.group`,
+            message: `backend group ${ref.group} is not supported`,
+          };
         if ((ref.kind ?? "Service") !== "Service")
-          return { condition: "ResolvedRefs", reason: "InvalidKind", field: `${field}.kind`, message: `backend kind ${ref.kind} is not supported` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "InvalidKind",
+            field: `${field}.kind`,
+            message: `backend kind ${ref.kind} is not supported`,
+          };
         const bns = ref.namespace ?? routeNs;
         if (bns !== routeNs)
-          return { condition: "ResolvedRefs", reason: "RefNotPermitted", field: `${field}.namespace`, message: `backend in namespace ${bns}: cross-namespace references are not permitted` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "RefNotPermitted",
+            field: `${field}.namespace`,
+            message: `backend in namespace ${bns}: cross-namespace references are not permitted`,
+          };
         const target = svcByRef.get(`${bns}/${ref.name}`);
-        if (!target) return { condition: "ResolvedRefs", reason: "BackendNotFound", field: `${field}.name`, message: `Service ${bns}/${ref.name} not found` };
+        if (!target)
+          return {
+            condition: "ResolvedRefs",
+            reason: "BackendNotFound",
+            field: `${field}.name`,
+            message: `Service ${bns}/${ref.name} not found`,
+          };
         const ports = target.spec.ports ?? [];
         const port = ref.port ?? (ports.length === 1 ? ports[0]!.port : undefined);
-        if (port === undefined) return { condition: "ResolvedRefs", reason: "UnsupportedValue", field: `${field}.port`, message: `port is required: Service ${bns}/${ref.name} has ${ports.length} ports` };
+        if (port === undefined)
+          return {
+            condition: "ResolvedRefs",
+            reason: "UnsupportedValue",
+            field: `${field}.port`,
+            message: `port is required: Service ${bns}/${ref.name} has ${ports.length} ports`,
+          };
         if (!ports.some((x) => x.port === port))
-          return { condition: "ResolvedRefs", reason: "BackendNotFound", field: `${field}.port`, message: `Service ${bns}/${ref.name} has no port ${port}` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "BackendNotFound",
+            field: `${field}.port`,
+            message: `Service ${bns}/${ref.name} has no port ${port}`,
+          };
         return { cluster: addCluster(target, port) };
       },
       extension(ref, routeNs, field): RouteFilter | RouteProblem {
         if (ref.group !== "ambit.dev" || ref.kind !== "FaultInjection")
-          return { condition: "ResolvedRefs", reason: "InvalidKind", field, message: `extension ${ref.group}/${ref.kind} is not supported (ambit.dev/FaultInjection is)` };
-        const fi = snapshot.faultInjections.find((f) => (f.metadata.namespace ?? "default") === routeNs && f.metadata.name === ref.name);
-        if (!fi) return { condition: "ResolvedRefs", reason: "BackendNotFound", field, message: `FaultInjection ${routeNs}/${ref.name} not found` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "InvalidKind",
+            field,
+            message: `extension ${ref.group}/${ref.kind} is not supported (ambit.dev/FaultInjection is)`,
+          };
+        const fi = snapshot.faultInjections.find(
+          (f) => (f.metadata.namespace ?? "default") === routeNs && f.metadata.name === ref.name,
+        );
+        if (!fi)
+          return {
+            condition: "ResolvedRefs",
+            reason: "BackendNotFound",
+            field,
+            message: `FaultInjection ${routeNs}/${ref.name} not found`,
+          };
         try {
           return { type: "Fault", fault: faultPolicy(fi) };
         } catch (e) {
           if (!(e instanceof PolicyError)) throw e;
           ctx.error("INVALID_FIELD", fi, e.field, e.message);
-          return { condition: "ResolvedRefs", reason: "UnsupportedValue", field, message: `FaultInjection ${routeNs}/${ref.name} is invalid: ${e.message}` };
+          return {
+            condition: "ResolvedRefs",
+            reason: "UnsupportedValue",
+            field,
+            message: `FaultInjection ${routeNs}/${ref.name} is invalid: ${e.message}`,
+          };
         }
       },
     };
     const entries: RouteEntry[] = [];
     for (const { rt, result } of routesBySvc.get(key) ?? []) {
       const probs: RouteProblem[] = [];
-      entries.push(...(rt.kind === "HTTPRoute" ? httpRouteEntries(rt, resolver, probs) : grpcRouteEntries(rt, resolver, probs)));
+      entries.push(
+        ...(rt.kind === "HTTPRoute"
+          ? httpRouteEntries(rt, resolver, probs)
+          : grpcRouteEntries(rt, resolver, probs)),
+      );
       // a route attached to several services resolves the same way for each: keep one copy
-      for (const pb of probs) if (!result.problems.some((x) => x.field === pb.field && x.message === pb.message)) result.problems.push(pb);
+      for (const pb of probs)
+        if (!result.problems.some((x) => x.field === pb.field && x.message === pb.message))
+          result.problems.push(pb);
     }
     const tp = trafficBySvc.get(`${ns}/${s.metadata.name}`);
     const gwKey = `gw:${p.plan.gateway}`;
@@ -333,7 +458,11 @@ export function translateWaypoints(
       namespace: ns,
       hostname: ms.hostname,
       vips: ms.vips,
-      ports: ms.ports.map((x) => ({ port: x.port, protocol: protocolOf(x.appProtocol), ...(x.name ? { name: x.name } : {}) })),
+      ports: ms.ports.map((x) => ({
+        port: x.port,
+        protocol: protocolOf(x.appProtocol),
+        ...(x.name ? { name: x.name } : {}),
+      })),
       routes: sortEntries(entries),
       clusters: [...clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
       authz: [...(authzByTarget.get(gwKey) ?? []), ...(authzByTarget.get(`${ns}/${s.metadata.name}`) ?? [])],
@@ -358,22 +487,50 @@ export function translateWaypoints(
         const rules = rt.spec.rules?.length ?? 0;
         const droppedRules = new Set(invalid.map((x) => /^spec\.rules\[(\d+)\]/.exec(x.field)?.[1])).size;
         if (invalid.length && droppedRules >= rules)
-          conditions.push(cond("Accepted", false, "UnsupportedValue", invalid.map((x) => `${x.field}: ${x.message}`).join("; ")));
+          conditions.push(
+            cond(
+              "Accepted",
+              false,
+              "UnsupportedValue",
+              invalid.map((x) => `${x.field}: ${x.message}`).join("; "),
+            ),
+          );
         else conditions.push(cond("Accepted", true, "Accepted", `attached to waypoint ${r.attached}`));
         if (invalid.length && droppedRules < rules)
-          conditions.push(cond("PartiallyInvalid", true, "UnsupportedValue", `rules dropped: ${invalid.map((x) => `${x.field}: ${x.message}`).join("; ")}`));
+          conditions.push(
+            cond(
+              "PartiallyInvalid",
+              true,
+              "UnsupportedValue",
+              `rules dropped: ${invalid.map((x) => `${x.field}: ${x.message}`).join("; ")}`,
+            ),
+          );
         conditions.push(
           refs.length
-            ? cond("ResolvedRefs", false, refs[0]!.reason, refs.map((x) => `${x.field}: ${x.message}`).join("; "))
+            ? cond(
+                "ResolvedRefs",
+                false,
+                refs[0]!.reason,
+                refs.map((x) => `${x.field}: ${x.message}`).join("; "),
+              )
             : cond("ResolvedRefs", true, "ResolvedRefs"),
         );
-        for (const x of r.problems) ctx.error(x.reason === "BackendNotFound" ? "MISSING_REFERENCE" : "INVALID_FIELD", rt, x.field, `${x.reason}: ${x.message}`);
+        for (const x of r.problems)
+          ctx.error(
+            x.reason === "BackendNotFound" ? "MISSING_REFERENCE" : "INVALID_FIELD",
+            rt,
+            x.field,
+            `${x.reason}: ${x.message}`,
+          );
       }
       return { parentRef: r.parentRef, controllerName: WAYPOINT_CONTROLLER_NAME, conditions };
     });
     statuses.push({ kind: rt.kind, namespace: ns, name: rt.metadata.name, status: { parents } });
   }
 
-  const waypoints = [...plans.values()].map((p) => ({ ...p.plan, services: p.plan.services.sort((a, b) => (a.key < b.key ? -1 : 1)) }));
+  const waypoints = [...plans.values()].map((p) => ({
+    ...p.plan,
+    services: p.plan.services.sort((a, b) => (a.key < b.key ? -1 : 1)),
+  }));
   return { waypoints, statuses, errors: ctx.errors, warnings: ctx.warnings };
 }

@@ -13,7 +13,15 @@ import {
 } from "../../waypoint/config-codec.js";
 import { Waypoint } from "../../waypoint/waypoint.js";
 import { waypointServiceHandler } from "../../waypoint/xds-handler.js";
-import { closeClientAgent, cluster, cname, httpBackend, request, route, service } from "./waypoint-harness.js";
+import {
+  closeClientAgent,
+  cluster,
+  cname,
+  httpBackend,
+  request,
+  route,
+  service,
+} from "./waypoint-harness.js";
 
 t.teardown(closeClientAgent);
 
@@ -41,18 +49,40 @@ const full: WaypointService = service({
         { type: "ResponseHeaderModifier", modifier: { add: [{ name: "d", value: "e" }] } },
         { type: "URLRewrite", hostname: "h", path: { type: "ReplacePrefixMatch", value: "/x" } },
         { type: "RequestMirror", cluster: cname("b"), percent: 12.5 },
-        { type: "CORS", cors: { allowOrigins: ["*"], allowMethods: ["GET"], allowHeaders: [], exposeHeaders: [], maxAgeSeconds: 10 } },
-        { type: "Fault", fault: { delay: { fixedDelayMs: 5, percent: 1 }, abort: { grpcStatus: 14, percent: 2 } } },
+        {
+          type: "CORS",
+          cors: {
+            allowOrigins: ["*"],
+            allowMethods: ["GET"],
+            allowHeaders: [],
+            exposeHeaders: [],
+            maxAgeSeconds: 10,
+          },
+        },
+        {
+          type: "Fault",
+          fault: { delay: { fixedDelayMs: 5, percent: 1 }, abort: { grpcStatus: 14, percent: 2 } },
+        },
       ],
       backends: [
-        { cluster: cname("a"), weight: 90, filters: [{ type: "RequestHeaderModifier", modifier: { set: [{ name: "v", value: "1" }] } }] },
+        {
+          cluster: cname("a"),
+          weight: 90,
+          filters: [{ type: "RequestHeaderModifier", modifier: { set: [{ name: "v", value: "1" }] } }],
+        },
         { cluster: cname("b"), weight: 10 },
       ],
       timeouts: { requestMs: 1000, backendRequestMs: 300 },
       retry: { attempts: 3, codes: [502, 503], grpcCodes: [14], backoffMs: 25 },
     }),
-    route("grpc/default/g/rule/0/match/0", { kind: "grpc", match: { grpc: { type: "Exact", service: "s", method: "m" } }, backends: [] }),
-    route("redirect", { filters: [{ type: "RequestRedirect", statusCode: 301, scheme: "https", port: 8443 }] }),
+    route("grpc/default/g/rule/0/match/0", {
+      kind: "grpc",
+      match: { grpc: { type: "Exact", service: "s", method: "m" } },
+      backends: [],
+    }),
+    route("redirect", {
+      filters: [{ type: "RequestRedirect", statusCode: 301, scheme: "https", port: 8443 }],
+    }),
   ],
   rateLimit: { maxTokens: 10, tokensPerFill: 5, fillIntervalMs: 1000 },
   authz: [
@@ -68,7 +98,14 @@ const full: WaypointService = service({
       ],
     },
   ],
-  jwtRules: [{ issuer: "iss", audiences: ["aud"], jwks: '{"keys":[]}', outputClaimToHeaders: [{ header: "x-sub", claim: "sub" }] }],
+  jwtRules: [
+    {
+      issuer: "iss",
+      audiences: ["aud"],
+      jwks: '{"keys":[]}',
+      outputClaimToHeaders: [{ header: "x-sub", claim: "sub" }],
+    },
+  ],
 });
 
 t.test("model → proto → binary → model round trip", async (t) => {
@@ -80,7 +117,9 @@ t.test("bad resources name the field", async (t) => {
   const bad = (mut: (pb: ReturnType<typeof encodeService>) => void, field: RegExp) => {
     const pb = encodeService(full);
     mut(pb);
-    const e = t.throws(() => decodeServiceAny(anyPack(WaypointServiceSchema, pb), full.key)) as ConfigCodecError;
+    const e = t.throws(() =>
+      decodeServiceAny(anyPack(WaypointServiceSchema, pb), full.key),
+    ) as ConfigCodecError;
     t.type(e, ConfigCodecError);
     t.match(e.message, field);
   };
@@ -110,7 +149,10 @@ t.test("xDS handler: a NACKed update keeps the last good config", async (t) => {
   await wp.start();
   t.teardown(() => wp.close());
   const handler = waypointServiceHandler(wp);
-  const good = service({ clusters: [cluster("a", [a.port])], routes: [route("r", { backends: [{ cluster: cname("a"), weight: 1 }] })] });
+  const good = service({
+    clusters: [cluster("a", [a.port])],
+    routes: [route("r", { backends: [{ cluster: cname("a"), weight: 1 }] })],
+  });
   handler({ added: [{ name: good.key, resource: encodeServiceAny(good) }], removed: [] });
   const { port } = await wp.listenTcp({ port: 0, dst: { ip: good.vips[0]!, port: 80 } });
   t.equal((await request(port)).status, 200);
@@ -118,7 +160,10 @@ t.test("xDS handler: a NACKed update keeps the last good config", async (t) => {
     clusters: [],
     routes: [route("bad", { match: { path: { type: "RegularExpression", value: "(" } } })],
   });
-  t.throws(() => handler({ added: [{ name: broken.key, resource: encodeServiceAny(broken) }], removed: [] }), /invalid regular expression/);
+  t.throws(
+    () => handler({ added: [{ name: broken.key, resource: encodeServiceAny(broken) }], removed: [] }),
+    /invalid regular expression/,
+  );
   t.equal((await request(port)).status, 200, "still serving the last good config");
   handler({ added: [], removed: [good.key] });
   t.equal((await request(port)).status, 404, "removed service → 404");
@@ -129,16 +174,41 @@ t.test("explainRequest says what the data path does", async (t) => {
   const svc = service({
     clusters: [cluster("a", [1]), cluster("b", [2])],
     routes: [
-      route("deny-me", { match: { path: { type: "PathPrefix", value: "/f" } }, filters: [{ type: "Fault", fault: { abort: { httpStatus: 503, percent: 100 } } }] }),
-      route("split", { backends: [{ cluster: cname("a"), weight: 90 }, { cluster: cname("b"), weight: 10 }] }),
+      route("deny-me", {
+        match: { path: { type: "PathPrefix", value: "/f" } },
+        filters: [{ type: "Fault", fault: { abort: { httpStatus: 503, percent: 100 } } }],
+      }),
+      route("split", {
+        backends: [
+          { cluster: cname("a"), weight: 90 },
+          { cluster: cname("b"), weight: 10 },
+        ],
+      }),
     ],
-    authz: [{ name: "default/no-admin", action: "DENY", rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [] }] }],
+    authz: [
+      {
+        name: "default/no-admin",
+        action: "DENY",
+        rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [] }],
+      },
+    ],
   });
-  t.match(explainRequest(svc, { method: "GET", url: "/admin", port: 80 }), { outcome: "denied", status: 403, policy: "default/no-admin" });
-  t.match(explainRequest(svc, { method: "GET", url: "/f/x", port: 80 }), { outcome: "fault", route: "deny-me", abort: { httpStatus: 503 } });
+  t.match(explainRequest(svc, { method: "GET", url: "/admin", port: 80 }), {
+    outcome: "denied",
+    status: 403,
+    policy: "default/no-admin",
+  });
+  t.match(explainRequest(svc, { method: "GET", url: "/f/x", port: 80 }), {
+    outcome: "fault",
+    route: "deny-me",
+    abort: { httpStatus: 503 },
+  });
   t.match(explainRequest(svc, { method: "GET", url: "/x", port: 80 }), {
     outcome: "routed",
     route: "split",
-    backends: [{ cluster: cname("a"), percent: 90 }, { cluster: cname("b"), percent: 10 }],
+    backends: [
+      { cluster: cname("a"), percent: 90 },
+      { cluster: cname("b"), percent: 10 },
+    ],
   });
 });

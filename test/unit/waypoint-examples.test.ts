@@ -17,19 +17,36 @@ t.teardown(closeClientAgent);
 t.test("examples/l7: canary, fault, mirror, rate limit, denial", async (t) => {
   const dir = join(process.cwd(), "examples/l7");
   const { files } = await listYamlFiles(dir);
-  const parsed = files.map((file) => ({ file, parse: parseFile(readFileSync(join(dir, file), "utf8"), file) }));
-  t.same(parsed.flatMap((p) => p.parse.errors.map((e) => e.message)), [], "the YAML parses");
+  const parsed = files.map((file) => ({
+    file,
+    parse: parseFile(readFileSync(join(dir, file), "utf8"), file),
+  }));
+  t.same(
+    parsed.flatMap((p) => p.parse.errors.map((e) => e.message)),
+    [],
+    "the YAML parses",
+  );
   const { snapshot, errors } = assembleSnapshot(
     parsed.map((p) => ({ file: p.file, objects: p.parse.objects })),
     { pods: new Map(), nodes: new Map() },
   );
-  t.same(errors.map((e) => e.message), []);
+  t.same(
+    errors.map((e) => e.message),
+    [],
+  );
   const mesh = translate(snapshot);
   const out = translateWaypoints(snapshot, mesh);
-  t.same(out.errors.map((e) => e.message), [], "no translation errors");
+  t.same(
+    out.errors.map((e) => e.message),
+    [],
+    "no translation errors",
+  );
   for (const s of out.statuses.filter((x) => x.kind === "HTTPRoute")) {
     const parents = (s.status.parents as { conditions: { type: string; status: string }[] }[]) ?? [];
-    t.ok(parents.every((p) => p.conditions.every((c) => c.status === "True")), `${s.name}: Accepted and ResolvedRefs`);
+    t.ok(
+      parents.every((p) => p.conditions.every((c) => c.status === "True")),
+      `${s.name}: Accepted and ResolvedRefs`,
+    );
   }
   t.equal(out.waypoints.length, 1);
 
@@ -49,7 +66,8 @@ t.test("examples/l7: canary, fault, mirror, rate limit, denial", async (t) => {
     }),
   );
   const { port } = await wp.listenTcp({ port: 0, dst: { ip: "0.0.0.0", port: 0 } });
-  const get = (host: string, path = "/", headers: Record<string, string> = {}) => request(port, { path, headers: { host, ...headers } });
+  const get = (host: string, path = "/", headers: Record<string, string> = {}) =>
+    request(port, { path, headers: { host, ...headers } });
 
   // canary
   for (let i = 0; i < 200; i += 20) await Promise.all(Array.from({ length: 20 }, () => get("reviews.shop")));

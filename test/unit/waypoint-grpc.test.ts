@@ -1,7 +1,7 @@
-import grpc from "@grpc/grpc-js";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import grpc from "@grpc/grpc-js";
 import t from "tap";
 import type { WaypointService } from "../../core/model/waypoint.js";
 import { cluster, cname, h2Backend, httpBackend, route, service, startWaypoint } from "./waypoint-harness.js";
@@ -24,7 +24,11 @@ function method(path: string): grpc.MethodDefinition<Buffer, Buffer> {
 }
 const def = { Say: method("/test.Echo/Say"), Fail: method("/test.Echo/Fail") };
 
-async function grpcBackend(t: Tap, name: string, failEvery = 0): Promise<{ port: number; calls: () => number }> {
+async function grpcBackend(
+  t: Tap,
+  name: string,
+  failEvery = 0,
+): Promise<{ port: number; calls: () => number }> {
   let n = 0;
   const server = new grpc.Server();
   server.addService(def, {
@@ -42,7 +46,9 @@ async function grpcBackend(t: Tap, name: string, failEvery = 0): Promise<{ port:
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) =>
+      e ? reject(e) : resolve(p),
+    ),
   );
   t.teardown(() => server.forceShutdown());
   return { port, calls: () => n };
@@ -54,7 +60,12 @@ function client(t: Tap, port: number) {
   const Ctor = grpc.makeGenericClientConstructor(def as unknown as grpc.ServiceDefinition, "Echo");
   const c = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as Record<
     string,
-    (req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Buffer) => void) => void
+    (
+      req: Buffer,
+      md: grpc.Metadata,
+      opts: grpc.CallOptions,
+      cb: (e: grpc.ServiceError | null, r?: Buffer) => void,
+    ) => void
   >;
   t.teardown(() => (c as unknown as grpc.Client).close());
   return (m: "Say" | "Fail", body: string, opts: grpc.CallOptions = {}) =>
@@ -65,35 +76,55 @@ function client(t: Tap, port: number) {
     );
 }
 
-function grpcService(routes: WaypointService["routes"], clusters: WaypointService["clusters"]): WaypointService {
+function grpcService(
+  routes: WaypointService["routes"],
+  clusters: WaypointService["clusters"],
+): WaypointService {
   return service({ ports: [{ port: 80, protocol: "grpc" }], routes, clusters });
 }
 
-t.test("gRPC through the waypoint: method routing, UNIMPLEMENTED on no match, status passthrough", async (t) => {
-  const a = await grpcBackend(t, "a");
-  const svc = grpcService(
-    [
-      route("say", { kind: "grpc", match: { grpc: { type: "Exact", service: "test.Echo", method: "Say" } }, backends: [{ cluster: cname("a"), weight: 1 }] }),
-      route("fail", { kind: "grpc", match: { grpc: { type: "Exact", method: "Fail" } }, backends: [{ cluster: cname("a"), weight: 1 }] }),
-    ],
-    [cluster("a", [a.port], { protocol: "grpc" })],
-  );
-  const { port } = await startWaypoint(t, [svc]);
-  const call = client(t, port);
-  t.same(await call("Say", "hi"), { code: 0, body: "a:hi" });
-  const f = await call("Fail", "x");
-  t.equal(f.code, grpc.status.PERMISSION_DENIED);
-  t.equal(f.details, "nope", "trailers carried through");
-  // no route for this method
-  const svc2 = grpcService(
-    [route("only-fail", { kind: "grpc", match: { grpc: { type: "Exact", method: "Fail" } }, backends: [{ cluster: cname("a"), weight: 1 }] })],
-    [cluster("a", [a.port], { protocol: "grpc" })],
-  );
-  const w2 = await startWaypoint(t, [svc2]);
-  const call2 = client(t, w2.port);
-  const u = await call2("Say", "x");
-  t.equal(u.code, grpc.status.UNIMPLEMENTED);
-});
+t.test(
+  "gRPC through the waypoint: method routing, UNIMPLEMENTED on no match, status passthrough",
+  async (t) => {
+    const a = await grpcBackend(t, "a");
+    const svc = grpcService(
+      [
+        route("say", {
+          kind: "grpc",
+          match: { grpc: { type: "Exact", service: "test.Echo", method: "Say" } },
+          backends: [{ cluster: cname("a"), weight: 1 }],
+        }),
+        route("fail", {
+          kind: "grpc",
+          match: { grpc: { type: "Exact", method: "Fail" } },
+          backends: [{ cluster: cname("a"), weight: 1 }],
+        }),
+      ],
+      [cluster("a", [a.port], { protocol: "grpc" })],
+    );
+    const { port } = await startWaypoint(t, [svc]);
+    const call = client(t, port);
+    t.same(await call("Say", "hi"), { code: 0, body: "a:hi" });
+    const f = await call("Fail", "x");
+    t.equal(f.code, grpc.status.PERMISSION_DENIED);
+    t.equal(f.details, "nope", "trailers carried through");
+    // no route for this method
+    const svc2 = grpcService(
+      [
+        route("only-fail", {
+          kind: "grpc",
+          match: { grpc: { type: "Exact", method: "Fail" } },
+          backends: [{ cluster: cname("a"), weight: 1 }],
+        }),
+      ],
+      [cluster("a", [a.port], { protocol: "grpc" })],
+    );
+    const w2 = await startWaypoint(t, [svc2]);
+    const call2 = client(t, w2.port);
+    const u = await call2("Say", "x");
+    t.equal(u.code, grpc.status.UNIMPLEMENTED);
+  },
+);
 
 t.test("gRPC retries on UNAVAILABLE, fault abort with a gRPC status, deadline", async (t) => {
   const flaky = await grpcBackend(t, "flaky", 3);
@@ -102,7 +133,9 @@ t.test("gRPC retries on UNAVAILABLE, fault abort with a gRPC status, deadline", 
       route("abort", {
         kind: "grpc",
         match: { grpc: { type: "Exact", method: "Fail" } },
-        filters: [{ type: "Fault", fault: { abort: { grpcStatus: grpc.status.RESOURCE_EXHAUSTED, percent: 100 } } }],
+        filters: [
+          { type: "Fault", fault: { abort: { grpcStatus: grpc.status.RESOURCE_EXHAUSTED, percent: 100 } } },
+        ],
         backends: [{ cluster: cname("flaky"), weight: 1 }],
       }),
       route("say", {
@@ -125,7 +158,11 @@ t.test("gRPC retries on UNAVAILABLE, fault abort with a gRPC status, deadline", 
 t.test("grpc-timeout deadline → DEADLINE_EXCEEDED from the waypoint", async (t) => {
   const slow = await h2Backend(t, (stream) => {
     setTimeout(() => {
-      if (!stream.destroyed) stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "0" }, { endStream: true });
+      if (!stream.destroyed)
+        stream.respond(
+          { ":status": 200, "content-type": "application/grpc", "grpc-status": "0" },
+          { endStream: true },
+        );
     }, 2000).unref();
   });
   const svc = grpcService([], [cluster("web", [slow.port], { protocol: "grpc" })]);
@@ -137,41 +174,46 @@ t.test("grpc-timeout deadline → DEADLINE_EXCEEDED from the waypoint", async (t
   t.ok(Date.now() - t0 < 1500);
 });
 
-t.test("h2c prior knowledge is sniffed on an http port; HTTP/1.1 keep-alive pipelining stays in order", async (t) => {
-  const a = await httpBackend(t, "a");
-  const svc = service({ clusters: [cluster("web", [a.port])], routes: [] });
-  const { port } = await startWaypoint(t, [svc]);
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  t.teardown(() => session.close());
-  const body = await new Promise<string>((resolve, reject) => {
-    const s = session.request({ ":path": "/h2", ":authority": "web" });
-    let b = "";
-    s.on("data", (c) => (b += c));
-    s.on("end", () => resolve(b));
-    s.on("error", reject);
-  });
-  t.equal(JSON.parse(body).url, "/h2");
-  // two pipelined requests on one connection
-  const sock = net.connect(port, "127.0.0.1");
-  t.teardown(() => sock.destroy());
-  await new Promise((r) => sock.once("connect", r));
-  sock.write("GET /p1 HTTP/1.1\r\nhost: web\r\n\r\nGET /p2 HTTP/1.1\r\nhost: web\r\n\r\n");
-  let text = "";
-  await new Promise<void>((resolve) => {
-    sock.on("data", (c) => {
-      text += c;
-      if ((text.match(/HTTP\/1\.1 200/g) ?? []).length === 2 && text.includes('"/p2"')) resolve();
+t.test(
+  "h2c prior knowledge is sniffed on an http port; HTTP/1.1 keep-alive pipelining stays in order",
+  async (t) => {
+    const a = await httpBackend(t, "a");
+    const svc = service({ clusters: [cluster("web", [a.port])], routes: [] });
+    const { port } = await startWaypoint(t, [svc]);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    t.teardown(() => session.close());
+    const body = await new Promise<string>((resolve, reject) => {
+      const s = session.request({ ":path": "/h2", ":authority": "web" });
+      let b = "";
+      s.on("data", (c) => (b += c));
+      s.on("end", () => resolve(b));
+      s.on("error", reject);
     });
-  });
-  t.ok(text.indexOf('"/p1"') < text.indexOf('"/p2"'), "responses in request order");
-});
+    t.equal(JSON.parse(body).url, "/h2");
+    // two pipelined requests on one connection
+    const sock = net.connect(port, "127.0.0.1");
+    t.teardown(() => sock.destroy());
+    await new Promise((r) => sock.once("connect", r));
+    sock.write("GET /p1 HTTP/1.1\r\nhost: web\r\n\r\nGET /p2 HTTP/1.1\r\nhost: web\r\n\r\n");
+    let text = "";
+    await new Promise<void>((resolve) => {
+      sock.on("data", (c) => {
+        text += c;
+        if ((text.match(/HTTP\/1\.1 200/g) ?? []).length === 2 && text.includes('"/p2"')) resolve();
+      });
+    });
+    t.ok(text.indexOf('"/p1"') < text.indexOf('"/p2"'), "responses in request order");
+  },
+);
 
 t.test("WebSocket-style Upgrade is passed through", async (t) => {
   const server = http.createServer();
   const upgraded = new Set<net.Socket>();
   server.on("upgrade", (req, sock: net.Socket) => {
     upgraded.add(sock);
-    sock.write(`HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: Upgrade\r\nx-path: ${req.url}\r\n\r\n`);
+    sock.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: Upgrade\r\nx-path: ${req.url}\r\n\r\n`,
+    );
     sock.pipe(sock);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));

@@ -25,7 +25,12 @@ export interface Backend {
   next(): Promise<SeenRequest>;
 }
 
-export type BackendHandler = (req: http.IncomingMessage, res: http.ServerResponse, body: string, n: number) => void;
+export type BackendHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: string,
+  n: number,
+) => void;
 
 /** An HTTP/1.1 backend answering `{backend, method, url, headers, body}` as JSON unless given a handler. */
 export async function httpBackend(t: Teardown, name: string, handler?: BackendHandler): Promise<Backend> {
@@ -47,7 +52,9 @@ export async function httpBackend(t: Teardown, name: string, handler?: BackendHa
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())).finally(() => server.closeAllConnections()));
+  t.teardown(() =>
+    new Promise<void>((r) => server.close(() => r())).finally(() => server.closeAllConnections()),
+  );
   setImmediate(() => server.closeIdleConnections);
   return {
     name,
@@ -83,7 +90,11 @@ export async function h2Backend(
 export const VIP = "10.96.0.10";
 export const NS = "default";
 
-export function cluster(name: string, ports: number[], extra: Partial<WaypointCluster> = {}): WaypointCluster {
+export function cluster(
+  name: string,
+  ports: number[],
+  extra: Partial<WaypointCluster> = {},
+): WaypointCluster {
   return {
     name: `${NS}/${name}.${NS}.svc.cluster.local:80`,
     service: `${NS}/${name}.${NS}.svc.cluster.local`,
@@ -102,7 +113,9 @@ export function route(name: string, r: Partial<WaypointRoute>): WaypointRoute {
   return { name, kind: "http", match: {}, filters: [], backends: [], ...r };
 }
 
-export function service(s: Partial<WaypointService> & { routes: WaypointRoute[]; clusters: WaypointCluster[] }): WaypointService {
+export function service(
+  s: Partial<WaypointService> & { routes: WaypointRoute[]; clusters: WaypointCluster[] },
+): WaypointService {
   return {
     key: `${NS}/web.${NS}.svc.cluster.local`,
     name: "web",
@@ -141,7 +154,13 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 
 export function request(
   port: number,
-  opts: { method?: string; path?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent | false } = {},
+  opts: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    agent?: http.Agent | false;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(

@@ -29,7 +29,9 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
   const pki = await makePki();
   const certs = pki.source();
   // the backend and its node's "ztunnel": HBONE in, plain TCP to the app
-  const app = http.createServer((req, res) => res.end(JSON.stringify({ url: req.url, host: req.headers.host })));
+  const app = http.createServer((req, res) =>
+    res.end(JSON.stringify({ url: req.url, host: req.headers.host })),
+  );
   await new Promise<void>((r) => app.listen(0, POD_IP, r));
   t.teardown(() => new Promise((r) => app.close(r)).finally(() => app.closeAllConnections()));
   const peers: (string | undefined)[] = [];
@@ -53,7 +55,13 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
   t.teardown(() => wpClient.destroy());
   const wp = new Waypoint({
     upstream: (state) =>
-      new HboneUpstream({ client: wpClient, identity: WAYPOINT, ip: "", identityOf: (i, p) => state.identityOf(i, p), hbonePort: zl.address().port }),
+      new HboneUpstream({
+        client: wpClient,
+        identity: WAYPOINT,
+        ip: "",
+        identityOf: (i, p) => state.identityOf(i, p),
+        hbonePort: zl.address().port,
+      }),
   });
   await wp.start();
   t.teardown(() => wp.close());
@@ -62,16 +70,29 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
     service({
       clusters: [cluster("web", [], { endpoints: [{ ip: POD_IP, port: appPort, identity: BACKEND }] })],
       routes: [route("r", { backends: [{ cluster: cname("web"), weight: 1 }] })],
-      authz: [{ name: "default/only-client", action: "ALLOW", rules: [{ from: [{ principals: ["cluster.local/ns/default/sa/client"] }], to: [], when: [] }] }],
+      authz: [
+        {
+          name: "default/only-client",
+          action: "ALLOW",
+          rules: [{ from: [{ principals: ["cluster.local/ns/default/sa/client"] }], to: [], when: [] }],
+        },
+      ],
     }),
   ]);
   const wpServer = new HboneServer({
     handler: (stream, info) => {
       stream.respond({ ":status": 200 });
-      wp.serveStream(stream, { ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}), dst: info.authority, sourceIp: info.peerAddress });
+      wp.serveStream(stream, {
+        ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}),
+        dst: info.authority,
+        sourceIp: info.peerAddress,
+      });
     },
   });
-  const wl = await wpServer.listen({ host: WAYPOINT_IP, port: 0 }, { cert: () => certs.get(WAYPOINT), name: "waypoint" });
+  const wl = await wpServer.listen(
+    { host: WAYPOINT_IP, port: 0 },
+    { cert: () => certs.get(WAYPOINT), name: "waypoint" },
+  );
   t.teardown(() => wpServer.close());
 
   const client = new HboneClient({ certs, connectTimeoutMs: 3000 });
@@ -85,7 +106,11 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
       dstPort: wl.address().port,
       authority: "10.96.0.10:80",
     });
-    const req = http.request({ path, headers: { host: "web.default" }, createConnection: () => tunnel as unknown as net.Socket });
+    const req = http.request({
+      path,
+      headers: { host: "web.default" },
+      createConnection: () => tunnel as unknown as net.Socket,
+    });
     req.end();
     const [res] = (await once(req, "response")) as [http.IncomingMessage];
     let body = "";
@@ -101,7 +126,12 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
   t.equal(denied.status, 403, "L7 authz on the caller's SPIFFE identity");
   const metrics = await registry.getSingleMetric("istio_requests_total")!.get();
   t.ok(
-    metrics.values.some((v) => v.labels.source_principal === CLIENT && v.labels.response_code === "200" && v.labels.connection_security_policy === "mutual_tls"),
+    metrics.values.some(
+      (v) =>
+        v.labels.source_principal === CLIENT &&
+        v.labels.response_code === "200" &&
+        v.labels.connection_security_policy === "mutual_tls",
+    ),
     "request metrics carry the source principal",
   );
 });

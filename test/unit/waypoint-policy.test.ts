@@ -1,6 +1,15 @@
-import { generateKeyPair, exportJWK, SignJWT } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import t from "tap";
-import { closeClientAgent, cluster, cname, httpBackend, request, route, service, startWaypoint } from "./waypoint-harness.js";
+import {
+  closeClientAgent,
+  cluster,
+  cname,
+  httpBackend,
+  request,
+  route,
+  service,
+  startWaypoint,
+} from "./waypoint-harness.js";
 
 t.teardown(closeClientAgent);
 
@@ -11,7 +20,12 @@ t.test("mirror receives a copy; a dead or slow mirror never affects the main pat
     /* never answers */
   });
   const svc = service({
-    clusters: [cluster("main", [main.port]), cluster("mirror", [mirror.port]), cluster("dead", [1]), cluster("stuck", [stuck.port])],
+    clusters: [
+      cluster("main", [main.port]),
+      cluster("mirror", [mirror.port]),
+      cluster("dead", [1]),
+      cluster("stuck", [stuck.port]),
+    ],
     routes: [
       route("live", {
         match: { path: { type: "PathPrefix", value: "/live" } },
@@ -53,7 +67,11 @@ t.test("L7 authorization: denied path → 403, allowed → 200; DENY wins", asyn
     clusters: [cluster("a", [a.port])],
     routes: [route("r", { backends: [{ cluster: cname("a"), weight: 1 }] })],
     authz: [
-      { name: "default/allow-read", action: "ALLOW", rules: [{ from: [], to: [{ methods: ["GET"], paths: ["/public/*", "/health"] }], when: [] }] },
+      {
+        name: "default/allow-read",
+        action: "ALLOW",
+        rules: [{ from: [], to: [{ methods: ["GET"], paths: ["/public/*", "/health"] }], when: [] }],
+      },
       {
         name: "default/deny-secret",
         action: "DENY",
@@ -62,7 +80,13 @@ t.test("L7 authorization: denied path → 403, allowed → 200; DENY wins", asyn
       {
         name: "default/allow-admin-header",
         action: "ALLOW",
-        rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [{ key: "request.headers[x-role]", values: ["admin"] }] }],
+        rules: [
+          {
+            from: [],
+            to: [{ paths: ["/admin*"] }],
+            when: [{ key: "request.headers[x-role]", values: ["admin"] }],
+          },
+        ],
       },
     ],
   });
@@ -84,7 +108,11 @@ t.test("RequestAuthentication + authz on JWT claims: missing → 401, bad → 40
   const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" };
   const other = await generateKeyPair("ES256");
   const sign = (claims: Record<string, unknown>, key = privateKey) =>
-    new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuedAt().setExpirationTime("5m").sign(key);
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(key);
   const a = await httpBackend(t, "a");
   const svc = service({
     clusters: [cluster("a", [a.port])],
@@ -102,7 +130,11 @@ t.test("RequestAuthentication + authz on JWT claims: missing → 401, bad → 40
         name: "default/require-jwt",
         action: "ALLOW",
         rules: [
-          { from: [{ requestPrincipals: ["https://issuer.test/*"] }], to: [], when: [{ key: "request.auth.claims[groups]", values: ["dev"] }] },
+          {
+            from: [{ requestPrincipals: ["https://issuer.test/*"] }],
+            to: [],
+            when: [{ key: "request.auth.claims[groups]", values: ["dev"] }],
+          },
         ],
       },
     ],
@@ -116,12 +148,27 @@ t.test("RequestAuthentication + authz on JWT claims: missing → 401, bad → 40
   t.equal(ok.status, 200);
   t.equal(a.seen[0]!.headers["x-jwt-sub"], "alice");
   t.notOk(a.seen[0]!.headers.authorization, "token not forwarded by default");
-  const forged = await sign({ iss: "https://issuer.test", aud: "web", sub: "mallory", groups: ["dev"] }, other.privateKey);
-  t.equal((await request(port, { headers: { authorization: `Bearer ${forged}` } })).status, 401, "bad signature → 401");
+  const forged = await sign(
+    { iss: "https://issuer.test", aud: "web", sub: "mallory", groups: ["dev"] },
+    other.privateKey,
+  );
+  t.equal(
+    (await request(port, { headers: { authorization: `Bearer ${forged}` } })).status,
+    401,
+    "bad signature → 401",
+  );
   const wrongAud = await sign({ iss: "https://issuer.test", aud: "other", sub: "bob", groups: ["dev"] });
-  t.equal((await request(port, { headers: { authorization: `Bearer ${wrongAud}` } })).status, 401, "wrong audience → 401");
+  t.equal(
+    (await request(port, { headers: { authorization: `Bearer ${wrongAud}` } })).status,
+    401,
+    "wrong audience → 401",
+  );
   const noGroup = await sign({ iss: "https://issuer.test", aud: "web", sub: "carol", groups: ["ops"] });
-  t.equal((await request(port, { headers: { authorization: `Bearer ${noGroup}` } })).status, 403, "valid token, claim not allowed → 403");
+  t.equal(
+    (await request(port, { headers: { authorization: `Bearer ${noGroup}` } })).status,
+    403,
+    "valid token, claim not allowed → 403",
+  );
   t.equal(a.seen.length, 1);
 });
 
@@ -134,7 +181,13 @@ t.test("CORS preflight answered by the waypoint; allowed origin gets headers", a
         filters: [
           {
             type: "CORS",
-            cors: { allowOrigins: ["https://*.example.com"], allowMethods: ["GET", "PUT"], allowHeaders: ["x-token"], exposeHeaders: ["x-backend"], maxAgeSeconds: 600 },
+            cors: {
+              allowOrigins: ["https://*.example.com"],
+              allowMethods: ["GET", "PUT"],
+              allowHeaders: ["x-token"],
+              exposeHeaders: ["x-backend"],
+              maxAgeSeconds: 600,
+            },
           },
         ],
         backends: [{ cluster: cname("a"), weight: 1 }],
@@ -184,13 +237,36 @@ t.test("JWKS from a URL is fetched once and cached; JWKS from a file works", asy
       { issuer: "https://url.test", audiences: [], jwksUri: `http://127.0.0.1:${port}/jwks.json` },
       { issuer: "https://file.test", audiences: [], jwksUri: `file://${dir}/jwks.json` },
     ],
-    authz: [{ name: "default/jwt", action: "ALLOW", rules: [{ from: [{ requestPrincipals: ["*"] }], to: [], when: [] }] }],
+    authz: [
+      {
+        name: "default/jwt",
+        action: "ALLOW",
+        rules: [{ from: [{ requestPrincipals: ["*"] }], to: [], when: [] }],
+      },
+    ],
   });
   const { port: wport } = await startWaypoint(t, [svc]);
   const token = (iss: string) =>
-    new SignJWT({ iss, sub: "u" }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setExpirationTime("5m").sign(privateKey);
-  for (let i = 0; i < 5; i++) t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://url.test")}` } })).status, 200);
+    new SignJWT({ iss, sub: "u" })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setExpirationTime("5m")
+      .sign(privateKey);
+  for (let i = 0; i < 5; i++)
+    t.equal(
+      (await request(wport, { headers: { authorization: `Bearer ${await token("https://url.test")}` } }))
+        .status,
+      200,
+    );
   t.equal(fetches, 1, "JWKS fetched once");
-  t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://file.test")}` } })).status, 200);
-  t.equal((await request(wport, { headers: { authorization: `Bearer ${await token("https://other.test")}` } })).status, 401, "unknown issuer");
+  t.equal(
+    (await request(wport, { headers: { authorization: `Bearer ${await token("https://file.test")}` } }))
+      .status,
+    200,
+  );
+  t.equal(
+    (await request(wport, { headers: { authorization: `Bearer ${await token("https://other.test")}` } }))
+      .status,
+    401,
+    "unknown issuer",
+  );
 });

@@ -1,5 +1,14 @@
 import t from "tap";
-import { closeClientAgent, cluster, cname, httpBackend, request, route, service, startWaypoint } from "./waypoint-harness.js";
+import {
+  closeClientAgent,
+  cluster,
+  cname,
+  httpBackend,
+  request,
+  route,
+  service,
+  startWaypoint,
+} from "./waypoint-harness.js";
 
 t.teardown(closeClientAgent);
 
@@ -10,18 +19,36 @@ t.test("routes by path, header, query and method with precedence; 404 when nothi
   const svc = service({
     clusters: [cluster("a", [a.port]), cluster("b", [b.port]), cluster("c", [c.port])],
     routes: [
-      route("exact", { match: { path: { type: "Exact", value: "/exact" } }, backends: [{ cluster: cname("c"), weight: 1 }] }),
-      route("regex", { match: { path: { type: "RegularExpression", value: "/r/[0-9]+" } }, backends: [{ cluster: cname("c"), weight: 1 }] }),
+      route("exact", {
+        match: { path: { type: "Exact", value: "/exact" } },
+        backends: [{ cluster: cname("c"), weight: 1 }],
+      }),
+      route("regex", {
+        match: { path: { type: "RegularExpression", value: "/r/[0-9]+" } },
+        backends: [{ cluster: cname("c"), weight: 1 }],
+      }),
       route("hdr", {
-        match: { path: { type: "PathPrefix", value: "/api" }, headers: [{ type: "Exact", name: "X-Canary", value: "yes" }] },
+        match: {
+          path: { type: "PathPrefix", value: "/api" },
+          headers: [{ type: "Exact", name: "X-Canary", value: "yes" }],
+        },
         backends: [{ cluster: cname("b"), weight: 1 }],
       }),
       route("query", {
-        match: { path: { type: "PathPrefix", value: "/api" }, queryParams: [{ type: "Exact", name: "v", value: "2" }] },
+        match: {
+          path: { type: "PathPrefix", value: "/api" },
+          queryParams: [{ type: "Exact", name: "v", value: "2" }],
+        },
         backends: [{ cluster: cname("b"), weight: 1 }],
       }),
-      route("post", { match: { path: { type: "PathPrefix", value: "/api" }, method: "POST" }, backends: [{ cluster: cname("c"), weight: 1 }] }),
-      route("prefix", { match: { path: { type: "PathPrefix", value: "/api/" } }, backends: [{ cluster: cname("a"), weight: 1 }] }),
+      route("post", {
+        match: { path: { type: "PathPrefix", value: "/api" }, method: "POST" },
+        backends: [{ cluster: cname("c"), weight: 1 }],
+      }),
+      route("prefix", {
+        match: { path: { type: "PathPrefix", value: "/api/" } },
+        backends: [{ cluster: cname("a"), weight: 1 }],
+      }),
     ],
   });
   const { port } = await startWaypoint(t, [svc]);
@@ -74,14 +101,31 @@ t.test("request and response header modifiers, URL rewrite, redirect", async (t)
     routes: [
       route("redirect", {
         match: { path: { type: "PathPrefix", value: "/old" } },
-        filters: [{ type: "RequestRedirect", statusCode: 301, path: { type: "ReplacePrefixMatch", value: "/new" }, hostname: "example.com" }],
+        filters: [
+          {
+            type: "RequestRedirect",
+            statusCode: 301,
+            path: { type: "ReplacePrefixMatch", value: "/new" },
+            hostname: "example.com",
+          },
+        ],
       }),
       route("rewrite", {
         match: { path: { type: "PathPrefix", value: "/v1" } },
         filters: [
           { type: "URLRewrite", hostname: "internal", path: { type: "ReplacePrefixMatch", value: "/api" } },
-          { type: "RequestHeaderModifier", modifier: { set: [{ name: "X-Set", value: "s" }], add: [{ name: "x-add", value: "a" }], remove: ["x-drop"] } },
-          { type: "ResponseHeaderModifier", modifier: { set: [{ name: "x-resp", value: "r" }], remove: ["x-backend"] } },
+          {
+            type: "RequestHeaderModifier",
+            modifier: {
+              set: [{ name: "X-Set", value: "s" }],
+              add: [{ name: "x-add", value: "a" }],
+              remove: ["x-drop"],
+            },
+          },
+          {
+            type: "ResponseHeaderModifier",
+            modifier: { set: [{ name: "x-resp", value: "r" }], remove: ["x-backend"] },
+          },
         ],
         backends: [{ cluster: cname("a"), weight: 1 }],
       }),
@@ -106,7 +150,10 @@ t.test("request and response header modifiers, URL rewrite, redirect", async (t)
 
 t.test("traceparent from the caller keeps its trace id with a new span id", async (t) => {
   const a = await httpBackend(t, "a");
-  const svc = service({ clusters: [cluster("a", [a.port])], routes: [route("all", { backends: [{ cluster: cname("a"), weight: 1 }] })] });
+  const svc = service({
+    clusters: [cluster("a", [a.port])],
+    routes: [route("all", { backends: [{ cluster: cname("a"), weight: 1 }] })],
+  });
   const { port } = await startWaypoint(t, [svc]);
   const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
   await request(port, { headers: { traceparent: tp } });

@@ -19,7 +19,8 @@ t.test("bad routes answer errors, good routes unaffected", async (t) => {
   const out = translateWaypoints(snapshot, mesh);
   const svc = out.waypoints[0]!.services.find((s) => s.name === "web")!;
   const backend = await httpBackend(t, "web");
-  for (const c of svc.clusters) c.endpoints = c.endpoints.map(() => ({ ip: "127.0.0.1", port: backend.port }));
+  for (const c of svc.clusters)
+    c.endpoints = c.endpoints.map(() => ({ ip: "127.0.0.1", port: backend.port }));
   const wire = decodeServiceAny(encodeServiceAny(svc), svc.key);
   const wp = new Waypoint();
   await wp.start();

@@ -6,7 +6,12 @@ export function originAllowed(p: CorsPolicy, origin: string): boolean {
   for (const o of p.allowOrigins) {
     if (o === "*" || o === origin) return true;
     const star = o.indexOf("*");
-    if (star >= 0 && origin.startsWith(o.slice(0, star)) && origin.endsWith(o.slice(star + 1)) && origin.length >= o.length)
+    if (
+      star >= 0 &&
+      origin.startsWith(o.slice(0, star)) &&
+      origin.endsWith(o.slice(star + 1)) &&
+      origin.length >= o.length
+    )
       return true;
   }
   return false;
@@ -24,11 +29,18 @@ export function corsResponseHeaders(p: CorsPolicy, origin: string): Record<strin
 }
 
 export function isPreflight(method: string, headers: Record<string, unknown>): boolean {
-  return method === "OPTIONS" && headers.origin !== undefined && headers["access-control-request-method"] !== undefined;
+  return (
+    method === "OPTIONS" &&
+    headers.origin !== undefined &&
+    headers["access-control-request-method"] !== undefined
+  );
 }
 
 /** The preflight answer: 204 with allow headers, or undefined when the origin is not allowed (forwarded as is). */
-export function corsPreflight(p: CorsPolicy, headers: Record<string, unknown>): Record<string, string> | undefined {
+export function corsPreflight(
+  p: CorsPolicy,
+  headers: Record<string, unknown>,
+): Record<string, string> | undefined {
   const origin = String(headers.origin);
   if (!originAllowed(p, origin)) return undefined;
   const h = corsResponseHeaders(p, origin);

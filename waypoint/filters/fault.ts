@@ -18,7 +18,13 @@ export function decideFault(f: FaultPolicy, rnd: () => number = Math.random): Fa
   const abort = f.abort && hit(f.abort.percent, rnd) ? f.abort : undefined;
   if (!delay && !abort) return NONE;
   return abort
-    ? { delayMs: delay, abort: { ...(abort.httpStatus ? { httpStatus: abort.httpStatus } : {}), ...(abort.grpcStatus !== undefined ? { grpcStatus: abort.grpcStatus } : {}) } }
+    ? {
+        delayMs: delay,
+        abort: {
+          ...(abort.httpStatus ? { httpStatus: abort.httpStatus } : {}),
+          ...(abort.grpcStatus !== undefined ? { grpcStatus: abort.grpcStatus } : {}),
+        },
+      }
     : { delayMs: delay };
 }
 

@@ -12,7 +12,10 @@ import type { WaypointState } from "../state.js";
 
 type Mirror = Extract<RouteFilter, { type: "RequestMirror" }>;
 
-export const mirroredTotal = counter("ambit_waypoint_mirrored_total", "Requests copied to a mirror", ["cluster", "result"]);
+export const mirroredTotal = counter("ambit_waypoint_mirrored_total", "Requests copied to a mirror", [
+  "cluster",
+  "result",
+]);
 
 const MIRROR_TIMEOUT_MS = 10_000;
 
@@ -21,7 +24,12 @@ export function shadowHost(authority: string): string {
   return m ? `${m[1]}-shadow${m[2] ?? ""}` : `${authority}-shadow`;
 }
 
-export function sendMirror(state: WaypointState, f: Mirror, ex: Exchange, body: ReplayableBody | undefined): void {
+export function sendMirror(
+  state: WaypointState,
+  f: Mirror,
+  ex: Exchange,
+  body: ReplayableBody | undefined,
+): void {
   if (f.percent < 100 && Math.random() * 100 >= f.percent) return;
   const live = state.cluster(f.cluster);
   const ep = live?.state.pick({});

@@ -6,7 +6,11 @@ import type { OutlierDetectionPolicy } from "../../core/model/waypoint.js";
 import { counter } from "../../core/telemetry/metrics.js";
 import type { EndpointState } from "./endpoint.js";
 
-export const ejectionsTotal = counter("ambit_waypoint_ejections_total", "Endpoints ejected by outlier detection", ["cluster"]);
+export const ejectionsTotal = counter(
+  "ambit_waypoint_ejections_total",
+  "Endpoints ejected by outlier detection",
+  ["cluster"],
+);
 
 /** An upstream outcome: an HTTP status, or a failure before any response. */
 export type Outcome = number | "connect-error" | "reset" | "timeout";
@@ -35,7 +39,9 @@ export function recordOutcome(
   if (isGatewayError(outcome)) ep.consecutiveGateway++;
   else ep.consecutiveGateway = 0;
   const trip =
-    (policy.consecutive5xxErrors !== undefined && policy.consecutive5xxErrors > 0 && ep.consecutive5xx >= policy.consecutive5xxErrors) ||
+    (policy.consecutive5xxErrors !== undefined &&
+      policy.consecutive5xxErrors > 0 &&
+      ep.consecutive5xx >= policy.consecutive5xxErrors) ||
     (policy.consecutiveGatewayErrors !== undefined &&
       policy.consecutiveGatewayErrors > 0 &&
       ep.consecutiveGateway >= policy.consecutiveGatewayErrors);

@@ -1,8 +1,8 @@
 // Load-balancing pickers. Each picks from the cluster's current healthy list
 // (never empty when called). Pure apart from their own cursor and Math.random.
 import type { LoadBalancer } from "../../core/model/waypoint.js";
-import type { EndpointState } from "./endpoint.js";
 import { HashRing } from "./consistent-hash.js";
+import type { EndpointState } from "./endpoint.js";
 
 export interface PickInput {
   /** Consistent-hash key, when the policy hashes (header, cookie or source IP value). */

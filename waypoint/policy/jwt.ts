@@ -15,7 +15,10 @@ export interface AuthResult {
   claims: JWTPayload;
 }
 
-export type AuthOutcome = { kind: "none" } | { kind: "ok"; auth: AuthResult } | { kind: "invalid"; reason: string };
+export type AuthOutcome =
+  | { kind: "none" }
+  | { kind: "ok"; auth: AuthResult }
+  | { kind: "invalid"; reason: string };
 
 interface CompiledRule {
   rule: JwtRule;
@@ -53,9 +56,14 @@ export class JwtAuthenticator {
     return this.rules.length === 0;
   }
 
-  private extract(headers: Record<string, string | string[] | undefined>, url: string): { token: string; header?: string } | undefined {
+  private extract(
+    headers: Record<string, string | string[] | undefined>,
+    url: string,
+  ): { token: string; header?: string } | undefined {
     for (const { rule } of this.rules) {
-      const from = rule.fromHeaders?.length ? rule.fromHeaders : [{ name: "authorization", prefix: "Bearer " }];
+      const from = rule.fromHeaders?.length
+        ? rule.fromHeaders
+        : [{ name: "authorization", prefix: "Bearer " }];
       for (const h of from) {
         const v = headers[h.name.toLowerCase()];
         const s = Array.isArray(v) ? v[0] : v;
@@ -79,7 +87,10 @@ export class JwtAuthenticator {
   }
 
   /** Validates the request's token; on success strips it (unless forwardOriginalToken) and sets claim headers. */
-  async authenticate(headers: Record<string, string | string[] | undefined>, url: string): Promise<AuthOutcome> {
+  async authenticate(
+    headers: Record<string, string | string[] | undefined>,
+    url: string,
+  ): Promise<AuthOutcome> {
     const found = this.extract(headers, url);
     if (!found) return { kind: "none" };
     let iss: string | undefined;

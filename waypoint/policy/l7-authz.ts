@@ -5,7 +5,9 @@ import type { L7AuthzPolicy, L7AuthzRule, L7Condition } from "../../core/model/w
 import { counter } from "../../core/telemetry/metrics.js";
 import type { AuthResult } from "./jwt.js";
 
-export const deniedTotal = counter("ambit_waypoint_denied_total", "Requests refused by L7 policy", ["reason"]);
+export const deniedTotal = counter("ambit_waypoint_denied_total", "Requests refused by L7 policy", [
+  "reason",
+]);
 
 export interface AuthzInput {
   method: string;
@@ -58,7 +60,7 @@ function inCidr(ip: string | undefined, cidr: string): boolean {
   const len = lenS === undefined ? 32 : Number(lenS);
   const toInt = (a: string) => a.split(".").reduce((n, o) => (n << 8) + Number(o), 0) >>> 0;
   const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
-  return ((toInt(ip) & mask) >>> 0) === ((toInt(net) & mask) >>> 0);
+  return (toInt(ip) & mask) >>> 0 === (toInt(net) & mask) >>> 0;
 }
 
 function claimValues(claims: Record<string, unknown>, key: string): string[] {
@@ -72,13 +74,18 @@ function claimValues(claims: Record<string, unknown>, key: string): string[] {
   return [String(v)];
 }
 
-function conditionValues(c: L7Condition, i: AuthzInput, src: { principal?: string; namespace?: string }): string[] {
+function conditionValues(
+  c: L7Condition,
+  i: AuthzInput,
+  src: { principal?: string; namespace?: string },
+): string[] {
   const k = c.key;
   if (k.startsWith("request.headers[")) {
     const v = i.headers[k.slice(16, -1).toLowerCase()];
     return v === undefined ? [] : Array.isArray(v) ? v : [v];
   }
-  if (k.startsWith("request.auth.claims")) return i.auth ? claimValues(i.auth.claims as Record<string, unknown>, k.slice(19)) : [];
+  if (k.startsWith("request.auth.claims"))
+    return i.auth ? claimValues(i.auth.claims as Record<string, unknown>, k.slice(19)) : [];
   switch (k) {
     case "source.namespace":
       return src.namespace ? [src.namespace] : [];
@@ -101,7 +108,11 @@ function conditionValues(c: L7Condition, i: AuthzInput, src: { principal?: strin
   }
 }
 
-function conditionMatches(c: L7Condition, i: AuthzInput, src: { principal?: string; namespace?: string }): boolean {
+function conditionMatches(
+  c: L7Condition,
+  i: AuthzInput,
+  src: { principal?: string; namespace?: string },
+): boolean {
   const vals = conditionValues(c, i, src);
   const isIp = c.key === "source.ip";
   const m = (pats: string[]) => vals.some((v) => pats.some((p) => (isIp ? inCidr(v, p) : istioMatch(p, v))));
@@ -110,7 +121,11 @@ function conditionMatches(c: L7Condition, i: AuthzInput, src: { principal?: stri
   return true;
 }
 
-function ruleMatches(r: L7AuthzRule, i: AuthzInput, src: { principal?: string; namespace?: string }): boolean {
+function ruleMatches(
+  r: L7AuthzRule,
+  i: AuthzInput,
+  src: { principal?: string; namespace?: string },
+): boolean {
   if (r.from.length) {
     const ok = r.from.some(
       (f) =>
@@ -145,7 +160,9 @@ function ruleMatches(r: L7AuthzRule, i: AuthzInput, src: { principal?: string; n
 
 function usesRequestAuth(p: L7AuthzPolicy): boolean {
   return p.rules.some(
-    (r) => r.from.some((f) => f.requestPrincipals?.length) || r.when.some((c) => c.key.startsWith("request.auth.")),
+    (r) =>
+      r.from.some((f) => f.requestPrincipals?.length) ||
+      r.when.some((c) => c.key.startsWith("request.auth.")),
   );
 }
 
@@ -165,9 +182,11 @@ export class L7Authorizer {
 
   evaluate(i: AuthzInput): AuthzDecision {
     const src = principalParts(i.sourcePrincipal);
-    for (const p of this.deny) if (p.rules.some((r) => ruleMatches(r, i, src))) return { allow: false, policy: p.name };
+    for (const p of this.deny)
+      if (p.rules.some((r) => ruleMatches(r, i, src))) return { allow: false, policy: p.name };
     if (this.allow.length === 0) return { allow: true };
-    for (const p of this.allow) if (p.rules.some((r) => ruleMatches(r, i, src))) return { allow: true, policy: p.name };
+    for (const p of this.allow)
+      if (p.rules.some((r) => ruleMatches(r, i, src))) return { allow: true, policy: p.name };
     return { allow: false, ...(this.allowNeedsAuth && !i.auth ? { needsAuthentication: true } : {}) };
   }
 }

@@ -4,9 +4,11 @@
 import type { RateLimitPolicy } from "../../core/model/waypoint.js";
 import { counter } from "../../core/telemetry/metrics.js";
 
-export const ratelimitedTotal = counter("ambit_waypoint_ratelimited_total", "Requests refused by the local rate limit", [
-  "destination_service",
-]);
+export const ratelimitedTotal = counter(
+  "ambit_waypoint_ratelimited_total",
+  "Requests refused by the local rate limit",
+  ["destination_service"],
+);
 
 export class TokenBucket {
   private tokens: number;

@@ -83,7 +83,8 @@ function compileMatch(m: RouteMatch, field: string): CompiledMatch {
     else if (m.path.type === "PathPrefix") {
       const p = normalizePrefix(v);
       out.prefix = p;
-      out.path = p === "/" ? () => true : (s) => s === p || (s.startsWith(p) && s.charCodeAt(p.length) === 47);
+      out.path =
+        p === "/" ? () => true : (s) => s === p || (s.startsWith(p) && s.charCodeAt(p.length) === 47);
     } else {
       const re = fullRegex(v, `${field}.path.value`);
       out.path = (s) => re.test(s);
@@ -162,6 +163,7 @@ export function matchRoute(table: RouteTable, req: RouteRequest): RouteHit | und
     for (const c of table.grpc) if (matches(c.match, req, path, query)) return { route: c.route, path };
   }
   for (const c of table.http)
-    if (matches(c.match, req, path, query)) return { route: c.route, path, ...(c.match.prefix ? { prefix: c.match.prefix } : {}) };
+    if (matches(c.match, req, path, query))
+      return { route: c.route, path, ...(c.match.prefix ? { prefix: c.match.prefix } : {}) };
   return undefined;
 }

@@ -6,8 +6,8 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Writable } from "node:stream";
 import type { ReplayableBody } from "../body.js";
-import type { EndpointState } from "../lb/endpoint.js";
 import { downstreamHeaders, type Exchange, respondTrailersOnly } from "../exchange.js";
+import type { EndpointState } from "../lb/endpoint.js";
 import type { ClusterPool } from "./pool.js";
 
 export type AttemptResult =

@@ -6,7 +6,13 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type { ConnectionPoolPolicy } from "../../core/model/waypoint.js";
-import { bufferOnly, socketLike, type Upstream, type UpstreamEndpoint, type UpstreamMeta } from "./upstream.js";
+import {
+  bufferOnly,
+  socketLike,
+  type Upstream,
+  type UpstreamEndpoint,
+  type UpstreamMeta,
+} from "./upstream.js";
 
 const kRequests = Symbol("ambit.requests");
 
@@ -19,6 +25,7 @@ class UpstreamAgent extends http.Agent {
     // No socket caps here: the agent counts sockets only once they exist, so
     // ClusterState's circuit breaker bounds concurrent requests instead.
     super({ keepAlive: true, keepAliveMsecs: 30_000, maxFreeSockets: 256, scheduling: "lifo" });
+    (this as unknown as { keepSocketAlive: (s: Duplex) => boolean }).keepSocketAlive = this.retireOrKeep;
   }
   override createConnection(
     options: http.ClientRequestArgs,
@@ -31,13 +38,16 @@ class UpstreamAgent extends http.Agent {
     );
     return undefined;
   }
-  override keepSocketAlive(socket: Duplex): void {
+  // Node's Agent destroys a socket when keepSocketAlive returns false (the
+  // typings say void): that is how maxRequestsPerConnection retires one.
+  private readonly retireOrKeep = (socket: Duplex): boolean => {
     const s = socket as Duplex & { [kRequests]?: number };
     const n = (s[kRequests] ?? 0) + 1;
     s[kRequests] = n;
-    if (this.maxRequestsPerConnection > 0 && n >= this.maxRequestsPerConnection) return false as unknown as void;
-    return super.keepSocketAlive(socket);
-  }
+    if (this.maxRequestsPerConnection > 0 && n >= this.maxRequestsPerConnection) return false;
+    http.Agent.prototype.keepSocketAlive.call(this, socket);
+    return true;
+  };
 }
 
 interface H2Entry {
@@ -85,7 +95,10 @@ export class ClusterPool {
     if (e && max > 0 && e.streams >= max) {
       // Retire: in-flight streams finish, new ones get a fresh session.
       this.h2.delete(key);
-      e.session.then((s) => s.close(), () => {});
+      e.session.then(
+        (s) => s.close(),
+        () => {},
+      );
       e = undefined;
     }
     if (!e) {
@@ -109,7 +122,11 @@ export class ClusterPool {
     });
     const drop = () => {
       const cur = this.h2.get(key);
-      if (cur) cur.session.then((s) => s === session && this.h2.get(key) === cur && this.h2.delete(key), () => {});
+      if (cur)
+        cur.session.then(
+          (s) => s === session && this.h2.get(key) === cur && this.h2.delete(key),
+          () => {},
+        );
     };
     session.on("close", drop);
     session.on("goaway", drop);
@@ -133,7 +150,11 @@ export class ClusterPool {
   close(): void {
     this.closed = true;
     this.agent.destroy();
-    for (const e of this.h2.values()) e.session.then((s) => s.close(), () => {});
+    for (const e of this.h2.values())
+      e.session.then(
+        (s) => s.close(),
+        () => {},
+      );
     this.h2.clear();
   }
 }

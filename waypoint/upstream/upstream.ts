@@ -54,7 +54,8 @@ export class TcpUpstream implements Upstream {
  */
 export function socketLike(s: Duplex): Duplex {
   const x = s as Duplex & Record<string, unknown>;
-  for (const m of ["setKeepAlive", "setNoDelay", "ref", "unref"]) if (typeof x[m] !== "function") x[m] = () => x;
+  for (const m of ["setKeepAlive", "setNoDelay", "ref", "unref"])
+    if (typeof x[m] !== "function") x[m] = () => x;
   if (typeof x.setTimeout !== "function") x.setTimeout = () => x;
   return s;
 }
@@ -73,7 +74,10 @@ export function bufferOnly(inner: Duplex): Duplex {
       inner.resume();
     },
     writev(chunks, cb) {
-      inner.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)), cb);
+      inner.write(
+        chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)),
+        cb,
+      );
     },
     final(cb) {
       inner.end();

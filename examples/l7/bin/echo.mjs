@@ -12,7 +12,9 @@ http
     if (req.url === "/healthz") return res.end("ok\n");
     n++;
     const shadow = String(req.headers.host || "").includes("-shadow");
-    console.log(`${new Date().toISOString()} #${n} ${req.method} ${req.url} host=${req.headers.host}${shadow ? " (mirrored copy)" : ""}`);
+    console.log(
+      `${new Date().toISOString()} #${n} ${req.method} ${req.url} host=${req.headers.host}${shadow ? " (mirrored copy)" : ""}`,
+    );
     res.setHeader("content-type", "application/json");
     res.setHeader("x-served-by", `${name}-${version}`);
     res.end(`${JSON.stringify({ app: name, version, path: req.url, pod: process.env.POD_NAME, n })}\n`);
