@@ -262,26 +262,32 @@ t.test(
   },
 );
 
-t.test("maxRequestsPerConnection retires upstream connections; keep-alive reuses them otherwise", async (t) => {
-  const ports = new Set<number>();
-  const b = await httpBackend(t, "b", (req, res) => {
-    ports.add(req.socket.remotePort ?? 0);
-    res.end("ok");
-  });
-  const limited = service({
-    clusters: [cluster("b", [b.port], { policy: { connectionPool: { maxRequestsPerConnection: 2 } } })],
-    routes: [route("r", { backends: [{ cluster: cname("b"), weight: 1 }] })],
-  });
-  const { port } = await startWaypoint(t, [limited]);
-  for (let i = 0; i < 6; i++) t.equal((await request(port)).status, 200);
-  t.equal(ports.size, 3, "two requests per upstream connection");
-  ports.clear();
-  const b2 = await httpBackend(t, "b2", (req, res) => {
-    ports.add(req.socket.remotePort ?? 0);
-    res.end("ok");
-  });
-  const free = service({ clusters: [cluster("b", [b2.port])], routes: [route("r", { backends: [{ cluster: cname("b"), weight: 1 }] })] });
-  const w2 = await startWaypoint(t, [free]);
-  for (let i = 0; i < 6; i++) await request(w2.port);
-  t.equal(ports.size, 1, "one kept-alive upstream connection");
-});
+t.test(
+  "maxRequestsPerConnection retires upstream connections; keep-alive reuses them otherwise",
+  async (t) => {
+    const ports = new Set<number>();
+    const b = await httpBackend(t, "b", (req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      res.end("ok");
+    });
+    const limited = service({
+      clusters: [cluster("b", [b.port], { policy: { connectionPool: { maxRequestsPerConnection: 2 } } })],
+      routes: [route("r", { backends: [{ cluster: cname("b"), weight: 1 }] })],
+    });
+    const { port } = await startWaypoint(t, [limited]);
+    for (let i = 0; i < 6; i++) t.equal((await request(port)).status, 200);
+    t.equal(ports.size, 3, "two requests per upstream connection");
+    ports.clear();
+    const b2 = await httpBackend(t, "b2", (req, res) => {
+      ports.add(req.socket.remotePort ?? 0);
+      res.end("ok");
+    });
+    const free = service({
+      clusters: [cluster("b", [b2.port])],
+      routes: [route("r", { backends: [{ cluster: cname("b"), weight: 1 }] })],
+    });
+    const w2 = await startWaypoint(t, [free]);
+    for (let i = 0; i < 6; i++) await request(w2.port);
+    t.equal(ports.size, 1, "one kept-alive upstream connection");
+  },
+);
