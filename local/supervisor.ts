@@ -387,7 +387,10 @@ export class MeshSupervisor extends EventEmitter {
         key,
         node,
         ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
-        spec: pod.spec,
+        spec:
+          this.withZtunnel && !pod.spec.hostNetwork
+            ? { ...pod.spec, initContainers: [this.captureGate(key), ...(pod.spec.initContainers ?? [])] }
+            : pod.spec,
         fieldRefs: {
           "spec.serviceAccountName": serviceAccount,
           "metadata.uid": pod.metadata.uid ?? "",
@@ -399,6 +402,16 @@ export class MeshSupervisor extends EventEmitter {
       this.progress(`pod ${key} on ${node} at ${rp.ip}`);
       this.writeFacts();
     }
+  }
+
+  /** The init container that holds the pod's containers until its traffic is captured (see supervisor-gate.ts). */
+  private captureGate(key: string): Container {
+    const gate = path.join(path.dirname(fileURLToPath(import.meta.url)), "supervisor-gate.js");
+    return {
+      name: "ambit-capture-wait",
+      image: "ambit",
+      command: [process.execPath, gate, this.paths.controllerSocket, key, "30"],
+    };
   }
 
   private refuse(key: string, specJson: string, message: string): void {
