@@ -99,29 +99,31 @@ export class KubeProvider extends EventEmitter {
       onSynced = resolve;
     });
     const inf = { resource, synced: false, missing: false, failures: 0, retry: undefined, onSynced, whenSynced } as Informer;
-    const list = async (): Promise<RawList> => {
-      try {
-        const l = await this.client.get<RawList>(path);
-        inf.missing = false;
-        return l;
-      } catch (e) {
-        if (!(resource.optional && isNotFound(e))) throw e;
-        if (!inf.missing) this.log.info({ resource: path }, "resource not served (CRD not installed?); looking again later");
-        inf.missing = true;
-        // An empty list drops what the informer held (the CRD was removed);
-        // the watch that follows gets 404 too and ends in a retry.
-        return { metadata: {}, items: [] };
-      }
+    const setMissing = (missing: boolean) => {
+      if (inf.missing === missing) return;
+      inf.missing = missing;
+      if (missing) this.log.info({ resource: path }, "resource not served (CRD not installed?); looking again later");
+      // The kind's objects leave (or rejoin) the snapshot.
+      this.changed();
     };
     const lw = new ListWatch<KubernetesObject>(
       path,
       watch,
       async () => {
-        const l = await list();
-        if (!inf.synced) {
-          inf.synced = true;
-          inf.onSynced();
+        let l: RawList;
+        try {
+          l = await this.client.get<RawList>(path);
+        } catch (e) {
+          // A CRD that is not installed counts as listed, with no objects; the
+          // error stops this ListWatch and onInformerError looks again later.
+          if (resource.optional && isNotFound(e)) {
+            setMissing(true);
+            this.markSynced(inf);
+          }
+          throw e;
         }
+        setMissing(false);
+        this.markSynced(inf);
         inf.failures = 0;
         // biome-ignore lint/suspicious/noExplicitAny: ListWatch's list type is the typed client's
         return l as any;
@@ -132,6 +134,12 @@ export class KubeProvider extends EventEmitter {
     lw.on("change", () => this.changed());
     lw.on("error", (err: unknown) => this.onInformerError(inf, err));
     return inf;
+  }
+
+  private markSynced(inf: Informer): void {
+    if (inf.synced) return;
+    inf.synced = true;
+    inf.onSynced();
   }
 
   private onInformerError(inf: Informer, err: unknown): void {
@@ -192,8 +200,9 @@ export class KubeProvider extends EventEmitter {
   /** The cached object, as in the snapshot. */
   get(kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const inf = this.informers.find((i) => i.resource.kind === kind);
-    const raw = inf?.lw.get(name, inf.resource.namespaced ? namespace : undefined);
-    return raw && inf ? normalizeObject(raw, inf.resource) : undefined;
+    if (!inf || inf.missing) return undefined;
+    const raw = inf.lw.get(name, inf.resource.namespaced ? namespace : undefined);
+    return raw ? normalizeObject(raw, inf.resource) : undefined;
   }
 
   /** Everything the informers hold, sorted by namespace/name within each kind. */
@@ -201,7 +210,7 @@ export class KubeProvider extends EventEmitter {
     if (this.cached?.version === this.version) return this.cached.snapshot;
     const s = emptySnapshot();
     for (const inf of this.informers) {
-      const objs = inf.lw.list().map((o) => normalizeObject(o, inf.resource));
+      const objs = inf.missing ? [] : inf.lw.list().map((o) => normalizeObject(o, inf.resource));
       objs.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
       (s[inf.resource.field] as KubeObject[]) = objs;
     }
