@@ -24,7 +24,9 @@ function runTier(name, testFiles, args) {
   return new Promise((resolve) => {
     if (testFiles.length === 0) return resolve({ pass: 0, fail: 0, skip: 0 });
     console.log(`\n=== ${name}: ${testFiles.length} files ===`);
-    const child = spawn(tapBin, [...args, ...testFiles], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+    // Components log JSON lines; in a test run only warnings and errors are worth reading.
+    const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_LOG_LEVEL ?? "error" };
+    const child = spawn(tapBin, [...args, ...testFiles], { cwd: root, env, stdio: ["ignore", "pipe", "inherit"] });
     let tail = "";
     child.stdout.on("data", (d) => {
       process.stdout.write(d);
