@@ -10,7 +10,10 @@ import path from "node:path";
 import { AmbitError } from "../core/errors/errors.js";
 import type { MeshLayout, PodNetwork } from "./network.js";
 
-export const STATE_ROOT = process.env.AMBIT_RUN_DIR ?? "/run/ambit";
+/** Where meshes keep their state: `/run/ambit`, or $AMBIT_RUN_DIR (read on every call). */
+export function stateRoot(): string {
+  return process.env.AMBIT_RUN_DIR ?? "/run/ambit";
+}
 const VERSION = 1;
 
 export interface ProcessRecord {
@@ -51,7 +54,7 @@ export interface MeshState {
 }
 
 export function stateDir(meshId: string): string {
-  return path.join(STATE_ROOT, meshId);
+  return path.join(stateRoot(), meshId);
 }
 
 export function statePath(meshId: string): string {
@@ -74,7 +77,8 @@ export function newState(layout: MeshLayout, dir?: string): MeshState {
     ownerPid: process.pid,
     layout,
     pods: {},
-    processes: [],
+    // The owner first: `down` stops it before anything it would restart.
+    processes: [processRecord("owner", process.pid)],
   };
 }
 
@@ -119,7 +123,7 @@ export function updateState(meshId: string, change: (s: MeshState) => void): Mes
 /** Ids of the meshes with a state file. */
 export function listMeshes(): string[] {
   try {
-    return fs.readdirSync(STATE_ROOT).filter((d) => fs.existsSync(statePath(d)));
+    return fs.readdirSync(stateRoot()).filter((d) => fs.existsSync(statePath(d)));
   } catch {
     return [];
   }
@@ -127,7 +131,7 @@ export function listMeshes(): string[] {
 
 /** Removes the state directory (logs included). */
 export function removeState(meshId: string): void {
-  fs.rmSync(stateDir(meshId), { recursive: true, force: true });
+  fs.rmSync(stateDir(meshId), { recursive: true, force: true, maxRetries: 5 });
 }
 
 /** Start time of a live process (field 22 of /proc/<pid>/stat), or undefined. */
