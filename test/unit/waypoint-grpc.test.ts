@@ -34,6 +34,7 @@ async function grpcBackend(
   server.addService(def, {
     Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       n++;
+      for (const w of waiters.splice(0)) w();
       if (failEvery && n % failEvery === 1) return cb({ code: grpc.status.UNAVAILABLE, details: "flaky" });
       const md = new grpc.Metadata();
       md.set("x-backend", name);
@@ -51,7 +52,7 @@ async function grpcBackend(
     ),
   );
   t.teardown(() => server.forceShutdown());
-  return { port, calls: () => n };
+  return { port, calls: () => n, nextCall: () => new Promise<void>((r) => waiters.push(r)) };
 }
 
 type Tap = { teardown(fn: () => unknown): void };
@@ -238,4 +239,52 @@ t.test("WebSocket-style Upgrade is passed through", async (t) => {
   );
   t.match(text, /^HTTP\/1.1 101/);
   t.match(text, /x-path: \/ws/);
+});
+
+t.test("gRPC mirror gets a copy; h2c (non-gRPC) service over HTTP/2 both ways", async (t) => {
+  const main = await grpcBackend(t, "main");
+  const shadow = await grpcBackend(t, "shadow");
+  const svc = grpcService(
+    [
+      route("say", {
+        kind: "grpc",
+        filters: [{ type: "RequestMirror", cluster: cname("shadow"), percent: 100 }],
+        backends: [{ cluster: cname("main"), weight: 1 }],
+      }),
+    ],
+    [
+      cluster("main", [main.port], { protocol: "grpc" }),
+      cluster("shadow", [shadow.port], { protocol: "grpc" }),
+    ],
+  );
+  const { port } = await startWaypoint(t, [svc]);
+  const call = client(t, port);
+  const copied = shadow.nextCall();
+  t.same(await call("Say", "m"), { code: 0, body: "main:m" });
+  await copied;
+  t.equal(shadow.calls(), 1, "the mirror got the call");
+
+  const seenProto: string[] = [];
+  const h2 = await h2Backend(t, (stream, headers) => {
+    seenProto.push(String(headers[":path"]));
+    stream.respond({ ":status": 200, "content-type": "text/plain" });
+    stream.end(`h2:${headers[":path"]}`);
+  });
+  const plain = service({
+    ports: [{ port: 80, protocol: "http2" }],
+    clusters: [cluster("web", [h2.port], { protocol: "http2" })],
+    routes: [],
+  });
+  const w2 = await startWaypoint(t, [plain]);
+  const session = http2.connect(`http://127.0.0.1:${w2.port}`);
+  t.teardown(() => session.close());
+  const body = await new Promise<string>((resolve, reject) => {
+    const s = session.request({ ":path": "/x", ":authority": "web" });
+    let b = "";
+    s.on("data", (c) => (b += c));
+    s.on("end", () => resolve(b));
+    s.on("error", reject);
+  });
+  t.equal(body, "h2:/x");
+  t.same(seenProto, ["/x"]);
 });
