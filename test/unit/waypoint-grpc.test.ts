@@ -28,8 +28,9 @@ async function grpcBackend(
   t: Tap,
   name: string,
   failEvery = 0,
-): Promise<{ port: number; calls: () => number }> {
+): Promise<{ port: number; calls: () => number; nextCall: () => Promise<void> }> {
   let n = 0;
+  const waiters: (() => void)[] = [];
   const server = new grpc.Server();
   server.addService(def, {
     Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
