@@ -6,16 +6,16 @@ import fs from "node:fs";
 import { AmbitError } from "../core/errors/errors.js";
 import { requireNetnsPrivileges } from "../ztunnel/node-agent/native.js";
 import {
-  type MeshLayout,
-  type MeshNetworkSpec,
-  type PodNetwork,
   allocatePodIp,
   applySteps,
   destroyMeshNetwork,
   killNetnsProcesses,
   listNetns,
+  type MeshLayout,
+  type MeshNetworkSpec,
   meshLayout,
   nodeOf,
+  type PodNetwork,
   planMeshNetwork,
   planPodNetwork,
   planPodRemoval,
@@ -78,16 +78,26 @@ export class MeshNetwork {
     const have = this.podsByKey.get(pod.key);
     if (have) {
       if (have.node !== pod.node) {
-        throw new AmbitError("INVALID_FIELD", `pod ${pod.key}: already on node ${have.node}, asked for ${pod.node}`);
+        throw new AmbitError(
+          "INVALID_FIELD",
+          `pod ${pod.key}: already on node ${have.node}, asked for ${pod.node}`,
+        );
       }
       return have;
     }
     const node = nodeOf(this.layout, pod.node);
     const used = [...this.podsByKey.values()].filter((p) => p.node === node.name).map((p) => p.ip);
     if (pod.ip && used.includes(pod.ip)) {
-      throw new AmbitError("DUPLICATE_OBJECT", `pod ${pod.key}: ip ${pod.ip} is already used on node ${node.name}`);
+      throw new AmbitError(
+        "DUPLICATE_OBJECT",
+        `pod ${pod.key}: ip ${pod.ip} is already used on node ${node.name}`,
+      );
     }
-    const net = podNetwork(this.layout, { key: pod.key, node: node.name, ip: pod.ip ?? allocatePodIp(node, used) });
+    const net = podNetwork(this.layout, {
+      key: pod.key,
+      node: node.name,
+      ip: pod.ip ?? allocatePodIp(node, used),
+    });
     // Reserve the address before the await so concurrent adds do not collide.
     this.podsByKey.set(pod.key, net);
     try {

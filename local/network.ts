@@ -83,7 +83,10 @@ export function meshLayout(spec: MeshNetworkSpec): MeshLayout {
   const seen = new Set<string>();
   for (const n of spec.nodes) {
     if (!/^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/.test(n)) {
-      throw new AmbitError("INVALID_FIELD", `node '${n}': a node name is a DNS label (lowercase letters, digits, '-', '.')`);
+      throw new AmbitError(
+        "INVALID_FIELD",
+        `node '${n}': a node name is a DNS label (lowercase letters, digits, '-', '.')`,
+      );
     }
     if (seen.has(n)) throw new AmbitError("INVALID_FIELD", `node '${n}': listed twice`);
     seen.add(n);
@@ -128,12 +131,14 @@ export function planMeshNetwork(layout: MeshLayout): NetworkStep[] {
     );
   };
   attach(layout.controlPlane.netns, "cp", layout.controlPlane.ip);
-  for (const node of layout.nodes) steps.push(["ip", "-n", layout.controlPlane.netns, "route", "replace", node.podCidr, "via", node.ip]);
+  for (const node of layout.nodes)
+    steps.push(["ip", "-n", layout.controlPlane.netns, "route", "replace", node.podCidr, "via", node.ip]);
   for (const node of layout.nodes) {
     attach(node.netns, `n${node.index}`, node.ip);
     steps.push(["nsenter", `--net=${node.netnsPath}`, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     for (const other of layout.nodes) {
-      if (other !== node) steps.push(["ip", "-n", node.netns, "route", "replace", other.podCidr, "via", other.ip]);
+      if (other !== node)
+        steps.push(["ip", "-n", node.netns, "route", "replace", other.podCidr, "via", other.ip]);
     }
   }
   return steps;
@@ -166,10 +171,20 @@ export function podNetwork(layout: MeshLayout, pod: { key: string; node: string;
   const base = node.podGateway.slice(0, node.podGateway.lastIndexOf(".") + 1);
   const host = pod.ip.startsWith(base) ? Number(pod.ip.slice(base.length)) : Number.NaN;
   if (!(host >= 2 && host <= 254)) {
-    throw new AmbitError("INVALID_FIELD", `pod ${pod.key}: ip ${pod.ip} is not a pod address of node ${node.name} (${node.podCidr})`);
+    throw new AmbitError(
+      "INVALID_FIELD",
+      `pod ${pod.key}: ip ${pod.ip} is not a pod address of node ${node.name} (${node.podCidr})`,
+    );
   }
   const netns = podNetnsName(layout, pod.key);
-  return { key: pod.key, node: node.name, netns, netnsPath: `${NETNS_DIR}/${netns}`, ip: pod.ip, nodeIf: `p${host}` };
+  return {
+    key: pod.key,
+    node: node.name,
+    netns,
+    netnsPath: `${NETNS_DIR}/${netns}`,
+    ip: pod.ip,
+    nodeIf: `p${host}`,
+  };
 }
 
 export function nodeOf(layout: MeshLayout, name: string): NodeLayout {
@@ -258,7 +273,8 @@ export async function destroyMeshNetwork(meshId: string, opts: { graceMs?: numbe
 
 /** SIGTERM every process inside the namespaces, wait up to graceMs, then SIGKILL what is left. */
 export async function killNetnsProcesses(names: string[], graceMs: number): Promise<void> {
-  const pidsOf = async () => [...new Set((await Promise.all(names.map(netnsPids))).flat())].filter((p) => p !== process.pid);
+  const pidsOf = async () =>
+    [...new Set((await Promise.all(names.map(netnsPids))).flat())].filter((p) => p !== process.pid);
   let pids = await pidsOf();
   if (pids.length === 0) return;
   for (const pid of pids) signal(pid, "SIGTERM");

@@ -85,7 +85,8 @@ export function execInNetns(
 ): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawnInNetns(netnsPath, argv, { ...opts, stdio: opts.stdio ?? "inherit" });
-    const timer = opts.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
+    const timer =
+      opts.timeoutMs !== undefined ? setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs) : undefined;
     child.on("error", (err) => {
       if (timer) clearTimeout(timer);
       reject(err);
@@ -106,7 +107,12 @@ function podRef(key: string): { kind: string; namespace?: string; name: string }
 export function containerArgv(key: string, c: Container, field: string): string[] {
   const argv = [...(c.command ?? []), ...(c.args ?? [])];
   if (argv.length === 0) {
-    throw new ObjectError("INVALID_FIELD", podRef(key), `${field}.command`, "no command or args: images are not run, give the program to start");
+    throw new ObjectError(
+      "INVALID_FIELD",
+      podRef(key),
+      `${field}.command`,
+      "no command or args: images are not run, give the program to start",
+    );
   }
   return argv;
 }
@@ -127,7 +133,8 @@ export function containerEnv(spec: PodRunSpec, c: Container): NodeJS.ProcessEnv 
   };
   for (const v of c.env ?? []) {
     let value: string | undefined;
-    if (v.value !== undefined) value = v.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+    if (v.value !== undefined)
+      value = v.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
     else if (v.valueFrom?.fieldRef) value = refs[v.valueFrom.fieldRef.fieldPath];
     else value = spec.resolveEnv?.(v);
     if (value !== undefined) env[v.name] = value;
@@ -167,7 +174,8 @@ export class PodRunner extends EventEmitter {
     super();
     this.policy = spec.restartPolicy ?? "Always";
     this.backoff = { initialMs: 1000, maxMs: 60_000, resetAfterMs: 60_000, ...opts.backoff };
-    if (spec.containers.length === 0) throw new ObjectError("INVALID_FIELD", podRef(spec.key), "spec.containers", "no containers");
+    if (spec.containers.length === 0)
+      throw new ObjectError("INVALID_FIELD", podRef(spec.key), "spec.containers", "no containers");
     this.runs = spec.containers.map((c, i) => ({
       spec: c,
       index: i,
@@ -179,7 +187,8 @@ export class PodRunner extends EventEmitter {
       state: "waiting",
       ready: false,
     }));
-    for (const [i, c] of (spec.initContainers ?? []).entries()) containerArgv(spec.key, c, `spec.initContainers[${i}]`);
+    for (const [i, c] of (spec.initContainers ?? []).entries())
+      containerArgv(spec.key, c, `spec.initContainers[${i}]`);
   }
 
   get ready(): boolean {
@@ -219,7 +228,10 @@ export class PodRunner extends EventEmitter {
   /** SIGTERM every container's process group, SIGKILL after the grace period; resolves when all exited. */
   async close(): Promise<void> {
     this.closing = true;
-    const graceMs = Math.min((this.spec.terminationGracePeriodSeconds ?? 30) * 1000, this.opts.maxGraceMs ?? Number.POSITIVE_INFINITY);
+    const graceMs = Math.min(
+      (this.spec.terminationGracePeriodSeconds ?? 30) * 1000,
+      this.opts.maxGraceMs ?? Number.POSITIVE_INFINITY,
+    );
     await Promise.all(
       this.runs.map(async (r) => {
         if (r.restartTimer) clearTimeout(r.restartTimer);
@@ -239,7 +251,11 @@ export class PodRunner extends EventEmitter {
     while (i < init.length && !this.closing) {
       const c = init[i]!;
       const code = await new Promise<number | null>((resolve) => {
-        const child = this.spawnLogged(c, containerArgv(this.spec.key, c, `spec.initContainers[${i}]`), containerEnv(this.spec, c));
+        const child = this.spawnLogged(
+          c,
+          containerArgv(this.spec.key, c, `spec.initContainers[${i}]`),
+          containerEnv(this.spec, c),
+        );
         child.on("error", () => resolve(-1));
         child.on("exit", (code) => resolve(code));
       });
@@ -297,12 +313,18 @@ export class PodRunner extends EventEmitter {
     child.on("exit", onExit);
     this.emit("start", { container: r.spec.name, pid: child.pid, restarts: r.restarts });
     if (r.spec.readinessProbe) {
-      r.probe = new ProbeLoop(r.spec.readinessProbe, this.spec, r, this.opts.probeIntervalUntilReadyMs ?? 500, (ok) => {
-        if (r.ready !== ok) {
-          r.ready = ok;
-          this.recompute();
-        }
-      });
+      r.probe = new ProbeLoop(
+        r.spec.readinessProbe,
+        this.spec,
+        r,
+        this.opts.probeIntervalUntilReadyMs ?? 500,
+        (ok) => {
+          if (r.ready !== ok) {
+            r.ready = ok;
+            this.recompute();
+          }
+        },
+      );
       r.probe.start();
     } else {
       r.ready = true;
@@ -422,15 +444,29 @@ function resolvePort(port: number | string, c: Container, key: string): number {
   if (typeof port === "number") return port;
   if (/^\d+$/.test(port)) return Number(port);
   const named = c.ports?.find((p) => p.name === port);
-  if (!named) throw new ObjectError("INVALID_FIELD", podRef(key), `containers[${c.name}].readinessProbe.port`, `no container port named '${port}'`);
+  if (!named)
+    throw new ObjectError(
+      "INVALID_FIELD",
+      podRef(key),
+      `containers[${c.name}].readinessProbe.port`,
+      `no container port named '${port}'`,
+    );
   return named.containerPort;
 }
 
 /** One probe attempt from inside the pod's namespace: true when it passes. */
-export async function runProbe(probe: Probe, pod: PodRunSpec, run: { spec: Container; env: NodeJS.ProcessEnv }): Promise<boolean> {
+export async function runProbe(
+  probe: Probe,
+  pod: PodRunSpec,
+  run: { spec: Container; env: NodeJS.ProcessEnv },
+): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   if (probe.exec) {
-    const code = await execInNetns(pod.netnsPath, probe.exec.command, { env: run.env, stdio: "ignore", timeoutMs });
+    const code = await execInNetns(pod.netnsPath, probe.exec.command, {
+      env: run.env,
+      stdio: "ignore",
+      timeoutMs,
+    });
     return code === 0;
   }
   if (probe.tcpSocket) {
@@ -449,14 +485,25 @@ export async function runProbe(probe: Probe, pod: PodRunSpec, run: { spec: Conta
     socket.destroy();
     return true;
   }
-  throw new ObjectError("INVALID_FIELD", podRef(pod.key), `containers[${run.spec.name}].readinessProbe`, "no exec, httpGet, tcpSocket or grpc");
+  throw new ObjectError(
+    "INVALID_FIELD",
+    podRef(pod.key),
+    `containers[${run.spec.name}].readinessProbe`,
+    "no exec, httpGet, tcpSocket or grpc",
+  );
 }
 
-async function httpProbe(get: NonNullable<Probe["httpGet"]>, pod: PodRunSpec, c: Container, timeoutMs: number): Promise<boolean> {
+async function httpProbe(
+  get: NonNullable<Probe["httpGet"]>,
+  pod: PodRunSpec,
+  c: Container,
+  timeoutMs: number,
+): Promise<boolean> {
   const host = get.host ?? pod.ip;
   const port = resolvePort(get.port, c, pod.key);
   const raw = await connectInNetns(pod.netnsPath, { host, port, timeoutMs });
-  const socket: net.Socket = get.scheme === "HTTPS" ? tls.connect({ socket: raw, rejectUnauthorized: false }) : raw;
+  const socket: net.Socket =
+    get.scheme === "HTTPS" ? tls.connect({ socket: raw, rejectUnauthorized: false }) : raw;
   return new Promise<boolean>((resolve) => {
     let head = "";
     const done = (ok: boolean) => {
@@ -476,7 +523,12 @@ async function httpProbe(get: NonNullable<Probe["httpGet"]>, pod: PodRunSpec, c:
       else if (head.includes("\r\n") || head.length > 1024) done(false);
     });
     const hostHeader = net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-    const headers = [`Host: ${hostHeader}`, "User-Agent: kube-probe/1.37", "Accept: */*", "Connection: close"];
+    const headers = [
+      `Host: ${hostHeader}`,
+      "User-Agent: kube-probe/1.37",
+      "Accept: */*",
+      "Connection: close",
+    ];
     for (const h of get.httpHeaders ?? []) headers.push(`${h.name}: ${h.value}`);
     socket.write(`GET ${get.path ?? "/"} HTTP/1.1\r\n${headers.join("\r\n")}\r\n\r\n`);
   });

@@ -21,9 +21,17 @@ import type { PodSpec } from "../controller/provider/objects.js";
 import { AmbitError } from "../core/errors/errors.js";
 import { requireNetnsPrivileges } from "../ztunnel/node-agent/native.js";
 import { MeshNetwork } from "./mesh-network.js";
-import { type MeshLayout, type PodNetwork, nodeOf } from "./network.js";
-import { PodRunner, type PodRunnerOptions, execInNetns } from "./pod-runner.js";
-import { type MeshState, type PodRecord, logDir, newState, processRecord, readState, writeState } from "./state.js";
+import { type MeshLayout, nodeOf, type PodNetwork } from "./network.js";
+import { execInNetns, PodRunner, type PodRunnerOptions } from "./pod-runner.js";
+import {
+  logDir,
+  type MeshState,
+  newState,
+  type PodRecord,
+  processRecord,
+  readState,
+  writeState,
+} from "./state.js";
 import { teardownMesh } from "./teardown.js";
 
 export interface LocalRuntimeOptions {
@@ -81,10 +89,16 @@ export class LocalRuntime extends EventEmitter {
     requireNetnsPrivileges("ambit up");
     const previous = readState(opts.meshId);
     if (previous && !opts.replace) {
-      throw new AmbitError("LOCAL_STATE", `a local mesh '${opts.meshId}' is already up (from ${previous.dir ?? "?"}); run 'ambit down' first`);
+      throw new AmbitError(
+        "LOCAL_STATE",
+        `a local mesh '${opts.meshId}' is already up (from ${previous.dir ?? "?"}); run 'ambit down' first`,
+      );
     }
     if (previous) await teardownMesh(opts.meshId);
-    const network = await MeshNetwork.create({ meshId: opts.meshId, nodes: opts.nodes }, opts.replace ? { replace: true } : {});
+    const network = await MeshNetwork.create(
+      { meshId: opts.meshId, nodes: opts.nodes },
+      opts.replace ? { replace: true } : {},
+    );
     const state = newState(network.layout, opts.dir);
     writeState(state);
     return new LocalRuntime(network, state, opts);
@@ -123,13 +137,21 @@ export class LocalRuntime extends EventEmitter {
     const hostNetwork = Boolean(req.hostNetwork || req.controlPlane);
     let where: { netnsPath: string; ip: string; node: string; network?: PodNetwork };
     if (req.controlPlane) {
-      where = { netnsPath: this.layout.controlPlane.netnsPath, ip: this.layout.controlPlane.ip, node: "control-plane" };
+      where = {
+        netnsPath: this.layout.controlPlane.netnsPath,
+        ip: this.layout.controlPlane.ip,
+        node: "control-plane",
+      };
     } else {
       if (!req.node) throw new AmbitError("INVALID_FIELD", `pod ${req.key}: no node given`);
       const node = nodeOf(this.layout, req.node);
       if (hostNetwork) where = { netnsPath: node.netnsPath, ip: node.ip, node: node.name };
       else {
-        const network = await this.network.addPod({ key: req.key, node: node.name, ...(req.ip ? { ip: req.ip } : {}) });
+        const network = await this.network.addPod({
+          key: req.key,
+          node: node.name,
+          ...(req.ip ? { ip: req.ip } : {}),
+        });
         where = { netnsPath: network.netnsPath, ip: network.ip, node: node.name, network };
       }
     }
@@ -144,12 +166,23 @@ export class LocalRuntime extends EventEmitter {
         ...(req.spec.terminationGracePeriodSeconds !== undefined
           ? { terminationGracePeriodSeconds: req.spec.terminationGracePeriodSeconds }
           : {}),
-        fieldRefs: { "spec.nodeName": where.node, "status.hostIP": hostNetwork ? where.ip : nodeOf(this.layout, where.node).ip, ...req.fieldRefs },
+        fieldRefs: {
+          "spec.nodeName": where.node,
+          "status.hostIP": hostNetwork ? where.ip : nodeOf(this.layout, where.node).ip,
+          ...req.fieldRefs,
+        },
         logDir: path.dirname(this.logFile(req.key, "x")),
       },
       this.opts.runner,
     );
-    const pod: RunningPod = { key: req.key, netnsPath: where.netnsPath, ip: where.ip, node: where.node, hostNetwork, runner };
+    const pod: RunningPod = {
+      key: req.key,
+      netnsPath: where.netnsPath,
+      ip: where.ip,
+      node: where.node,
+      hostNetwork,
+      runner,
+    };
     if (where.network) pod.network = where.network;
     this.running.set(req.key, pod);
     const record: PodRecord = where.network ?? {
@@ -162,7 +195,12 @@ export class LocalRuntime extends EventEmitter {
     };
     this.state.pods[req.key] = { ...record, ready: false, restarts: {} };
     runner.on("start", (e: { container: string; pid: number; restarts: number }) => {
-      this.recordProcess(`${req.key}/${e.container}`, e.pid, path.basename(where.netnsPath), this.logFile(req.key, e.container));
+      this.recordProcess(
+        `${req.key}/${e.container}`,
+        e.pid,
+        path.basename(where.netnsPath),
+        this.logFile(req.key, e.container),
+      );
       const rec = this.state.pods[req.key];
       if (rec) rec.restarts = { ...rec.restarts, [e.container]: e.restarts };
       this.save();

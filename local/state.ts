@@ -106,7 +106,10 @@ export function readState(meshId: string): MeshState | undefined {
     throw new AmbitError("LOCAL_STATE", `${statePath(meshId)}: not valid JSON (${(err as Error).message})`);
   }
   if (state.version !== VERSION || state.meshId !== meshId) {
-    throw new AmbitError("LOCAL_STATE", `${statePath(meshId)}: unexpected version ${state.version} or mesh id ${state.meshId}`);
+    throw new AmbitError(
+      "LOCAL_STATE",
+      `${statePath(meshId)}: unexpected version ${state.version} or mesh id ${state.meshId}`,
+    );
   }
   return state;
 }

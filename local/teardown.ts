@@ -9,7 +9,7 @@
 // with them; the host's tables are never touched.
 import { requireNetnsPrivileges } from "../ztunnel/node-agent/native.js";
 import { alive, destroyMeshNetwork, listNetns, meshPrefix, validateMeshId } from "./network.js";
-import { type ProcessRecord, isSameProcess, readState, removeState } from "./state.js";
+import { isSameProcess, type ProcessRecord, readState, removeState } from "./state.js";
 
 export interface TeardownReport {
   meshId: string;
@@ -18,7 +18,10 @@ export interface TeardownReport {
   stateRemoved: boolean;
 }
 
-export async function teardownMesh(meshId: string, opts: { graceMs?: number; keepLogs?: boolean } = {}): Promise<TeardownReport> {
+export async function teardownMesh(
+  meshId: string,
+  opts: { graceMs?: number; keepLogs?: boolean } = {},
+): Promise<TeardownReport> {
   validateMeshId(meshId);
   requireNetnsPrivileges("ambit down");
   const graceMs = opts.graceMs ?? 5000;
@@ -30,13 +33,19 @@ export async function teardownMesh(meshId: string, opts: { graceMs?: number; kee
     if (owner) await stopProcesses([owner], graceMs);
   }
   await stopProcesses(recorded, graceMs);
-  const namespacesRemoved = listNetns(meshPrefix(meshId)).length > 0 ? await destroyMeshNetwork(meshId, { graceMs }) : [];
+  const namespacesRemoved =
+    listNetns(meshPrefix(meshId)).length > 0 ? await destroyMeshNetwork(meshId, { graceMs }) : [];
   let stateRemoved = false;
   if (state && !opts.keepLogs) {
     removeState(meshId);
     stateRemoved = true;
   }
-  return { meshId, processesStopped: recorded.map((p) => `${p.name} (${p.pid})`), namespacesRemoved, stateRemoved };
+  return {
+    meshId,
+    processesStopped: recorded.map((p) => `${p.name} (${p.pid})`),
+    namespacesRemoved,
+    stateRemoved,
+  };
 }
 
 /** SIGTERM (to the process group when it leads one), then SIGKILL after graceMs. */

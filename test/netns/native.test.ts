@@ -4,14 +4,20 @@
 import fs from "node:fs";
 import net from "node:net";
 import t from "tap";
-import { runCommand } from "../../ztunnel/node-agent/command.js";
-import { PORTS, ZTUNNEL_MARK, applyCapture, hasCapture, removeCapture } from "../../ztunnel/node-agent/capture.js";
 import {
-  Netns,
-  NetnsSyscallError,
+  applyCapture,
+  hasCapture,
+  PORTS,
+  removeCapture,
+  ZTUNNEL_MARK,
+} from "../../ztunnel/node-agent/capture.js";
+import { runCommand } from "../../ztunnel/node-agent/command.js";
+import {
   connectInNetns,
   getMark,
   listenInNetns,
+  Netns,
+  NetnsSyscallError,
   originalDst,
   withNetns,
 } from "../../ztunnel/node-agent/native.js";
@@ -48,7 +54,10 @@ t.test("withNetns switches the thread and always switches back", { skip: needsRo
   t.throws(() => withNetns(a.path, () => Promise.resolve(1)), /synchronous/);
   t.equal(nsInode("/proc/thread-self/ns/net"), home, "back home after a refused async callback");
   const h = Netns.open(a.path);
-  const nested = withNetns(h, () => withNetns(b.path, () => nsInode("/proc/thread-self/ns/net")) && nsInode("/proc/thread-self/ns/net"));
+  const nested = withNetns(
+    h,
+    () => withNetns(b.path, () => nsInode("/proc/thread-self/ns/net")) && nsInode("/proc/thread-self/ns/net"),
+  );
   t.equal(nested, nsInode(a.path), "nesting restores the outer namespace");
   h.close();
   t.throws(() => withNetns(h, () => 1), /closed/, "a closed handle is refused, never reused");
@@ -90,7 +99,13 @@ t.test("capture: SO_ORIGINAL_DST, marks bypass, transparent source", { skip: nee
   await serveIn(t, a.path, PORTS.inbound, (s) => {
     const d = originalDst(s);
     // Inbound: connect to the app from inside the pod, as the caller.
-    connectInNetns(a.path, { host: d.address, port: d.port, localAddress: s.remoteAddress, transparent: true, mark: ZTUNNEL_MARK }).then(
+    connectInNetns(a.path, {
+      host: d.address,
+      port: d.port,
+      localAddress: s.remoteAddress,
+      transparent: true,
+      mark: ZTUNNEL_MARK,
+    }).then(
       (up) => {
         up.on("error", () => s.destroy());
         s.pipe(up).pipe(s);
@@ -106,11 +121,19 @@ t.test("capture: SO_ORIGINAL_DST, marks bypass, transparent source", { skip: nee
   await applyCapture(a.path); // idempotent
   t.ok(await hasCapture(a.path));
   const save = (await runCommand(["nsenter", `--net=${a.path}`, "iptables-save"])).stdout;
-  t.equal(save.split("\n").filter((l) => l.startsWith("-A OUTPUT")).length, 2, "one jump per table in OUTPUT after two applies");
+  t.equal(
+    save.split("\n").filter((l) => l.startsWith("-A OUTPUT")).length,
+    2,
+    "one jump per table in OUTPUT after two applies",
+  );
   t.equal(save.split("\n").filter((l) => l.includes("REDIRECT --to-ports 15001")).length, 1);
 
   const captured = await connectInNetns(a.path, { host: b.ip, port: 80 });
-  t.equal(await readAll(captured), `outbound ${b.ip}:80 from ${a.ip}`, "outbound captured, original destination recovered");
+  t.equal(
+    await readAll(captured),
+    `outbound ${b.ip}:80 from ${a.ip}`,
+    "outbound captured, original destination recovered",
+  );
 
   const marked = await connectInNetns(a.path, { host: b.ip, port: 9999, mark: ZTUNNEL_MARK });
   t.equal(getMark(marked), ZTUNNEL_MARK);
@@ -120,7 +143,11 @@ t.test("capture: SO_ORIGINAL_DST, marks bypass, transparent source", { skip: nee
   t.equal(await readAll(local), `app ${a.ip}`, "traffic to the pod's own address is not captured");
 
   const inbound = await connectInNetns(b.path, { host: a.ip, port: 8080 });
-  t.equal(await readAll(inbound), `app ${b.ip}`, "inbound captured on 15006 and delivered with the caller's address");
+  t.equal(
+    await readAll(inbound),
+    `app ${b.ip}`,
+    "inbound captured on 15006 and delivered with the caller's address",
+  );
 
   await removeCapture(a.path);
   await removeCapture(a.path); // fine when already gone

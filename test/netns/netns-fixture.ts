@@ -8,12 +8,14 @@ import { once } from "node:events";
 import fs from "node:fs";
 import net from "node:net";
 import type { Test } from "tap";
+import { destroyMeshNetwork, listNetns, meshPrefix } from "../../local/network.js";
 import { runCommand } from "../../ztunnel/node-agent/command.js";
 import { hasNetnsPrivileges, listenInNetns } from "../../ztunnel/node-agent/native.js";
-import { destroyMeshNetwork, listNetns, meshPrefix } from "../../local/network.js";
 
 /** tap's skip reason when this process cannot manage namespaces, else false. */
-export const needsRoot: string | false = hasNetnsPrivileges() ? false : "needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN)";
+export const needsRoot: string | false = hasNetnsPrivileges()
+  ? false
+  : "needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN)";
 
 const issued = new Set<string>();
 

@@ -16,13 +16,18 @@ function echoHandlers(): NodeAgentOptions {
     onOutbound: (s, ctx) => s.end(`outbound ${ctx.podKey} ${ctx.origDst.address}:${ctx.origDst.port}`),
     onInbound: (s, ctx) => s.end(`inbound ${ctx.podKey} ${ctx.origDst.address}:${ctx.origDst.port}`),
     onHbone: (s, ctx) => s.end(`hbone ${ctx.podKey} from ${s.remoteAddress}`),
-    onDnsUdp: (msg, rinfo, socket, ctx) => socket.send(Buffer.from(`dns ${ctx.podKey} ${msg.toString()}`), rinfo.port, rinfo.address),
+    onDnsUdp: (msg, rinfo, socket, ctx) =>
+      socket.send(Buffer.from(`dns ${ctx.podKey} ${msg.toString()}`), rinfo.port, rinfo.address),
     onDnsTcp: (s, ctx) => s.end(`dnstcp ${ctx.podKey}`),
   };
 }
 
 async function ask(netnsPath: string, host: string, port: number, mark?: number): Promise<string> {
-  const s: net.Socket = await connectInNetns(netnsPath, { host, port, ...(mark !== undefined ? { mark } : {}) });
+  const s: net.Socket = await connectInNetns(netnsPath, {
+    host,
+    port,
+    ...(mark !== undefined ? { mark } : {}),
+  });
   return readAll(s);
 }
 
@@ -48,7 +53,11 @@ t.test("enrol, capture, un-enrol, reconcile", { skip: needsRoot }, async (t) => 
   const pod = { key: "demo/a", netnsPath: a.path, ip: a.ip };
 
   const seen: string[] = [];
-  const agent = new NodeAgent({ ...echoHandlers(), onPodListeners: (l) => seen.push(`up ${l.podKey}`), onPodRemoved: (k) => seen.push(`down ${k}`) });
+  const agent = new NodeAgent({
+    ...echoHandlers(),
+    onPodListeners: (l) => seen.push(`up ${l.podKey}`),
+    onPodRemoved: (k) => seen.push(`down ${k}`),
+  });
   t.teardown(() => agent.close({ removeCapture: true }));
 
   const listeners = await agent.enroll(pod);
@@ -56,10 +65,26 @@ t.test("enrol, capture, un-enrol, reconcile", { skip: needsRoot }, async (t) => 
   t.same(agent.pods(), [pod]);
   t.ok(await hasCapture(a.path));
 
-  t.equal(await ask(a.path, b.ip, 80), `outbound demo/a ${b.ip}:80`, "the pod's outbound goes to the handler with the original destination");
-  t.equal(await ask(a.path, b.ip, 80, OWN_SOCKET_MARK), `b80 ${a.ip}`, "ztunnel's marked socket goes straight out");
-  t.equal(await ask(b.path, a.ip, 8080), `inbound demo/a ${a.ip}:8080`, "plain text arriving at the pod goes to the inbound handler");
-  t.equal(await ask(b.path, a.ip, 15008), `hbone demo/a from ${b.ip}`, "15008 reaches the HBONE handler directly");
+  t.equal(
+    await ask(a.path, b.ip, 80),
+    `outbound demo/a ${b.ip}:80`,
+    "the pod's outbound goes to the handler with the original destination",
+  );
+  t.equal(
+    await ask(a.path, b.ip, 80, OWN_SOCKET_MARK),
+    `b80 ${a.ip}`,
+    "ztunnel's marked socket goes straight out",
+  );
+  t.equal(
+    await ask(b.path, a.ip, 8080),
+    `inbound demo/a ${a.ip}:8080`,
+    "plain text arriving at the pod goes to the inbound handler",
+  );
+  t.equal(
+    await ask(b.path, a.ip, 15008),
+    `hbone demo/a from ${b.ip}`,
+    "15008 reaches the HBONE handler directly",
+  );
   t.equal(await udpQuery(a.path, "10.77.0.2", "q1"), "dns demo/a q1", "DNS over UDP is redirected to 15053");
   t.equal(await ask(a.path, b.ip, 53), "dnstcp demo/a", "DNS over TCP is redirected to 15053");
 
@@ -77,7 +102,11 @@ t.test("enrol, capture, un-enrol, reconcile", { skip: needsRoot }, async (t) => 
   await agent.enroll(pod);
   await agent.close();
   t.ok(await hasCapture(a.path), "rules kept across a restart");
-  await t.rejects(ask(a.path, b.ip, 80), { code: "ECONNREFUSED" }, "no listener: captured traffic is refused, not leaked");
+  await t.rejects(
+    ask(a.path, b.ip, 80),
+    { code: "ECONNREFUSED" },
+    "no listener: captured traffic is refused, not leaked",
+  );
   const agent2 = new NodeAgent(echoHandlers());
   t.teardown(() => agent2.close({ removeCapture: true }));
   t.same(await agent2.reconcile([pod]), []);

@@ -18,10 +18,21 @@ for (const [i, nodeName] of ["node1", "node2"].entries()) {
   await rt.runPod({
     key: `demo/web-${i}`,
     node: nodeName,
-    spec: { containers: [{ name: "web", command: ["env", "-u", "NODE_OPTIONS", node, "-e", server], env, readinessProbe: { tcpSocket: { port: 8080 } } }] },
+    spec: {
+      containers: [
+        {
+          name: "web",
+          command: ["env", "-u", "NODE_OPTIONS", node, "-e", server],
+          env,
+          readinessProbe: { tcpSocket: { port: 8080 } },
+        },
+      ],
+    },
   });
 }
 await Promise.all(rt.pods().map((p) => rt.whenReady(p.key)));
-process.stdout.write(`${JSON.stringify({ pods: rt.pods().map((p) => ({ key: p.key, ip: p.ip, pid: p.runner.status()[0]?.pid })) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ pods: rt.pods().map((p) => ({ key: p.key, ip: p.ip, pid: p.runner.status()[0]?.pid })) })}\n`,
+);
 // Stays up (the pods' child processes keep the loop alive) until signalled.
 process.on("SIGTERM", () => process.exit(0));

@@ -15,25 +15,45 @@ import {
   podNetwork,
 } from "../../local/network.js";
 import { containerArgv, containerEnv } from "../../local/pod-runner.js";
-import { PORTS, planCapture, renderApplyScript, renderRemoveScript } from "../../ztunnel/node-agent/capture.js";
+import {
+  PORTS,
+  planCapture,
+  renderApplyScript,
+  renderRemoveScript,
+} from "../../ztunnel/node-agent/capture.js";
 
 t.test("capture plan: outbound, inbound, DNS, marks", async (t) => {
   const plan = planCapture();
   const lines = plan.restore.split("\n");
-  t.ok(lines.includes("-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN"), "ztunnel's own sockets skip capture first");
+  t.ok(
+    lines.includes("-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN"),
+    "ztunnel's own sockets skip capture first",
+  );
   t.ok(lines.includes(`-A AMBIT_OUTPUT -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`));
   t.ok(lines.includes(`-A AMBIT_PREROUTING -p tcp --dport ${PORTS.hbone} -j RETURN`), "HBONE is left alone");
   t.ok(lines.includes(`-A AMBIT_PREROUTING -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`));
-  t.ok(lines.includes(`-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p udp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`));
+  t.ok(
+    lines.includes(`-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p udp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`),
+  );
   const markRule = lines.indexOf("-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN");
   const redirect = lines.indexOf(`-A AMBIT_OUTPUT -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`);
   t.ok(markRule < redirect, "the mark check comes before the redirect");
   t.same(
     plan.jumps.map((j) => `${j.table}:${j.from}->${j.to}`),
-    ["nat:OUTPUT->AMBIT_OUTPUT", "nat:PREROUTING->AMBIT_PREROUTING", "mangle:OUTPUT->AMBIT_OUTPUT", "mangle:PREROUTING->AMBIT_PREROUTING"],
+    [
+      "nat:OUTPUT->AMBIT_OUTPUT",
+      "nat:PREROUTING->AMBIT_PREROUTING",
+      "mangle:OUTPUT->AMBIT_OUTPUT",
+      "mangle:PREROUTING->AMBIT_PREROUTING",
+    ],
   );
 
-  const noDns = planCapture({ dns: false, inboundExcludePorts: [9000], outboundExcludeCidrs: ["10.0.0.0/8"], mark: 0x10 });
+  const noDns = planCapture({
+    dns: false,
+    inboundExcludePorts: [9000],
+    outboundExcludeCidrs: ["10.0.0.0/8"],
+    mark: 0x10,
+  });
   t.notMatch(noDns.restore, /--dport 53/);
   t.match(noDns.restore, /-A AMBIT_PREROUTING -p tcp --dport 9000 -j RETURN/);
   t.match(noDns.restore, /-A AMBIT_OUTPUT -d 10.0.0.0\/8 -j RETURN/);
@@ -44,7 +64,10 @@ t.test("capture scripts: apply adds jumps only when missing, remove tolerates ab
   const plan = planCapture();
   const apply = renderApplyScript(plan);
   t.match(apply, /iptables-restore -w 5 --noflush <<'AMBIT_RULES'/);
-  t.match(apply, /iptables -w 5 -t nat -C OUTPUT -j AMBIT_OUTPUT 2>\/dev\/null \|\| iptables -w 5 -t nat -I OUTPUT 1 -j AMBIT_OUTPUT/);
+  t.match(
+    apply,
+    /iptables -w 5 -t nat -C OUTPUT -j AMBIT_OUTPUT 2>\/dev\/null \|\| iptables -w 5 -t nat -I OUTPUT 1 -j AMBIT_OUTPUT/,
+  );
   t.match(apply, /ip route replace local 0.0.0.0\/0 dev lo table 133/);
   const remove = renderRemoveScript(plan);
   t.match(remove, /while iptables -w 5 -t nat -D OUTPUT -j AMBIT_OUTPUT 2>\/dev\/null; do :; done/);
@@ -92,7 +115,11 @@ t.test("every plan touches only the mesh's own namespaces; interface names fit",
               const ns = s[i] === "-n" ? s[i + 1]! : s[i + 2]!;
               if (!ns.startsWith(l.prefix)) return false;
             }
-            if ((s[i] === "dev" || s[i] === "name" || (s[i] === "link" && s[i + 1] === "add")) && s[i + 1] && s[i + 1]!.length > 15) {
+            if (
+              (s[i] === "dev" || s[i] === "name" || (s[i] === "link" && s[i + 1] === "add")) &&
+              s[i + 1] &&
+              s[i + 1]!.length > 15
+            ) {
               return false;
             }
           }
@@ -120,8 +147,12 @@ t.test("pod addresses and names", async (t) => {
     ip: "10.213.2.7",
     nodeIf: "p7",
   });
-  t.throws(() => podNetwork(l, { key: "default/web-0", node: "node1", ip: "10.213.2.7" }), { message: /not a pod address of node node1/ });
-  t.throws(() => podNetwork(l, { key: "default/web-0", node: "node9", ip: "10.213.2.7" }), { message: /node 'node9'/ });
+  t.throws(() => podNetwork(l, { key: "default/web-0", node: "node1", ip: "10.213.2.7" }), {
+    message: /not a pod address of node node1/,
+  });
+  t.throws(() => podNetwork(l, { key: "default/web-0", node: "node9", ip: "10.213.2.7" }), {
+    message: /node 'node9'/,
+  });
   const long = podNetnsName(l, `ns/${"x".repeat(300)}`);
   t.ok(long.length <= 200 && long.startsWith("ambit-demo-p-ns."));
   t.not(long, podNetnsName(l, `ns/${"x".repeat(299)}y`), "hashed names stay distinct");
@@ -135,13 +166,23 @@ t.test("pod addresses and names", async (t) => {
 });
 
 t.test("container argv and env follow Kubernetes", async (t) => {
-  t.same(containerArgv("a/b", { name: "c", command: ["node"], args: ["x.js"] }, "spec.containers[0]"), ["node", "x.js"]);
+  t.same(containerArgv("a/b", { name: "c", command: ["node"], args: ["x.js"] }, "spec.containers[0]"), [
+    "node",
+    "x.js",
+  ]);
   t.same(containerArgv("a/b", { name: "c", args: ["sleep", "1"] }, "spec.containers[0]"), ["sleep", "1"]);
   t.throws(() => containerArgv("a/b", { name: "c", image: "nginx" }, "spec.containers[2]"), {
-    message: "Pod a/b: field spec.containers[2].command: no command or args: images are not run, give the program to start",
+    message:
+      "Pod a/b: field spec.containers[2].command: no command or args: images are not run, give the program to start",
   });
   const env = containerEnv(
-    { key: "shop/web-1", netnsPath: "/x", ip: "10.213.1.9", containers: [], fieldRefs: { "spec.nodeName": "node1" } },
+    {
+      key: "shop/web-1",
+      netnsPath: "/x",
+      ip: "10.213.1.9",
+      containers: [],
+      fieldRefs: { "spec.nodeName": "node1" },
+    },
     {
       name: "c",
       env: [

@@ -13,8 +13,16 @@ import net from "node:net";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Logger, logger } from "../../core/telemetry/logger.js";
 import { counter, gauge } from "../../core/telemetry/metrics.js";
-import { type CaptureOptions, type CapturePlan, PORTS, ZTUNNEL_MARK, applyCapture, planCapture, removeCapture } from "./capture.js";
-import { Netns, type SockAddr, listenInNetns, originalDst } from "./native.js";
+import {
+  applyCapture,
+  type CaptureOptions,
+  type CapturePlan,
+  PORTS,
+  planCapture,
+  removeCapture,
+  ZTUNNEL_MARK,
+} from "./capture.js";
+import { listenInNetns, Netns, originalDst, type SockAddr } from "./native.js";
 
 export interface EnrolledPod {
   /** Stable key, e.g. "ns/name". */
@@ -72,8 +80,13 @@ export interface NodeAgentCloseOptions {
 }
 
 const loopsRefused = () =>
-  counter("ambit_node_agent_refused_total", "Captured connections refused because they would loop into ztunnel", ["direction"]);
-const enrolledGauge = () => gauge("ambit_node_agent_enrolled_pods", "Pods whose traffic this node agent captures");
+  counter(
+    "ambit_node_agent_refused_total",
+    "Captured connections refused because they would loop into ztunnel",
+    ["direction"],
+  );
+const enrolledGauge = () =>
+  gauge("ambit_node_agent_enrolled_pods", "Pods whose traffic this node agent captures");
 
 /** Ports of ztunnel's own listeners inside a pod; a connection aimed at them directly must not be proxied to them again. */
 const OWN_PORTS = new Set<number>([PORTS.outbound, PORTS.inbound, PORTS.hbone, PORTS.dns]);
@@ -112,7 +125,11 @@ export class NodeAgent {
     if (this.closed) return Promise.reject(new AmbitError("NETNS_SYSCALL", "node agent is closed"));
     return this.serialize(pod.key, async () => {
       const existing = this.entries.get(pod.key);
-      if (existing && existing.listeners.pod.netnsPath === pod.netnsPath && existing.listeners.pod.ip === pod.ip) {
+      if (
+        existing &&
+        existing.listeners.pod.netnsPath === pod.netnsPath &&
+        existing.listeners.pod.ip === pod.ip
+      ) {
         await applyCapture(pod.netnsPath, this.plan);
         return existing.listeners;
       }
@@ -148,7 +165,8 @@ export class NodeAgent {
     const failures: { key: string; error: Error }[] = [];
     const jobs: Promise<unknown>[] = [];
     for (const key of this.entries.keys()) {
-      if (!want.has(key)) jobs.push(this.unenroll(key).catch((error: Error) => failures.push({ key, error })));
+      if (!want.has(key))
+        jobs.push(this.unenroll(key).catch((error: Error) => failures.push({ key, error })));
     }
     for (const pod of want.values()) {
       jobs.push(this.enroll(pod).catch((error: Error) => failures.push({ key: pod.key, error })));
@@ -201,23 +219,27 @@ export class NodeAgent {
     const reusePort = this.opts.reusePort ?? true;
     const opened: (net.Server | dgram.Socket)[] = [];
     try {
-      const outbound = await serveFd(listenInNetns(netns, { host: "127.0.0.1", port: PORTS.outbound, reusePort }), (s) =>
-        this.onCaptured(s, ctx, "outbound"),
+      const outbound = await serveFd(
+        listenInNetns(netns, { host: "127.0.0.1", port: PORTS.outbound, reusePort }),
+        (s) => this.onCaptured(s, ctx, "outbound"),
       );
       opened.push(outbound);
-      const inbound = await serveFd(listenInNetns(netns, { host: "0.0.0.0", port: PORTS.inbound, reusePort }), (s) =>
-        this.onCaptured(s, ctx, "inbound"),
+      const inbound = await serveFd(
+        listenInNetns(netns, { host: "0.0.0.0", port: PORTS.inbound, reusePort }),
+        (s) => this.onCaptured(s, ctx, "inbound"),
       );
       opened.push(inbound);
-      const hbone = await serveFd(listenInNetns(netns, { host: "0.0.0.0", port: PORTS.hbone, reusePort }), (s) =>
-        this.opts.onHbone(s, ctx),
+      const hbone = await serveFd(
+        listenInNetns(netns, { host: "0.0.0.0", port: PORTS.hbone, reusePort }),
+        (s) => this.opts.onHbone(s, ctx),
       );
       opened.push(hbone);
       const listeners: PodListeners = { ...ctx, outbound, inbound, hbone };
       const onDnsTcp = this.opts.onDnsTcp;
       if (onDnsTcp) {
-        listeners.dnsTcp = await serveFd(listenInNetns(netns, { host: "127.0.0.1", port: PORTS.dns, reusePort }), (s) =>
-          onDnsTcp(s, ctx),
+        listeners.dnsTcp = await serveFd(
+          listenInNetns(netns, { host: "127.0.0.1", port: PORTS.dns, reusePort }),
+          (s) => onDnsTcp(s, ctx),
         );
         opened.push(listeners.dnsTcp);
       }

@@ -94,7 +94,8 @@ export function planCapture(opts: CaptureOptions = {}): CapturePlan {
     "-A AMBIT_PREROUTING -i lo -j RETURN",
     `-A AMBIT_PREROUTING -p tcp --dport ${PORTS.hbone} -j RETURN`,
   );
-  for (const port of opts.inboundExcludePorts ?? []) nat.push(`-A AMBIT_PREROUTING -p tcp --dport ${port} -j RETURN`);
+  for (const port of opts.inboundExcludePorts ?? [])
+    nat.push(`-A AMBIT_PREROUTING -p tcp --dport ${port} -j RETURN`);
   nat.push(`-A AMBIT_PREROUTING -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`, "COMMIT");
 
   const mangle = [
@@ -117,7 +118,16 @@ export function planCapture(opts: CaptureOptions = {}): CapturePlan {
       { table: "mangle", from: "OUTPUT", to: "AMBIT_OUTPUT" },
       { table: "mangle", from: "PREROUTING", to: "AMBIT_PREROUTING" },
     ],
-    ipRules: [["fwmark", connmark, "pref", String(TRANSPARENT_RULE_PRIORITY), "lookup", String(TRANSPARENT_ROUTE_TABLE)]],
+    ipRules: [
+      [
+        "fwmark",
+        connmark,
+        "pref",
+        String(TRANSPARENT_RULE_PRIORITY),
+        "lookup",
+        String(TRANSPARENT_ROUTE_TABLE),
+      ],
+    ],
     ipRoutes: [["local", "0.0.0.0/0", "dev", "lo", "table", String(TRANSPARENT_ROUTE_TABLE)]],
   };
 }
@@ -156,8 +166,10 @@ export function renderRemoveScript(plan: CapturePlan): string {
       `iptables -w 5 -t ${j.table} -X ${j.to} 2>/dev/null || true`,
     );
   }
-  for (const r of plan.ipRules) lines.push(`while ip rule del ${r.map(sh).join(" ")} 2>/dev/null; do :; done`);
-  for (const _ of plan.ipRoutes) lines.push(`ip route flush table ${TRANSPARENT_ROUTE_TABLE} 2>/dev/null || true`);
+  for (const r of plan.ipRules)
+    lines.push(`while ip rule del ${r.map(sh).join(" ")} 2>/dev/null; do :; done`);
+  for (const _ of plan.ipRoutes)
+    lines.push(`ip route flush table ${TRANSPARENT_ROUTE_TABLE} 2>/dev/null || true`);
   return `${lines.join("\n")}\n`;
 }
 
@@ -177,8 +189,11 @@ export async function removeCapture(netnsPath: string, plan: CapturePlan = planC
 
 /** Whether ambit's capture chains exist in the namespace. */
 export async function hasCapture(netnsPath: string): Promise<boolean> {
-  const r = await runCommand(["nsenter", `--net=${netnsPath}`, "--", "iptables", "-w", "5", "-t", "nat", "-S", "AMBIT_OUTPUT"], {
-    allowFail: true,
-  });
+  const r = await runCommand(
+    ["nsenter", `--net=${netnsPath}`, "--", "iptables", "-w", "5", "-t", "nat", "-S", "AMBIT_OUTPUT"],
+    {
+      allowFail: true,
+    },
+  );
   return r.code === 0;
 }

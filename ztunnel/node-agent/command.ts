@@ -10,10 +10,14 @@ export class CommandError extends AmbitError {
     readonly exitCode: number | null,
     readonly stderr: string,
   ) {
-    super("NETNS_COMMAND", `command failed (exit ${exitCode}): ${argv.join(" ")}: ${stderr.trim() || "(no output)"}`, {
-      argv,
-      exitCode,
-    });
+    super(
+      "NETNS_COMMAND",
+      `command failed (exit ${exitCode}): ${argv.join(" ")}: ${stderr.trim() || "(no output)"}`,
+      {
+        argv,
+        exitCode,
+      },
+    );
     this.name = "CommandError";
   }
 }

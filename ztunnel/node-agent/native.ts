@@ -110,10 +110,14 @@ export class Netns {
     const full = path.includes("/") ? path : `/var/run/netns/${path}`;
     let fd: number;
     try {
-      fd = fs.openSync(full, "r") // Node opens with O_CLOEXEC;
+      fd = fs.openSync(full, "r"); // Node opens with O_CLOEXEC;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      throw new NetnsSyscallError("open", os.constants.errno[e.code as keyof typeof os.constants.errno] ?? 0, full);
+      throw new NetnsSyscallError(
+        "open",
+        os.constants.errno[e.code as keyof typeof os.constants.errno] ?? 0,
+        full,
+      );
     }
     return new Netns(full, fd);
   }
@@ -147,7 +151,10 @@ export function withNetns<T>(netns: string | Netns, fn: () => T): T {
   const c = lib();
   const previous = stack.length > 0 ? stack[stack.length - 1]! : homeNetns();
   if (typeof netns !== "string" && netns.isClosed) {
-    throw new AmbitError("NETNS_SYSCALL", `network namespace handle ${netns.path} is closed (pod un-enrolled?)`);
+    throw new AmbitError(
+      "NETNS_SYSCALL",
+      `network namespace handle ${netns.path} is closed (pod un-enrolled?)`,
+    );
   }
   const target = typeof netns === "string" ? Netns.open(netns) : netns;
   try {
@@ -156,7 +163,10 @@ export function withNetns<T>(netns: string | Netns, fn: () => T): T {
     try {
       const out = fn();
       if (out && typeof (out as { then?: unknown }).then === "function") {
-        throw new AmbitError("NETNS_SYSCALL", "withNetns: the callback must be synchronous (it returned a promise)");
+        throw new AmbitError(
+          "NETNS_SYSCALL",
+          "withNetns: the callback must be synchronous (it returned a promise)",
+        );
       }
       return out;
     } finally {
@@ -165,7 +175,9 @@ export function withNetns<T>(netns: string | Netns, fn: () => T): T {
         // Staying in a pod's namespace would silently put every later socket
         // of this process in the wrong place: never continue.
         const errno = koffi.errno();
-        process.stderr.write(`ambit: fatal: cannot return to network namespace ${previous.path}: ${errnoName(errno)}\n`);
+        process.stderr.write(
+          `ambit: fatal: cannot return to network namespace ${previous.path}: ${errnoName(errno)}\n`,
+        );
         process.abort();
       }
     }
@@ -188,7 +200,7 @@ function encodeSockaddr(address: string, port: number): Buffer {
     const b = Buffer.alloc(16);
     b.writeUInt16LE(AF_INET, 0);
     b.writeUInt16BE(port, 2);
-    address.split(".").forEach((o, i) => b.writeUInt8(Number(o), 4 + i));
+    for (const [i, o] of address.split(".").entries()) b.writeUInt8(Number(o), 4 + i);
     return b;
   }
   if (v === 6) {
@@ -213,7 +225,7 @@ function ipv6Bytes(address: string): Buffer {
   const h = head ? head.split(":") : [];
   const t = tail !== undefined && tail !== "" ? tail.split(":") : [];
   const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill("0"), ...t];
-  groups.forEach((g, i) => out.writeUInt16BE(Number.parseInt(g, 16), i * 2));
+  for (const [i, g] of groups.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
   return out;
 }
 
@@ -283,11 +295,19 @@ export function getMark(socket: net.Socket | number): number {
  */
 export function originalDst(socket: net.Socket | number): SockAddr {
   const fd = socketFd(socket);
-  const six = typeof socket !== "number" && socket.localAddress !== undefined && net.isIPv6(socket.localAddress) && !socket.localAddress.startsWith("::ffff:");
+  const six =
+    typeof socket !== "number" &&
+    socket.localAddress !== undefined &&
+    net.isIPv6(socket.localAddress) &&
+    !socket.localAddress.startsWith("::ffff:");
   const val = Buffer.alloc(28);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(val.length, 0);
-  check(lib().getsockopt(fd, six ? SOL_IPV6 : SOL_IP, SO_ORIGINAL_DST, val, len), "getsockopt", "SO_ORIGINAL_DST");
+  check(
+    lib().getsockopt(fd, six ? SOL_IPV6 : SOL_IP, SO_ORIGINAL_DST, val, len),
+    "getsockopt",
+    "SO_ORIGINAL_DST",
+  );
   return decodeSockaddr(val);
 }
 
@@ -320,7 +340,11 @@ export function listenInNetns(netns: string | Netns, opts: ListenOptions): numbe
   return withNetns(netns, () => {
     const c = lib();
     const fd = check(
-      c.socket(family === 6 ? AF_INET6 : AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+      c.socket(
+        family === 6 ? AF_INET6 : AF_INET,
+        (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+        0,
+      ),
       "socket",
       what,
     );
@@ -396,12 +420,19 @@ export function connectInNetnsNow(netns: string | Netns, opts: ConnectOptions): 
   const what = `tcp to ${opts.host}:${opts.port} from ${typeof netns === "string" ? netns : netns.path}`;
   const fd = withNetns(netns, () => {
     const c = lib();
-    const s = check(c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket", what);
+    const s = check(
+      c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+      "socket",
+      what,
+    );
     try {
       if (opts.transparent) setTransparent(s, family);
       if (opts.mark !== undefined) setMark(s, opts.mark);
       if (opts.localAddress !== undefined || opts.localPort !== undefined) {
-        const local = encodeSockaddr(opts.localAddress ?? (family === 6 ? "::" : "0.0.0.0"), opts.localPort ?? 0);
+        const local = encodeSockaddr(
+          opts.localAddress ?? (family === 6 ? "::" : "0.0.0.0"),
+          opts.localPort ?? 0,
+        );
         check(c.bind(s, local, local.length), "bind", `${what}, source ${opts.localAddress ?? "*"}`);
       }
       return s;
@@ -412,7 +443,12 @@ export function connectInNetnsNow(netns: string | Netns, opts: ConnectOptions): 
   });
   // manualStart: do not start reading before the connect completes (an
   // unconnected socket would read EOF and end itself).
-  const socket = new net.Socket({ fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts);
+  const socket = new net.Socket({
+    fd,
+    readable: true,
+    writable: true,
+    manualStart: true,
+  } as net.SocketConstructorOpts);
   socket.connect({ host: opts.host, port: opts.port });
   return socket;
 }
@@ -427,7 +463,11 @@ export function startConnectInNetns(netns: string | Netns, opts: ConnectOptions)
   const addr = encodeSockaddr(opts.host, opts.port);
   return withNetns(netns, () => {
     const c = lib();
-    const s = check(c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), "socket", "connect");
+    const s = check(
+      c.socket(family === 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+      "socket",
+      "connect",
+    );
     if (opts.mark !== undefined) setMark(s, opts.mark);
     if (c.connect(s, addr, addr.length) < 0) {
       const errno = koffi.errno();
