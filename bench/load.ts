@@ -169,6 +169,19 @@ export function parseIperf(jsonText: string): number {
 }
 
 export async function iperf(netns: string, target: Addr, o: { streams: number; durationSec: number }): Promise<number> {
+  // iperf3's server runs one test at a time and frees itself only when the previous
+  // test's control connection has closed, which through a proxy can lag a moment.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await iperfOnce(netns, target, o);
+    } catch (err) {
+      if (attempt >= 10 || !/busy/.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+async function iperfOnce(netns: string, target: Addr, o: { streams: number; durationSec: number }): Promise<number> {
   const { stdout } = await runIn(
     netns,
     "iperf3",

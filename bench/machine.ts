@@ -1,5 +1,5 @@
 // What the numbers were measured on: CPU model, cores, kernel, tool versions.
-import { cpus, release, totalmem } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { run } from "./procs.js";
 import type { Machine } from "./results.js";
 
@@ -17,6 +17,7 @@ export async function describeMachine(fortio: string): Promise<Machine> {
     cores: cpus().length,
     memoryGB: Math.round(totalmem() / 2 ** 30),
     kernel: release(),
+    loadAverage: loadavg(),
     versions: {
       node: process.version,
       haproxy: await version("haproxy", ["-v"], /version (\S+)/),

@@ -69,6 +69,19 @@ function peersSection(r: BenchResults): string {
   return `## Peers\n\n| peer | path | this run |\n|---|---|---|\n${rows.join("\n")}\n`;
 }
 
+function caveats(r: BenchResults): string {
+  const load = r.machine.loadAverage;
+  const lines = [
+    `- One machine of ${r.machine.cores} cores runs the load generator, the proxies and the server at once: a proxy that uses more CPU also slows the load generator and the server. The ratios compare peers under the same constraint.`,
+    ...(load ? [`- Load average when the run started: ${load.map((x) => x.toFixed(1)).join(", ")} (1, 5, 15 min); anything above 0 is other work sharing the cores.`] : []),
+    "- HAProxy needs two file descriptors per proxied connection and this container's hard open-file limit is 20,000 (no CAP_SYS_RESOURCE to raise it): the HAProxy pair holds at most 9,000 connections in the scale scenario; its per-connection figure is comparable, its total is not.",
+    "- ambit's ztunnels run with logging at `warn` (no access log line per connection) while measuring.",
+    "- Control plane: the simulated ztunnels are the project's `DeltaAdsClient` with a handler that applies nothing (no Address decoding), all in one process; grpc-js shares one HTTP/2 connection among channels to the same target, so they share one connection to the server. The server runs in its own process, and its RSS is that process's.",
+    "- fortio's histogram interpolates within buckets; p99.9 at a fixed rate for 60 s rests on 60 samples.",
+  ];
+  return `## Reading these numbers\n\n${lines.join("\n")}\n`;
+}
+
 export function renderBenchmarksMd(r: BenchResults): string {
   const m = r.machine;
   const v = m.versions;
@@ -102,6 +115,7 @@ the harness and every peer work and asserts no timing).
     ...TABLES.map((t) => renderMetricTable(r, t)),
     renderControlPlane(r),
     renderTargets(r),
+    caveats(r),
   ];
   if (r.errors.length) {
     parts.push(

@@ -10,6 +10,8 @@ export interface Machine {
   memoryGB: number;
   kernel: string;
   versions: Record<string, string>;
+  /** os.loadavg() when the run started: other work sharing the cores. */
+  loadAverage?: number[];
 }
 
 export interface Cost {
