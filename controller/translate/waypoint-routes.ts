@@ -8,12 +8,13 @@
 // longer service, longer method, more headers, then the same tie-breaks.
 // A rule with an invalid value (bad regex, unknown filter, unsupported field)
 // is dropped and reported; the route's other rules and other routes stay.
-import type {
-  PathModifier,
-  RouteFilter,
-  RouteMatch,
-  WaypointRoute,
-  WeightedCluster,
+import {
+  grpcCodes as grpcCodeNumbers,
+  type PathModifier,
+  type RouteFilter,
+  type RouteMatch,
+  type WaypointRoute,
+  type WeightedCluster,
 } from "../../core/model/waypoint.js";
 import type {
   GRPCRoute,
@@ -372,9 +373,60 @@ export function httpRouteEntries(rt: HTTPRoute, r: RouteResolver, problems: Rout
   return out;
 }
 
+export const ANNOTATION_GRPC_RETRY_CODES = "retry.ambit.dev/grpc-codes";
+export const ANNOTATION_GRPC_RETRY_ATTEMPTS = "retry.ambit.dev/attempts";
+export const ANNOTATION_GRPC_RETRY_BACKOFF = "retry.ambit.dev/backoff";
+
+/**
+ * Gateway API has no retry for GRPCRoute: ambit reads annotations, e.g.
+ * `retry.ambit.dev/grpc-codes: UNAVAILABLE,RESOURCE_EXHAUSTED`,
+ * `retry.ambit.dev/attempts: "2"`, `retry.ambit.dev/backoff: 25ms`.
+ * Retries happen on trailers-only responses with those codes.
+ */
+function grpcRetry(rt: GRPCRoute): WaypointRoute["retry"] {
+  const a = rt.metadata.annotations ?? {};
+  const codes = a[ANNOTATION_GRPC_RETRY_CODES];
+  if (!codes) return undefined;
+  const field = (k: string) => `metadata.annotations[${k}]`;
+  const grpcCodes = codes.split(",").map((c) => {
+    const name = c.trim().toUpperCase().replace(/-/g, "_");
+    const code = /^[0-9]+$/.test(name) ? Number(name) : grpcCodeNumbers[name];
+    if (code === undefined || code > 16)
+      throw new RuleError({
+        condition: "Accepted",
+        reason: "UnsupportedValue",
+        field: field(ANNOTATION_GRPC_RETRY_CODES),
+        message: `unknown gRPC status ${JSON.stringify(c.trim())}`,
+      });
+    return code;
+  });
+  const attemptsRaw = a[ANNOTATION_GRPC_RETRY_ATTEMPTS] ?? "1";
+  if (!/^[0-9]+$/.test(attemptsRaw))
+    throw new RuleError({
+      condition: "Accepted",
+      reason: "UnsupportedValue",
+      field: field(ANNOTATION_GRPC_RETRY_ATTEMPTS),
+      message: `not a number: ${JSON.stringify(attemptsRaw)}`,
+    });
+  const backoff = a[ANNOTATION_GRPC_RETRY_BACKOFF];
+  return {
+    attempts: Number(attemptsRaw),
+    codes: [],
+    grpcCodes,
+    backoffMs: backoff ? parseDuration(backoff, field(ANNOTATION_GRPC_RETRY_BACKOFF)) : 25,
+  };
+}
+
 export function grpcRouteEntries(rt: GRPCRoute, r: RouteResolver, problems: RouteProblem[]): RouteEntry[] {
   const ns = rt.metadata.namespace ?? "default";
   const out: RouteEntry[] = [];
+  let retry: WaypointRoute["retry"];
+  try {
+    retry = grpcRetry(rt);
+  } catch (e) {
+    if (!(e instanceof RuleError)) throw e;
+    problems.push(e.problem);
+  }
   (rt.spec.rules ?? []).forEach((rule, ri) => {
     const field = `spec.rules[${ri}]`;
     try {
@@ -412,6 +464,7 @@ export function grpcRouteEntries(rt: GRPCRoute, r: RouteResolver, problems: Rout
             match,
             filters: fs,
             backends: bs,
+            ...(retry ? { retry } : {}),
           },
           sort: {
             kind: "grpc",
