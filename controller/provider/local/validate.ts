@@ -142,7 +142,10 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     const st = c.object(o.status, "status");
     if (!st) return;
     c.ip(st.podIP, "status.podIP");
-    for (const [p, pf] of c.objects(st.podIPs, "status.podIPs")) c.ip(p.ip, `${pf}.ip`);
+    for (const [p, pf] of c.objects(st.podIPs, "status.podIPs")) {
+      if (p.ip === undefined || p.ip === null) c.fail(`${pf}.ip`, "is required");
+      else c.ip(p.ip, `${pf}.ip`);
+    }
     c.oneOf(st.phase, "status.phase", ["Pending", "Running", "Succeeded", "Failed", "Unknown"] as const);
     for (const [cond, cf] of c.objects(st.conditions, "status.conditions")) {
       c.string(cond.type, `${cf}.type`, true);
@@ -261,7 +264,7 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
   HTTPRoute: (c, o) => checkRoute(c, o, false),
   GRPCRoute: (c, o) => checkRoute(c, o, true),
   AuthorizationPolicy(c, o) {
-    const spec = c.object(o.spec, "spec");
+    const spec = c.object(o.spec, "spec", true);
     if (!spec) return;
     checkWorkloadSelector(c, spec.selector, "spec.selector");
     checkTargetRefs(c, spec);
@@ -288,7 +291,7 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     }
   },
   PeerAuthentication(c, o) {
-    const spec = c.object(o.spec, "spec");
+    const spec = c.object(o.spec, "spec", true);
     if (!spec) return;
     checkWorkloadSelector(c, spec.selector, "spec.selector");
     const modes = ["UNSET", "DISABLE", "PERMISSIVE", "STRICT"] as const;
@@ -312,7 +315,7 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     }
   },
   RequestAuthentication(c, o) {
-    const spec = c.object(o.spec, "spec");
+    const spec = c.object(o.spec, "spec", true);
     if (!spec) return;
     checkWorkloadSelector(c, spec.selector, "spec.selector");
     checkTargetRefs(c, spec);
