@@ -130,7 +130,9 @@ export async function fuzz<T>(
       const path = saveSeed(opts.target, result.counterexample[0], String(result.errorInstance ?? ""));
       where = `\ncounterexample saved to ${path}`;
     }
-    throw new Error(`${fc.defaultReportMessage(result)}${where}`, { cause: result.errorInstance });
+    const err = result.errorInstance as Error | undefined;
+    const cause = err instanceof Error ? `\n${err.stack ?? err.message}` : "";
+    throw new Error(`${fc.defaultReportMessage(result)}${where}${cause}`, { cause: err });
   }
   return seeds.length + numRuns;
 }
