@@ -5,6 +5,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
+import { KubeClient } from "../../controller/provider/kube/client.js";
+import { ensureWaypointGatewayClass } from "../../controller/provider/kube/gateway-class.js";
 import { clusterUnavailableReason, startCluster, type Cluster } from "./cluster.js";
 
 const root = process.cwd();
@@ -29,10 +31,22 @@ t.test("manifests on a real API server", { skip: skip ?? false, timeout: 300_000
   const c = await startCluster({ scheduler: false });
   t.teardown(() => c.stop());
 
-  await t.test("CRDs install and become Established", async (t) => {
-    // Server-side: HTTPRoute's CRD is larger than client-side apply's annotation allows.
-    await c.kubectl(["apply", "--server-side", "-k", join(manifests, "gateway-api")]);
-    await c.kubectl(["apply", "--server-side", "-k", join(manifests, "crds")]);
+  await t.test("kubectl apply -k manifests/ succeeds in one go on an empty cluster", async (t) => {
+    const out = (await c.kubectl(["apply", "-k", manifests], { timeoutMs: 120_000 })).stdout;
+    t.match(out, /customresourcedefinition.apiextensions.k8s.io\/httproutes.gateway.networking.k8s.io created/);
+    t.match(out, /customresourcedefinition.apiextensions.k8s.io\/authorizationpolicies.ambit.dev created/);
+    t.match(out, /namespace\/ambit-system created/);
+    t.match(out, /deployment.apps\/ambit-controller created/);
+    t.match(out, /daemonset.apps\/ambit-ztunnel created/);
+    // Applying again changes nothing.
+    const again = (await c.kubectl(["apply", "-k", manifests], { timeoutMs: 120_000 })).stdout;
+    t.notMatch(again, / created$/m, "nothing new the second time");
+    for (const o of ["daemonset.apps/ambit-ztunnel", "deployment.apps/ambit-controller", "customresourcedefinition.apiextensions.k8s.io/authorizationpolicies.ambit.dev"]) {
+      t.match(again, `${o} unchanged`, `${o} unchanged`);
+    }
+  });
+
+  await t.test("CRDs become Established", async (t) => {
     await c.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=ambit"]);
     await c.kubectl(["wait", "--for=condition=Established", "--timeout=60s",
       "crd/gateways.gateway.networking.k8s.io", "crd/httproutes.gateway.networking.k8s.io",
@@ -178,12 +192,7 @@ spec: { targetRefs: [{ kind: Deployment, group: apps, name: x }] }
     t.match(target, /spec\.targetRefs\[0\]/);
   });
 
-  await t.test("the whole kustomization applies (kubectl apply -k manifests/)", async (t) => {
-    const out = (await c.kubectl(["apply", "--server-side", "-k", manifests], { timeoutMs: 120_000 })).stdout;
-    t.match(out, /namespace\/ambit-system serverside-applied/);
-    t.match(out, /deployment.apps\/ambit-controller serverside-applied/);
-    t.match(out, /daemonset.apps\/ambit-ztunnel serverside-applied/);
-    t.match(out, /gatewayclass.gateway.networking.k8s.io\/ambit-waypoint serverside-applied/);
+  await t.test("controller, ztunnel and the waypoint GatewayClass as installed", async (t) => {
     const ds = JSON.parse((await c.kubectl(["get", "ds", "-n", "ambit-system", "ambit-ztunnel", "-o", "json"])).stdout);
     t.equal(ds.spec.template.spec.hostNetwork, true);
     t.same(ds.spec.updateStrategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
@@ -192,6 +201,17 @@ spec: { targetRefs: [{ kind: Deployment, group: apps, name: x }] }
     t.equal(dep.spec.replicas, 2);
     const svc = JSON.parse((await c.kubectl(["get", "svc", "-n", "ambit-system", "ambit-controller", "-o", "json"])).stdout);
     t.same(svc.spec.ports.map((p: { port: number }) => p.port).sort(), [15010, 15012]);
+
+    // The controller creates the class (it cannot ride in the same apply as its CRD).
+    const client = KubeClient.fromSource({ kubeconfigPath: c.kubeconfigPath });
+    t.equal(await ensureWaypointGatewayClass(client), "applied");
+    t.equal(await ensureWaypointGatewayClass(client), "applied", "idempotent");
+    const gc = JSON.parse((await c.kubectl(["get", "gatewayclass", "ambit-waypoint", "-o", "json"])).stdout);
+    t.equal(gc.spec.controllerName, "ambit.dev/mesh-controller");
+    // And as the controller's own service account, with the RBAC of manifests/.
+    const asController = await c.kubectl(["auth", "can-i", "patch", "gatewayclasses.gateway.networking.k8s.io/ambit-waypoint",
+      "--as=system:serviceaccount:ambit-system:ambit-controller"], { allowFailure: true });
+    t.equal(asController.stdout.trim(), "yes");
   });
 
   await t.test("RBAC is least privilege: no wildcards; ztunnel has no API access", async (t) => {

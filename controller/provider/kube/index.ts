@@ -7,3 +7,4 @@ export { StatusWriter, planStatus, type StatusPlan, type StatusResult, type Stat
 export { TokenReviewAuthenticator, callerFromReview, type TokenReviewAuthenticatorOptions } from "./tokenreview-authn.js";
 export { WATCHED_RESOURCES, collectionPath, objectPath, resourceByKind, type WatchedResource } from "./resources.js";
 export { loadOrCreateCaFromSecret, type CaRootSecretOptions } from "./ca-root-secret.js";
+export { ensureWaypointGatewayClass, waypointGatewayClass, WAYPOINT_CONTROLLER_NAME } from "./gateway-class.js";
