@@ -291,3 +291,24 @@ t.test(
     t.equal(ports.size, 1, "one kept-alive upstream connection");
   },
 );
+
+t.test("large bodies stream through routes that retry or mirror (past the replay limit)", async (t) => {
+  const big = await httpBackend(t, "big", (_req, res, body) => res.end(String(body.length)));
+  const svc = service({
+    clusters: [cluster("big", [big.port])],
+    routes: [
+      route("r", {
+        backends: [{ cluster: cname("big"), weight: 1 }],
+        retry: { attempts: 2, codes: [503], grpcCodes: [], backoffMs: 1 },
+        filters: [{ type: "RequestMirror", cluster: cname("big"), percent: 100 }],
+      }),
+    ],
+  });
+  const { port } = await startWaypoint(t, [svc]);
+  const body = "x".repeat(3 * 1024 * 1024 + 7);
+  const r = await request(port, { method: "POST", body });
+  t.equal(r.status, 200);
+  t.equal(r.body, String(body.length), "the whole body arrived");
+  const small = await request(port, { method: "POST", body: "abc" });
+  t.equal(small.body, "3");
+});
