@@ -251,6 +251,7 @@ export function charts(r: BenchResults): { latency: BarChart; cpu: BarChart; mem
   const latency: BarChart = {
     title: `Latency at ${r.settings.latency.qps} rps, ${r.settings.latency.connections} connections, 1 KB (lower is better)`,
     unit: "ms",
+    log: true,
     groups: ["p50", "p90", "p99", "p99.9"],
     series: measured.map((p) => {
       const l = r.latency[p];

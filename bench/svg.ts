@@ -7,6 +7,19 @@ export interface BarChart {
   unit: string;
   groups: string[];
   series: { name: string; values: (number | undefined)[]; color?: string }[];
+  /** Logarithmic y axis (for latency percentiles spanning decades). */
+  log?: boolean;
+}
+
+/** Decades covering the positive values, and ticks at 1, 2, 5 × 10^k inside them. */
+export function logScale(values: number[]): { lo: number; hi: number; ticks: number[] } {
+  const pos = values.filter((v) => v > 0 && Number.isFinite(v));
+  if (pos.length === 0) return { lo: 0, hi: 1, ticks: [1, 10] };
+  const lo = Math.floor(Math.log10(Math.min(...pos)));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...pos))));
+  const ticks: number[] = [];
+  for (let e = lo; e <= hi; e++) for (const m of [1, 2, 5]) if (e < hi || m === 1) ticks.push(m * 10 ** e);
+  return { lo, hi, ticks };
 }
 
 export const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948"];
@@ -40,22 +53,28 @@ export function renderBarChart(c: BarChart): string {
   const plotH = H - m.top - m.bottom;
   const all = c.series.flatMap((s) => s.values).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
   const { max, step } = niceScale(Math.max(0, ...all));
-  const y = (v: number) => m.top + plotH - (v / max) * plotH;
+  const ls = logScale(all);
+  const y = c.log
+    ? (v: number) => m.top + plotH - ((Math.log10(Math.max(v, 10 ** ls.lo)) - ls.lo) / (ls.hi - ls.lo)) * plotH
+    : (v: number) => m.top + plotH - (v / max) * plotH;
+  const ticks: number[] = [];
+  if (c.log) ticks.push(...ls.ticks);
+  else for (let v = 0; v <= max + step / 2; v += step) ticks.push(v);
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
   );
-  for (let v = 0; v <= max + step / 2; v += step) {
+  for (const v of ticks) {
     const yy = y(v).toFixed(1);
     out.push(
       `<line x1="${m.left}" x2="${W - m.right}" y1="${yy}" y2="${yy}" stroke="#ddd"/>`,
-      `<text x="${m.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${fmt(v)}</text>`,
+      `<text x="${m.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${Number(v.toPrecision(6))}</text>`,
     );
   }
   out.push(
-    `<text transform="translate(16 ${m.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(c.unit)}</text>`,
+    `<text transform="translate(16 ${m.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(c.log ? `${c.unit} (log scale)` : c.unit)}</text>`,
   );
   const groupW = plotW / Math.max(1, c.groups.length);
   const barW = (groupW * 0.8) / Math.max(1, c.series.length);

@@ -17,7 +17,7 @@ import {
 } from "../../bench/report.js";
 import { renderBenchmarksMd } from "../../bench/report-doc.js";
 import type { BenchResults } from "../../bench/results.js";
-import { niceScale, renderBarChart } from "../../bench/svg.js";
+import { logScale, niceScale, renderBarChart } from "../../bench/svg.js";
 
 const fixture = () =>
   JSON.parse(readFileSync(join(process.cwd(), "bench/fixtures/results.json"), "utf8")) as BenchResults;
@@ -145,6 +145,15 @@ t.test("charts: one bar per measured peer and value, consistent colours, escaped
   const odd = renderBarChart({ title: "a < b & c", unit: "ms", groups: ["g"], series: [{ name: "x", values: [undefined] }] });
   t.match(odd, /a &lt; b &amp; c/);
   t.notMatch(odd, /<title>/, "a missing value draws no bar");
+});
+
+t.test("log scale: whole decades, ticks at 1, 2, 5", async (t) => {
+  t.same(logScale([0.35, 136]), { lo: -1, hi: 3, ticks: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] });
+  t.same(logScale([]).ticks, [1, 10]);
+  const svg = renderBarChart({ title: "t", unit: "ms", log: true, groups: ["a"], series: [{ name: "x", values: [0.5] }, { name: "y", values: [50] }] });
+  t.match(svg, /ms \(log scale\)/);
+  const heights = [...svg.matchAll(/<rect [^>]*height="([\d.]+)"[^>]*><title>/g)].map((x) => Number(x[1]));
+  t.ok(heights[1]! > heights[0]! * 2, "two decades apart, drawn on a log axis");
 });
 
 t.test("niceScale rounds the axis up to 1, 2, 2.5 or 5 × 10^k steps", async (t) => {
