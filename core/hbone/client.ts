@@ -10,7 +10,15 @@ import { AmbitError } from "../errors/errors.js";
 import { gauge } from "../telemetry/metrics.js";
 import { resetStream } from "./bridge.js";
 import { HboneSessionPool, type Lease, type PoolKey } from "./pool.js";
-import { type CertSource, type ConnectRaw, HBONE_PORT, spiffeFromSubjectAltName } from "./types.js";
+import {
+  type CertSource,
+  type ConnectRaw,
+  DEFAULT_CONNECTION_WINDOW,
+  DEFAULT_STREAM_WINDOW,
+  HBONE_PORT,
+  MAX_FRAME_SIZE,
+  spiffeFromSubjectAltName,
+} from "./types.js";
 
 export interface HboneClientOptions {
   certs: CertSource;
@@ -19,8 +27,10 @@ export interface HboneClientOptions {
   idleTimeoutMs?: number;
   /** TCP+TLS+HTTP/2 setup and the CONNECT response, together. */
   connectTimeoutMs?: number;
-  /** HTTP/2 per-stream initial window and connection window (bytes). */
+  /** HTTP/2 per-stream receive window (bytes); default 4 MiB, as Istio's ztunnel. */
   windowSize?: number;
+  /** HTTP/2 connection receive window, bounding what one session may buffer; default 16 MiB. */
+  connectionWindowSize?: number;
   /** Bind the TCP connection to the source IP (default: let the injected connectRaw or the kernel decide). */
   bindSourceIp?: boolean;
   connectRaw?: ConnectRaw;
@@ -52,20 +62,18 @@ export class HboneConnectError extends AmbitError {
 
 const poolSessions = gauge("ambit_hbone_pool_sessions", "HTTP/2 sessions held by HBONE client pools");
 
-const DEFAULT_WINDOW = 8 * 1024 * 1024;
-/** Larger DATA frames than the 16 KiB default: fewer frame headers, callbacks and TLS records per byte. */
-export const MAX_FRAME_SIZE = 256 * 1024;
-
 export class HboneClient {
   readonly pool: HboneSessionPool;
   private readonly connectTimeoutMs: number;
   private readonly windowSize: number;
+  private readonly connectionWindowSize: number;
   private readonly connectRaw: ConnectRaw;
   private lastCount = 0;
 
   constructor(private readonly opts: HboneClientOptions) {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    this.windowSize = opts.windowSize ?? DEFAULT_WINDOW;
+    this.windowSize = opts.windowSize ?? DEFAULT_STREAM_WINDOW;
+    this.connectionWindowSize = opts.connectionWindowSize ?? DEFAULT_CONNECTION_WINDOW;
     const bind = opts.bindSourceIp ?? false;
     this.connectRaw =
       opts.connectRaw ??
@@ -201,7 +209,7 @@ export class HboneClient {
         reject(new HboneConnectError("session", `HBONE session to ${key.dstIp} closed during setup`)),
       );
     });
-    session.setLocalWindowSize(this.windowSize * 2);
+    session.setLocalWindowSize(this.connectionWindowSize);
     socket.setNoDelay(true);
     return session;
   }

@@ -19,7 +19,10 @@ import { type Logger, logger } from "../telemetry/logger.js";
 import { counter, gauge } from "../telemetry/metrics.js";
 import {
   type CertBundle,
+  DEFAULT_CONNECTION_WINDOW,
+  DEFAULT_STREAM_WINDOW,
   type IpPort,
+  MAX_FRAME_SIZE,
   normalizeIp,
   parseAuthority,
   spiffeFromSubjectAltName,
@@ -31,6 +34,11 @@ export const protocolErrors = counter(
   ["reason"],
 );
 
+const acceptErrors = counter(
+  "ambit_hbone_accept_errors_total",
+  "Errors accepting connections on HBONE listeners",
+  ["code"],
+);
 const serverSessions = gauge("ambit_hbone_server_sessions", "HTTP/2 sessions open on HBONE listeners");
 
 export type ListenTarget = net.Server | { fd: number } | { host: string; port: number; backlog?: number };
@@ -61,8 +69,9 @@ export type HboneHandler = (stream: ServerHttp2Stream, info: HboneStreamInfo) =>
 export interface HboneServerOptions {
   handler: HboneHandler;
   handshakeTimeoutMs?: number;
-  /** HTTP/2 initial stream window and connection window. */
+  /** HTTP/2 per-stream receive window (default 4 MiB) and connection window (default 16 MiB). */
   windowSize?: number;
+  connectionWindowSize?: number;
   maxConcurrentStreams?: number;
   /**
    * A session quiet for this long is probed with a PING: no answer within
@@ -199,6 +208,7 @@ export class HboneServer {
   private readonly sessions = new Set<ServerHttp2Session>();
   private readonly lastLogged = new Map<string, { at: number; suppressed: number }>();
   private readonly windowSize: number;
+  private readonly connectionWindowSize: number;
   private readonly maxConcurrentStreams: number;
   private readonly sessionIdleTimeoutMs: number;
   private readonly pingTimeoutMs: number;
@@ -207,7 +217,8 @@ export class HboneServer {
   constructor(private readonly opts: HboneServerOptions) {
     this.log = opts.log ?? logger("hbone.server");
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
-    this.windowSize = opts.windowSize ?? 8 * 1024 * 1024;
+    this.windowSize = opts.windowSize ?? DEFAULT_STREAM_WINDOW;
+    this.connectionWindowSize = opts.connectionWindowSize ?? DEFAULT_CONNECTION_WINDOW;
     this.maxConcurrentStreams = opts.maxConcurrentStreams ?? 1000;
     this.sessionIdleTimeoutMs = opts.sessionIdleTimeoutMs ?? 300_000;
     this.pingTimeoutMs = opts.pingTimeoutMs ?? 5000;
@@ -231,6 +242,11 @@ export class HboneServer {
         };
         if ("fd" in target) server.listen({ fd: target.fd }, done);
         else server.listen({ host: target.host, port: target.port, backlog: target.backlog ?? 1024 }, done);
+      });
+      // Accept failures (EMFILE when the fd limit is reached) must not take the process down.
+      server.on("error", (err: Error & { code?: string }) => {
+        acceptErrors.inc({ code: err.code ?? "unknown" });
+        this.log.warn({ listener: ctx.name, err: err.message }, "HBONE listener accept failed");
       });
     }
     return l;
@@ -293,7 +309,7 @@ export class HboneServer {
     const session = http2.performServerHandshake(tlsSocket, {
       settings: {
         initialWindowSize: this.windowSize,
-        maxFrameSize: 256 * 1024,
+        maxFrameSize: MAX_FRAME_SIZE,
         maxConcurrentStreams: this.maxConcurrentStreams,
         enablePush: false,
       },
@@ -324,7 +340,7 @@ export class HboneServer {
       // A garbled preface closes the session without an 'error' event.
       if (!sawError && !session.remoteSettings && !tlsSocket.destroyed) tlsSocket.destroy();
     });
-    session.once("connect", () => session.setLocalWindowSize(this.windowSize * 2));
+    session.once("connect", () => session.setLocalWindowSize(this.connectionWindowSize));
     // A client that finished TLS must send its preface and SETTINGS promptly.
     const prefaceTimer = setTimeout(() => {
       if (session.destroyed) return;

@@ -31,6 +31,12 @@ export interface IpPort {
 /** Opens the raw TCP connection under TLS; the capture layer injects one that opens it inside a pod's netns, marked. */
 export type ConnectRaw = (dst: IpPort, src: { ip: string }) => Socket;
 
+/** HTTP/2 receive windows, as Istio's ztunnel: per stream, and per session (bounding what one session buffers). */
+export const DEFAULT_STREAM_WINDOW = 4 * 1024 * 1024;
+export const DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024;
+/** Larger DATA frames than the 16 KiB default: fewer frame headers, callbacks and TLS records per byte. */
+export const MAX_FRAME_SIZE = 256 * 1024;
+
 /** HBONE's well-known port. */
 export const HBONE_PORT = 15008;
 
