@@ -212,6 +212,27 @@ export function planPodNetwork(layout: MeshLayout, pod: PodNetwork): NetworkStep
   ];
 }
 
+/**
+ * Sends the pod's DNS (udp and tcp 53, to any server) to `target` — e.g. a
+ * DNS proxy on the node's address — so that pods outside the mesh resolve
+ * Service names too (pure plan). Lives in its own chain AMBIT_DNS (nat
+ * OUTPUT); enrolled pods' capture (AMBIT_OUTPUT, inserted first) still wins.
+ */
+export function planPodDns(pod: PodNetwork, target: { ip: string; port: number }): NetworkStep[] {
+  const to = `${target.ip}:${target.port}`;
+  const script = [
+    "iptables-restore -w 5 --noflush <<'AMBIT_RULES'",
+    "*nat",
+    ":AMBIT_DNS - [0:0]",
+    `-A AMBIT_DNS -p udp --dport 53 -j DNAT --to-destination ${to}`,
+    `-A AMBIT_DNS -p tcp --dport 53 -j DNAT --to-destination ${to}`,
+    "COMMIT",
+    "AMBIT_RULES",
+    "iptables -w 5 -t nat -C OUTPUT -j AMBIT_DNS 2>/dev/null || iptables -w 5 -t nat -A OUTPUT -j AMBIT_DNS",
+  ].join("\n");
+  return [["nsenter", `--net=${pod.netnsPath}`, "sh", "-ec", script]];
+}
+
 /** Removing the namespace removes its veth pair and the node's route with it. */
 export function planPodRemoval(pod: PodNetwork): NetworkStep[] {
   return [["ip", "netns", "del", pod.netns]];

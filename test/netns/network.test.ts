@@ -1,12 +1,14 @@
 // The local mesh network for real: two nodes, pods on each, plain TCP between
 // them across the fabric, and a teardown that leaves nothing behind, even
 // from a partial setup.
+import dgram from "node:dgram";
+import { once } from "node:events";
 import fs from "node:fs";
 import t from "tap";
 import { MeshNetwork } from "../../local/mesh-network.js";
-import { destroyMeshNetwork, listNetns, meshPrefix } from "../../local/network.js";
+import { applySteps, destroyMeshNetwork, listNetns, meshPrefix, planPodDns } from "../../local/network.js";
 import { runCommand } from "../../ztunnel/node-agent/command.js";
-import { connectInNetns } from "../../ztunnel/node-agent/native.js";
+import { connectInNetns, listenInNetns } from "../../ztunnel/node-agent/native.js";
 import { nameServer, needsRoot, readAll, testMeshId } from "./netns-fixture.js";
 
 t.test(
@@ -54,7 +56,25 @@ t.test(
     const nodeToCp = await connectInNetns(n2!.netnsPath, { host: mesh.layout.controlPlane.ip, port: 15012 });
     t.equal(await readAll(nodeToCp), `cp ${n2!.ip}`, "a node reaches the control plane");
 
-    // Removing a pod ends its processes and frees its address for the next one.
+    // DNS of a pod can be sent to a server on its node (a DNS proxy for pods outside the mesh).
+  await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 }));
+  await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 })); // idempotent
+  const dnsServer = dgram.createSocket("udp4");
+  dnsServer.bind({ fd: listenInNetns(n1!.netnsPath, { host: n1!.ip, port: 15053, protocol: "udp" }) });
+  t.teardown(() => dnsServer.close());
+  dnsServer.on("message", (msg, rinfo) => dnsServer.send(Buffer.from(`answer ${msg} from ${rinfo.address}`), rinfo.port, rinfo.address));
+  const query = dgram.createSocket("udp4");
+  const listening = once(query, "listening"); // emitted within bind() when given an fd
+  query.bind({ fd: listenInNetns(client.netnsPath, { port: 0, protocol: "udp" }) });
+  await listening;
+  query.send("q", 53, "10.255.255.53");
+  const [answer] = (await once(query, "message")) as [Buffer];
+  query.close();
+  t.equal(answer.toString(), `answer q from ${client.ip}`, "DNS to any server reaches the node's DNS proxy, and the answer comes back");
+  const rules = (await runCommand(["nsenter", `--net=${client.netnsPath}`, "iptables-save", "-t", "nat"])).stdout;
+  t.equal(rules.split("\n").filter((l) => l === "-A OUTPUT -j AMBIT_DNS").length, 1);
+
+  // Removing a pod ends its processes and frees its address for the next one.
     await mesh.removePod("demo/neighbour");
     t.notOk(fs.existsSync(neighbour.netnsPath));
     const again = await mesh.addPod({ key: "demo/third", node: "node1" });

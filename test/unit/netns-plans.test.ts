@@ -9,6 +9,7 @@ import {
   allocatePodIp,
   meshLayout,
   planMeshNetwork,
+  planPodDns,
   planPodNetwork,
   planPodRemoval,
   podNetnsName,
@@ -163,6 +164,15 @@ t.test("pod addresses and names", async (t) => {
     "ip -n ambit-demo-n-node2 link add p7 type veth peer name eth0 netns ambit-demo-p-default.web-0",
   ]);
   t.ok(steps.includes("ip -n ambit-demo-p-default.web-0 route add default via 10.213.2.1 dev eth0"));
+});
+
+t.test("pod DNS redirect plan", async (t) => {
+  const l = meshLayout({ meshId: "demo", nodes: ["node1"] });
+  const p = podNetwork(l, { key: "a/b", node: "node1", ip: "10.213.1.2" });
+  const [step] = planPodDns(p, { ip: "10.213.0.10", port: 15053 });
+  t.same(step?.slice(0, 4), ["nsenter", "--net=/var/run/netns/ambit-demo-p-a.b", "sh", "-ec"]);
+  t.match(step?.[4], /-A AMBIT_DNS -p udp --dport 53 -j DNAT --to-destination 10.213.0.10:15053/);
+  t.match(step?.[4], /-C OUTPUT -j AMBIT_DNS 2>\/dev\/null \|\| iptables -w 5 -t nat -A OUTPUT -j AMBIT_DNS/);
 });
 
 t.test("container argv and env follow Kubernetes", async (t) => {
