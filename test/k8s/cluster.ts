@@ -119,19 +119,80 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 
 /** CA, the API server's serving certificate, and the service-account key pair. */
 async function makeCertificates(dir: string, serviceIP: string): Promise<void> {
-  await openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-    "-subj", "/CN=ambit-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"], dir);
-  await openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-    "-subj", "/CN=kube-apiserver", "-keyout", "apiserver.key", "-out", "apiserver.csr"], dir);
+  await openssl(
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=ambit-test-ca",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign",
+    ],
+    dir,
+  );
+  await openssl(
+    [
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=kube-apiserver",
+      "-keyout",
+      "apiserver.key",
+      "-out",
+      "apiserver.csr",
+    ],
+    dir,
+  );
   const san = [
-    "IP:127.0.0.1", `IP:${serviceIP}`, "DNS:localhost", "DNS:kubernetes", "DNS:kubernetes.default",
-    "DNS:kubernetes.default.svc", "DNS:kubernetes.default.svc.cluster.local",
+    "IP:127.0.0.1",
+    `IP:${serviceIP}`,
+    "DNS:localhost",
+    "DNS:kubernetes",
+    "DNS:kubernetes.default",
+    "DNS:kubernetes.default.svc",
+    "DNS:kubernetes.default.svc.cluster.local",
   ].join(",");
-  await writeFile(join(dir, "apiserver.ext"),
-    `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`);
-  await openssl(["x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-    "-days", "2", "-extfile", "apiserver.ext", "-out", "apiserver.crt"], dir);
+  await writeFile(
+    join(dir, "apiserver.ext"),
+    `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n`,
+  );
+  await openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      "apiserver.csr",
+      "-CA",
+      "ca.crt",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-extfile",
+      "apiserver.ext",
+      "-out",
+      "apiserver.crt",
+    ],
+    dir,
+  );
   // RSA: the signing key of service-account tokens (RS256, what every client expects).
   await openssl(["genrsa", "-out", "sa.key", "2048"], dir);
   await openssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"], dir);
@@ -171,7 +232,11 @@ function probe(port: number, path: string, ca: string | undefined, token?: strin
   return new Promise((resolve) => {
     const req = request(
       {
-        host: "127.0.0.1", port, path, method: "GET", timeout: 2000,
+        host: "127.0.0.1",
+        port,
+        path,
+        method: "GET",
+        timeout: 2000,
         ...(ca ? { ca } : { rejectUnauthorized: false }),
         headers: token ? { authorization: `Bearer ${token}` } : {},
       },
@@ -253,7 +318,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     for (;;) {
       for (const p of watch) {
         if (p.child.exitCode !== null || p.child.signalCode !== null) {
-          throw new ClusterError(`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) while waiting for ${what}:\n${await logTail(p)}`);
+          throw new ClusterError(
+            `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}) while waiting for ${what}:\n${await logTail(p)}`,
+          );
         }
       }
       if (await ready()) return;
@@ -273,34 +340,51 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const kcmToken = randomBytes(24).toString("hex");
     const schedToken = randomBytes(24).toString("hex");
     // token,user,uid,"group1,group2"
-    await writeFile(join(dir, "tokens.csv"), [
-      `${token},ambit-admin,ambit-admin,"system:masters"`,
-      `${kcmToken},system:kube-controller-manager,system:kube-controller-manager`,
-      `${schedToken},system:kube-scheduler,system:kube-scheduler`,
-    ].join("\n") + "\n");
+    await writeFile(
+      join(dir, "tokens.csv"),
+      `${[
+        `${token},ambit-admin,ambit-admin,"system:masters"`,
+        `${kcmToken},system:kube-controller-manager,system:kube-controller-manager`,
+        `${schedToken},system:kube-scheduler,system:kube-scheduler`,
+      ].join("\n")}\n`,
+    );
 
     const [etcdPort, etcdPeer, apiPort, kcmPort, schedPort] = await Promise.all([
-      freePort(), freePort(), freePort(), freePort(), freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
     ]);
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfigPath = join(dir, "admin.kubeconfig");
     await writeFile(kubeconfigPath, kubeconfigYaml(server, caPem, "ambit-admin", token));
     await writeFile(join(dir, "kcm.kubeconfig"), kubeconfigYaml(server, caPem, "kcm", kcmToken));
-    await writeFile(join(dir, "scheduler.kubeconfig"), kubeconfigYaml(server, caPem, "scheduler", schedToken));
+    await writeFile(
+      join(dir, "scheduler.kubeconfig"),
+      kubeconfigYaml(server, caPem, "scheduler", schedToken),
+    );
 
     const etcd = launch("etcd", "etcd", [
-      "--name=default", `--data-dir=${join(dir, "etcd")}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`, `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`, "--log-level=warn", "--logger=zap",
+      "--name=default",
+      `--data-dir=${join(dir, "etcd")}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
+      "--log-level=warn",
+      "--logger=zap",
     ]);
 
     const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local";
     const api = launch("kube-apiserver", join(bin, "kube-apiserver"), [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1", `--secure-port=${apiPort}`,
+      "--bind-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
       ...(opts.advertiseAddress ? [`--advertise-address=${opts.advertiseAddress}`] : []),
-      `--tls-cert-file=${join(dir, "apiserver.crt")}`, `--tls-private-key-file=${join(dir, "apiserver.key")}`,
+      `--tls-cert-file=${join(dir, "apiserver.crt")}`,
+      `--tls-private-key-file=${join(dir, "apiserver.key")}`,
       `--client-ca-file=${join(dir, "ca.crt")}`,
       `--token-auth-file=${join(dir, "tokens.csv")}`,
       "--authorization-mode=RBAC",
@@ -315,7 +399,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       "--v=1",
     ]);
 
-    await waitReady("kube-apiserver /readyz", async () => (await probe(apiPort, "/readyz", caPem, token)) === 200, [etcd, api]);
+    await waitReady(
+      "kube-apiserver /readyz",
+      async () => (await probe(apiPort, "/readyz", caPem, token)) === 200,
+      [etcd, api],
+    );
 
     const waitFor: Proc[] = [etcd, api];
     const checks: Promise<void>[] = [];
@@ -324,30 +412,49 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         `--kubeconfig=${join(dir, "kcm.kubeconfig")}`,
         `--authentication-kubeconfig=${join(dir, "kcm.kubeconfig")}`,
         `--authorization-kubeconfig=${join(dir, "kcm.kubeconfig")}`,
-        "--bind-address=127.0.0.1", `--secure-port=${kcmPort}`, `--cert-dir=${join(dir, "kcm-certs")}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${kcmPort}`,
+        `--cert-dir=${join(dir, "kcm-certs")}`,
         "--leader-elect=false",
         `--service-account-private-key-file=${join(dir, "sa.key")}`,
         `--root-ca-file=${join(dir, "ca.crt")}`,
         "--use-service-account-credentials=true",
-        `--cluster-signing-cert-file=${join(dir, "ca.crt")}`, `--cluster-signing-key-file=${join(dir, "ca.key")}`,
+        `--cluster-signing-cert-file=${join(dir, "ca.crt")}`,
+        `--cluster-signing-key-file=${join(dir, "ca.key")}`,
         `--service-cluster-ip-range=${serviceCIDR}`,
-        "--allocate-node-cidrs=true", `--cluster-cidr=${opts.clusterCIDR ?? "10.244.0.0/16"}`, "--node-cidr-mask-size=24",
+        "--allocate-node-cidrs=true",
+        `--cluster-cidr=${opts.clusterCIDR ?? "10.244.0.0/16"}`,
+        "--node-cidr-mask-size=24",
         "--v=1",
       ]);
       waitFor.push(kcm);
-      checks.push(waitReady("kube-controller-manager /healthz", async () => (await probe(kcmPort, "/healthz", undefined)) === 200, [kcm]));
+      checks.push(
+        waitReady(
+          "kube-controller-manager /healthz",
+          async () => (await probe(kcmPort, "/healthz", undefined)) === 200,
+          [kcm],
+        ),
+      );
     }
     if (opts.scheduler !== false) {
       const sched = launch("kube-scheduler", join(bin, "kube-scheduler"), [
         `--kubeconfig=${join(dir, "scheduler.kubeconfig")}`,
         `--authentication-kubeconfig=${join(dir, "scheduler.kubeconfig")}`,
         `--authorization-kubeconfig=${join(dir, "scheduler.kubeconfig")}`,
-        "--bind-address=127.0.0.1", `--secure-port=${schedPort}`, `--cert-dir=${join(dir, "scheduler-certs")}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${schedPort}`,
+        `--cert-dir=${join(dir, "scheduler-certs")}`,
         "--leader-elect=false",
         "--v=1",
       ]);
       waitFor.push(sched);
-      checks.push(waitReady("kube-scheduler /readyz", async () => (await probe(schedPort, "/readyz", undefined)) === 200, [sched]));
+      checks.push(
+        waitReady(
+          "kube-scheduler /readyz",
+          async () => (await probe(schedPort, "/readyz", undefined)) === 200,
+          [sched],
+        ),
+      );
     }
     await Promise.all(checks);
 
@@ -359,7 +466,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           { timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
           (err, stdout, stderr) => {
             const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-            if (err && !o.allowFailure) reject(new ClusterError(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
+            if (err && !o.allowFailure)
+              reject(new ClusterError(`kubectl ${args.join(" ")}: ${stderr.trim() || err.message}`));
             else resolve({ stdout, stderr, code });
           },
         );

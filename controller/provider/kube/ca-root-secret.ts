@@ -8,8 +8,8 @@
 // the winner's root instead of its own, and all replicas sign with one root.
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CA_FILES, CertificateAuthority, type CaOptions } from "../../ca/authority.js";
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
+import { CA_FILES, type CaOptions, CertificateAuthority } from "../../ca/authority.js";
 import { isConflict, isNotFound, type KubeClient } from "./client.js";
 
 export interface CaRootSecretOptions extends CaOptions {
@@ -41,7 +41,9 @@ async function writeFiles(dir: string, data: Record<string, string>): Promise<vo
 }
 
 /** Loads the CA from the Secret, or creates both (root and Secret) when there is none. */
-export async function loadOrCreateCaFromSecret(opts: CaRootSecretOptions): Promise<{ ca: CertificateAuthority; origin: "secret" | "created" }> {
+export async function loadOrCreateCaFromSecret(
+  opts: CaRootSecretOptions,
+): Promise<{ ca: CertificateAuthority; origin: "secret" | "created" }> {
   const name = opts.name ?? "ambit-ca-root";
   const log = opts.logger ?? makeLogger("controller.ca");
   const path = `/api/v1/namespaces/${opts.namespace}/secrets/${name}`;

@@ -4,10 +4,10 @@
 // (timestamps become Date objects) while watches deliver plain JSON; ambit
 // wants one shape, the plain JSON the API and the YAML files use, so every
 // request here returns parsed JSON as the server sent it.
-import type { Agent } from "node:https";
-import { request } from "node:https";
+
 import { request as httpRequest } from "node:http";
-import type { RequestOptions } from "node:https";
+import type { Agent, RequestOptions } from "node:https";
+import { request } from "node:https";
 import { KubeConfig } from "@kubernetes/client-node";
 import { AmbitError } from "../../../core/errors/errors.js";
 
@@ -25,9 +25,13 @@ export function loadKubeConfig(src: KubeConfigSource = {}): KubeConfig {
     else kc.loadFromDefault();
     if (src.context) kc.setCurrentContext(src.context);
   } catch (e) {
-    throw new AmbitError("CONFIG", `kubeconfig ${src.kubeconfigPath ?? "(default)"}: ${(e as Error).message}`);
+    throw new AmbitError(
+      "CONFIG",
+      `kubeconfig ${src.kubeconfigPath ?? "(default)"}: ${(e as Error).message}`,
+    );
   }
-  if (!kc.getCurrentCluster()) throw new AmbitError("CONFIG", `kubeconfig ${src.kubeconfigPath ?? "(default)"}: no current cluster`);
+  if (!kc.getCurrentCluster())
+    throw new AmbitError("CONFIG", `kubeconfig ${src.kubeconfigPath ?? "(default)"}: no current cluster`);
   return kc;
 }
 
@@ -39,10 +43,14 @@ export class KubeApiError extends AmbitError {
     readonly path: string,
     readonly status: { reason?: string; message?: string; details?: unknown } | undefined,
   ) {
-    super("KUBE_API", `${method} ${path}: ${statusCode} ${status?.reason ?? ""} ${status?.message ?? ""}`.trim(), {
-      statusCode,
-      reason: status?.reason,
-    });
+    super(
+      "KUBE_API",
+      `${method} ${path}: ${statusCode} ${status?.reason ?? ""} ${status?.message ?? ""}`.trim(),
+      {
+        statusCode,
+        reason: status?.reason,
+      },
+    );
     this.name = "KubeApiError";
   }
 }
@@ -76,16 +84,22 @@ export class KubeClient {
   async request<T = unknown>(r: KubeRequest): Promise<T> {
     const method = r.method ?? "GET";
     const url = new URL(this.server.replace(/\/$/, "") + r.path);
-    for (const [k, v] of Object.entries(r.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(r.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     const opts: RequestOptions = { method, headers: { accept: "application/json" } };
     // Credentials are applied per request: in-cluster tokens rotate. The TLS
     // agent (CA, client certificate) does not change, so one is kept for reuse.
     await this.config.applyToHTTPSOptions(opts);
     if (this.agent) opts.agent = this.agent;
     else if (opts.agent) this.agent = opts.agent as Agent;
-    const body = r.body === undefined ? undefined : typeof r.body === "string" ? r.body : JSON.stringify(r.body);
+    const body =
+      r.body === undefined ? undefined : typeof r.body === "string" ? r.body : JSON.stringify(r.body);
     if (body !== undefined) {
-      opts.headers = { ...opts.headers, "content-type": r.contentType ?? "application/json", "content-length": Buffer.byteLength(body) };
+      opts.headers = {
+        ...opts.headers,
+        "content-type": r.contentType ?? "application/json",
+        "content-length": Buffer.byteLength(body),
+      };
     }
     const send = url.protocol === "http:" ? httpRequest : request;
     return new Promise<T>((resolve, reject) => {
@@ -103,10 +117,20 @@ export class KubeClient {
           }
           const code = res.statusCode ?? 0;
           if (code >= 200 && code < 300) resolve(parsed as T);
-          else reject(new KubeApiError(code, method, r.path, (parsed as { reason?: string; message?: string }) ?? { message: text.slice(0, 200) }));
+          else
+            reject(
+              new KubeApiError(
+                code,
+                method,
+                r.path,
+                (parsed as { reason?: string; message?: string }) ?? { message: text.slice(0, 200) },
+              ),
+            );
         });
       });
-      req.setTimeout(r.timeoutMs ?? 30_000, () => req.destroy(new AmbitError("KUBE_API", `${method} ${r.path}: timed out`)));
+      req.setTimeout(r.timeoutMs ?? 30_000, () =>
+        req.destroy(new AmbitError("KUBE_API", `${method} ${r.path}: timed out`)),
+      );
       req.on("error", reject);
       req.end(body);
     });

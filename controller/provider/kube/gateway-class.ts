@@ -15,7 +15,10 @@ export function waypointGatewayClass() {
     apiVersion: `${GATEWAY_GROUP}/v1`,
     kind: "GatewayClass",
     metadata: { name: WAYPOINT_GATEWAY_CLASS, labels: { "app.kubernetes.io/part-of": "ambit" } },
-    spec: { controllerName: WAYPOINT_CONTROLLER_NAME, description: "ambit waypoint proxies (per-namespace L7)" },
+    spec: {
+      controllerName: WAYPOINT_CONTROLLER_NAME,
+      description: "ambit waypoint proxies (per-namespace L7)",
+    },
   };
 }
 
@@ -24,7 +27,10 @@ export function waypointGatewayClass() {
  * "absent-crd": the Gateway API is not installed (retry later); "foreign":
  * someone else manages the class's fields (left alone).
  */
-export async function ensureWaypointGatewayClass(client: KubeClient, fieldManager = "ambit-controller"): Promise<"applied" | "absent-crd" | "foreign"> {
+export async function ensureWaypointGatewayClass(
+  client: KubeClient,
+  fieldManager = "ambit-controller",
+): Promise<"applied" | "absent-crd" | "foreign"> {
   try {
     await client.request({
       method: "PATCH",

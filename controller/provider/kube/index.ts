@@ -1,10 +1,40 @@
 // The Kubernetes side of the controller: informers → ClusterSnapshot, leader
 // election, status writes, and CA caller authentication by TokenReview.
-export { KubeClient, KubeApiError, loadKubeConfig, isConflict, isNotFound, type KubeConfigSource, type KubeRequest } from "./client.js";
-export { KubeProvider, normalizeObject, type KubeProviderOptions } from "./kube-provider.js";
-export { LeaderElector, type LeaderElectionOptions } from "./leader-election.js";
-export { StatusWriter, planStatus, type StatusPlan, type StatusResult, type StatusUpdate, type StatusWriterOptions } from "./status-writer.js";
-export { TokenReviewAuthenticator, callerFromReview, type TokenReviewAuthenticatorOptions } from "./tokenreview-authn.js";
-export { WATCHED_RESOURCES, collectionPath, objectPath, resourceByKind, type WatchedResource } from "./resources.js";
-export { loadOrCreateCaFromSecret, type CaRootSecretOptions } from "./ca-root-secret.js";
-export { ensureWaypointGatewayClass, waypointGatewayClass, WAYPOINT_CONTROLLER_NAME } from "./gateway-class.js";
+
+export { type CaRootSecretOptions, loadOrCreateCaFromSecret } from "./ca-root-secret.js";
+export {
+  isConflict,
+  isNotFound,
+  KubeApiError,
+  KubeClient,
+  type KubeConfigSource,
+  type KubeRequest,
+  loadKubeConfig,
+} from "./client.js";
+export {
+  ensureWaypointGatewayClass,
+  WAYPOINT_CONTROLLER_NAME,
+  waypointGatewayClass,
+} from "./gateway-class.js";
+export { KubeProvider, type KubeProviderOptions, normalizeObject } from "./kube-provider.js";
+export { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
+export {
+  collectionPath,
+  objectPath,
+  resourceByKind,
+  WATCHED_RESOURCES,
+  type WatchedResource,
+} from "./resources.js";
+export {
+  planStatus,
+  type StatusPlan,
+  type StatusResult,
+  type StatusUpdate,
+  StatusWriter,
+  type StatusWriterOptions,
+} from "./status-writer.js";
+export {
+  callerFromReview,
+  TokenReviewAuthenticator,
+  type TokenReviewAuthenticatorOptions,
+} from "./tokenreview-authn.js";

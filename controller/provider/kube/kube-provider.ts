@@ -9,9 +9,9 @@
 // empty list and is looked for again later, so installing the Gateway API after
 // ambit works without a restart.
 import { EventEmitter } from "node:events";
-import { ListWatch, Watch, type KubernetesObject } from "@kubernetes/client-node";
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
-import { emptySnapshot, type ClusterSnapshot, type KubeObject } from "../objects.js";
+import { type KubernetesObject, ListWatch, Watch } from "@kubernetes/client-node";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
+import { type ClusterSnapshot, emptySnapshot, type KubeObject } from "../objects.js";
 import { isNotFound, KubeApiError, type KubeClient } from "./client.js";
 import { apiVersionOf, collectionPath, WATCHED_RESOURCES, type WatchedResource } from "./resources.js";
 
@@ -47,13 +47,6 @@ interface RawList {
   items?: KubernetesObject[];
 }
 
-export declare interface KubeProvider {
-  on(event: "snapshot", listener: (s: ClusterSnapshot) => void): this;
-  /** The first of a run of failures of one informer (it keeps retrying). */
-  on(event: "informer-error", listener: (e: unknown) => void): this;
-  once(event: "snapshot", listener: (s: ClusterSnapshot) => void): this;
-}
-
 /** `ns/name` or `name`: the order of the snapshot's arrays. */
 function sortKey(o: KubeObject): string {
   return `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
@@ -65,6 +58,7 @@ export function normalizeObject(raw: KubernetesObject, r: WatchedResource): Kube
   return { ...(raw as object), apiVersion: apiVersionOf(r), kind: r.kind, metadata } as unknown as KubeObject;
 }
 
+/** Events: snapshot, informer-error. */
 export class KubeProvider extends EventEmitter {
   readonly client: KubeClient;
   private readonly log: Logger;
@@ -89,7 +83,9 @@ export class KubeProvider extends EventEmitter {
     this.retryMs = opts.retryMs ?? 500;
     this.missingCrdRetryMs = opts.missingCrdRetryMs ?? 10_000;
     const watch = new Watch(this.client.config);
-    this.informers = (opts.resources ?? WATCHED_RESOURCES).map((resource) => this.makeInformer(resource, watch));
+    this.informers = (opts.resources ?? WATCHED_RESOURCES).map((resource) =>
+      this.makeInformer(resource, watch),
+    );
   }
 
   private makeInformer(resource: WatchedResource, watch: Watch): Informer {
@@ -98,11 +94,20 @@ export class KubeProvider extends EventEmitter {
     const whenSynced = new Promise<void>((resolve) => {
       onSynced = resolve;
     });
-    const inf = { resource, synced: false, missing: false, failures: 0, retry: undefined, onSynced, whenSynced } as Informer;
+    const inf = {
+      resource,
+      synced: false,
+      missing: false,
+      failures: 0,
+      retry: undefined,
+      onSynced,
+      whenSynced,
+    } as Informer;
     const setMissing = (missing: boolean) => {
       if (inf.missing === missing) return;
       inf.missing = missing;
-      if (missing) this.log.info({ resource: path }, "resource not served (CRD not installed?); looking again later");
+      if (missing)
+        this.log.info({ resource: path }, "resource not served (CRD not installed?); looking again later");
       // The kind's objects leave (or rejoin) the snapshot.
       this.changed();
     };
@@ -145,13 +150,25 @@ export class KubeProvider extends EventEmitter {
   private onInformerError(inf: Informer, err: unknown): void {
     if (this.closed) return;
     let delay: number;
-    if (inf.missing || (inf.resource.optional && err instanceof Error && (err as { statusCode?: number }).statusCode === 404)) {
+    if (
+      inf.missing ||
+      (inf.resource.optional && err instanceof Error && (err as { statusCode?: number }).statusCode === 404)
+    ) {
       delay = this.missingCrdRetryMs;
     } else {
       inf.failures++;
       delay = Math.min(this.retryMs * 2 ** (inf.failures - 1), 30_000);
-      const code = err instanceof KubeApiError ? err.statusCode : (err as { statusCode?: number })?.statusCode;
-      this.log.warn({ resource: collectionPath(inf.resource), err: (err as Error)?.message ?? String(err), code, retryInMs: delay }, "informer failed; retrying");
+      const code =
+        err instanceof KubeApiError ? err.statusCode : (err as { statusCode?: number })?.statusCode;
+      this.log.warn(
+        {
+          resource: collectionPath(inf.resource),
+          err: (err as Error)?.message ?? String(err),
+          code,
+          retryInMs: delay,
+        },
+        "informer failed; retrying",
+      );
       if (inf.failures === 1) this.emit("informer-error", err);
     }
     clearTimeout(inf.retry);

@@ -12,7 +12,7 @@
 //   takes over at its next retry instead of after leaseDuration.
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import { isConflict, isNotFound, type KubeClient } from "./client.js";
 
 export interface LeaderElectionOptions {
@@ -46,19 +46,12 @@ interface Lease {
   spec: LeaseSpec;
 }
 
-export declare interface LeaderElector {
-  on(event: "started-leading" | "stopped-leading", listener: () => void): this;
-  /** The observed holder changed (our own identity included). */
-  on(event: "leader", listener: (identity: string | undefined) => void): this;
-  once(event: "started-leading" | "stopped-leading", listener: () => void): this;
-  once(event: "leader", listener: (identity: string | undefined) => void): this;
-}
-
 /** metav1.MicroTime: RFC 3339 with microseconds. */
 function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
+/** Events: started-leading, stopped-leading, leader. */
 export class LeaderElector extends EventEmitter {
   readonly identity: string;
   readonly namespace: string;
@@ -86,7 +79,8 @@ export class LeaderElector extends EventEmitter {
     this.renewDeadlineMs = opts.renewDeadlineMs ?? 10_000;
     this.retryPeriodMs = opts.retryPeriodMs ?? 2000;
     this.log = opts.logger ?? makeLogger("controller.leader");
-    if (this.renewDeadlineMs >= this.leaseSeconds * 1000) throw new Error("leader election: renewDeadline must be shorter than leaseDuration");
+    if (this.renewDeadlineMs >= this.leaseSeconds * 1000)
+      throw new Error("leader election: renewDeadline must be shorter than leaseDuration");
   }
 
   isLeader(): boolean {
@@ -133,7 +127,10 @@ export class LeaderElector extends EventEmitter {
   private setLeading(v: boolean): void {
     if (this.leading === v) return;
     this.leading = v;
-    this.log.info({ identity: this.identity, lease: `${this.namespace}/${this.name}` }, v ? "started leading" : "stopped leading");
+    this.log.info(
+      { identity: this.identity, lease: `${this.namespace}/${this.name}` },
+      v ? "started leading" : "stopped leading",
+    );
     this.emit(v ? "started-leading" : "stopped-leading");
   }
 
@@ -201,7 +198,11 @@ export class LeaderElector extends EventEmitter {
       leaseTransitions: mine ? (spec.leaseTransitions ?? 0) : (spec.leaseTransitions ?? 0) + 1,
     };
     // resourceVersion makes this a compare-and-swap: a 409 means we lost a race.
-    const got = await this.client.request<Lease>({ method: "PUT", path: this.path(true), body: { ...lease, spec: next } });
+    const got = await this.client.request<Lease>({
+      method: "PUT",
+      path: this.path(true),
+      body: { ...lease, spec: next },
+    });
     this.observe(got.spec);
     return true;
   }
@@ -213,7 +214,16 @@ export class LeaderElector extends EventEmitter {
     await this.client.request({
       method: "PUT",
       path: this.path(true),
-      body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, acquireTime: now, renewTime: now } },
+      body: {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: null,
+          leaseDurationSeconds: 1,
+          acquireTime: now,
+          renewTime: now,
+        },
+      },
     });
   }
 }

@@ -14,7 +14,12 @@ export interface WatchedResource {
   optional: boolean;
 }
 
-const core = (kind: WatchedResource["kind"], plural: string, field: WatchedResource["field"], namespaced = true): WatchedResource => ({
+const core = (
+  kind: WatchedResource["kind"],
+  plural: string,
+  field: WatchedResource["field"],
+  namespaced = true,
+): WatchedResource => ({
   kind,
   group: "",
   version: "v1",
@@ -24,7 +29,14 @@ const core = (kind: WatchedResource["kind"], plural: string, field: WatchedResou
   optional: false,
 });
 
-const crd = (group: string, version: string, kind: WatchedResource["kind"], plural: string, field: WatchedResource["field"], namespaced = true): WatchedResource => ({
+const crd = (
+  group: string,
+  version: string,
+  kind: WatchedResource["kind"],
+  plural: string,
+  field: WatchedResource["field"],
+  namespaced = true,
+): WatchedResource => ({
   kind,
   group,
   version,
@@ -44,7 +56,15 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   core("ServiceAccount", "serviceaccounts", "serviceAccounts"),
   core("Pod", "pods", "pods"),
   core("Service", "services", "services"),
-  { kind: "EndpointSlice", group: "discovery.k8s.io", version: "v1", plural: "endpointslices", namespaced: true, field: "endpointSlices", optional: false },
+  {
+    kind: "EndpointSlice",
+    group: "discovery.k8s.io",
+    version: "v1",
+    plural: "endpointslices",
+    namespaced: true,
+    field: "endpointSlices",
+    optional: false,
+  },
   crd(GATEWAY_GROUP, "v1", "GatewayClass", "gatewayclasses", "gatewayClasses", false),
   crd(GATEWAY_GROUP, "v1", "Gateway", "gateways", "gateways"),
   crd(GATEWAY_GROUP, "v1", "HTTPRoute", "httproutes", "httpRoutes"),
@@ -66,7 +86,11 @@ export function collectionPath(r: Pick<WatchedResource, "group" | "version" | "p
 }
 
 /** The path of one object. */
-export function objectPath(r: Pick<WatchedResource, "group" | "version" | "plural" | "namespaced">, name: string, namespace?: string): string {
+export function objectPath(
+  r: Pick<WatchedResource, "group" | "version" | "plural" | "namespaced">,
+  name: string,
+  namespace?: string,
+): string {
   const base = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
   const ns = r.namespaced ? `/namespaces/${encodeURIComponent(namespace ?? "default")}` : "";
   return `${base}${ns}/${r.plural}/${encodeURIComponent(name)}`;

@@ -7,7 +7,7 @@
 // (kept from the current condition when its status did not change, as
 // metav1.Condition requires) and says whether anything would change, so a
 // status write that echoes back through the informers does not loop.
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import type { Condition, KubeObject } from "../objects.js";
 import { isNotFound, type KubeClient } from "./client.js";
 import { AMBIT_GROUP, apiVersionOf, objectPath, resourceByKind } from "./resources.js";
@@ -25,7 +25,12 @@ export interface StatusUpdate {
 export interface StatusPlan {
   path: string;
   /** The apply patch (JSON is YAML). */
-  body: { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; status: Record<string, unknown> };
+  body: {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace?: string };
+    status: Record<string, unknown>;
+  };
   changed: boolean;
 }
 
@@ -37,19 +42,32 @@ function covers(desired: unknown, current: unknown, key?: string): boolean {
   if (Array.isArray(desired)) {
     if (!Array.isArray(current)) return false;
     if (key === "conditions") {
-      return (desired as Condition[]).every((d) => covers(d, (current as Condition[]).find((c) => c?.type === d.type)));
+      return (desired as Condition[]).every((d) =>
+        covers(
+          d,
+          (current as Condition[]).find((c) => c?.type === d.type),
+        ),
+      );
     }
     return desired.length === current.length && desired.every((d, i) => covers(d, current[i]));
   }
   if (desired && typeof desired === "object") {
     if (!current || typeof current !== "object") return false;
-    return Object.entries(desired).every(([k, v]) => v === undefined || covers(v, (current as Record<string, unknown>)[k], k));
+    return Object.entries(desired).every(
+      ([k, v]) => v === undefined || covers(v, (current as Record<string, unknown>)[k], k),
+    );
   }
   return desired === current;
 }
 
 /** Completes conditions arrays (at any depth), taking lastTransitionTime from the current status at the same place. */
-function complete(desired: unknown, current: unknown, generation: number | undefined, now: string, key?: string): unknown {
+function complete(
+  desired: unknown,
+  current: unknown,
+  generation: number | undefined,
+  now: string,
+  key?: string,
+): unknown {
   if (Array.isArray(desired)) {
     if (key === "conditions") {
       const cur = Array.isArray(current) ? (current as Condition[]) : [];
@@ -60,7 +78,11 @@ function complete(desired: unknown, current: unknown, generation: number | undef
           reason: c.reason ?? c.type,
           message: c.message ?? "",
           ...(generation !== undefined ? { observedGeneration: c.observedGeneration ?? generation } : {}),
-          lastTransitionTime: c.lastTransitionTime ?? (before && before.status === c.status && before.lastTransitionTime ? before.lastTransitionTime : now),
+          lastTransitionTime:
+            c.lastTransitionTime ??
+            (before && before.status === c.status && before.lastTransitionTime
+              ? before.lastTransitionTime
+              : now),
         };
       });
     }
@@ -71,7 +93,17 @@ function complete(desired: unknown, current: unknown, generation: number | undef
       type ParentStatus = { controllerName?: string; parentRef?: unknown };
       const ours = new Set((desired as ParentStatus[]).map((d) => d.controllerName));
       const mine = (desired as ParentStatus[]).map((d) =>
-        complete(d, (cur as ParentStatus[]).find((c) => c.controllerName === d.controllerName && covers(d.parentRef, c.parentRef) && covers(c.parentRef, d.parentRef)), generation, now),
+        complete(
+          d,
+          (cur as ParentStatus[]).find(
+            (c) =>
+              c.controllerName === d.controllerName &&
+              covers(d.parentRef, c.parentRef) &&
+              covers(c.parentRef, d.parentRef),
+          ),
+          generation,
+          now,
+        ),
       );
       return [...(cur as ParentStatus[]).filter((c) => !ours.has(c.controllerName)), ...mine];
     }
@@ -88,17 +120,25 @@ function complete(desired: unknown, current: unknown, generation: number | undef
 }
 
 /** What to apply for `update` given the object as it is now (undefined: unknown or gone). Pure. */
-export function planStatus(update: StatusUpdate, current: KubeObject | undefined, now: Date = new Date()): StatusPlan {
+export function planStatus(
+  update: StatusUpdate,
+  current: KubeObject | undefined,
+  now: Date = new Date(),
+): StatusPlan {
   const r = resourceByKind(update.kind);
   if (!r) throw new Error(`status: kind ${update.kind} is not a watched resource`);
   const generation = update.observedGeneration ?? current?.metadata.generation;
-  const curStatus = ((current as { status?: Record<string, unknown> } | undefined)?.status ?? {}) as Record<string, unknown>;
+  const curStatus = ((current as { status?: Record<string, unknown> } | undefined)?.status ?? {}) as Record<
+    string,
+    unknown
+  >;
   // metav1.Time has second precision: a sub-second time would never compare equal after a round trip.
   const nowText = `${now.toISOString().slice(0, 19)}Z`;
   const status = complete(update.status, curStatus, generation, nowText) as Record<string, unknown>;
   // Istio-shaped ambit.dev statuses carry observedGeneration at the top too;
   // Gateway API statuses have no such field (their conditions carry it).
-  if (r.group === AMBIT_GROUP && generation !== undefined && status.observedGeneration === undefined) status.observedGeneration = generation;
+  if (r.group === AMBIT_GROUP && generation !== undefined && status.observedGeneration === undefined)
+    status.observedGeneration = generation;
   const changed = !covers(status, curStatus);
   const metadata: { name: string; namespace?: string } = { name: update.name };
   if (r.namespaced) metadata.namespace = update.namespace ?? "default";

@@ -6,7 +6,7 @@
 // otherwise get certificates for every pod on its node.
 import { createHash } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { logger as makeLogger, type Logger } from "../../../core/telemetry/logger.js";
+import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import { bearerToken, type Caller, type CallerAuthenticator } from "../../ca/authn.js";
 import type { Pod } from "../objects.js";
 import { isNotFound, type KubeClient } from "./client.js";
@@ -38,18 +38,32 @@ const EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name";
 export function callerFromReview(
   status: TokenReviewStatus,
   allowed: ReadonlySet<string>,
-): { ok: true; serviceAccount: string; pod?: { namespace: string; name: string; uid?: string }; node?: string } | { ok: false; reason: string } {
+):
+  | {
+      ok: true;
+      serviceAccount: string;
+      pod?: { namespace: string; name: string; uid?: string };
+      node?: string;
+    }
+  | { ok: false; reason: string } {
   if (!status.authenticated) return { ok: false, reason: status.error || "token not authenticated" };
   const user = status.user?.username ?? "";
-  if (!user.startsWith(SA_PREFIX)) return { ok: false, reason: `${user || "(no user)"} is not a service account` };
+  if (!user.startsWith(SA_PREFIX))
+    return { ok: false, reason: `${user || "(no user)"} is not a service account` };
   const [namespace, name] = user.slice(SA_PREFIX.length).split(":");
   const sa = `${namespace}/${name}`;
   if (!allowed.has(sa)) return { ok: false, reason: `service account ${sa} may not request certificates` };
   const extra = status.user?.extra ?? {};
   const podName = extra[EXTRA_POD_NAME]?.[0];
   const node = extra[EXTRA_NODE_NAME]?.[0];
-  if (!podName) return { ok: false, reason: "token is not bound to a pod (use a projected service-account token)" };
-  return { ok: true, serviceAccount: sa, pod: { namespace, name: podName, uid: extra[EXTRA_POD_UID]?.[0] }, node };
+  if (!podName)
+    return { ok: false, reason: "token is not bound to a pod (use a projected service-account token)" };
+  return {
+    ok: true,
+    serviceAccount: sa,
+    pod: { namespace, name: podName, uid: extra[EXTRA_POD_UID]?.[0] },
+    node,
+  };
 }
 
 export class TokenReviewAuthenticator implements CallerAuthenticator {
@@ -85,7 +99,11 @@ export class TokenReviewAuthenticator implements CallerAuthenticator {
     const review = await this.client.request<{ status?: TokenReviewStatus }>({
       method: "POST",
       path: "/apis/authentication.k8s.io/v1/tokenreviews",
-      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: this.audiences } },
+      body: {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenReview",
+        spec: { token, audiences: this.audiences },
+      },
     });
     const who = callerFromReview(review.status ?? {}, this.allowed);
     if (!who.ok) {
