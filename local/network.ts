@@ -135,7 +135,8 @@ export function planMeshNetwork(layout: MeshLayout): NetworkStep[] {
     steps.push(["ip", "-n", layout.controlPlane.netns, "route", "replace", node.podCidr, "via", node.ip]);
   for (const node of layout.nodes) {
     attach(node.netns, `n${node.index}`, node.ip);
-    steps.push(["nsenter", `--net=${node.netnsPath}`, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // /proc/sys/net shows the writer's namespace; plain sh, so no procps needed.
+    steps.push(["nsenter", `--net=${node.netnsPath}`, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
     for (const other of layout.nodes) {
       if (other !== node)
         steps.push(["ip", "-n", node.netns, "route", "replace", other.podCidr, "via", other.ip]);
