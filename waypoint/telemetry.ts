@@ -111,24 +111,28 @@ export interface AccessLogEntry {
   flags?: string;
 }
 
+export type AccessLogSink = (line: Record<string, unknown>) => void;
+
+const toLogger: AccessLogSink = (line) => log.info(line, "request");
+
 /** Logs a sample (`rate` 0..1) of requests; never formats anything for the rest. */
 export class AccessLog {
-  constructor(private readonly rate: number) {}
+  constructor(
+    private readonly rate: number,
+    private readonly sink: AccessLogSink = toLogger,
+  ) {}
   maybe(e: AccessLogEntry): void {
     if (this.rate <= 0 || (this.rate < 1 && Math.random() >= this.rate)) return;
-    log.info(
-      {
-        method: e.method,
-        path: e.path,
-        code: e.code,
-        duration_ms: Math.round(e.durationMs * 100) / 100,
-        route: e.route,
-        upstream: e.upstream,
-        attempts: e.attempts,
-        traceparent: traceparent(e.trace),
-        flags: e.flags,
-      },
-      "request",
-    );
+    this.sink({
+      method: e.method,
+      path: e.path,
+      code: e.code,
+      duration_ms: Math.round(e.durationMs * 100) / 100,
+      route: e.route,
+      upstream: e.upstream,
+      attempts: e.attempts,
+      traceparent: traceparent(e.trace),
+      flags: e.flags,
+    });
   }
 }

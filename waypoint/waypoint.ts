@@ -8,7 +8,7 @@ import { logger } from "../core/telemetry/logger.js";
 import { Listeners } from "./listeners.js";
 import { type ConnMeta, HttpProxy } from "./proxy.js";
 import { compileService, WaypointState } from "./state.js";
-import { AccessLog } from "./telemetry.js";
+import { AccessLog, type AccessLogSink } from "./telemetry.js";
 import { TcpUpstream, type Upstream } from "./upstream/upstream.js";
 
 const log = logger("waypoint");
@@ -18,6 +18,8 @@ export interface WaypointOptions {
   upstream?: Upstream | ((state: WaypointState) => Upstream);
   /** Fraction of requests written to the access log (0..1). */
   accessLogSample?: number;
+  /** Where access log lines go (default: the `waypoint.access` logger). */
+  accessLogSink?: AccessLogSink;
 }
 
 export class ServiceConfigError extends Error {
@@ -41,7 +43,9 @@ export class Waypoint {
     const u = opts.upstream ?? new TcpUpstream();
     const upstream = typeof u === "function" ? u(this.state) : u;
     this.state.setUpstream(upstream);
-    this.proxy = new HttpProxy(this.state, { accessLog: new AccessLog(opts.accessLogSample ?? 0) });
+    this.proxy = new HttpProxy(this.state, {
+      accessLog: new AccessLog(opts.accessLogSample ?? 0, opts.accessLogSink),
+    });
     this.listeners = new Listeners(this.proxy, this.state, upstream);
   }
 

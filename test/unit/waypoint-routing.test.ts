@@ -161,3 +161,30 @@ t.test("traceparent from the caller keeps its trace id with a new span id", asyn
   t.match(got, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
   t.not(got, tp);
 });
+
+t.test("access log: one line per sampled request with the traceparent sent upstream", async (t) => {
+  const { Waypoint } = await import("../../waypoint/waypoint.js");
+  const a = await httpBackend(t, "a");
+  const lines: Record<string, unknown>[] = [];
+  const wp = new Waypoint({ accessLogSample: 1, accessLogSink: (l) => lines.push(l) });
+  await wp.start();
+  t.teardown(() => wp.close());
+  wp.applyServices([
+    service({
+      clusters: [cluster("a", [a.port])],
+      routes: [route("all", { backends: [{ cluster: cname("a"), weight: 1 }] })],
+    }),
+  ]);
+  const { port } = await wp.listenTcp({ port: 0, dst: { ip: "10.96.0.10", port: 80 } });
+  await request(port, { path: "/logged?x=1" });
+  t.equal(lines.length, 1);
+  t.match(lines[0], {
+    method: "GET",
+    path: "/logged?x=1",
+    code: 200,
+    route: "all",
+    attempts: 1,
+    traceparent: a.seen[0]!.headers.traceparent,
+  });
+  t.match(String(lines[0]!.upstream), /^127\.0\.0\.1:\d+$/);
+});
