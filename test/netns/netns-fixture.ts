@@ -19,13 +19,28 @@ export const needsRoot: string | false = hasNetnsPrivileges()
 
 const issued = new Set<string>();
 
-// Last resort when a test is killed (tap's timeout) before its teardown ran:
-// remove the namespaces synchronously on the way out.
-process.on("exit", () => {
+// Last resort when a test is stopped (tap's timeout sends SIGALRM) before its
+// teardown ran: end the processes in the namespaces and remove them,
+// synchronously, on the way out.
+function cleanupSync(): void {
   for (const id of issued) {
-    for (const ns of listNetns(meshPrefix(id))) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    for (const ns of listNetns(meshPrefix(id))) {
+      const pids = spawnSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).stdout ?? "";
+      for (const pid of pids.split(/\s+/).filter(Boolean).map(Number)) {
+        if (pid !== process.pid) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+      }
+      spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+    }
   }
-});
+}
+process.on("exit", cleanupSync);
+process.on("SIGALRM", cleanupSync);
 
 /** A fresh mesh id `t<random>`: its namespaces are `ambit-t<random>-*`, removed at exit at the latest. */
 export function testMeshId(): string {
