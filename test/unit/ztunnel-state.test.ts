@@ -56,6 +56,9 @@ t.test("pickEndpoint: round robin over healthy backends with per-workload target
     ["10.0.2.1:8080", "10.0.2.2:9090", "10.0.2.1:8080", "10.0.2.2:9090"],
   );
   tt.equal(s.pickEndpoint(svc, 81), undefined, "a port the service does not declare");
+  const next = s.pickEndpoint(svc, 80, { peek: true });
+  tt.same(s.pickEndpoint(svc, 80, { peek: true }), next, "peek does not advance");
+  tt.same(s.pickEndpoint(svc, 80), next, "the real pick is the peeked one");
   s.applyAddresses([
     { ...w1, healthy: false },
     { ...w2, healthy: false },

@@ -8,7 +8,7 @@ import { type Bridge, bridge, bridgeSockets, resetStream } from "../../core/hbon
 import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
 import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
-import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
+import { type MeshState, type PickOptions, workloadIdentity } from "../state/mesh-state.js";
 import {
   type ConnRecord,
   connClosed,
@@ -46,15 +46,20 @@ export type OutboundPlan =
       workload?: MeshWorkload;
     };
 
-/** Decides where a captured connection goes. Pure but for the round-robin cursor in MeshState. */
-export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWorkload): OutboundPlan {
+/** Decides where a captured connection goes. Pure but for the round-robin cursor in MeshState (`peek` leaves it). */
+export function planOutbound(
+  state: MeshState,
+  origDst: IpPort,
+  source: MeshWorkload,
+  opts: PickOptions = {},
+): OutboundPlan {
   const hit = state.lookup(origDst.ip);
   if (!hit) return { kind: "passthrough", dst: origDst, reason: "not_in_mesh" };
   const authority = formatAuthority(origDst);
   if (hit.kind === "service") {
     const service = hit.service;
     if (service.waypoint) {
-      const wp = state.resolveGateway(service.waypoint);
+      const wp = state.resolveGateway(service.waypoint, opts);
       // The waypoint's own traffic to the service must not loop back into it.
       if (wp?.workload?.uid !== source.uid) {
         if (!wp?.identity) return { kind: "refuse", reason: "waypoint_unresolved", service };
@@ -69,7 +74,7 @@ export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWork
         };
       }
     }
-    const ep = state.pickEndpoint(service, origDst.port);
+    const ep = state.pickEndpoint(service, origDst.port, opts);
     if (!ep) return { kind: "refuse", reason: "no_healthy_endpoint", service };
     if (ep.workload.tunnel !== "hbone") {
       return {
@@ -92,7 +97,7 @@ export function planOutbound(state: MeshState, origDst: IpPort, source: MeshWork
   }
   const w = hit.workload;
   if (w.waypoint) {
-    const wp = state.resolveGateway(w.waypoint);
+    const wp = state.resolveGateway(w.waypoint, opts);
     if (wp?.workload?.uid !== source.uid) {
       if (!wp?.identity) return { kind: "refuse", reason: "waypoint_unresolved", workload: w };
       return {

@@ -37,6 +37,11 @@ export interface PickedEndpoint {
   targetPort: number;
 }
 
+export interface PickOptions {
+  /** Answer what the next pick would be without advancing round robin (`ambit why`). */
+  peek?: boolean;
+}
+
 export interface ResolvedWaypoint {
   /** Where the HBONE tunnel goes. */
   ip: string;
@@ -188,7 +193,7 @@ export class MeshState {
    * (a service port). The target port comes from the workload's own mapping
    * (named ports resolved per workload), else the service's targetPort.
    */
-  pickEndpoint(service: MeshService, port: number): PickedEndpoint | undefined {
+  pickEndpoint(service: MeshService, port: number, opts: PickOptions = {}): PickedEndpoint | undefined {
     const uids = this.backends.get(service.key);
     if (!uids || uids.size === 0) return undefined;
     const sp = service.ports.find((p) => p.port === port);
@@ -212,16 +217,16 @@ export class MeshState {
     candidates.sort((a, b) => (a.workload.uid < b.workload.uid ? -1 : 1));
     const rrKey = `${service.key}:${port}`;
     const n = this.rr.get(rrKey) ?? 0;
-    this.rr.set(rrKey, n + 1);
+    if (!opts.peek) this.rr.set(rrKey, n + 1);
     return candidates[n % candidates.length];
   }
 
   /** Where a service's or workload's waypoint is reached, or undefined when it has none (or it cannot be resolved). */
-  waypointOf(x: MeshService | MeshWorkload): ResolvedWaypoint | undefined {
-    return x.waypoint ? this.resolveGateway(x.waypoint) : undefined;
+  waypointOf(x: MeshService | MeshWorkload, opts: PickOptions = {}): ResolvedWaypoint | undefined {
+    return x.waypoint ? this.resolveGateway(x.waypoint, opts) : undefined;
   }
 
-  resolveGateway(g: GatewayAddress): ResolvedWaypoint | undefined {
+  resolveGateway(g: GatewayAddress, opts: PickOptions = {}): ResolvedWaypoint | undefined {
     const port = g.hboneMtlsPort || 15008;
     let svc: MeshService | undefined;
     if (g.address) {
@@ -235,7 +240,7 @@ export class MeshState {
       svc = this.services.get(`${g.hostname.namespace}/${g.hostname.hostname}`);
     }
     if (!svc) return undefined;
-    const picked = this.pickEndpoint(svc, port) ?? this.pickAnyHealthy(svc);
+    const picked = this.pickEndpoint(svc, port, opts) ?? this.pickAnyHealthy(svc, opts);
     if (!picked) return undefined;
     return { ip: picked.ip, port, identity: workloadIdentity(picked.workload), workload: picked.workload };
   }
@@ -289,12 +294,12 @@ export class MeshState {
     return { workloads: this.workloads.size, services: this.services.size, policies: this.policies.size };
   }
 
-  private pickAnyHealthy(svc: MeshService): PickedEndpoint | undefined {
+  private pickAnyHealthy(svc: MeshService, opts: PickOptions): PickedEndpoint | undefined {
     const ws = this.endpointsOf(svc).filter((w) => w.healthy && w.ips.length > 0);
     if (ws.length === 0) return undefined;
     const rrKey = `${svc.key}:*`;
     const n = this.rr.get(rrKey) ?? 0;
-    this.rr.set(rrKey, n + 1);
+    if (!opts.peek) this.rr.set(rrKey, n + 1);
     const w = ws[n % ws.length] as MeshWorkload;
     return { workload: w, ip: w.ips[0] as string, targetPort: 0 };
   }
