@@ -54,7 +54,13 @@ t.test("WaypointApp: CA certificate, xDS config, HBONE in, routed out, admin", a
 
   const app = http.createServer((req, res) => res.end(`backend saw ${req.url}`));
   await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise((r) => app.close(r)).finally(() => app.closeAllConnections()));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        app.close(() => r());
+        app.closeAllConnections();
+      }),
+  );
   const svc = service({
     gateway: "default/waypoint",
     clusters: [cluster("web", [(app.address() as AddressInfo).port])],

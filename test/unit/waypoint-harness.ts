@@ -52,10 +52,13 @@ export async function httpBackend(t: Teardown, name: string, handler?: BackendHa
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  t.teardown(() =>
-    new Promise<void>((r) => server.close(() => r())).finally(() => server.closeAllConnections()),
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   );
-  setImmediate(() => server.closeIdleConnections);
   return {
     name,
     port: (server.address() as AddressInfo).port,

@@ -33,7 +33,13 @@ t.test("client → HBONE → waypoint (L7 authz on peer identity) → HBONE → 
     res.end(JSON.stringify({ url: req.url, host: req.headers.host })),
   );
   await new Promise<void>((r) => app.listen(0, POD_IP, r));
-  t.teardown(() => new Promise((r) => app.close(r)).finally(() => app.closeAllConnections()));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        app.close(() => r());
+        app.closeAllConnections();
+      }),
+  );
   const peers: (string | undefined)[] = [];
   const ztunnel = new HboneServer({
     handler: (stream, info) => {

@@ -222,7 +222,13 @@ t.test("JWKS from a URL is fetched once and cached; JWKS from a file works", asy
     res.end(jwks);
   });
   await new Promise<void>((r) => jwksServer.listen(0, "127.0.0.1", r));
-  t.teardown(() => new Promise((r) => jwksServer.close(r)).finally(() => jwksServer.closeAllConnections()));
+  t.teardown(
+    () =>
+      new Promise<void>((r) => {
+        jwksServer.close(() => r());
+        jwksServer.closeAllConnections();
+      }),
+  );
   const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
   const { tmpdir } = await import("node:os");
   const dir = mkdtempSync(`${tmpdir()}/ambit-jwks-`);
