@@ -25,6 +25,7 @@ export {
   WATCHED_RESOURCES,
   type WatchedResource,
 } from "./resources.js";
+export { statusFromTranslation } from "./status-from-translation.js";
 export {
   planStatus,
   type StatusPlan,

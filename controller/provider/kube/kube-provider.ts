@@ -10,6 +10,7 @@
 // ambit works without a restart.
 import { EventEmitter } from "node:events";
 import { type KubernetesObject, ListWatch, Watch } from "@kubernetes/client-node";
+import type { ObjectError } from "../../../core/errors/errors.js";
 import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import { type ClusterSnapshot, emptySnapshot, type KubeObject } from "../objects.js";
 import { isNotFound, KubeApiError, type KubeClient } from "./client.js";
@@ -202,6 +203,11 @@ export class KubeProvider extends EventEmitter {
       // start() may be waiting for informers that will never list now.
       inf.onSynced();
     }
+  }
+
+  /** Input problems found by the provider: none here, the API server validates objects (parity with the local provider). */
+  errors(): ObjectError[] {
+    return [];
   }
 
   /** True once every informer has listed once. */
