@@ -57,24 +57,31 @@ t.test(
     t.equal(await readAll(nodeToCp), `cp ${n2!.ip}`, "a node reaches the control plane");
 
     // DNS of a pod can be sent to a server on its node (a DNS proxy for pods outside the mesh).
-  await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 }));
-  await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 })); // idempotent
-  const dnsServer = dgram.createSocket("udp4");
-  dnsServer.bind({ fd: listenInNetns(n1!.netnsPath, { host: n1!.ip, port: 15053, protocol: "udp" }) });
-  t.teardown(() => dnsServer.close());
-  dnsServer.on("message", (msg, rinfo) => dnsServer.send(Buffer.from(`answer ${msg} from ${rinfo.address}`), rinfo.port, rinfo.address));
-  const query = dgram.createSocket("udp4");
-  const listening = once(query, "listening"); // emitted within bind() when given an fd
-  query.bind({ fd: listenInNetns(client.netnsPath, { port: 0, protocol: "udp" }) });
-  await listening;
-  query.send("q", 53, "10.255.255.53");
-  const [answer] = (await once(query, "message")) as [Buffer];
-  query.close();
-  t.equal(answer.toString(), `answer q from ${client.ip}`, "DNS to any server reaches the node's DNS proxy, and the answer comes back");
-  const rules = (await runCommand(["nsenter", `--net=${client.netnsPath}`, "iptables-save", "-t", "nat"])).stdout;
-  t.equal(rules.split("\n").filter((l) => l === "-A OUTPUT -j AMBIT_DNS").length, 1);
+    await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 }));
+    await applySteps(planPodDns(client, { ip: n1!.ip, port: 15053 })); // idempotent
+    const dnsServer = dgram.createSocket("udp4");
+    dnsServer.bind({ fd: listenInNetns(n1!.netnsPath, { host: n1!.ip, port: 15053, protocol: "udp" }) });
+    t.teardown(() => dnsServer.close());
+    dnsServer.on("message", (msg, rinfo) =>
+      dnsServer.send(Buffer.from(`answer ${msg} from ${rinfo.address}`), rinfo.port, rinfo.address),
+    );
+    const query = dgram.createSocket("udp4");
+    const listening = once(query, "listening"); // emitted within bind() when given an fd
+    query.bind({ fd: listenInNetns(client.netnsPath, { port: 0, protocol: "udp" }) });
+    await listening;
+    query.send("q", 53, "10.255.255.53");
+    const [answer] = (await once(query, "message")) as [Buffer];
+    query.close();
+    t.equal(
+      answer.toString(),
+      `answer q from ${client.ip}`,
+      "DNS to any server reaches the node's DNS proxy, and the answer comes back",
+    );
+    const rules = (await runCommand(["nsenter", `--net=${client.netnsPath}`, "iptables-save", "-t", "nat"]))
+      .stdout;
+    t.equal(rules.split("\n").filter((l) => l === "-A OUTPUT -j AMBIT_DNS").length, 1);
 
-  // Removing a pod ends its processes and frees its address for the next one.
+    // Removing a pod ends its processes and frees its address for the next one.
     await mesh.removePod("demo/neighbour");
     t.notOk(fs.existsSync(neighbour.netnsPath));
     const again = await mesh.addPod({ key: "demo/third", node: "node1" });
