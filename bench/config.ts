@@ -34,10 +34,10 @@ export const FULL: Settings = {
 };
 
 export const QUICK: Settings = {
-  latency: { qps: 200, connections: 4, durationSec: 3, payloadBytes: 1024 },
-  saturation: { connections: 16, durationSec: 2, threads: 1, tcpDurationSec: 2 },
-  grpc: { requests: 1000, connections: 2, streamsPerConnection: 10, h2Requests: 2000 },
-  scale: { idleConnections: 200, setupConcurrency: 32 },
+  latency: { qps: 200, connections: 4, durationSec: 2, payloadBytes: 1024 },
+  saturation: { connections: 16, durationSec: 1, threads: 1, tcpDurationSec: 2 },
+  grpc: { requests: 500, connections: 2, streamsPerConnection: 10, h2Requests: 1000 },
+  scale: { idleConnections: 100, setupConcurrency: 32 },
   controlPlane: { subscribers: 5, pods: [100], incrementalChanges: 3 },
 };
 

@@ -253,7 +253,8 @@ export const ambitWaypointPeer: Peer = {
   name: "ambit-waypoint",
   label: "ambit L4 + waypoint",
   l7: true,
-  unavailable: async () => "the waypoint peer is not wired into the harness yet",
+  // Needs the Service VIP routed through a Gateway of class ambit-waypoint running in a pod of its own.
+  unavailable: async () => "the harness does not wire the waypoint peer yet",
   start: async () => {
     throw new Error("ambit-waypoint: not available");
   },
