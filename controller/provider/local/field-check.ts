@@ -150,8 +150,9 @@ export class FieldCheck {
     return good ? (o as Record<string, string>) : undefined;
   }
 
-  ip(v: unknown, field: string): string | undefined {
-    const s = this.string(v, field);
+  /** `required` for list elements, where null is not "absent" but a hole. */
+  ip(v: unknown, field: string, required = false): string | undefined {
+    const s = this.string(v, field, required);
     if (s === undefined) return undefined;
     if (isIP(s) === 0) return this.fail(field, `must be an IP address, got ${JSON.stringify(s)}`);
     return s;

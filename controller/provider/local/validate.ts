@@ -142,10 +142,7 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
     const st = c.object(o.status, "status");
     if (!st) return;
     c.ip(st.podIP, "status.podIP");
-    for (const [p, pf] of c.objects(st.podIPs, "status.podIPs")) {
-      if (p.ip === undefined || p.ip === null) c.fail(`${pf}.ip`, "is required");
-      else c.ip(p.ip, `${pf}.ip`);
-    }
+    for (const [p, pf] of c.objects(st.podIPs, "status.podIPs")) c.ip(p.ip, `${pf}.ip`, true);
     c.oneOf(st.phase, "status.phase", ["Pending", "Running", "Succeeded", "Failed", "Unknown"] as const);
     for (const [cond, cf] of c.objects(st.conditions, "status.conditions")) {
       c.string(cond.type, `${cf}.type`, true);
@@ -165,7 +162,7 @@ const SPEC_CHECKS: Partial<Record<KindName, (c: FieldCheck, o: Obj) => void>> = 
       c.ip(spec.clusterIP, "spec.clusterIP");
     const ips = c.array(spec.clusterIPs, "spec.clusterIPs");
     ips?.forEach((ip, i) => {
-      if (ip !== "None") c.ip(ip, `spec.clusterIPs[${i}]`);
+      if (ip !== "None") c.ip(ip, `spec.clusterIPs[${i}]`, true);
     });
     c.stringMap(spec.selector, "spec.selector");
     if (type === "ExternalName") c.string(spec.externalName, "spec.externalName", true);
