@@ -48,7 +48,8 @@ function objectsOf(inp: Input): RawObject[] {
   const seen = new Set<string>();
   const out: RawObject[] = [];
   for (const { pick, muts } of inp) {
-    const o = mutate(pool[pick % pool.length]!, muts);
+    // Through JSON, as objects arrive from the API server (fast-check may build null-prototype objects).
+    const o = JSON.parse(JSON.stringify(mutate(pool[pick % pool.length]!, muts))) as RawObject;
     if (!CLUSTER_SCOPED_KINDS.has(o.kind)) o.metadata.namespace ??= "default";
     const ref = `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
     if (seen.has(ref)) continue;
