@@ -34,6 +34,8 @@ export class AdminServer {
           errors: view.errors.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
           warnings: view.warnings.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
         });
+      case "/debug/status":
+        return json(view.statuses);
       case "/debug/proxies":
         return json(this.app.connections());
       case "/debug/root-cert":
@@ -41,7 +43,7 @@ export class AdminServer {
         res.end(this.app.rootPem() ?? "");
         return;
       default:
-        json({ error: "not found", paths: ["/metrics", "/ready", "/debug/model", "/debug/errors", "/debug/proxies", "/debug/root-cert"] }, 404);
+        json({ error: "not found", paths: ["/metrics", "/ready", "/debug/model", "/debug/errors", "/debug/status", "/debug/proxies", "/debug/root-cert"] }, 404);
     }
   };
 
