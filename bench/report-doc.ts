@@ -45,6 +45,11 @@ other, with the same load generators:
   workloads; the time runs from publish to the last subscriber's ACK. Then
   ${s.controlPlane.incrementalChanges} one-pod changes, each timed the same way.
 
+Profiling: \`AMBIT_BENCH_CPU_PROF=DIR npm run bench -- --peers ambit-l4\` starts each
+ztunnel with \`node --cpu-prof\`, writing \`DIR/ztunnel-<node>.cpuprofile\` when it
+stops (open in Chrome DevTools or speedscope); \`AMBIT_BENCH_LOG_LEVEL=info\` keeps
+ambit's access logs in the work directory (\`--keep\`).
+
 Ratios divide a peer's number by direct's and by the HAProxy pair's, measured in
 the same run. The machine has ${r.machine.cores} cores shared by load generator,
 proxies and server: absolute numbers are this machine's, the ratios are the point.

@@ -168,11 +168,14 @@ export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProces
     for (const n of topo.layout.nodes) {
       writeFileSync(path(`${n.name}.token`), tokenOf(n.name), { mode: 0o600 });
       writeFileSync(path(`${n.name}.pods.json`), JSON.stringify(files.podsFiles[n.name] ?? []));
+      // AMBIT_BENCH_CPU_PROF=DIR: each ztunnel writes a V8 CPU profile there when it exits.
+      const prof = process.env.AMBIT_BENCH_CPU_PROF;
       const zt = Proc.start(
         `ztunnel ${n.name}`,
         n.netns,
         process.execPath,
         [
+          ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${n.name}.cpuprofile`] : []),
           CLI, "ztunnel", "--node", n.name, "--xds", `${topo.controlPlane.ip}:${XDS_PORT}`,
           "--token-file", path(`${n.name}.token`), "--pods-file", path(`${n.name}.pods.json`), "--drain-seconds", "1",
         ],
