@@ -3,16 +3,10 @@
 // snapshot; a snapshot that fails to translate keeps the last good state.
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
-import { anyPack } from "@bufbuild/protobuf/wkt";
 import type { ObjectError } from "../core/errors/errors.js";
-import { AddressSchema } from "../core/gen/workload_pb.js";
-import { AuthorizationSchema } from "../core/gen/authorization_pb.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../core/model/types.js";
 import { logger } from "../core/telemetry/logger.js";
 import { counter, enableProcessMetrics, gauge } from "../core/telemetry/metrics.js";
-import { addressAliases, addressResourceName, serviceToAddress, workloadToAddress } from "../core/xds/codec-address.js";
-import { authzResourceName, policyToProto } from "../core/xds/codec-authz.js";
-import { ADDRESS_TYPE, AUTHORIZATION_TYPE } from "../core/xds/type-urls.js";
 import { AdminServer } from "./admin.js";
 import { CertificateAuthority } from "./ca/authority.js";
 import { type CallerAuthenticator, TokenFileAuthenticator } from "./ca/authn.js";
@@ -21,8 +15,11 @@ import type { ControllerConfig } from "./config.js";
 import { FactsFileWatcher } from "./facts-file.js";
 import type { ClusterSnapshot } from "./provider/objects.js";
 import { LocalProvider } from "./provider/local/index.js";
-import { DeltaAdsServer } from "./push/server.js";
+import { ModelPublisher } from "./push/publish-model.js";
+import { adsGrpcServerOptions, DeltaAdsServer } from "./push/server.js";
 import { translate, type TranslateResult } from "./translate/index.js";
+import { translateWaypoints, type WaypointStatus, type WaypointTranslation } from "./translate/waypoint.js";
+import { encodeWaypointPlans, WAYPOINT_SERVICE_TYPE_URL } from "../waypoint/config-codec.js";
 
 const log = logger("controller");
 const rejected = gauge("ambit_controller_rejected_objects", "Objects (or fields) currently rejected, by kind", ["kind"]);
@@ -35,17 +32,20 @@ export interface ControllerView {
   policies: AuthzPolicy[];
   errors: ObjectError[];
   warnings: ObjectError[];
+  /** Status conditions of Gateways and routes (Accepted, Programmed, ResolvedRefs). */
+  statuses: WaypointStatus[];
   translatedAt: Date;
 }
 
 export class ControllerApp extends EventEmitter {
   readonly push = new DeltaAdsServer();
+  private readonly publisher = new ModelPublisher(this.push);
   private provider: LocalProvider;
   private facts?: FactsFileWatcher;
   private ca?: CertificateAuthority;
   private servers: grpc.Server[] = [];
   private admin?: AdminServer;
-  private view: ControllerView = { workloads: [], services: [], policies: [], errors: [], warnings: [], translatedAt: new Date(0) };
+  private view: ControllerView = { workloads: [], services: [], policies: [], errors: [], warnings: [], statuses: [], translatedAt: new Date(0) };
   /** Bound ports (useful when configured as 0). */
   readonly ports = { xds: 0, secure: 0, admin: 0 };
 
@@ -93,7 +93,7 @@ export class ControllerApp extends EventEmitter {
       maxTtlSeconds: this.cfg.certTtlSeconds,
     };
 
-    const plain = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
+    const plain = new grpc.Server(adsGrpcServerOptions);
     this.push.register(plain);
     registerCa(plain, caDeps);
     this.ports.xds = await bind(plain, `${this.cfg.listenHost}:${this.cfg.xdsPort}`, grpc.ServerCredentials.createInsecure());
@@ -101,7 +101,7 @@ export class ControllerApp extends EventEmitter {
 
     if (this.cfg.securePort >= 0) {
       const serving = await this.ca.issueServing({ dnsNames: this.cfg.servingNames, ips: this.cfg.servingIps });
-      const secure = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20 });
+      const secure = new grpc.Server(adsGrpcServerOptions);
       this.push.register(secure);
       registerCa(secure, caDeps);
       const creds = grpc.ServerCredentials.createSsl(
@@ -121,39 +121,33 @@ export class ControllerApp extends EventEmitter {
     this.emit("ready");
   }
 
+  private translateOptions() {
+    return {
+      trustDomain: this.cfg.trustDomain,
+      clusterId: this.cfg.clusterId,
+      clusterDomain: this.cfg.clusterDomain,
+      rootNamespace: this.cfg.rootNamespace,
+    };
+  }
+
   /** Translate a snapshot and publish it. Pure translation; the push server diffs. */
   private sync(snapshot: ClusterSnapshot): void {
     let result: TranslateResult;
+    let waypoints: WaypointTranslation;
     try {
-      result = translate(snapshot, {
-        trustDomain: this.cfg.trustDomain,
-        clusterId: this.cfg.clusterId,
-        clusterDomain: this.cfg.clusterDomain,
-        rootNamespace: this.cfg.rootNamespace,
-      });
+      result = translate(snapshot, this.translateOptions());
+      waypoints = translateWaypoints(snapshot, result, this.translateOptions());
     } catch (e) {
       // A translator bug must not take the mesh down: keep serving the last good model.
       log.error({ err: (e as Error).message }, "translation failed; keeping the last good configuration");
       return;
     }
     translations.inc();
-    const errors = [...this.provider.errors(), ...result.errors];
-    const addresses = new Map();
-    const aliases = new Map<string, string[]>();
-    for (const w of result.workloads) {
-      const name = addressResourceName(w);
-      addresses.set(name, anyPack(AddressSchema, workloadToAddress(w)));
-      aliases.set(name, addressAliases(w));
-    }
-    for (const s of result.services) {
-      const name = addressResourceName(s);
-      addresses.set(name, anyPack(AddressSchema, serviceToAddress(s)));
-      aliases.set(name, addressAliases(s));
-    }
-    const policies = new Map();
-    for (const p of result.policies) policies.set(authzResourceName(p), anyPack(AuthorizationSchema, policyToProto(p)));
-    this.push.publish(ADDRESS_TYPE, addresses, aliases);
-    this.push.publish(AUTHORIZATION_TYPE, policies);
+    // Only objects whose content changed are encoded; the push server shares
+    // each encoded response among the proxies that hold the same state.
+    const published = this.publisher.publish(result);
+    this.push.publish(WAYPOINT_SERVICE_TYPE_URL, encodeWaypointPlans(waypoints.waypoints));
+    const errors = [...this.provider.errors(), ...result.errors, ...waypoints.errors, ...published.rejected];
 
     rejected.reset();
     for (const e of errors) rejected.inc({ kind: e.object.kind });
@@ -163,7 +157,8 @@ export class ControllerApp extends EventEmitter {
       services: result.services,
       policies: result.policies,
       errors,
-      warnings: result.warnings,
+      warnings: [...result.warnings, ...waypoints.warnings],
+      statuses: waypoints.statuses,
       translatedAt: new Date(),
     };
     this.emit("synced", this.view);

@@ -20,8 +20,13 @@ export class ResourceCache<T> {
     private readonly aliasesOf: (x: T) => string[] = () => [],
   ) {}
 
-  /** The full set for publish(); throws what `encode` throws (naming the object and field). */
-  build(items: Iterable<T>): ResourceSet {
+  /**
+   * The full set for publish(). Without `onError`, throws what `encode` throws
+   * (naming the object and field); with it, an object that cannot be encoded
+   * is reported and left out (keeping its last good encoding would publish
+   * something the model no longer says).
+   */
+  build(items: Iterable<T>, onError?: (x: T, err: Error) => void): ResourceSet {
     const next = new Map<string, { key: string; any: Any; aliases: string[] }>();
     const resources = new Map<string, Any>();
     const aliases = new Map<string, string[]>();
@@ -29,7 +34,16 @@ export class ResourceCache<T> {
       const name = this.nameOf(x);
       const key = JSON.stringify(x);
       const old = this.entries.get(name);
-      const entry = old && old.key === key ? old : { key, any: this.encode(x), aliases: this.aliasesOf(x) };
+      let entry = old;
+      if (!entry || entry.key !== key) {
+        try {
+          entry = { key, any: this.encode(x), aliases: this.aliasesOf(x) };
+        } catch (err) {
+          if (!onError) throw err;
+          onError(x, err as Error);
+          continue;
+        }
+      }
       next.set(name, entry);
       resources.set(name, entry.any);
       if (entry.aliases.length > 0) aliases.set(name, entry.aliases);

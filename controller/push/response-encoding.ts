@@ -4,9 +4,15 @@
 import { createHash } from "node:crypto";
 import type { Any } from "@bufbuild/protobuf/wkt";
 
-/** A resource's version: a hash of its content, so equal content has equal versions on every controller replica. */
-export function resourceVersion(any: Any): string {
-  return createHash("sha256").update(any.typeUrl).update(any.value).digest("base64url").slice(0, 16);
+/**
+ * A resource's version: a hash of its content (and aliases, which travel in
+ * the Resource beside it), so equal content has equal versions on every
+ * controller replica, and an alias change reaches the proxies.
+ */
+export function resourceVersion(any: Any, aliases: readonly string[] = []): string {
+  const h = createHash("sha256").update(any.typeUrl).update(any.value);
+  for (const a of aliases) h.update("\u0000").update(a);
+  return h.digest("base64url").slice(0, 16);
 }
 
 function varintSize(n: number): number {

@@ -66,7 +66,24 @@ interface TypeState {
   entries: Map<string, PublishedResource>;
   /** alias → resource name. */
   aliases: Map<string, string>;
+  /**
+   * Responses shared by every wildcard stream that holds the same generation
+   * (by its `syncedGen`), to the current generation: a full sync to a hundred
+   * proxies encodes one response, not a hundred. Cleared on each change.
+   */
+  shared: Map<number, SharedResponse>;
 }
+
+interface SharedResponse {
+  /** Unique within each stream (each stream gets one response per generation pair). */
+  nonce: string;
+  added: PublishedResource[];
+  removed: string[];
+  bytes: Buffer;
+}
+
+/** `syncedGen` of a stream that holds nothing of the type. */
+const HOLDS_NOTHING = -1;
 
 interface Inflight {
   nonce: string;
@@ -91,6 +108,12 @@ interface StreamType {
   dirty: Set<string> | "all";
   /** Named subscriptions to answer even when missing (removed_resources says "does not exist"). */
   probes: Set<string>;
+  /**
+   * Set when the stream is wildcard-only and `sent` is exactly the published
+   * set of this generation (HOLDS_NOTHING: empty), so that its next response
+   * is the same as that of every other stream at this generation.
+   */
+  syncedGen: number | undefined;
   dirtySince: number | undefined;
   initialPending: boolean;
   inflight: Inflight | undefined;
@@ -161,7 +184,7 @@ export class DeltaAdsServer extends EventEmitter {
   ): void {
     let state = this.types.get(typeUrl);
     if (!state) {
-      state = { published: false, generation: 0, entries: new Map(), aliases: new Map() };
+      state = { published: false, generation: 0, entries: new Map(), aliases: new Map(), shared: new Map() };
       this.types.set(typeUrl, state);
     }
     const prev = state.entries;
@@ -187,7 +210,7 @@ export class DeltaAdsServer extends EventEmitter {
         next.set(name, old);
         continue;
       }
-      const version = resourceVersion(any);
+      const version = resourceVersion(any, al);
       if (old && old.version === version && sameAliases) {
         next.set(name, old);
         continue;
@@ -215,6 +238,7 @@ export class DeltaAdsServer extends EventEmitter {
     state.published = true;
     if (changed.length === 0 && !first) return;
     state.generation++;
+    state.shared.clear();
     const now = performance.now();
     // Large changes reconcile everything rather than track each name per stream.
     const bulk = changed.length > 256;
@@ -248,7 +272,7 @@ export class DeltaAdsServer extends EventEmitter {
         typeUrl: st.typeUrl,
         wildcard: st.wildcard,
         names: [...st.names],
-        resources: st.inflight || st.diverged.size > 0 ? this.ackedMap(st).size : st.sent.size,
+        resources: this.ackedCount(st),
         acks: st.acks,
         nacks: st.nacks,
         ...(st.lastAckNonce !== undefined ? { lastAckNonce: st.lastAckNonce } : {}),
@@ -359,6 +383,7 @@ export class DeltaAdsServer extends EventEmitter {
       diverged: new Map(),
       dirty: "all",
       probes: new Set(subscribe.filter((n) => n !== "*")),
+      syncedGen: undefined,
       dirtySince: performance.now(),
       initialPending: true,
       inflight: undefined,
@@ -369,11 +394,14 @@ export class DeltaAdsServer extends EventEmitter {
     for (const [name, version] of Object.entries(req.initialResourceVersions)) {
       st.sent.set(name, version);
     }
+    if (st.wildcard && st.names.size === 0 && st.sent.size === 0) st.syncedGen = HOLDS_NOTHING;
     s.types.set(req.typeUrl, st);
     return st;
   }
 
   private updateSubscription(st: StreamType, req: DeltaDiscoveryRequest): void {
+    // Any change of subscription makes what the stream holds its own (a reconcile re-establishes it).
+    if (req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0) st.syncedGen = undefined;
     for (const n of req.resourceNamesSubscribe) {
       if (n === "*") {
         if (!st.wildcard) st.dirty = "all";
@@ -501,6 +529,23 @@ export class DeltaAdsServer extends EventEmitter {
     return out;
   }
 
+  /** ackedMap(st).size without copying `sent` (connections() is polled by `ambit check` and tests). */
+  private ackedCount(st: StreamType): number {
+    if (!st.inflight && st.diverged.size === 0) return st.sent.size;
+    const overrides = new Map<string, string | undefined>();
+    if (st.inflight) {
+      for (const e of st.inflight.added) overrides.set(e.name, st.inflight.before.get(e.name));
+      for (const n of st.inflight.removed) {
+        const v = st.inflight.before.get(n);
+        if (v !== undefined) overrides.set(n, v);
+      }
+    }
+    for (const [n, v] of st.diverged) overrides.set(n, v);
+    let count = st.sent.size;
+    for (const [n, v] of overrides) count += (v !== undefined ? 1 : 0) - (st.sent.has(n) ? 1 : 0);
+    return count;
+  }
+
   /** The versions one proxy holds of one type, by its ACKs (for `ambit check`). */
   ackedVersions(connectionId: number, typeUrl: string): Map<string, string> {
     const st = this.streams.get(connectionId)?.types.get(typeUrl);
@@ -521,6 +566,50 @@ export class DeltaAdsServer extends EventEmitter {
   }
 
   private send(s: Stream, st: StreamType, state: TypeState): void {
+    const shareable = st.syncedGen !== undefined && st.wildcard && st.names.size === 0 && st.probes.size === 0;
+    if (shareable && st.syncedGen !== state.generation) {
+      const from = st.syncedGen as number;
+      let shared = state.shared.get(from);
+      if (!shared) {
+        const { added, removed } = this.diff(st, state, "all");
+        const nonce = (this.nextNonce++).toString(36);
+        const bytes = encodeResponse(st.typeUrl, String(state.generation), added.map((e) => e.encoded), removed, nonce);
+        shared = { nonce, added, removed, bytes };
+        state.shared.set(from, shared);
+      }
+      st.dirty = new Set();
+      if (shared.added.length === 0 && shared.removed.length === 0 && !st.initialPending) {
+        st.dirtySince = undefined;
+        st.syncedGen = state.generation;
+        return;
+      }
+      this.write(s, st, state, shared.added, shared.removed, shared.nonce, shared.bytes);
+      return;
+    }
+    const { added, removed } = this.diff(st, state, st.dirty);
+    // Named subscriptions to names that do not exist: say so, once.
+    for (const n of st.probes) {
+      const name = this.resolve(st.typeUrl, n);
+      if (!state.entries.has(name) && !removed.includes(n)) removed.push(n);
+    }
+    st.dirty = new Set();
+    st.probes.clear();
+    if (added.length === 0 && removed.length === 0 && !st.initialPending) {
+      st.dirtySince = undefined;
+      if (st.wildcard && st.names.size === 0) st.syncedGen = state.generation;
+      return;
+    }
+    const nonce = (this.nextNonce++).toString(36);
+    const bytes = encodeResponse(st.typeUrl, String(state.generation), added.map((e) => e.encoded), removed, nonce);
+    this.write(s, st, state, added, removed, nonce, bytes);
+  }
+
+  /** What the stream lacks (added) and holds but should not (removed), over `names` or everything. */
+  private diff(
+    st: StreamType,
+    state: TypeState,
+    names: Set<string> | "all",
+  ): { added: PublishedResource[]; removed: string[] } {
     const added: PublishedResource[] = [];
     const removed: string[] = [];
     const consider = (name: string): void => {
@@ -532,7 +621,7 @@ export class DeltaAdsServer extends EventEmitter {
         removed.push(name);
       }
     };
-    if (st.dirty === "all") {
+    if (names === "all") {
       // The hot path of an initial sync: walk entries directly.
       for (const e of state.entries.values()) {
         const has = st.sent.get(e.name);
@@ -546,18 +635,23 @@ export class DeltaAdsServer extends EventEmitter {
         if (!state.entries.has(name)) removed.push(name);
       }
     } else {
-      for (const name of st.dirty) consider(name);
+      for (const name of names) consider(name);
     }
-    // Named subscriptions to names that do not exist: say so, once.
-    for (const n of st.probes) {
-      const name = this.resolve(st.typeUrl, n);
-      if (!state.entries.has(name) && !removed.includes(n)) removed.push(n);
-    }
-    st.dirty = new Set();
-    st.probes.clear();
+    return { added, removed };
+  }
+
+  /** Records what a response carries (for ACK/NACK) and writes it. */
+  private write(
+    s: Stream,
+    st: StreamType,
+    state: TypeState,
+    added: PublishedResource[],
+    removed: string[],
+    nonce: string,
+    bytes: Buffer,
+  ): void {
     const changeTime = st.dirtySince ?? performance.now();
     st.dirtySince = undefined;
-    if (added.length === 0 && removed.length === 0 && !st.initialPending) return;
     st.initialPending = false;
     const before = new Map<string, string>();
     for (const e of added) {
@@ -570,15 +664,8 @@ export class DeltaAdsServer extends EventEmitter {
       if (had !== undefined) before.set(name, had);
       st.sent.delete(name);
     }
-    const nonce = (this.nextNonce++).toString(36);
     st.inflight = { nonce, changeTime, added, removed, before };
-    const bytes = encodeResponse(
-      st.typeUrl,
-      String(state.generation),
-      added.map((e) => e.encoded),
-      removed,
-      nonce,
-    );
+    st.syncedGen = st.wildcard && st.names.size === 0 ? state.generation : undefined;
     metrics.pushes.inc({ type: shortTypeName(st.typeUrl) });
     if (!s.call.write(bytes)) s.blocked = true;
   }

@@ -10,10 +10,12 @@ import { loadOrCreateCaFromSecret } from "../../controller/provider/kube/ca-root
 import { KubeClient } from "../../controller/provider/kube/client.js";
 import { KubeProvider } from "../../controller/provider/kube/kube-provider.js";
 import { LeaderElector } from "../../controller/provider/kube/leader-election.js";
+import { statusFromTranslation } from "../../controller/provider/kube/status-from-translation.js";
 import { StatusWriter } from "../../controller/provider/kube/status-writer.js";
 import { TokenReviewAuthenticator } from "../../controller/provider/kube/tokenreview-authn.js";
 import { LocalProvider } from "../../controller/provider/local/local-provider.js";
 import { type ClusterSnapshot, emptySnapshot, type KubeObject } from "../../controller/provider/objects.js";
+import { translate } from "../../controller/translate/index.js";
 import { clusterUnavailableReason, startCluster } from "./cluster.js";
 
 const skip = clusterUnavailableReason();
@@ -441,6 +443,82 @@ spec: { controllerName: ambit.dev/mesh-controller }
       "missing",
     );
   });
+
+  await t.test(
+    "status from the translator: the shared pure translator's verdict reaches the API",
+    async (t) => {
+      const p = new KubeProvider({ client, debounceMs: 20 });
+      t.teardown(() => p.close());
+      await p.start();
+      await c.kubectl(["apply", "-f", "-"], {
+        input: `apiVersion: ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: bad-cidr, namespace: demo }
+spec: { rules: [{ from: [{ source: { ipBlocks: ["not-a-cidr"] } }] }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: demo }
+spec: { selector: { app: server }, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: split, namespace: demo }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: server, port: 80 }]
+  rules: [{ backendRefs: [{ name: server, port: 80 }] }]
+`,
+      });
+      const s = await snapshotWhere(
+        p,
+        (s) =>
+          !!find(s.authorizationPolicies, "demo", "bad-cidr") &&
+          !!find(s.httpRoutes, "demo", "split") &&
+          !!find(s.services, "demo", "server"),
+        "the objects",
+      );
+      const writer = new StatusWriter({ client, lookup: (k, ns, n) => p.get(k, ns, n) });
+      const results = await writer.applyAll(statusFromTranslation(s, translate(s)));
+      t.equal(results.get("AuthorizationPolicy demo/bad-cidr"), "written");
+      t.equal(results.get("HTTPRoute demo/split"), "written");
+      const ap = JSON.parse(
+        (await c.kubectl(["get", "authorizationpolicy", "-n", "demo", "bad-cidr", "-o", "json"])).stdout,
+      );
+      t.match(ap.status.conditions[0], {
+        type: "Accepted",
+        status: "False",
+        reason: "Invalid",
+        message: /ipBlocks\[0\]/,
+        observedGeneration: 1,
+      });
+      const cols = (await c.kubectl(["get", "authorizationpolicy", "-n", "demo", "bad-cidr"])).stdout;
+      t.match(cols, /bad-cidr\s+False/, "the Accepted printer column shows it");
+      const route = JSON.parse(
+        (await c.kubectl(["get", "httproute", "-n", "demo", "split", "-o", "json"])).stdout,
+      );
+      t.match(route.status.parents, [
+        {
+          controllerName: "ambit.dev/mesh-controller",
+          parentRef: { kind: "Service", name: "server" },
+          conditions: [
+            { type: "Accepted", status: "True", observedGeneration: 1 },
+            { type: "ResolvedRefs", status: "True" },
+          ],
+        },
+      ]);
+      // Once echoed back through the informers, the same verdict writes nothing.
+      const echoed = await snapshotWhere(
+        p,
+        (s) =>
+          !!find(s.httpRoutes, "demo", "split")?.status?.parents?.length &&
+          !!find(s.authorizationPolicies, "demo", "bad-cidr")?.status?.conditions?.length,
+        "the statuses echoed",
+      );
+      const again = await writer.applyAll(statusFromTranslation(echoed, translate(echoed)));
+      t.equal(again.get("HTTPRoute demo/split"), "unchanged");
+      t.equal(again.get("AuthorizationPolicy demo/bad-cidr"), "unchanged");
+    },
+  );
 
   await t.test("CA callers: a ztunnel's projected token names its node (TokenReview)", async (t) => {
     await c.kubectl(["apply", "-f", "-"], {

@@ -111,7 +111,8 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
 
   // A removal.
   raw.ack(r2);
-  srv.ads.publish(ADDRESS_TYPE, addressSet([pod("a", "10.244.1.11"), b, c]).resources);
+  // (Same aliases as before: an alias change alone is a change too.)
+  srv.ads.publish(ADDRESS_TYPE, addressSet([pod("a", "10.244.1.11"), b, c]).resources, set.aliases);
   const r3 = await raw.next();
   t.same(r3.resources, []);
   t.same(r3.removedResources, [s.key]);
@@ -132,6 +133,7 @@ t.test("wildcard stream: nonces, versions, ACK gating with coalescing, removals,
   srv.ads.publish(
     ADDRESS_TYPE,
     addressSet([pod("a", "10.244.1.11"), b, c, pod("d", "10.244.1.4")]).resources,
+    set.aliases,
   );
   const r4 = await raw.next();
   t.same(resNames(r4), [pod("d", "").uid]);
