@@ -15,7 +15,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { newNodeToken, writeTokenFile } from "../controller/ca/authn.js";
-import { LocalProvider } from "../controller/provider/local/index.js";
+import { LABEL_LOCAL_WAYPOINT, LocalProvider } from "../controller/provider/local/index.js";
 import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
 import type { ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
@@ -23,7 +23,14 @@ import type { PodRunnerOptions } from "./pod-runner.js";
 import { containerArgv } from "./pod-runner.js";
 import { LocalRuntime } from "./runtime.js";
 import {
-  COMPONENT_PORTS,
+  type ComponentContext,
+  captureGateContainer,
+  componentEnv,
+  controllerContainer,
+  waypointContainer,
+  ztunnelContainer,
+} from "./supervisor-components.js";
+import {
   CONTROLLER_KEY,
   factsJson,
   isComponentKey,
@@ -209,9 +216,8 @@ export class MeshSupervisor extends EventEmitter {
     );
 
     this.progress("starting the controller");
-    await this.runComponent(CONTROLLER_KEY, { controlPlane: true }, "controller", this.controllerArgs(), {
-      httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.controllerAdmin, path: "/ready" },
-    });
+    const ctx = this.components();
+    await this.runComponent(CONTROLLER_KEY, { controlPlane: true }, controllerContainer(ctx));
     await this.runtime.whenReady(CONTROLLER_KEY);
     if (this.withZtunnel) {
       this.progress(`starting ${layout.nodes.length} ztunnels`);
@@ -220,11 +226,7 @@ export class MeshSupervisor extends EventEmitter {
         await this.runComponent(
           ztunnelKey(node.name),
           { node: node.name, hostNetwork: true },
-          "ztunnel",
-          this.ztunnelArgs(node.name),
-          {
-            httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.ztunnelReadiness, path: "/healthz/ready" },
-          },
+          ztunnelContainer(ctx, node.name),
         );
       }
       await Promise.all(layout.nodes.map((n) => this.runtime.whenReady(ztunnelKey(n.name))));
@@ -238,86 +240,26 @@ export class MeshSupervisor extends EventEmitter {
     await this.enqueue(() => this.reconcile(this.provider.snapshot()));
   }
 
-  private componentEnv(): { name: string; value: string }[] {
-    const env: Record<string, string> = {};
-    for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG"]) if (process.env[k]) env[k] = process.env[k]!;
-    Object.assign(env, this.opts.componentEnv);
-    return Object.entries(env).map(([name, value]) => ({ name, value }));
-  }
-
-  private controllerArgs(): string[] {
-    const cp = this.runtime.layout.controlPlane;
-    return [
-      "controller",
-      "--config-dir",
-      this.opts.dir,
-      "--facts-file",
-      this.paths.factsFile,
-      "--tokens-file",
-      this.paths.tokensFile,
-      "--ca-dir",
-      this.paths.caDir,
-      "--listen",
-      "0.0.0.0",
-      "--xds-port",
-      String(COMPONENT_PORTS.xds),
-      "--secure-port",
-      String(COMPONENT_PORTS.secure),
-      "--admin-port",
-      String(COMPONENT_PORTS.controllerAdmin),
-      "--admin-socket",
-      this.paths.controllerSocket,
-      "--serving-ip",
-      cp.ip,
-    ];
-  }
-
-  private ztunnelArgs(node: string): string[] {
-    const cp = this.runtime.layout.controlPlane;
-    return [
-      "ztunnel",
-      "--node",
-      node,
-      "--xds",
-      `${cp.ip}:${COMPONENT_PORTS.xds}`,
-      "--token-file",
-      this.paths.nodeTokenFile(node),
-      "--pods-file",
-      this.paths.podsFile(node),
-      "--admin-socket",
-      this.paths.ztunnelSocket(node),
-      // A local mesh stops on Ctrl-C: do not wait minutes for connections to end.
-      "--drain-seconds",
-      "2",
-    ];
+  private components(): ComponentContext {
+    return {
+      cliMain: this.cliMain,
+      paths: this.paths,
+      layout: this.runtime.layout,
+      dir: this.opts.dir,
+      env: componentEnv(process.env, this.opts.componentEnv),
+    };
   }
 
   private async runComponent(
     key: string,
     where: { controlPlane?: boolean; node?: string; hostNetwork?: boolean },
-    name: string,
-    args: string[],
-    readinessProbe: Container["readinessProbe"],
+    container: Container,
   ): Promise<void> {
     this.phases.set(key, { phase: "starting" });
     await this.runtime.runPod({
       key,
       ...where,
-      spec: {
-        restartPolicy: "Always",
-        terminationGracePeriodSeconds: 5,
-        containers: [
-          {
-            name,
-            image: "ambit",
-            command: [process.execPath, this.cliMain, ...args],
-            env: this.componentEnv(),
-            ...(readinessProbe
-              ? { readinessProbe: { ...readinessProbe, periodSeconds: 2, failureThreshold: 3 } }
-              : {}),
-          },
-        ],
-      },
+      spec: { restartPolicy: "Always", terminationGracePeriodSeconds: 5, containers: [container] },
     });
   }
 
@@ -349,7 +291,12 @@ export class MeshSupervisor extends EventEmitter {
       await this.runtime.stopPod(p.key);
       this.writeFacts();
     }
-    for (const key of [...this.refused.keys()]) if (!desired.has(key)) this.refused.delete(key);
+    for (const key of [...this.refused.keys()]) {
+      if (desired.has(key)) continue;
+      this.refused.delete(key);
+      this.phases.delete(key);
+    }
+    this.publishFailures();
     const placed = new Map(running.filter((p) => desired.has(p.key)).map((p) => [p.key, p.node]));
     const nodes = this.runtime.layout.nodes.map((n) => n.name);
     const placement = placePods(
@@ -380,17 +327,32 @@ export class MeshSupervisor extends EventEmitter {
         this.refuse(key, specJson, (e as Error).message);
         continue;
       }
+      const serviceAccount = pod.spec.serviceAccountName ?? pod.spec.serviceAccount ?? "default";
+      let spec = pod.spec;
+      const waypoint = pod.metadata.labels?.[LABEL_LOCAL_WAYPOINT];
+      if (waypoint) {
+        if (!fs.existsSync(path.join(path.dirname(this.cliMain), "commands", "waypoint.js"))) {
+          this.refuse(key, specJson, "this build has no 'ambit waypoint' command: the waypoint cannot run");
+          continue;
+        }
+        spec = {
+          ...spec,
+          containers: [waypointContainer(this.components(), waypoint, node, serviceAccount)],
+        };
+      }
+      // Enrolled or not, a pod starts once the controller knows it (and ztunnel captures it when enrolled).
+      if (this.withZtunnel && !spec.hostNetwork)
+        spec = {
+          ...spec,
+          initContainers: [captureGateContainer(this.components(), key), ...(spec.initContainers ?? [])],
+        };
       this.refused.delete(key);
       this.phases.set(key, { phase: "starting" });
-      const serviceAccount = pod.spec.serviceAccountName ?? pod.spec.serviceAccount ?? "default";
       const rp = await this.runtime.runPod({
         key,
         node,
-        ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
-        spec:
-          this.withZtunnel && !pod.spec.hostNetwork
-            ? { ...pod.spec, initContainers: [this.captureGate(key), ...(pod.spec.initContainers ?? [])] }
-            : pod.spec,
+        ...(spec.hostNetwork ? { hostNetwork: true } : {}),
+        spec,
         fieldRefs: {
           "spec.serviceAccountName": serviceAccount,
           "metadata.uid": pod.metadata.uid ?? "",
@@ -404,25 +366,25 @@ export class MeshSupervisor extends EventEmitter {
     }
   }
 
-  /** The init container that holds the pod's containers until its traffic is captured (see supervisor-gate.ts). */
-  private captureGate(key: string): Container {
-    const gate = path.join(path.dirname(fileURLToPath(import.meta.url)), "supervisor-gate.js");
-    return {
-      name: "ambit-capture-wait",
-      image: "ambit",
-      command: [process.execPath, gate, this.paths.controllerSocket, key, "30"],
-    };
-  }
-
   private refuse(key: string, specJson: string, message: string): void {
     this.refused.set(key, specJson);
     this.setPhase(key, "failed", message);
+  }
+
+  /** Pods that failed or were refused, for `ambit status` (state file `extra.podFailures`). */
+  private publishFailures(): void {
+    if (this.closed) return;
+    const failures = Object.fromEntries(
+      [...this.phases].filter(([, p]) => p.phase === "failed").map(([k, p]) => [k, p.message ?? "failed"]),
+    );
+    this.runtime.setExtra("podFailures", failures);
   }
 
   private setPhase(key: string, phase: PodPhase, message?: string): void {
     const before = this.phases.get(key);
     if (before?.phase === phase && before.message === message) return;
     this.phases.set(key, { phase, ...(message ? { message } : {}) });
+    if (phase === "failed" || before?.phase === "failed") this.publishFailures();
     if (phase === "failed") this.progress(`pod ${key} failed: ${message ?? ""}`);
     else if (phase === "ready")
       this.progress(`${isComponentKey(key) ? key.slice(SYSTEM_NAMESPACE.length + 1) : `pod ${key}`} ready`);

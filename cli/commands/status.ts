@@ -64,6 +64,8 @@ export interface MeshStatus {
     /** Captured by the node's ztunnel (the controller says so); undefined when the controller is unreachable. */
     enrolled?: boolean;
     identity?: string;
+    /** Why the pod does not run (refused by the runner, or failed). */
+    failed?: string;
   }[];
   services: { key: string; hostname: string; vips: string[]; ports: string[] }[];
   errors: ObjectProblem[];
@@ -148,6 +150,25 @@ export async function collectStatus(meshId: string): Promise<MeshStatus | undefi
       ...(w ? { identity: `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}` } : {}),
     });
   }
+  const failures = (state.extra?.podFailures ?? {}) as Record<string, string>;
+  for (const [key, message] of Object.entries(failures)) {
+    const p = status.pods.find((x) => x.key === key);
+    if (p) p.failed = message;
+    else {
+      const [namespace = "", name = ""] = key.split("/", 2);
+      status.pods.push({
+        key,
+        namespace,
+        name,
+        node: "",
+        ip: "",
+        ready: false,
+        restarts: 0,
+        failed: message,
+      });
+    }
+  }
+  status.pods.sort((a, b) => (a.key < b.key ? -1 : 1));
   return status;
 }
 
@@ -188,7 +209,7 @@ export function renderStatus(s: MeshStatus): string {
           p.key,
           p.node,
           p.ip,
-          `${p.ready ? "yes" : "no"}${p.restarts ? ` (${p.restarts} restarts)` : ""}`,
+          p.failed ? "failed" : `${p.ready ? "yes" : "no"}${p.restarts ? ` (${p.restarts} restarts)` : ""}`,
           p.enrolled === undefined ? "?" : p.enrolled ? "mTLS" : "plain",
           p.identity ?? "",
         ]),
@@ -203,6 +224,11 @@ export function renderStatus(s: MeshStatus): string {
         ...s.services.map((v) => [v.hostname, v.vips.join(",") || "(headless)", v.ports.join(",")]),
       ]),
     );
+  }
+  const failed = s.pods.filter((p) => p.failed);
+  if (failed.length > 0) {
+    out.push("");
+    for (const p of failed) out.push(`pod ${p.key} failed: ${p.failed}`);
   }
   if (s.errors.length > 0 || s.warnings.length > 0) {
     out.push("");

@@ -18,6 +18,7 @@ import {
 import { expandWorkload } from "./expand.js";
 import type { SourcedObject } from "./parse.js";
 import { stableUid } from "./parse.js";
+import { isWaypointGateway, waypointObjects } from "./waypoints.js";
 
 /** The local service CIDR: 10.96.0.0/16, as kubeadm's default (first half). */
 const VIP_BASE = (10 << 24) | (96 << 16);
@@ -63,6 +64,13 @@ export function assembleSnapshot(
     return true;
   };
   for (const f of files) for (const so of f.objects) add(structuredClone(so.object), so.file);
+  // What a cluster's waypoint deployer would create; the YAML's own objects of those names win.
+  for (const g of [...snapshot.gateways]) {
+    if (!isWaypointGateway(g)) continue;
+    const { serviceAccount, deployment, service } = waypointObjects(g);
+    for (const o of [serviceAccount, deployment, service])
+      if (!Object.hasOwn(sources, objectRef(o))) add(o, sources[objectRef(g)]);
+  }
 
   mergeNodeFacts(snapshot, facts);
   const nodeNames = snapshot.nodes.map((n) => n.metadata.name);
