@@ -1,10 +1,12 @@
 // Splices a TCP socket and an HBONE (HTTP/2 CONNECT) stream, both ways:
-// data with stream.pipe (backpressure, no closures per chunk), half-close
+// data with a lean forwarder (backpressure, nothing allocated per chunk,
+// two listeners per direction instead of pipe()'s seven), half-close
 // as TCP FIN <-> END_STREAM, and resets as TCP RST <-> RST_STREAM
 // (CONNECT_ERROR, RFC 9113 section 8.5). Calls done once, after both sides
 // have closed, with why it ended; byte counts are read from the socket then.
 import http2, { type Http2Stream } from "node:http2";
 import type { Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
 
 export type CloseReason =
   /** Both sides finished with FIN/END_STREAM. */
@@ -92,11 +94,12 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
     finish();
   });
 
-  socket.pipe(stream);
+  forward(socket, stream);
+  forward(stream, socket);
+  socket.once("end", () => stream.end());
   // Node ends the readable side of a stream that was reset, too: only a real
   // END_STREAM may become a FIN, or the peer would see a clean close before
   // (instead of) the RST.
-  stream.pipe(socket, { end: false });
   stream.once("end", () => {
     if (!stream.rstCode) socket.end();
   });
@@ -139,8 +142,10 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
   };
   wire(a, b, "socket_reset");
   wire(b, a, "upstream_reset");
-  a.pipe(b);
-  b.pipe(a);
+  forward(a, b);
+  forward(b, a);
+  a.once("end", () => b.end());
+  b.once("end", () => a.end());
   return {
     abort() {
       note({ reason: "local_close" });
@@ -148,4 +153,24 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
       if (!b.destroyed) b.resetAndDestroy();
     },
   };
+}
+
+/**
+ * Moves data from src to dst with backpressure: pause src when dst's buffer
+ * is full, resume on 'drain'. Ends and errors are the caller's (bridge).
+ * Idle tunnels are the common case (10k per ztunnel), so this keeps per-
+ * connection state to two closures per direction.
+ */
+function forward(src: Readable, dst: Writable): void {
+  let waiting = false;
+  const onDrain = () => {
+    waiting = false;
+    src.resume();
+  };
+  src.on("data", (chunk: Buffer) => {
+    if (dst.write(chunk) || waiting || dst.destroyed) return;
+    waiting = true;
+    src.pause();
+    dst.once("drain", onDrain);
+  });
 }
