@@ -13,6 +13,7 @@ import { DeltaAdsClient } from "../core/xds/client.js";
 import { CaClient } from "../ztunnel/certs/ca-client.js";
 import { CertManager } from "../ztunnel/certs/manager.js";
 import type { WaypointConfig } from "./config.js";
+import { RequestTracer } from "./tracing.js";
 import { HboneUpstream } from "./upstream/hbone-upstream.js";
 import { Waypoint } from "./waypoint.js";
 import { WAYPOINT_SERVICE_TYPE_URL, waypointServiceHandler } from "./xds-handler.js";
@@ -27,6 +28,7 @@ export class WaypointApp {
   private readonly xds: DeltaAdsClient;
   private readonly servers: http.Server[] = [];
   private ready = false;
+  private readonly tracer?: RequestTracer;
 
   constructor(readonly cfg: WaypointConfig) {
     this.identity = `spiffe://${cfg.trustDomain}/ns/${cfg.namespace}/sa/${cfg.serviceAccount}`;
@@ -40,8 +42,15 @@ export class WaypointApp {
     });
     this.certs = new CertManager({ client: ca, trustDomain: cfg.trustDomain });
     const hbone = new HboneClient({ certs: { get: (id) => this.certs.get(id) } });
+    if (cfg.otlpEndpoint)
+      this.tracer = new RequestTracer({
+        endpoint: cfg.otlpEndpoint,
+        serviceName: "ambit-waypoint",
+        resource: { "k8s.namespace.name": cfg.namespace, "ambit.gateway": `${cfg.namespace}/${cfg.name}` },
+      });
     this.waypoint = new Waypoint({
       accessLogSample: cfg.accessLogSample,
+      ...(this.tracer ? { tracer: this.tracer } : {}),
       upstream: (state) =>
         new HboneUpstream({
           client: hbone,
@@ -93,6 +102,7 @@ export class WaypointApp {
   async start(): Promise<void> {
     enableProcessMetrics();
     this.certs.start();
+    await this.tracer?.start();
     await this.waypoint.start();
     await this.serve(this.cfg.metricsPort, (_req, res) => {
       registry.metrics().then(
@@ -150,6 +160,7 @@ export class WaypointApp {
     await this.waypoint.close();
     await this.xds.close();
     this.certs.close();
+    await this.tracer?.close();
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
 }

@@ -25,6 +25,8 @@ export interface WaypointConfig {
   accessLogSample: number;
   drainSeconds: number;
   certTtlSeconds: number;
+  /** OTLP/HTTP collector for request spans (base URL or …/v1/traces); absent: no spans. */
+  otlpEndpoint?: string;
 }
 
 export const WAYPOINT_HELP = `usage: ambit waypoint --gateway NS/NAME --xds HOST:PORT --pod-ip IP [options]
@@ -49,6 +51,9 @@ options (environment variable in brackets):
   --readiness-port N    readiness (15021)                        [AMBIT_READINESS_PORT]
   --access-log-sample F fraction of requests logged, 0..1 (0.01) [AMBIT_ACCESS_LOG_SAMPLE]
   --drain-seconds N     drain time on SIGTERM (30)               [AMBIT_DRAIN_SECONDS]
+  --otlp-endpoint URL   export one span per request over OTLP/HTTP, e.g.
+                        http://127.0.0.1:4318 (off when unset)
+                        [AMBIT_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT]
 
 example:
   ambit waypoint --gateway shop/waypoint --xds 10.213.0.2:15010 --pod-ip 10.244.1.9 \\
@@ -86,6 +91,7 @@ export function parseWaypointConfig(
       "access-log-sample": { type: "string" },
       "drain-seconds": { type: "string" },
       "cert-ttl": { type: "string" },
+      "otlp-endpoint": { type: "string" },
     },
     strict: true,
   });
@@ -99,7 +105,15 @@ export function parseWaypointConfig(
   if (!podIp) throw new AmbitError("CONFIG", "--pod-ip is required (this pod's IP)");
   const sample = Number(values["access-log-sample"] ?? env.AMBIT_ACCESS_LOG_SAMPLE ?? "0.01");
   if (!(sample >= 0 && sample <= 1)) throw new AmbitError("CONFIG", "--access-log-sample must be in 0..1");
+  const otlp =
+    values["otlp-endpoint"] ??
+    env.AMBIT_OTLP_ENDPOINT ??
+    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ??
+    env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  if (otlp && !/^https?:\/\/[^/]+/.test(otlp))
+    throw new AmbitError("CONFIG", `--otlp-endpoint: '${otlp}' is not an http(s) URL`);
   return {
+    ...(otlp ? { otlpEndpoint: otlp } : {}),
     namespace: m[1]!,
     name: m[2]!,
     xdsAddress,

@@ -38,6 +38,8 @@ export interface Exchange {
   requestBytes: number;
   responseBytes: number;
   flags?: string;
+  /** Fault filter applied: "delay", "abort" or "delay,abort" (span attribute). */
+  fault?: string;
 }
 
 const hopByHop = new Set([

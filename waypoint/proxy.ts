@@ -26,6 +26,7 @@ import { ratelimitedTotal } from "./policy/rate-limit.js";
 import { matchRoute, type RouteHit } from "./routes/match.js";
 import type { CompiledService, WaypointState } from "./state.js";
 import { type AccessLog, recordRequest, traceFrom, traceparent } from "./telemetry.js";
+import type { RequestTracer } from "./tracing.js";
 
 /** What the listener knows about the connection a request came on. */
 export interface ConnMeta {
@@ -72,6 +73,8 @@ function hashKeyFor(
 
 export interface ProxyOptions {
   accessLog: AccessLog;
+  /** Request spans over OTLP; absent: no tracing cost beyond the traceparent header. */
+  tracer?: RequestTracer;
 }
 
 export class HttpProxy {
@@ -97,6 +100,7 @@ export class HttpProxy {
     const trace = traceFrom(raw.traceparent);
     const grpcTimeoutMs = grpc ? parseGrpcTimeout(raw["grpc-timeout"]) : undefined;
     const svc = this.resolve(conn, authority);
+    const span = this.opts.tracer?.begin(trace, method, authority);
     const ex: Exchange = {
       req,
       res,
@@ -138,6 +142,21 @@ export class HttpProxy {
         ...(ex.upstream ? { upstream: ex.upstream } : {}),
         ...(ex.flags ? { flags: ex.flags } : {}),
       });
+      if (span)
+        this.opts.tracer!.end(span, {
+          method,
+          code,
+          path: url.split("?", 1)[0]!,
+          attempts: ex.attempts,
+          requestBytes: ex.requestBytes,
+          responseBytes: ex.responseBytes,
+          ...(svc ? { service: svc.svc.hostname } : {}),
+          ...(ex.route ? { route: ex.route } : {}),
+          ...(ex.upstream ? { upstream: ex.upstream } : {}),
+          ...(ex.fault ? { fault: ex.fault } : {}),
+          ...(ex.flags ? { flags: ex.flags } : {}),
+          ...(conn.peerIdentity ? { sourcePrincipal: conn.peerIdentity } : {}),
+        });
     });
     this.run(ex, svc, conn).catch((e: Error) => {
       if (!res.headersSent) localReply(ex, 500, `internal error: ${e.message}`);
@@ -289,11 +308,13 @@ export class HttpProxy {
         case "Fault": {
           const d = decideFault(f.fault);
           if (d.delayMs > 0) {
+            ex.fault = "delay";
             await new Promise((r) => setTimeout(r, d.delayMs));
             if (ex.res.destroyed) return false;
           }
           if (d.abort) {
             ex.flags = "FI";
+            ex.fault = ex.fault ? `${ex.fault},abort` : "abort";
             const status = d.abort.httpStatus ?? 503;
             localReply(
               ex,

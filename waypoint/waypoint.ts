@@ -9,6 +9,7 @@ import { Listeners } from "./listeners.js";
 import { type ConnMeta, HttpProxy } from "./proxy.js";
 import { compileService, WaypointState } from "./state.js";
 import { AccessLog, type AccessLogSink } from "./telemetry.js";
+import type { RequestTracer } from "./tracing.js";
 import { TcpUpstream, type Upstream } from "./upstream/upstream.js";
 
 const log = logger("waypoint");
@@ -20,6 +21,8 @@ export interface WaypointOptions {
   accessLogSample?: number;
   /** Where access log lines go (default: the `waypoint.access` logger). */
   accessLogSink?: AccessLogSink;
+  /** Request spans over OTLP (started and closed by its owner). */
+  tracer?: RequestTracer;
 }
 
 export class ServiceConfigError extends Error {
@@ -45,6 +48,7 @@ export class Waypoint {
     this.state.setUpstream(upstream);
     this.proxy = new HttpProxy(this.state, {
       accessLog: new AccessLog(opts.accessLogSample ?? 0, opts.accessLogSink),
+      ...(opts.tracer ? { tracer: opts.tracer } : {}),
     });
     this.listeners = new Listeners(this.proxy, this.state, upstream);
   }
