@@ -41,7 +41,11 @@ async function main(): Promise<void> {
   const deadline = Date.now() + Number(timeout ?? "30") * 1000;
   const tick = () => new Promise((r) => setTimeout(r, POLL_MS)); // no event reaches a process inside the pod
   let tunnel: "hbone" | "none" | undefined;
-  while (Date.now() < deadline && !(tunnel = await enrolment(socket, key))) await tick();
+  for (;;) {
+    tunnel = await enrolment(socket, key);
+    if (tunnel || Date.now() >= deadline) break;
+    await tick();
+  }
   if (!tunnel) {
     console.log(`${key}: not in the controller's model after ${timeout ?? 30}s; starting anyway`);
     return;

@@ -32,8 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const [key, ...rest] = positionals;
   const command = [...rest, ...cmd];
-  if (!key || !key.includes("/"))
-    throw new AmbitError("CONFIG", "name the pod as NS/POD: ambit exec NS/POD -- CMD");
+  if (!key?.includes("/")) throw new AmbitError("CONFIG", "name the pod as NS/POD: ambit exec NS/POD -- CMD");
   if (command.length === 0) throw new AmbitError("CONFIG", "no command: ambit exec NS/POD -- CMD");
   return execInPod(resolveMeshId(values["mesh-id"]), key, command, { stdio: "inherit" });
 }
