@@ -2,7 +2,7 @@
 // leaf certificates (ECDSA P-256, as ambit's workload certificates), with
 // SPIFFE URI SANs so both peers carry the same kind of identity. Made with
 // the openssl command into the run's work directory.
-import { writeFileSync, readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./procs.js";
 
@@ -13,7 +13,12 @@ export interface PairCerts {
   serverPem: string;
 }
 
-async function leaf(dir: string, name: string, spiffe: string, ca: { cert: string; key: string }): Promise<string> {
+async function leaf(
+  dir: string,
+  name: string,
+  spiffe: string,
+  ca: { cert: string; key: string },
+): Promise<string> {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const crt = join(dir, `${name}.crt`);
@@ -22,8 +27,22 @@ async function leaf(dir: string, name: string, spiffe: string, ca: { cert: strin
   await run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
   await run("openssl", ["req", "-new", "-key", key, "-subj", `/O=ambit-bench/CN=${name}`, "-out", csr]);
   await run("openssl", [
-    "x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
-    "-days", "2", "-sha256", "-extfile", ext, "-out", crt,
+    "x509",
+    "-req",
+    "-in",
+    csr,
+    "-CA",
+    ca.cert,
+    "-CAkey",
+    ca.key,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    ext,
+    "-out",
+    crt,
   ]);
   const pem = join(dir, `${name}.pem`);
   writeFileSync(pem, readFileSync(crt, "utf8") + readFileSync(key, "utf8"));
@@ -35,8 +54,18 @@ export async function makePairCerts(dir: string): Promise<PairCerts> {
   const caCert = join(dir, "ca.crt");
   await run("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", caKey]);
   await run("openssl", [
-    "req", "-x509", "-new", "-key", caKey, "-subj", "/O=ambit-bench/CN=bench-root",
-    "-days", "2", "-sha256", "-out", caCert,
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    caKey,
+    "-subj",
+    "/O=ambit-bench/CN=bench-root",
+    "-days",
+    "2",
+    "-sha256",
+    "-out",
+    caCert,
   ]);
   const ca = { cert: caCert, key: caKey };
   return {

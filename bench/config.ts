@@ -1,8 +1,9 @@
 // The benchmark's one config module: flags → settings. `--quick` is the CI
 // smoke (about a minute: proves the harness and every tool work, asserts no
 // timing); the full run follows Istio's published method and fits in 20 min.
-import { tmpdir } from "node:os";
+
 import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AmbitError } from "../core/errors/errors.js";
@@ -70,7 +71,11 @@ export function parseArgs(argv: readonly string[], repoRoot: string): BenchConfi
     else if (a === "--peers") {
       peers = value().split(",") as PeerName[];
       const bad = peers.find((p) => !PEERS.includes(p));
-      if (bad) throw new AmbitError("CONFIG", `bench: flag --peers: unknown peer '${bad}' (one of ${PEERS.join(", ")})`);
+      if (bad)
+        throw new AmbitError(
+          "CONFIG",
+          `bench: flag --peers: unknown peer '${bad}' (one of ${PEERS.join(", ")})`,
+        );
     } else if (a === "--scenarios") {
       const list = value().split(",") as ScenarioName[];
       const bad = list.find((s) => !SCENARIOS.includes(s));
@@ -88,7 +93,8 @@ export function parseArgs(argv: readonly string[], repoRoot: string): BenchConfi
     peers,
     scenarios,
     // A quick run never touches the committed results.
-    resultsPath: out ?? (quick ? join(tmpdir(), "ambit-bench-quick.json") : join(repoRoot, "bench/results/latest.json")),
+    resultsPath:
+      out ?? (quick ? join(tmpdir(), "ambit-bench-quick.json") : join(repoRoot, "bench/results/latest.json")),
     writeReport: report ?? !quick,
     keepWorkDir: keep,
   };

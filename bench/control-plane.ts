@@ -4,9 +4,9 @@
 // timed to the last subscriber's ACK; then one pod at a time changes.
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { logger } from "../core/telemetry/logger.js";
 import { DeltaAdsClient } from "../core/xds/client.js";
 import { ADDRESS_TYPE } from "../core/xds/type-urls.js";
-import { logger } from "../core/telemetry/logger.js";
 import type { ControlPlaneResult, ControlPlaneRun, Settings } from "./results.js";
 import type { PublishCommand, ServerReply } from "./tools/xds-server.js";
 
@@ -18,7 +18,10 @@ class ServerChild {
   private readonly exited: Promise<void>;
 
   constructor() {
-    this.child = fork(SERVER, [], { stdio: ["ignore", "ignore", "inherit", "ipc"], env: { ...process.env, AMBIT_LOG_LEVEL: "warn" } });
+    this.child = fork(SERVER, [], {
+      stdio: ["ignore", "ignore", "inherit", "ipc"],
+      env: { ...process.env, AMBIT_LOG_LEVEL: "warn" },
+    });
     this.child.on("message", (m: ServerReply) => {
       const w = this.waiting;
       this.waiting = undefined;
@@ -67,7 +70,10 @@ const median = (xs: number[]) => {
   return s.length ? (s[Math.floor((s.length - 1) / 2)] as number) : Number.NaN;
 };
 
-export async function runControlPlane(s: Settings["controlPlane"], log: (m: string) => void): Promise<ControlPlaneResult> {
+export async function runControlPlane(
+  s: Settings["controlPlane"],
+  log: (m: string) => void,
+): Promise<ControlPlaneResult> {
   const server = new ServerChild();
   const clients: DeltaAdsClient[] = [];
   try {
@@ -108,7 +114,9 @@ export async function runControlPlane(s: Settings["controlPlane"], log: (m: stri
         incrementalMaxMs: Math.max(...inc),
         serverRssMB: rssMB,
       });
-      log(`  control plane ${pods} pods × ${s.subscribers}: full ${full.ms.toFixed(1)} ms, one-pod p50 ${median(inc).toFixed(1)} ms`);
+      log(
+        `  control plane ${pods} pods × ${s.subscribers}: full ${full.ms.toFixed(1)} ms, one-pod p50 ${median(inc).toFixed(1)} ms`,
+      );
     }
     return { status: "measured", runs };
   } finally {

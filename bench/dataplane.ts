@@ -4,12 +4,12 @@
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import type { ScenarioName } from "./config.js";
 import { fortioGrpc, fortioHttp, h2load, iperf, wrk } from "./load.js";
 import type { Peer, PeerRuntime } from "./peers/types.js";
-import { type BenchResults, sumCost, type ScaleResult } from "./results.js";
+import { type BenchResults, type ScaleResult, sumCost } from "./results.js";
 import { rssMB, UsageSampler } from "./sampler.js";
 import type { Topology } from "./topology.js";
-import type { ScenarioName } from "./config.js";
 
 export interface DataplaneEnv {
   topo: Topology;
@@ -19,7 +19,12 @@ export interface DataplaneEnv {
   log: (msg: string) => void;
 }
 
-async function step<T>(env: DataplaneEnv, peer: Peer, scenario: string, fn: () => Promise<T>): Promise<T | undefined> {
+async function step<T>(
+  env: DataplaneEnv,
+  peer: Peer,
+  scenario: string,
+  fn: () => Promise<T>,
+): Promise<T | undefined> {
   const t0 = Date.now();
   try {
     const r = await fn();
@@ -52,7 +57,8 @@ export async function runDataplane(env: DataplaneEnv, peer: Peer, rt: PeerRuntim
   }
 
   if (env.scenarios.has("saturation")) {
-    const sat = (results.saturation[peer.name] ??= {});
+    const sat = results.saturation[peer.name] ?? {};
+    results.saturation[peer.name] = sat;
     const w = s.saturation;
     await step(env, peer, "wrk keep-alive", async () => {
       const sampler = new UsageSampler(rt.measured);
@@ -103,12 +109,25 @@ const IDLE_TOOL = fileURLToPath(new URL("./tools/idle-conns.js", import.meta.url
 /** Opens N idle tunnelled connections from the client pod and reads the proxies' RSS while they are held. */
 async function idleConnections(env: DataplaneEnv, peer: Peer, rt: PeerRuntime): Promise<ScaleResult> {
   const { setupConcurrency } = env.results.settings.scale;
-  const n = Math.min(env.results.settings.scale.idleConnections, peer.maxConnections ?? Number.POSITIVE_INFINITY);
+  const n = Math.min(
+    env.results.settings.scale.idleConnections,
+    peer.maxConnections ?? Number.POSITIVE_INFINITY,
+  );
   const sumRss = () => rt.measured.reduce((a, p) => a + rssMB(p.pid), 0);
   const rssBeforeMB = sumRss();
   const child = spawn(
     "ip",
-    ["netns", "exec", env.topo.clientPod.netns, process.execPath, IDLE_TOOL, rt.targets.tcpEcho.ip, String(rt.targets.tcpEcho.port), String(n), String(setupConcurrency)],
+    [
+      "netns",
+      "exec",
+      env.topo.clientPod.netns,
+      process.execPath,
+      IDLE_TOOL,
+      rt.targets.tcpEcho.ip,
+      String(rt.targets.tcpEcho.port),
+      String(n),
+      String(setupConcurrency),
+    ],
     { stdio: ["pipe", "pipe", "pipe"] },
   );
   let stderr = "";
@@ -120,7 +139,9 @@ async function idleConnections(env: DataplaneEnv, peer: Peer, rt: PeerRuntime): 
     const line = await new Promise<string>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout });
       rl.once("line", resolve);
-      child.once("exit", (code) => reject(new Error(`idle-conns exited ${code}: ${stderr.trim().slice(-500)}`)));
+      child.once("exit", (code) =>
+        reject(new Error(`idle-conns exited ${code}: ${stderr.trim().slice(-500)}`)),
+      );
     });
     const r = JSON.parse(line) as { opened: number; errors: number; setupRate: number };
     // Memory settles after the last handshake (buffers released, GC): sample a few times and keep the max.
@@ -129,7 +150,14 @@ async function idleConnections(env: DataplaneEnv, peer: Peer, rt: PeerRuntime): 
       await new Promise((res) => setTimeout(res, 250));
       rssIdleMB = Math.max(rssIdleMB, sumRss());
     }
-    return { requested: n, opened: r.opened, errors: r.errors, setupRate: r.setupRate, rssBeforeMB, rssIdleMB };
+    return {
+      requested: n,
+      opened: r.opened,
+      errors: r.errors,
+      setupRate: r.setupRate,
+      rssBeforeMB,
+      rssIdleMB,
+    };
   } finally {
     child.stdin.end();
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);

@@ -1,7 +1,8 @@
 // The load generators, each run inside the client pod, and the parsing of
 // their output into plain numbers (parsers are pure and unit-tested).
-import { runIn } from "./procs.js";
+
 import type { Addr } from "./peers/types.js";
+import { runIn } from "./procs.js";
 
 export interface LatencyRun {
   requestedQps: number;
@@ -63,14 +64,34 @@ export interface FortioHttpOptions {
 }
 
 /** Fixed-rate HTTP/1.1 load (Istio's published method): POST of payloadBytes, echoed back. */
-export async function fortioHttp(netns: string, fortio: string, target: Addr, o: FortioHttpOptions): Promise<LatencyRun> {
+export async function fortioHttp(
+  netns: string,
+  fortio: string,
+  target: Addr,
+  o: FortioHttpOptions,
+): Promise<LatencyRun> {
   const { stdout } = await runIn(
     netns,
     fortio,
     [
-      "load", "-loglevel", "Error", "-json", "-", "-r", "0.00001", "-p", "50,90,99,99.9",
-      "-qps", String(o.qps), "-c", String(o.connections), "-t", `${o.durationSec}s`,
-      "-payload-size", String(o.payloadBytes), `http://${target.ip}:${target.port}/echo`,
+      "load",
+      "-loglevel",
+      "Error",
+      "-json",
+      "-",
+      "-r",
+      "0.00001",
+      "-p",
+      "50,90,99,99.9",
+      "-qps",
+      String(o.qps),
+      "-c",
+      String(o.connections),
+      "-t",
+      `${o.durationSec}s`,
+      "-payload-size",
+      String(o.payloadBytes),
+      `http://${target.ip}:${target.port}/echo`,
     ],
     { timeoutMs: (o.durationSec + 60) * 1000 },
   );
@@ -85,14 +106,38 @@ export interface GrpcOptions {
 }
 
 /** gRPC unary (fortio's PingServer.Ping) at max rate, streams multiplexed over few HTTP/2 connections. */
-export async function fortioGrpc(netns: string, fortio: string, target: Addr, o: GrpcOptions): Promise<LatencyRun> {
+export async function fortioGrpc(
+  netns: string,
+  fortio: string,
+  target: Addr,
+  o: GrpcOptions,
+): Promise<LatencyRun> {
   const { stdout } = await runIn(
     netns,
     fortio,
     [
-      "load", "-loglevel", "Error", "-json", "-", "-r", "0.00001", "-p", "50,90,99,99.9",
-      "-grpc", "-ping", "-qps", "0", "-n", String(o.requests), "-c", String(o.connections),
-      "-s", String(o.streamsPerConnection), "-payload-size", String(o.payloadBytes), `${target.ip}:${target.port}`,
+      "load",
+      "-loglevel",
+      "Error",
+      "-json",
+      "-",
+      "-r",
+      "0.00001",
+      "-p",
+      "50,90,99,99.9",
+      "-grpc",
+      "-ping",
+      "-qps",
+      "0",
+      "-n",
+      String(o.requests),
+      "-c",
+      String(o.connections),
+      "-s",
+      String(o.streamsPerConnection),
+      "-payload-size",
+      String(o.payloadBytes),
+      `${target.ip}:${target.port}`,
     ],
     { timeoutMs: 300_000 },
   );
@@ -114,7 +159,12 @@ export function parseWrk(text: string): RateRun {
   const errs = text.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
   const non2xx = Number(text.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
   const sockErrs = errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
-  return { rps, requests: Number(m?.[1] ?? 0), durationSec: Number(m?.[2] ?? 0) * unit, errors: non2xx + sockErrs };
+  return {
+    rps,
+    requests: Number(m?.[1] ?? 0),
+    durationSec: Number(m?.[2] ?? 0) * unit,
+    errors: non2xx + sockErrs,
+  };
 }
 
 /** Saturation with wrk: max rate at `connections`, keep-alive or a new connection per request. */
@@ -134,7 +184,9 @@ export async function wrk(
 export function parseH2load(text: string): RateRun {
   const m = text.match(/finished in ([\d.]+)(us|ms|s), ([\d.]+) req\/s/);
   const unit = { us: 1e-6, ms: 1e-3, s: 1 }[(m?.[2] ?? "s") as "us" | "ms" | "s"];
-  const req = text.match(/requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/);
+  const req = text.match(
+    /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/,
+  );
   const status = text.match(/status codes: (\d+) 2xx/);
   const done = Number(req?.[3] ?? 0);
   const ok2xx = Number(status?.[1] ?? 0);
@@ -155,7 +207,15 @@ export async function h2load(
   const { stdout } = await runIn(
     netns,
     "h2load",
-    ["-n", String(o.requests), "-c", String(o.connections), "-m", String(o.streams), `http://${target.ip}:${target.port}/echo?size=1024`],
+    [
+      "-n",
+      String(o.requests),
+      "-c",
+      String(o.connections),
+      "-m",
+      String(o.streams),
+      `http://${target.ip}:${target.port}/echo?size=1024`,
+    ],
     { timeoutMs: 300_000 },
   );
   return parseH2load(stdout);
@@ -168,7 +228,11 @@ export function parseIperf(jsonText: string): number {
   return (j.end?.sum_received?.bits_per_second ?? Number.NaN) / 8 / 1e6;
 }
 
-export async function iperf(netns: string, target: Addr, o: { streams: number; durationSec: number }): Promise<number> {
+export async function iperf(
+  netns: string,
+  target: Addr,
+  o: { streams: number; durationSec: number },
+): Promise<number> {
   // iperf3's server runs one test at a time and frees itself only when the previous
   // test's control connection has closed, which through a proxy can lag a moment.
   for (let attempt = 1; ; attempt++) {
@@ -181,11 +245,27 @@ export async function iperf(netns: string, target: Addr, o: { streams: number; d
   }
 }
 
-async function iperfOnce(netns: string, target: Addr, o: { streams: number; durationSec: number }): Promise<number> {
+async function iperfOnce(
+  netns: string,
+  target: Addr,
+  o: { streams: number; durationSec: number },
+): Promise<number> {
   const { stdout } = await runIn(
     netns,
     "iperf3",
-    ["-J", "-c", target.ip, "-p", String(target.port), "-P", String(o.streams), "-t", String(o.durationSec), "-O", "1"],
+    [
+      "-J",
+      "-c",
+      target.ip,
+      "-p",
+      String(target.port),
+      "-P",
+      String(o.streams),
+      "-t",
+      String(o.durationSec),
+      "-O",
+      "1",
+    ],
     { timeoutMs: (o.durationSec + 60) * 1000, allowFail: true },
   );
   return parseIperf(stdout);

@@ -65,13 +65,30 @@ async function startApps(ctx: PeerContext, fortio: string): Promise<void> {
     ns,
     fortio,
     [
-      "server", "-loglevel", "Warning", "-http-port", String(APP_PORTS.http), "-grpc-port", String(APP_PORTS.grpc),
-      "-tcp-port", String(APP_PORTS.tcpEcho), "-redirect-port", "disabled", "-udp-port", "disabled",
+      "server",
+      "-loglevel",
+      "Warning",
+      "-http-port",
+      String(APP_PORTS.http),
+      "-grpc-port",
+      String(APP_PORTS.grpc),
+      "-tcp-port",
+      String(APP_PORTS.tcpEcho),
+      "-redirect-port",
+      "disabled",
+      "-udp-port",
+      "disabled",
     ],
     join(workDir, "fortio-server.log"),
   );
   owned.procs.push(fortioSrv);
-  const iperfSrv = Proc.start("iperf3-server", ns, "iperf3", ["-s", "-p", String(APP_PORTS.iperf)], join(workDir, "iperf3.log"));
+  const iperfSrv = Proc.start(
+    "iperf3-server",
+    ns,
+    "iperf3",
+    ["-s", "-p", String(APP_PORTS.iperf)],
+    join(workDir, "iperf3.log"),
+  );
   owned.procs.push(iperfSrv);
   await waitForPort(ns, topo.serverPod.ip, APP_PORTS.http, { proc: fortioSrv });
   await waitForPort(ns, topo.serverPod.ip, APP_PORTS.grpc, { proc: fortioSrv });
@@ -79,7 +96,13 @@ async function startApps(ctx: PeerContext, fortio: string): Promise<void> {
   await waitForPort(ns, topo.serverPod.ip, APP_PORTS.iperf, { proc: iperfSrv });
 }
 
-async function measurePeer(peer: Peer, ctx: PeerContext, results: BenchResults, cfg: BenchConfig, fortio: string) {
+async function measurePeer(
+  peer: Peer,
+  ctx: PeerContext,
+  results: BenchResults,
+  cfg: BenchConfig,
+  fortio: string,
+) {
   const reason = await peer.unavailable(ctx);
   if (reason) {
     log(`${peer.name}: not measured (${reason})`);
@@ -93,7 +116,12 @@ async function measurePeer(peer: Peer, ctx: PeerContext, results: BenchResults, 
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     log(`${peer.name}: failed to start: ${message}`);
-    results.peers.push({ name: peer.name, label: peer.label, status: "failed", note: message.split("\n")[0] });
+    results.peers.push({
+      name: peer.name,
+      label: peer.label,
+      status: "failed",
+      note: message.split("\n")[0],
+    });
     results.errors.push({ peer: peer.name, scenario: "start", message });
     return;
   }

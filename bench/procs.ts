@@ -2,9 +2,9 @@
 // captured), long-lived servers and proxies started inside a network
 // namespace (stopped by pid, never by name), and waiting until a port answers.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { connect } from "node:net";
-import { once } from "node:events";
 import { AmbitError } from "../core/errors/errors.js";
 
 export interface RunResult {
@@ -28,10 +28,14 @@ export function run(
         const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
         if (code !== 0 && !opts.allowFail) {
           reject(
-            new AmbitError("NETNS_COMMAND", `${cmd} ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-800)}`, {
-              cmd,
-              args,
-            }),
+            new AmbitError(
+              "NETNS_COMMAND",
+              `${cmd} ${args.join(" ")} exited ${code}: ${stderr.trim().slice(-800)}`,
+              {
+                cmd,
+                args,
+              },
+            ),
           );
           return;
         }
@@ -43,7 +47,12 @@ export function run(
 }
 
 /** Runs a command inside a named network namespace (`ip netns exec` execs it, keeping its pid). */
-export function runIn(netns: string, cmd: string, args: readonly string[], opts: Parameters<typeof run>[2] = {}) {
+export function runIn(
+  netns: string,
+  cmd: string,
+  args: readonly string[],
+  opts: Parameters<typeof run>[2] = {},
+) {
   return run("ip", ["netns", "exec", netns, cmd, ...args], opts);
 }
 
@@ -88,7 +97,8 @@ export class Proc {
   }
 
   get pid(): number {
-    if (this.child.pid === undefined) throw new AmbitError("NETNS_COMMAND", `${this.role}: process did not start`);
+    if (this.child.pid === undefined)
+      throw new AmbitError("NETNS_COMMAND", `${this.role}: process did not start`);
     return this.child.pid;
   }
 
@@ -138,11 +148,16 @@ export async function waitForPort(
       throw new AmbitError("NETNS_COMMAND", `${opts.proc.role} exited before ${ip}:${port} was ready`);
     }
     const ok = netns
-      ? (await runIn(netns, "bash", ["-c", `exec 3<>/dev/tcp/${ip}/${port}`], { allowFail: true, timeoutMs: 3000 }))
-          .code === 0
+      ? (
+          await runIn(netns, "bash", ["-c", `exec 3<>/dev/tcp/${ip}/${port}`], {
+            allowFail: true,
+            timeoutMs: 3000,
+          })
+        ).code === 0
       : await tryConnect(ip, port);
     if (ok) return;
-    if (Date.now() > deadline) throw new AmbitError("NETNS_COMMAND", `${ip}:${port} not ready in ${netns ?? "host"}`);
+    if (Date.now() > deadline)
+      throw new AmbitError("NETNS_COMMAND", `${ip}:${port} not ready in ${netns ?? "host"}`);
     // Readiness is polled (the port is in another namespace; there is no event to wait on).
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 250);

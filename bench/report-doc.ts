@@ -59,7 +59,8 @@ proxies and server: absolute numbers are this machine's, the ratios are the poin
 function peersSection(r: BenchResults): string {
   const desc: Record<string, string> = {
     direct: "no proxy: client pod → server pod through the nodes' routing",
-    "ambit-l4": "two ztunnels (one per node), in-pod capture, HBONE (HTTP/2 CONNECT over mTLS) between the nodes",
+    "ambit-l4":
+      "two ztunnels (one per node), in-pod capture, HBONE (HTTP/2 CONNECT over mTLS) between the nodes",
     "ambit-waypoint": "ambit L4 plus a waypoint on the path (L7)",
     "haproxy-tcp":
       "the reference: HAProxy on each node (nbthread 1), TCP mode; client side originates TLS 1.3 with a client certificate, server side terminates it verifying the client certificate",
@@ -68,7 +69,8 @@ function peersSection(r: BenchResults): string {
   };
   const rows = listedPeers(r).map((p) => {
     const info = r.peers.find((x) => x.name === p);
-    const status = info?.status === "measured" ? "measured" : `**${info?.status ?? "?"}**: ${info?.note ?? ""}`;
+    const status =
+      info?.status === "measured" ? "measured" : `**${info?.status ?? "?"}**: ${info?.note ?? ""}`;
     return `| ${info?.label ?? p} | ${desc[p] ?? ""} | ${status} |`;
   });
   return `## Peers\n\n| peer | path | this run |\n|---|---|---|\n${rows.join("\n")}\n`;
@@ -78,7 +80,11 @@ function caveats(r: BenchResults): string {
   const load = r.machine.loadAverage;
   const lines = [
     `- One machine of ${r.machine.cores} cores runs the load generator, the proxies and the server at once: a proxy that uses more CPU also slows the load generator and the server. The ratios compare peers under the same constraint.`,
-    ...(load ? [`- Load average when the run started: ${load.map((x) => x.toFixed(1)).join(", ")} (1, 5, 15 min); anything above 0 is other work sharing the cores.`] : []),
+    ...(load
+      ? [
+          `- Load average when the run started: ${load.map((x) => x.toFixed(1)).join(", ")} (1, 5, 15 min); anything above 0 is other work sharing the cores.`,
+        ]
+      : []),
     "- HAProxy needs two file descriptors per proxied connection and this container's hard open-file limit is 20,000 (no CAP_SYS_RESOURCE to raise it): the HAProxy pair holds at most 9,000 connections in the scale scenario; its per-connection figure is comparable, its total is not.",
     "- ambit's ztunnels run with logging at `warn` (no access log line per connection) while measuring.",
     "- Control plane: the simulated ztunnels are the project's `DeltaAdsClient` with a handler that applies nothing (no Address decoding), all in one process; grpc-js shares one HTTP/2 connection among channels to the same target, so they share one connection to the server. The server runs in its own process, and its RSS is that process's.",

@@ -5,13 +5,25 @@ import type { PeerName } from "./peers/types.js";
 import type { BenchResults, Cost } from "./results.js";
 import { type BarChart, COLORS } from "./svg.js";
 
-export const PEER_ORDER: readonly PeerName[] = ["direct", "ambit-l4", "ambit-waypoint", "haproxy-tcp", "haproxy-http"];
+export const PEER_ORDER: readonly PeerName[] = [
+  "direct",
+  "ambit-l4",
+  "ambit-waypoint",
+  "haproxy-tcp",
+  "haproxy-http",
+];
 /** The reference every "×ref" ratio divides by. */
 export const REFERENCE: PeerName = "haproxy-tcp";
 
 /** value / base, or undefined when either is missing or base is 0. */
 export function ratio(value: number | undefined, base: number | undefined): number | undefined {
-  if (value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base) || base === 0) {
+  if (
+    value === undefined ||
+    base === undefined ||
+    !Number.isFinite(value) ||
+    !Number.isFinite(base) ||
+    base === 0
+  ) {
     return undefined;
   }
   return value / base;
@@ -19,12 +31,16 @@ export function ratio(value: number | undefined, base: number | undefined): numb
 
 /** Difference value - base (e.g. latency added over direct). */
 export function added(value: number | undefined, base: number | undefined): number | undefined {
-  if (value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base)) return undefined;
+  if (value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base))
+    return undefined;
   return value - base;
 }
 
 /** vCPU and MB of RSS per 1,000 requests per second, from a cost measured at `rps`. */
-export function costPer1k(cost: Cost | undefined, rps: number | undefined): { vcpu: number; rssMB: number } | undefined {
+export function costPer1k(
+  cost: Cost | undefined,
+  rps: number | undefined,
+): { vcpu: number; rssMB: number } | undefined {
   if (!cost || !rps || !(rps > 0) || cost.processes.length === 0) return undefined;
   return { vcpu: (cost.vcpu * 1000) / rps, rssMB: (cost.rssMB * 1000) / rps };
 }
@@ -99,7 +115,8 @@ export function renderMetricTable(r: BenchResults, t: MetricTable): string {
   return `### ${t.title}\n\n${lines.join("\n")}\n`;
 }
 
-const l4Peers = (r: BenchResults) => listedPeers(r).filter((p) => p !== "haproxy-http" && p !== "ambit-waypoint");
+const l4Peers = (r: BenchResults) =>
+  listedPeers(r).filter((p) => p !== "haproxy-http" && p !== "ambit-waypoint");
 
 export const TABLES: MetricTable[] = [
   {
@@ -124,7 +141,11 @@ export const TABLES: MetricTable[] = [
     title: "2. Cost at the fixed rate (all proxy processes of the path, both nodes)",
     peers: (r) => listedPeers(r).filter((p) => p !== "direct"),
     metrics: [
-      { label: "vCPU per 1,000 rps", digits: 3, get: (r, p) => costPer1k(r.latency[p]?.cost, r.latency[p]?.actualQps)?.vcpu },
+      {
+        label: "vCPU per 1,000 rps",
+        digits: 3,
+        get: (r, p) => costPer1k(r.latency[p]?.cost, r.latency[p]?.actualQps)?.vcpu,
+      },
       { label: "RSS MB (max)", digits: 1, get: (r, p) => r.latency[p]?.cost.rssMB },
       {
         label: "vCPU at saturation (keep-alive)",
@@ -143,7 +164,11 @@ export const TABLES: MetricTable[] = [
     peers: listedPeers,
     metrics: [
       { label: "rps keep-alive", digits: 0, get: (r, p) => r.saturation[p]?.keepAlive?.rps },
-      { label: "rps new connection per request", digits: 0, get: (r, p) => r.saturation[p]?.newConnection?.rps },
+      {
+        label: "rps new connection per request",
+        digits: 0,
+        get: (r, p) => r.saturation[p]?.newConnection?.rps,
+      },
       { label: "TCP 1 stream MB/s", digits: 1, get: (r, p) => r.saturation[p]?.tcp1MBps },
       { label: "TCP 8 streams MB/s", digits: 1, get: (r, p) => r.saturation[p]?.tcp8MBps },
     ],
@@ -169,7 +194,9 @@ export const TABLES: MetricTable[] = [
         digits: 1,
         get: (r, p) => {
           const s = r.scale[p];
-          return s && s.opened > 0 && p !== "direct" ? ((s.rssIdleMB - s.rssBeforeMB) * 1024) / s.opened : undefined;
+          return s && s.opened > 0 && p !== "direct"
+            ? ((s.rssIdleMB - s.rssBeforeMB) * 1024) / s.opened
+            : undefined;
         },
       },
       { label: "setups per second", digits: 0, get: (r, p) => r.scale[p]?.setupRate },
@@ -201,31 +228,82 @@ export interface TargetCheck {
 /** The issue's targets, reported (never asserted). */
 export function targetChecks(r: BenchResults): TargetCheck[] {
   const out: TargetCheck[] = [];
-  const check = (target: string, value: number | undefined, unit: string, ok: (v: number) => boolean, digits = 3) =>
+  const check = (
+    target: string,
+    value: number | undefined,
+    unit: string,
+    ok: (v: number) => boolean,
+    digits = 3,
+  ) =>
     out.push({
       target,
       measured: value === undefined ? "not measured" : `${fmtNum(value, digits)}${unit}`,
       met: value === undefined ? undefined : ok(value),
     });
   const l4 = "ambit-l4" as const;
-  check("ambit L4 throughput (8 streams) ≥ HAProxy pair", ratio(r.saturation[l4]?.tcp8MBps, r.saturation[REFERENCE]?.tcp8MBps), "×", (v) => v >= 1, 2);
-  check("ambit L4 keep-alive rps ≥ HAProxy pair", ratio(r.saturation[l4]?.keepAlive?.rps, r.saturation[REFERENCE]?.keepAlive?.rps), "×", (v) => v >= 1, 2);
+  check(
+    "ambit L4 throughput (8 streams) ≥ HAProxy pair",
+    ratio(r.saturation[l4]?.tcp8MBps, r.saturation[REFERENCE]?.tcp8MBps),
+    "×",
+    (v) => v >= 1,
+    2,
+  );
+  check(
+    "ambit L4 keep-alive rps ≥ HAProxy pair",
+    ratio(r.saturation[l4]?.keepAlive?.rps, r.saturation[REFERENCE]?.keepAlive?.rps),
+    "×",
+    (v) => v >= 1,
+    2,
+  );
   const cpu = (p: PeerName) => costPer1k(r.latency[p]?.cost, r.latency[p]?.actualQps)?.vcpu;
   check("ambit L4 CPU per 1,000 rps ≤ HAProxy pair", ratio(cpu(l4), cpu(REFERENCE)), "×", (v) => v <= 1, 2);
-  check("ambit L4 added p99 at 1,000 rps ≤ 0.5 ms", added(r.latency[l4]?.p99, r.latency.direct?.p99), " ms", (v) => v <= 0.5);
+  check(
+    "ambit L4 added p99 at 1,000 rps ≤ 0.5 ms",
+    added(r.latency[l4]?.p99, r.latency.direct?.p99),
+    " ms",
+    (v) => v <= 0.5,
+  );
   const perZt = (f: (c: { vcpu: number; rssMB: number }) => number) => {
     const c = costPer1k(r.latency[l4]?.cost, r.latency[l4]?.actualQps);
     const n = r.latency[l4]?.cost.processes.length ?? 0;
     return c && n ? f(c) / n : undefined;
   };
-  check("ztunnel ≤ 0.1 vCPU per 1,000 rps", perZt((c) => c.vcpu), " vCPU", (v) => v <= 0.1);
-  check("ztunnel ≤ 60 MB RSS per 1,000 rps", perZt((c) => c.rssMB), " MB", (v) => v <= 60, 1);
+  check(
+    "ztunnel ≤ 0.1 vCPU per 1,000 rps",
+    perZt((c) => c.vcpu),
+    " vCPU",
+    (v) => v <= 0.1,
+  );
+  check(
+    "ztunnel ≤ 60 MB RSS per 1,000 rps",
+    perZt((c) => c.rssMB),
+    " MB",
+    (v) => v <= 60,
+    1,
+  );
   const sc = r.scale[l4];
   const idleComparable = sc && sc.opened >= 10_000;
-  check("10,000 idle connections ≤ 150 MB RSS (per ztunnel)", idleComparable ? sc.rssIdleMB / 2 : undefined, " MB", (v) => v <= 150, 1);
+  check(
+    "10,000 idle connections ≤ 150 MB RSS (per ztunnel)",
+    idleComparable ? sc.rssIdleMB / 2 : undefined,
+    " MB",
+    (v) => v <= 150,
+    1,
+  );
   const wp = "ambit-waypoint" as const;
-  check("waypoint path added p99 ≤ 1.5 ms", added(r.latency[wp]?.p99, r.latency.direct?.p99), " ms", (v) => v <= 1.5);
-  check("waypoint throughput ≥ 0.8× HAProxy HTTP mode", ratio(r.saturation[wp]?.keepAlive?.rps, r.saturation["haproxy-http"]?.keepAlive?.rps), "×", (v) => v >= 0.8, 2);
+  check(
+    "waypoint path added p99 ≤ 1.5 ms",
+    added(r.latency[wp]?.p99, r.latency.direct?.p99),
+    " ms",
+    (v) => v <= 1.5,
+  );
+  check(
+    "waypoint throughput ≥ 0.8× HAProxy HTTP mode",
+    ratio(r.saturation[wp]?.keepAlive?.rps, r.saturation["haproxy-http"]?.keepAlive?.rps),
+    "×",
+    (v) => v >= 0.8,
+    2,
+  );
   const cp10k = r.controlPlane.runs.find((x) => x.pods === 10_000);
   check("control plane: 10,000 pods to 100 ztunnels < 1 s", cp10k?.fullPushMs, " ms", (v) => v < 1000, 0);
   const inc = r.controlPlane.runs.at(-1)?.incrementalP50Ms;
@@ -258,7 +336,9 @@ export function charts(r: BenchResults): { latency: BarChart; cpu: BarChart; mem
       return { name: peerLabel(r, p), color: peerColor(p), values: [l?.p50, l?.p90, l?.p99, l?.p999] };
     }),
   };
-  const proxied = listedPeers(r).filter((p) => p !== "direct" && (r.latency[p] || r.saturation[p] || r.scale[p]));
+  const proxied = listedPeers(r).filter(
+    (p) => p !== "direct" && (r.latency[p] || r.saturation[p] || r.scale[p]),
+  );
   const cpu: BarChart = {
     title: "Proxy CPU per 1,000 rps, both nodes (lower is better)",
     unit: "vCPU per 1,000 rps",

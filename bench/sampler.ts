@@ -1,8 +1,9 @@
 // CPU and memory of the proxy processes during a load phase, read from /proc:
 // utime+stime of each process and its descendants (a proxy may fork workers),
 // VmRSS sampled periodically. vCPU = CPU seconds / wall seconds.
-import { readdirSync, readFileSync } from "node:fs";
+
 import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 
 let clkTck: number | undefined;
 function ticksPerSecond(): number {

@@ -25,7 +25,10 @@ export function logScale(values: number[]): { lo: number; hi: number; ticks: num
 export const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1", "#edc948"];
 
 export function escapeXml(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? c);
+  return s.replace(
+    /[<>&"']/g,
+    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;" })[c] ?? c,
+  );
 }
 
 /** A "nice" axis maximum and step (1, 2, 2.5 or 5 × 10^k) for a data maximum. */
@@ -51,11 +54,14 @@ export function renderBarChart(c: BarChart): string {
   const m = { top: 44, right: 16, bottom: 70, left: 64 };
   const plotW = W - m.left - m.right;
   const plotH = H - m.top - m.bottom;
-  const all = c.series.flatMap((s) => s.values).filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  const all = c.series
+    .flatMap((s) => s.values)
+    .filter((v): v is number => typeof v === "number" && Number.isFinite(v));
   const { max, step } = niceScale(Math.max(0, ...all));
   const ls = logScale(all);
   const y = c.log
-    ? (v: number) => m.top + plotH - ((Math.log10(Math.max(v, 10 ** ls.lo)) - ls.lo) / (ls.hi - ls.lo)) * plotH
+    ? (v: number) =>
+        m.top + plotH - ((Math.log10(Math.max(v, 10 ** ls.lo)) - ls.lo) / (ls.hi - ls.lo)) * plotH
     : (v: number) => m.top + plotH - (v / max) * plotH;
   const ticks: number[] = [];
   if (c.log) ticks.push(...ls.ticks);
@@ -63,6 +69,7 @@ export function renderBarChart(c: BarChart): string {
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(c.title)}</title>`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(c.title)}</text>`,
   );
@@ -99,7 +106,9 @@ export function renderBarChart(c: BarChart): string {
       }
     });
   });
-  out.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${m.top + plotH}" y2="${m.top + plotH}" stroke="#333"/>`);
+  out.push(
+    `<line x1="${m.left}" x2="${W - m.right}" y1="${m.top + plotH}" y2="${m.top + plotH}" stroke="#333"/>`,
+  );
   // Legend, in rows under the axis labels.
   let lx = m.left;
   let ly = m.top + plotH + 38;

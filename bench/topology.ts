@@ -9,7 +9,7 @@
 //                          └── control plane (controller) ┘
 import { randomBytes } from "node:crypto";
 import { MeshNetwork } from "../local/mesh-network.js";
-import { destroyMeshNetwork, listNetns, meshLayout, type MeshLayout, podNetwork } from "../local/network.js";
+import { destroyMeshNetwork, listNetns, type MeshLayout, meshLayout, podNetwork } from "../local/network.js";
 import { run } from "./procs.js";
 
 export interface NodePlan {
@@ -52,7 +52,12 @@ export function planTopology(meshId: string): Topology {
   const layout = meshLayout({ meshId, nodes: ["node-1", "node-2"] });
   const [n1, n2] = layout.nodes;
   if (!n1 || !n2) throw new Error("mesh layout without two nodes");
-  const node = (n: typeof n1): NodePlan => ({ name: n.name, netns: n.netns, linkIp: n.ip, podGatewayIp: n.podGateway });
+  const node = (n: typeof n1): NodePlan => ({
+    name: n.name,
+    netns: n.netns,
+    linkIp: n.ip,
+    podGatewayIp: n.podGateway,
+  });
   const clientNode = node(n1);
   const serverNode = node(n2);
   const pod = (name: string, n: typeof n1, nodePlan: NodePlan): PodPlan => {

@@ -7,7 +7,7 @@
 // Before any number is taken the harness proves that the path is tunnelled
 // (ztunnel's connection counters move), so a capture that silently failed can
 // never be reported as ambit.
-import { writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Proc, run, runIn, waitForPort } from "../procs.js";
@@ -69,7 +69,9 @@ export function meshFiles(topo: Topology, tokens: Record<string, string>) {
     podsFiles: Object.fromEntries(
       topo.layout.nodes.map((n) => [
         n.name,
-        pods.filter((p) => p.node.name === n.name).map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip })),
+        pods
+          .filter((p) => p.node.name === n.name)
+          .map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip })),
       ]),
     ),
   };
@@ -114,7 +116,10 @@ async function cliAvailable(): Promise<string | undefined> {
   if (!existsSync(CLI)) return `ambit CLI not built (${CLI})`;
   const r = await run(process.execPath, [CLI, "ztunnel", "--help"], { allowFail: true, timeoutMs: 20_000 });
   if (r.code !== 0 || !/--pods-file/.test(r.stdout + r.stderr)) return "`ambit ztunnel` is not wired yet";
-  const c = await run(process.execPath, [CLI, "controller", "--help"], { allowFail: true, timeoutMs: 20_000 });
+  const c = await run(process.execPath, [CLI, "controller", "--help"], {
+    allowFail: true,
+    timeoutMs: 20_000,
+  });
   if (c.code !== 0 || !/--facts-file/.test(c.stdout + c.stderr)) return "`ambit controller` is not wired yet";
   return undefined;
 }
@@ -156,14 +161,29 @@ export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProces
       topo.controlPlane.netns,
       process.execPath,
       [
-        CLI, "controller", "--config-dir", configDir, "--facts-file", path("facts.json"), "--ca-dir", path("ca"),
-        "--tokens-file", path("tokens.json"), "--xds-port", String(XDS_PORT), "--secure-port=-1", "--admin-port=-1",
+        CLI,
+        "controller",
+        "--config-dir",
+        configDir,
+        "--facts-file",
+        path("facts.json"),
+        "--ca-dir",
+        path("ca"),
+        "--tokens-file",
+        path("tokens.json"),
+        "--xds-port",
+        String(XDS_PORT),
+        "--secure-port=-1",
+        "--admin-port=-1",
       ],
       path("controller.log"),
       env,
     );
     procs.push(controller);
-    await waitForPort(topo.clientNode.netns, topo.controlPlane.ip, XDS_PORT, { proc: controller, timeoutMs: 60_000 });
+    await waitForPort(topo.clientNode.netns, topo.controlPlane.ip, XDS_PORT, {
+      proc: controller,
+      timeoutMs: 60_000,
+    });
     const ztunnels: { node: string; netns: string; proc: Proc }[] = [];
     for (const n of topo.layout.nodes) {
       writeFileSync(path(`${n.name}.token`), tokenOf(n.name), { mode: 0o600 });
@@ -175,9 +195,21 @@ export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProces
         n.netns,
         process.execPath,
         [
-          ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${n.name}.cpuprofile`] : []),
-          CLI, "ztunnel", "--node", n.name, "--xds", `${topo.controlPlane.ip}:${XDS_PORT}`,
-          "--token-file", path(`${n.name}.token`), "--pods-file", path(`${n.name}.pods.json`), "--drain-seconds", "1",
+          ...(prof
+            ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${n.name}.cpuprofile`]
+            : []),
+          CLI,
+          "ztunnel",
+          "--node",
+          n.name,
+          "--xds",
+          `${topo.controlPlane.ip}:${XDS_PORT}`,
+          "--token-file",
+          path(`${n.name}.token`),
+          "--pods-file",
+          path(`${n.name}.pods.json`),
+          "--drain-seconds",
+          "1",
         ],
         path(`ztunnel-${n.name}.log`),
         env,
@@ -214,7 +246,10 @@ async function proveTunnelled(ctx: PeerContext, ztunnels: { node: string; netns:
   const opened = async () =>
     Promise.all(
       ztunnels.map(async (z) =>
-        counterSum(await httpGetIn(z.netns, fortio, `http://127.0.0.1:${ZT.metrics}/metrics`), "istio_tcp_connections_opened_total"),
+        counterSum(
+          await httpGetIn(z.netns, fortio, `http://127.0.0.1:${ZT.metrics}/metrics`),
+          "istio_tcp_connections_opened_total",
+        ),
       ),
     );
   const before = await opened();
@@ -226,14 +261,23 @@ async function proveTunnelled(ctx: PeerContext, ztunnels: { node: string; netns:
     const r = await runIn(
       topo.clientPod.netns,
       fortio,
-      ["curl", "-loglevel", "Error", "-timeout", "15s", `http://${topo.serverPod.ip}:${APP_PORTS.http}/echo?size=16`],
+      [
+        "curl",
+        "-loglevel",
+        "Error",
+        "-timeout",
+        "15s",
+        `http://${topo.serverPod.ip}:${APP_PORTS.http}/echo?size=16`,
+      ],
       { allowFail: true, timeoutMs: 30_000 },
     );
     ok = r.code === 0;
     if (!ok) lastProbeError = `fortio curl exit ${r.code}: ${r.stderr.trim().slice(-300)}`;
   }
   if (!ok) {
-    throw new Error(`ambit-l4: the client pod cannot reach the server pod through the ztunnels (${lastProbeError})`);
+    throw new Error(
+      `ambit-l4: the client pod cannot reach the server pod through the ztunnels (${lastProbeError})`,
+    );
   }
   const after = await opened();
   const moved = after.map((a, i) => a - (before[i] ?? 0));

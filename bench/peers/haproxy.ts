@@ -9,10 +9,17 @@
 // waypoint path would.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { PairCerts } from "../certs.js";
 import { Proc, run, waitForPort } from "../procs.js";
 import type { Topology } from "../topology.js";
-import type { PairCerts } from "../certs.js";
-import { APP_PORTS, type AppPort, type Peer, type PeerContext, type PeerRuntime, type Targets } from "./types.js";
+import {
+  APP_PORTS,
+  type AppPort,
+  type Peer,
+  type PeerContext,
+  type PeerRuntime,
+  type Targets,
+} from "./types.js";
 
 export type HaproxyMode = "tcp" | "http";
 
@@ -46,7 +53,11 @@ defaults
 `;
 
 /** The two HAProxy configurations, as text (pure). */
-export function haproxyConfigs(mode: HaproxyMode, topo: Topology, certs: PairCerts): { client: string; server: string } {
+export function haproxyConfigs(
+  mode: HaproxyMode,
+  topo: Topology,
+  certs: PairCerts,
+): { client: string; server: string } {
   const ports = Object.keys(APP_PORTS) as AppPort[];
   let client = GLOBAL;
   let server = GLOBAL;
@@ -98,23 +109,43 @@ function haproxyPeer(mode: HaproxyMode): Peer {
     async start(ctx: PeerContext): Promise<PeerRuntime> {
       const { topo, workDir, certs } = ctx;
       const cfg = haproxyConfigs(mode, topo, certs);
-      const files = { client: join(workDir, `haproxy-${mode}-client.cfg`), server: join(workDir, `haproxy-${mode}-server.cfg`) };
+      const files = {
+        client: join(workDir, `haproxy-${mode}-client.cfg`),
+        server: join(workDir, `haproxy-${mode}-server.cfg`),
+      };
       writeFileSync(files.client, cfg.client);
       writeFileSync(files.server, cfg.server);
       await run("haproxy", ["-c", "-q", "-f", files.client]);
       const log = (side: string) => join(workDir, `haproxy-${mode}-${side}.log`);
-      const srv = Proc.start(`haproxy-${mode}-server`, topo.serverNode.netns, "haproxy", ["-db", "-f", files.server], log("server"));
-      const cli = Proc.start(`haproxy-${mode}-client`, topo.clientNode.netns, "haproxy", ["-db", "-f", files.client], log("client"));
+      const srv = Proc.start(
+        `haproxy-${mode}-server`,
+        topo.serverNode.netns,
+        "haproxy",
+        ["-db", "-f", files.server],
+        log("server"),
+      );
+      const cli = Proc.start(
+        `haproxy-${mode}-client`,
+        topo.clientNode.netns,
+        "haproxy",
+        ["-db", "-f", files.client],
+        log("client"),
+      );
       const procs = [srv, cli];
       try {
         await waitForPort(topo.serverNode.netns, topo.serverNode.linkIp, tunnelPort("http"), { proc: srv });
-        await waitForPort(topo.clientPod.netns, topo.clientNode.podGatewayIp, clientPort("http"), { proc: cli });
+        await waitForPort(topo.clientPod.netns, topo.clientNode.podGatewayIp, clientPort("http"), {
+          proc: cli,
+        });
       } catch (err) {
         await Promise.all(procs.map((p) => p.close()));
         throw err;
       }
       const targets = Object.fromEntries(
-        (Object.keys(APP_PORTS) as AppPort[]).map((p) => [p, { ip: topo.clientNode.podGatewayIp, port: clientPort(p) }]),
+        (Object.keys(APP_PORTS) as AppPort[]).map((p) => [
+          p,
+          { ip: topo.clientNode.podGatewayIp, port: clientPort(p) },
+        ]),
       ) as Targets;
       return {
         targets,

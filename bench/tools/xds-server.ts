@@ -5,14 +5,15 @@
 // subscriber has ACKed it, with the time from publish() to the last ACK.
 //   → {cmd:"publish", pods, subscribers, generation}   ← {ms, rssMB}
 //   → {cmd:"stop"}
+
+import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { anyPack, type Any } from "@bufbuild/protobuf/wkt";
+import { DeltaAdsServer } from "../../controller/push/server.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
 import type { MeshWorkload } from "../../core/model/types.js";
+import { logger } from "../../core/telemetry/logger.js";
 import { addressAliases, workloadToAddress, workloadUid } from "../../core/xds/codec-address.js";
 import { ADDRESS_TYPE } from "../../core/xds/type-urls.js";
-import { DeltaAdsServer } from "../../controller/push/server.js";
-import { logger } from "../../core/telemetry/logger.js";
 
 export interface PublishCommand {
   cmd: "publish";
@@ -22,7 +23,10 @@ export interface PublishCommand {
   generation: number;
 }
 
-export type ServerReply = { type: "listening"; port: number } | { type: "published"; ms: number; rssMB: number } | { type: "error"; message: string };
+export type ServerReply =
+  | { type: "listening"; port: number }
+  | { type: "published"; ms: number; rssMB: number }
+  | { type: "error"; message: string };
 
 /** A pod as the translator would produce it: one IP, one Service port, enrolled. */
 export function benchWorkload(i: number, pods: number, generation: number): MeshWorkload {
@@ -67,7 +71,9 @@ async function main(): Promise<void> {
   const server = new grpc.Server({ "grpc.max_send_message_length": -1 });
   ads.register(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
   );
   // Subscribers get their first (empty) response at once.
   ads.publish(ADDRESS_TYPE, new Map());

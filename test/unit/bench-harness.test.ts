@@ -6,7 +6,7 @@ import { join } from "node:path";
 import t from "tap";
 import { parseArgs, QUICK } from "../../bench/config.js";
 import { parseFortio, parseH2load, parseIperf, parseWrk } from "../../bench/load.js";
-import { haproxyConfigs, HAPROXY_MAXCONN } from "../../bench/peers/haproxy.js";
+import { HAPROXY_MAXCONN, haproxyConfigs } from "../../bench/peers/haproxy.js";
 import { parseRss, parseStat } from "../../bench/sampler.js";
 import { planTopology, tuningSteps } from "../../bench/topology.js";
 
@@ -27,7 +27,9 @@ t.test("fortio -json, with log lines before it", async (t) => {
 t.test("wrk, h2load and iperf3 output", async (t) => {
   const w = parseWrk(fx("wrk-close.txt"));
   t.same(w, { rps: 6225.81, requests: 6246, durationSec: 1, errors: 0 });
-  const bad = parseWrk("  10 requests in 2.00s, 1KB read\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 5.00\n");
+  const bad = parseWrk(
+    "  10 requests in 2.00s, 1KB read\n  Socket errors: connect 1, read 2, write 0, timeout 3\n  Non-2xx or 3xx responses: 4\nRequests/sec: 5.00\n",
+  );
   t.equal(bad.errors, 10);
   const h = parseH2load(fx("h2load.txt"));
   t.equal(h.rps, 12023.57);
@@ -52,11 +54,24 @@ t.test("topology plan: the project's mesh network, two nodes, a pod on each", as
   t.equal(topo.clientPod.key, "bench/client");
   t.equal(topo.clientPod.node.name, "node-1");
   t.equal(topo.serverPod.node.name, "node-2");
-  const names = [topo.clientNode.netns, topo.serverNode.netns, topo.clientPod.netns, topo.serverPod.netns, topo.controlPlane.netns];
-  t.ok(names.every((n) => n.startsWith("ambit-bfeed01-")), "every namespace carries the bench prefix");
+  const names = [
+    topo.clientNode.netns,
+    topo.serverNode.netns,
+    topo.clientPod.netns,
+    topo.serverPod.netns,
+    topo.controlPlane.netns,
+  ];
+  t.ok(
+    names.every((n) => n.startsWith("ambit-bfeed01-")),
+    "every namespace carries the bench prefix",
+  );
   t.equal(new Set(names).size, 5);
   t.not(topo.clientNode.linkIp, topo.serverNode.linkIp);
-  t.equal(topo.clientPod.ip.split(".").slice(0, 3).join("."), topo.clientNode.podGatewayIp.split(".").slice(0, 3).join("."), "pod in its node's /24");
+  t.equal(
+    topo.clientPod.ip.split(".").slice(0, 3).join("."),
+    topo.clientNode.podGatewayIp.split(".").slice(0, 3).join("."),
+    "pod in its node's /24",
+  );
   t.not(topo.clientPod.ip, topo.serverPod.ip);
   const tuning = tuningSteps(topo).map((s) => s.join(" "));
   t.ok(tuning.includes(`ip netns exec ${topo.clientPod.netns} sysctl -qw net.ipv4.tcp_tw_reuse=1`));
@@ -73,8 +88,14 @@ t.test("HAProxy pair: mTLS both ways, one thread, HTTP mode only for HTTP ports"
   t.match(tcp.client, /nbthread 1/);
   t.match(tcp.client, new RegExp(`maxconn ${HAPROXY_MAXCONN}`));
   t.match(tcp.client, new RegExp(`bind ${esc(gw1)}:18080\\n`));
-  t.match(tcp.client, new RegExp(`server peer ${esc(n2)}:28080 ssl crt /w/client\\.pem ca-file /w/ca\\.crt verify required`));
-  t.match(tcp.server, new RegExp(`bind ${esc(n2)}:28080 ssl crt /w/server\\.pem ca-file /w/ca\\.crt verify required`));
+  t.match(
+    tcp.client,
+    new RegExp(`server peer ${esc(n2)}:28080 ssl crt /w/client\\.pem ca-file /w/ca\\.crt verify required`),
+  );
+  t.match(
+    tcp.server,
+    new RegExp(`bind ${esc(n2)}:28080 ssl crt /w/server\\.pem ca-file /w/ca\\.crt verify required`),
+  );
   t.match(tcp.server, new RegExp(`server app ${esc(topo.serverPod.ip)}:8080\\n`));
   t.notMatch(tcp.client, /mode http/);
   const http = haproxyConfigs("http", topo, certs);

@@ -34,7 +34,10 @@ function row(md: string, label: string, which: "values" | "ratios" = "values"): 
   const part = which === "ratios" ? md.slice(i) : i < 0 ? md : md.slice(0, i);
   const line = part.split("\n").find((l) => l.startsWith(`| ${label} |`));
   if (!line) throw new Error(`no row ${label} in:\n${part}`);
-  return line.split("|").slice(2, -1).map((c) => c.trim());
+  return line
+    .split("|")
+    .slice(2, -1)
+    .map((c) => c.trim());
 }
 
 t.test("ratio, added and cost per 1,000 rps", async (t) => {
@@ -44,7 +47,11 @@ t.test("ratio, added and cost per 1,000 rps", async (t) => {
   t.equal(ratio(2, Number.NaN), undefined);
   t.equal(added(1.4, 1.0)?.toFixed(3), "0.400");
   t.equal(added(1, undefined), undefined);
-  const cost = { processes: [{ role: "a", vcpu: 0.1, cpuSeconds: 6, rssAvgMB: 20, rssMaxMB: 20 }], vcpu: 0.1, rssMB: 20 };
+  const cost = {
+    processes: [{ role: "a", vcpu: 0.1, cpuSeconds: 6, rssAvgMB: 20, rssMaxMB: 20 }],
+    vcpu: 0.1,
+    rssMB: 20,
+  };
   t.same(costPer1k(cost, 500), { vcpu: 0.2, rssMB: 40 });
   t.equal(costPer1k(cost, 0), undefined);
   t.equal(costPer1k({ processes: [], vcpu: 0, rssMB: 0 }, 1000), undefined, "direct has no proxy cost");
@@ -74,7 +81,12 @@ t.test("cost and saturation tables", async (t) => {
   t.equal(row(cost, "ambit L4 (2 ztunnels, HBONE)", "ratios")[3], "– / 1.00×");
   const sat = renderMetricTable(r, table("3. Saturation"));
   t.same(row(sat, "ambit L4 (2 ztunnels, HBONE)"), ["12,000", "3,000", "300.0", "250.0"]);
-  t.same(row(sat, "ambit L4 (2 ztunnels, HBONE)", "ratios"), ["0.60× / 1.20×", "0.60× / 6.00×", "0.60× / 2.00×", "0.63× / 1.25×"]);
+  t.same(row(sat, "ambit L4 (2 ztunnels, HBONE)", "ratios"), [
+    "0.60× / 1.20×",
+    "0.60× / 6.00×",
+    "0.60× / 2.00×",
+    "0.63× / 1.25×",
+  ]);
   t.same(row(sat, "HAProxy mTLS pair (HTTP mode)").slice(2), ["–", "–"], "no bulk TCP for the L7 peer");
 });
 
@@ -101,8 +113,16 @@ t.test("targets are reported with met / not met, never asserted", async (t) => {
     met: true,
   });
   t.equal(checks.get("ambit L4 CPU per 1,000 rps ≤ HAProxy pair")?.measured, "0.50×");
-  t.equal(checks.get("ztunnel ≤ 0.1 vCPU per 1,000 rps")?.measured, "0.050 vCPU", "per ztunnel: the pair's cost / 2");
-  t.equal(checks.get("10,000 idle connections ≤ 150 MB RSS (per ztunnel)")?.met, true, "180 MB over 2 ztunnels");
+  t.equal(
+    checks.get("ztunnel ≤ 0.1 vCPU per 1,000 rps")?.measured,
+    "0.050 vCPU",
+    "per ztunnel: the pair's cost / 2",
+  );
+  t.equal(
+    checks.get("10,000 idle connections ≤ 150 MB RSS (per ztunnel)")?.met,
+    true,
+    "180 MB over 2 ztunnels",
+  );
   t.equal(checks.get("control plane: 10,000 pods to 100 ztunnels < 1 s")?.met, false);
   t.equal(checks.get("waypoint path added p99 ≤ 1.5 ms")?.measured, "not measured");
   t.equal(checks.get("waypoint path added p99 ≤ 1.5 ms")?.met, undefined);
@@ -135,22 +155,46 @@ t.test("charts: one bar per measured peer and value, consistent colours, escaped
   const c = charts(fixture());
   t.same(
     c.latency.series.map((s) => s.name),
-    ["direct (no proxy)", "ambit L4 (2 ztunnels, HBONE)", "HAProxy mTLS pair (TCP)", "HAProxy mTLS pair (HTTP mode)"],
+    [
+      "direct (no proxy)",
+      "ambit L4 (2 ztunnels, HBONE)",
+      "HAProxy mTLS pair (TCP)",
+      "HAProxy mTLS pair (HTTP mode)",
+    ],
   );
   t.same(c.latency.series[1]?.values, [0.5, 0.7, 1.4, 3.0]);
   t.equal(c.cpu.series[0]?.color, c.latency.series[1]?.color, "ambit has the same colour in every chart");
   const svg = renderBarChart(c.latency);
   t.equal((svg.match(/<rect [^>]*><title>/g) ?? []).length, 16, "4 peers × 4 percentiles");
   t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
-  const odd = renderBarChart({ title: "a < b & c", unit: "ms", groups: ["g"], series: [{ name: "x", values: [undefined] }] });
+  const odd = renderBarChart({
+    title: "a < b & c",
+    unit: "ms",
+    groups: ["g"],
+    series: [{ name: "x", values: [undefined] }],
+  });
   t.match(odd, /a &lt; b &amp; c/);
-  t.notMatch(odd, /<title>/, "a missing value draws no bar");
+  t.notMatch(odd, /<rect [^>]*><title>/, "a missing value draws no bar");
+  t.match(odd, /<title>a &lt; b &amp; c<\/title>/, "the chart has an accessible title");
 });
 
 t.test("log scale: whole decades, ticks at 1, 2, 5", async (t) => {
-  t.same(logScale([0.35, 136]), { lo: -1, hi: 3, ticks: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] });
+  t.same(logScale([0.35, 136]), {
+    lo: -1,
+    hi: 3,
+    ticks: [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+  });
   t.same(logScale([]).ticks, [1, 10]);
-  const svg = renderBarChart({ title: "t", unit: "ms", log: true, groups: ["a"], series: [{ name: "x", values: [0.5] }, { name: "y", values: [50] }] });
+  const svg = renderBarChart({
+    title: "t",
+    unit: "ms",
+    log: true,
+    groups: ["a"],
+    series: [
+      { name: "x", values: [0.5] },
+      { name: "y", values: [50] },
+    ],
+  });
   t.match(svg, /ms \(log scale\)/);
   const heights = [...svg.matchAll(/<rect [^>]*height="([\d.]+)"[^>]*><title>/g)].map((x) => Number(x[1]));
   t.ok(heights[1]! > heights[0]! * 2, "two decades apart, drawn on a log axis");
