@@ -319,3 +319,32 @@ t.test("drain: stops accepting, open streams finish, then it resolves", async (t
   await draining;
   tt.ok(drained);
 });
+
+t.test(
+  "a listener on an inherited fd (as the capture layer and an upgrade hand over)",
+  { skip: process.getuid?.() !== 0 ? "needs root (setns)" : false },
+  async (tt) => {
+    const { listenInNetns } = await import("../../ztunnel/node-agent/native.js");
+    const fd = listenInNetns("/proc/self/ns/net", { host: ip(7), port: 15008, reusePort: true });
+    const s2 = new HboneServer({ handler: echo });
+    tt.teardown(() => s2.close());
+    const l = await s2.listen({ fd }, { cert: () => certs.get(SERVER) });
+    tt.equal(l.fd, fd, "the listener reports its fd");
+    const c = client();
+    const s = await c.connect({
+      srcIdentity: CLIENT,
+      srcIp: "",
+      dstIdentity: SERVER,
+      dstIp: ip(7),
+      dstPort: 15008,
+      authority: "10.0.0.1:80",
+    });
+    s.end("via fd");
+    let got = "";
+    s.on("data", (d: Buffer) => {
+      got += d.toString();
+    });
+    await once(s, "end");
+    tt.equal(got, "via fd");
+  },
+);
