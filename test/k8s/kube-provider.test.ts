@@ -9,6 +9,7 @@ import t from "tap";
 import { loadOrCreateCaFromSecret } from "../../controller/provider/kube/ca-root-secret.js";
 import { KubeClient } from "../../controller/provider/kube/client.js";
 import { KubeProvider } from "../../controller/provider/kube/kube-provider.js";
+import { KubeRuntime } from "../../controller/provider/kube/kube-runtime.js";
 import { LeaderElector } from "../../controller/provider/kube/leader-election.js";
 import { statusFromTranslation } from "../../controller/provider/kube/status-from-translation.js";
 import { StatusWriter } from "../../controller/provider/kube/status-writer.js";
@@ -606,5 +607,94 @@ spec:
       (await c.kubectl(["get", "secret", "-n", "ambit-system", "ambit-ca-root", "-o", "json"])).stdout,
     );
     t.ok(secret.data["ca-key.pem"] && secret.data["ca-cert.pem"]);
+  });
+
+  await t.test("KubeRuntime: two replicas, only the leader writes; the other takes over", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "ambit-t-rt-"));
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    const make = (identity: string) => {
+      const rt = new KubeRuntime({
+        client,
+        namespace: "ambit-system",
+        identity,
+        leaseName: "ambit-runtime-test",
+        trustDomain: "cluster.local",
+        caDir: join(dir, identity),
+        allowedServiceAccounts: ["ambit-system/ambit-ztunnel"],
+        leaseDurationSeconds: 3,
+        renewDeadlineMs: 2000,
+        retryPeriodMs: 200,
+        debounceMs: 20,
+      });
+      // What the controller's wiring point does after each translation.
+      rt.provider.on("snapshot", (s: ClusterSnapshot) => rt.publishStatus(s, translate(s)));
+      return rt;
+    };
+    const a = make("rt-a");
+    const b = make("rt-b");
+    t.teardown(() => Promise.all([a.close(), b.close()]));
+    const [ca, cb] = await Promise.all([a.start(), b.start()]);
+    t.equal(ca.ca.rootPem, cb.ca.rootPem, "one mesh root");
+    const first = await Promise.race([
+      once(a.elector, "started-leading").then(() => a),
+      once(b.elector, "started-leading").then(() => b),
+    ]);
+    const other = first === a ? b : a;
+    t.notOk(other.elector.isLeader(), "one leader");
+
+    await c.kubectl(["apply", "-f", "-"], {
+      input: `apiVersion: ambit.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: rt-strict, namespace: demo }
+spec: { mtls: { mode: STRICT } }
+`,
+    });
+    await snapshotWhere(
+      first.provider,
+      (s) => find(s.peerAuthentications, "demo", "rt-strict")?.status?.conditions?.[0]?.status === "True",
+      "status by the leader",
+    );
+    const pa = JSON.parse(
+      (
+        await c.kubectl([
+          "get",
+          "peerauthentication",
+          "-n",
+          "demo",
+          "rt-strict",
+          "-o",
+          "json",
+          "--show-managed-fields",
+        ])
+      ).stdout,
+    );
+    t.same(
+      pa.metadata.managedFields
+        .filter((m: { subresource?: string }) => m.subresource === "status")
+        .map((m: { manager: string }) => m.manager),
+      ["ambit-controller"],
+    );
+    await snapshotWhere(
+      first.provider,
+      (s) => !!find(s.gatewayClasses, undefined, "ambit-waypoint")?.status?.conditions?.length,
+      "the GatewayClass accepted",
+    );
+
+    const takeover = once(other.elector, "started-leading");
+    await first.close();
+    await takeover;
+    await c.kubectl(["apply", "-f", "-"], {
+      input: `apiVersion: ambit.dev/v1alpha1
+kind: FaultInjection
+metadata: { name: rt-fault, namespace: demo }
+spec: { abort: { httpStatus: 503, percentage: { value: 10 } } }
+`,
+    });
+    await snapshotWhere(
+      other.provider,
+      (s) => find(s.faultInjections, "demo", "rt-fault")?.status?.conditions?.[0]?.status === "True",
+      "status by the new leader",
+    );
+    t.pass("the new leader writes status");
   });
 });

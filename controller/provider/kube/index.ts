@@ -17,6 +17,7 @@ export {
   waypointGatewayClass,
 } from "./gateway-class.js";
 export { KubeProvider, type KubeProviderOptions, normalizeObject } from "./kube-provider.js";
+export { KubeRuntime, type KubeRuntimeOptions } from "./kube-runtime.js";
 export { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
 export {
   collectionPath,
