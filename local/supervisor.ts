@@ -19,6 +19,7 @@ import { LABEL_LOCAL_WAYPOINT, LocalProvider } from "../controller/provider/loca
 import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
 import type { ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
+import { nodeOf } from "./network.js";
 import type { PodRunnerOptions } from "./pod-runner.js";
 import { containerArgv } from "./pod-runner.js";
 import { LocalRuntime } from "./runtime.js";
@@ -30,6 +31,7 @@ import {
   waypointContainer,
   ztunnelContainer,
 } from "./supervisor-components.js";
+import { applyPodDns, LocalDns } from "./supervisor-dns.js";
 import {
   CONTROLLER_KEY,
   factsJson,
@@ -109,6 +111,7 @@ export class MeshSupervisor extends EventEmitter {
   private closed = false;
   /** Reconciles queued or running: the mesh is not settled while the pods are still being created. */
   private busy = 0;
+  private dns: LocalDns | undefined;
   private readonly withZtunnel: boolean;
   private readonly cliMain: string;
 
@@ -232,6 +235,21 @@ export class MeshSupervisor extends EventEmitter {
       await Promise.all(layout.nodes.map((n) => this.runtime.whenReady(ztunnelKey(n.name))));
     } else {
       this.progress("warning: this build has no ztunnel: pods are not captured and talk plain text");
+    }
+    this.dns = new LocalDns({
+      nodes: layout.nodes,
+      controllerSocket: this.paths.controllerSocket,
+      podNamespace: (ip) =>
+        this.runtime
+          .pods()
+          .find((p) => p.ip === ip && !p.hostNetwork)
+          ?.key.split("/")[0],
+    });
+    try {
+      await this.dns.start();
+    } catch (e) {
+      this.progress(`warning: no DNS for the pods (${(e as Error).message})`);
+      this.dns = undefined;
     }
     this.provider.on("snapshot", (s: ClusterSnapshot) => this.enqueue(() => this.reconcile(s)));
     this.provider.on("errors", (errs: ObjectError[]) => {
@@ -361,6 +379,11 @@ export class MeshSupervisor extends EventEmitter {
           ),
         },
       });
+      if (!rp.hostNetwork && this.dns) {
+        await applyPodDns(rp.netnsPath, nodeOf(this.runtime.layout, node).podGateway).catch((e: Error) =>
+          this.progress(`warning: pod ${key}: no DNS (${e.message})`),
+        );
+      }
       this.progress(`pod ${key} on ${node} at ${rp.ip}`);
       this.writeFacts();
     }
@@ -458,6 +481,7 @@ export class MeshSupervisor extends EventEmitter {
     this.closed = true;
     await this.queue.catch(() => undefined);
     await this.provider.close();
+    await this.dns?.close();
     await this.runtime.close();
   }
 }

@@ -212,7 +212,19 @@ t.test(
     t.match(byVip.out, `echo:${marker}-vip`, "... and by VIP");
     const plain = await call("plain/client", pod("plain/server").ip, 8080, plainMarker);
     t.match(plain.out, `echo:${plainMarker}`, "a pod in an unlabelled namespace talks plain and directly");
-    let seen = await cap.stopAfter(plainMarker);
+    const lookup = await ambit(runDir, [
+    "exec",
+    "--mesh-id",
+    meshId,
+    "plain/client",
+    "--",
+    "node",
+    "-e",
+    "require('dns').lookup(process.argv[1], (e, a) => console.log(e ? e.code : a))",
+    "server.mesh",
+  ]);
+  t.equal(lookup.stdout.trim(), vip, "a pod outside the mesh resolves Service names too");
+  let seen = await cap.stopAfter(plainMarker);
     t.notOk(
       seen.bytes.includes(marker),
       "no application byte of the mesh pods crossed the link in the clear",
