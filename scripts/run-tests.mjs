@@ -2,6 +2,10 @@
 // ("N passed, N failed, N skipped"), as CI reads them.
 //   unit/   pure and loopback-socket tests, in parallel, with coverage
 //   netns/  real network namespaces (root), one file at a time
+//   k8s/    a real API server, scheduler and controller manager built from
+//           Kubernetes' Go modules (cached in ~/.cache/ambit), one file at a time
+//   bench   `npm run bench -- --quick`: the benchmark harness works (asserts no timing)
+// AMBIT_TEST_TIERS=unit,netns limits the tiers (default: all).
 // Exits non-zero if any test failed or if no test ran at all.
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -51,12 +55,43 @@ const add = (r) => {
   totals.skip += r.skip;
 };
 
-add(await runTier("unit", files("dist/test/unit"), ["--jobs=2", "--timeout=120"]));
-const netns = files("dist/test/netns");
-if (isRoot) add(await runTier("netns", netns, ["--jobs=1", "--disable-coverage", "--timeout=300"]));
-else if (netns.length) {
-  console.log(`\nnetns tier skipped: ${netns.length} files need root (network namespaces)`);
-  totals.skip += netns.length;
+const tiers = new Set((process.env.AMBIT_TEST_TIERS ?? "unit,netns,k8s,bench").split(","));
+
+/** Runs a command as one test of its own (a tier whose result is its exit status). */
+function runStep(name, cmd, args) {
+  return new Promise((resolve) => {
+    console.log(`\n=== ${name}: ${cmd} ${args.join(" ")} ===`);
+    const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+    child.on("close", (code) => {
+      console.log(`${code === 0 ? "ok" : "not ok"} - ${name}`);
+      resolve(code === 0);
+    });
+  });
+}
+
+if (tiers.has("unit")) add(await runTier("unit", files("dist/test/unit"), ["--jobs=2", "--timeout=180"]));
+
+for (const tier of ["netns", "k8s"]) {
+  if (!tiers.has(tier)) continue;
+  const tierFiles = files(`dist/test/${tier}`);
+  if (!isRoot) {
+    console.log(`\n${tier} tier skipped: ${tierFiles.length} files need root`);
+    totals.skip += tierFiles.length;
+    continue;
+  }
+  if (tier === "k8s" && tierFiles.length > 0) {
+    // First run on a machine builds the control plane (about 10-15 min on 2 cores), later runs reuse it.
+    if (!(await runStep("build Kubernetes control plane", "bash", ["test/k8s/build-kube.sh"]))) {
+      totals.fail += 1;
+      continue;
+    }
+  }
+  add(await runTier(tier, tierFiles, ["--jobs=1", "--disable-coverage", "--timeout=600"]));
+}
+
+if (tiers.has("bench") && isRoot && existsSync(join(root, "dist/bench/main.js"))) {
+  if (await runStep("bench --quick (the harness works; no timing asserted)", "node", ["dist/bench/main.js", "--quick"])) totals.pass += 1;
+  else totals.fail += 1;
 }
 
 console.log(`\n${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped`);
