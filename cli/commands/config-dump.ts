@@ -25,24 +25,36 @@ example:
 function table(rows: string[][]): string {
   if (rows.length === 0) return "";
   const widths = (rows[0] as string[]).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join("  ")).join("\n");
+  return rows
+    .map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join("  "))
+    .join("\n");
 }
 
 function expiresIn(iso: string | undefined, now: number): string {
   if (!iso) return "";
   const s = Math.round((Date.parse(iso) - now) / 1000);
   if (s < 0) return `expired ${-s}s ago`;
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m` : `${Math.floor(s / 60)}m${s % 60}s`;
+  return s >= 3600
+    ? `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`
+    : `${Math.floor(s / 60)}m${s % 60}s`;
 }
 
 export function renderZtunnelDump(d: ZtunnelDump, now = Date.now()): string {
   const out: string[] = [];
-  out.push(`ztunnel ${d.node}: ${d.ready ? "ready" : "NOT ready"}, xDS ${d.xds.connected ? "connected" : "NOT connected"}, ${d.hboneSessions} HBONE sessions, connections ${JSON.stringify(d.connections)}`);
+  out.push(
+    `ztunnel ${d.node}: ${d.ready ? "ready" : "NOT ready"}, xDS ${d.xds.connected ? "connected" : "NOT connected"}, ${d.hboneSessions} HBONE sessions, connections ${JSON.stringify(d.connections)}`,
+  );
   out.push("");
   out.push(
     table([
       ["XDS TYPE", "RESOURCES", "ACKED", "NACKED", "LAST ERROR"],
-      ...Object.entries(d.xds.perType).map(([t, v]) => [t.replace(/^type\.googleapis\.com\//, ""), String(v.resources), String(v.acked), String(v.nacked), v.lastError ?? ""]),
+      ...Object.entries(d.xds.perType).map(([t, v]) => [
+        t.replace(/^type\.googleapis\.com\//, ""),
+        String(v.resources),
+        String(v.acked),
+        String(v.nacked),
+        v.lastError ?? "",
+      ]),
     ]),
   );
   out.push("");
@@ -55,7 +67,9 @@ export function renderZtunnelDump(d: ZtunnelDump, now = Date.now()): string {
         w.node,
         w.tunnel === "hbone" ? "HBONE" : "TCP",
         `spiffe://${w.trustDomain}/ns/${w.namespace}/sa/${w.serviceAccount}`,
-        Object.keys(w.services).map((k) => k.split("/")[1]?.split(".")[0] ?? k).join(","),
+        Object.keys(w.services)
+          .map((k) => k.split("/")[1]?.split(".")[0] ?? k)
+          .join(","),
       ]),
     ]),
   );
@@ -77,16 +91,29 @@ export function renderZtunnelDump(d: ZtunnelDump, now = Date.now()): string {
     out.push(
       table([
         ["POLICY", "SCOPE", "ACTION", "RULES"],
-        ...d.state.policies.map((p) => [`${p.namespace}/${p.name}`, p.scope, p.action.toUpperCase() + (p.dryRun ? " (dry-run)" : ""), String(p.rules.length)]),
+        ...d.state.policies.map((p) => [
+          `${p.namespace}/${p.name}`,
+          p.scope,
+          p.action.toUpperCase() + (p.dryRun ? " (dry-run)" : ""),
+          String(p.rules.length),
+        ]),
       ]),
     );
   out.push("");
-  out.push(table([["CAPTURED POD", "IP", "NETNS"], ...d.enrolledPods.map((p) => [p.key, p.ip, p.netnsPath])]));
+  out.push(
+    table([["CAPTURED POD", "IP", "NETNS"], ...d.enrolledPods.map((p) => [p.key, p.ip, p.netnsPath])]),
+  );
   out.push("");
   out.push(
     table([
       ["CERTIFICATE", "STATE", "EXPIRES IN", "ROTATES AT", "ERROR"],
-      ...d.certificates.map((c) => [c.identity, c.state, expiresIn(c.notAfter, now), c.rotateAt ?? "", c.lastError ?? ""]),
+      ...d.certificates.map((c) => [
+        c.identity,
+        c.state,
+        expiresIn(c.notAfter, now),
+        c.rotateAt ?? "",
+        c.lastError ?? "",
+      ]),
     ]),
   );
   return out.join("\n");
@@ -97,15 +124,23 @@ interface WaypointDump {
   identity?: string;
   xds?: ZtunnelDump["xds"];
   services: WaypointService[];
-  clusters: { name: string; inflight: number; endpoints: { address: string; active: number; ejected: boolean }[] }[];
+  clusters: {
+    name: string;
+    inflight: number;
+    endpoints: { address: string; active: number; ejected: boolean }[];
+  }[];
 }
 
 export function renderWaypointDump(d: WaypointDump): string {
   const out: string[] = [];
-  out.push(`waypoint ${d.gateway}${d.identity ? ` (${d.identity})` : ""}${d.xds ? `, xDS ${d.xds.connected ? "connected" : "NOT connected"}` : ""}`);
+  out.push(
+    `waypoint ${d.gateway}${d.identity ? ` (${d.identity})` : ""}${d.xds ? `, xDS ${d.xds.connected ? "connected" : "NOT connected"}` : ""}`,
+  );
   for (const s of d.services) {
     out.push("");
-    out.push(`service ${s.hostname} (${s.vips.join(",") || "headless"}) ports ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(",")}`);
+    out.push(
+      `service ${s.hostname} (${s.vips.join(",") || "headless"}) ports ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(",")}`,
+    );
     out.push(
       table([
         ["  ROUTE", "MATCH", "FILTERS", "BACKENDS"],
@@ -123,7 +158,11 @@ export function renderWaypointDump(d: WaypointDump): string {
   out.push(
     table([
       ["CLUSTER", "ENDPOINTS", "INFLIGHT"],
-      ...d.clusters.map((c) => [c.name, c.endpoints.map((e) => `${e.address}${e.ejected ? " (ejected)" : ""}`).join(",") || "-", String(c.inflight)]),
+      ...d.clusters.map((c) => [
+        c.name,
+        c.endpoints.map((e) => `${e.address}${e.ejected ? " (ejected)" : ""}`).join(",") || "-",
+        String(c.inflight),
+      ]),
     ]),
   );
   return out.join("\n");
@@ -157,13 +196,18 @@ export async function run(argv: string[]): Promise<number> {
     target = kind === "ztunnel" ? t.ztunnels[name] : t.waypoints[name];
     if (!target) {
       const known = Object.keys(kind === "ztunnel" ? t.ztunnels : t.waypoints);
-      console.error(`ambit config-dump: no ${kind} '${name}' in mesh ${t.meshId} (known: ${known.join(", ") || "none"})`);
+      console.error(
+        `ambit config-dump: no ${kind} '${name}' in mesh ${t.meshId} (known: ${known.join(", ") || "none"})`,
+      );
       return 1;
     }
   }
   const what = `${kind} ${name}`;
   const dump = await adminJsonAt<unknown>(target, "/config_dump", what);
   if (values.json) console.log(JSON.stringify(dump, null, 2));
-  else console.log(kind === "ztunnel" ? renderZtunnelDump(dump as ZtunnelDump) : renderWaypointDump(dump as WaypointDump));
+  else
+    console.log(
+      kind === "ztunnel" ? renderZtunnelDump(dump as ZtunnelDump) : renderWaypointDump(dump as WaypointDump),
+    );
   return 0;
 }

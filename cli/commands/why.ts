@@ -27,7 +27,8 @@ export function splitDst(s: string): { dst: string; port?: number } {
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
   if (v6) return { dst: v6[1] as string, ...(v6[2] ? { port: Number(v6[2]) } : {}) };
   const i = s.lastIndexOf(":");
-  if (i > 0 && s.indexOf(":") === i && /^\d+$/.test(s.slice(i + 1))) return { dst: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  if (i > 0 && s.indexOf(":") === i && /^\d+$/.test(s.slice(i + 1)))
+    return { dst: s.slice(0, i), port: Number(s.slice(i + 1)) };
   return { dst: s };
 }
 

@@ -15,10 +15,16 @@ export function describeTarget(t: AdminTarget): string {
   return "socket" in t ? t.socket : t.url;
 }
 
-export function getAdmin(t: AdminTarget, path: string, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+export function getAdmin(
+  t: AdminTarget,
+  path: string,
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const opts: http.RequestOptions =
-      "socket" in t ? { socketPath: t.socket, path, timeout: timeoutMs } : { ...urlOpts(t.url, path), timeout: timeoutMs };
+      "socket" in t
+        ? { socketPath: t.socket, path, timeout: timeoutMs }
+        : { ...urlOpts(t.url, path), timeout: timeoutMs };
     const req = http.get(opts, (res) => {
       let body = "";
       res.setEncoding("utf8");
@@ -42,9 +48,13 @@ export async function adminJsonAt<T>(t: AdminTarget, path: string, what: string)
   try {
     r = await getAdmin(t, path);
   } catch (e) {
-    throw new AmbitError("LOCAL_STATE", `${what} does not answer on ${describeTarget(t)}: ${(e as Error).message}`);
+    throw new AmbitError(
+      "LOCAL_STATE",
+      `${what} does not answer on ${describeTarget(t)}: ${(e as Error).message}`,
+    );
   }
-  if (r.status !== 200) throw new AmbitError("LOCAL_STATE", `${what}: ${path} answered ${r.status}: ${r.body.slice(0, 200)}`);
+  if (r.status !== 200)
+    throw new AmbitError("LOCAL_STATE", `${what}: ${path} answered ${r.status}: ${r.body.slice(0, 200)}`);
   return JSON.parse(r.body) as T;
 }
 
@@ -58,14 +68,19 @@ export interface LocalTargets {
 
 export function localTargets(meshId: string): LocalTargets {
   const state = readState(meshId);
-  if (!state) throw new AmbitError("LOCAL_STATE", `no local mesh '${meshId}' is up (start one with 'ambit up DIR', or give --admin URL)`);
+  if (!state)
+    throw new AmbitError(
+      "LOCAL_STATE",
+      `no local mesh '${meshId}' is up (start one with 'ambit up DIR', or give --admin URL)`,
+    );
   const paths = meshPaths(meshId);
   const ztunnels: Record<string, AdminTarget> = {};
   for (const n of state.layout.nodes) ztunnels[n.name] = { socket: paths.ztunnelSocket(n.name) };
   const waypoints: Record<string, AdminTarget> = {};
   const recorded = state.extra?.waypointSockets;
   if (recorded && typeof recorded === "object")
-    for (const [k, v] of Object.entries(recorded as Record<string, unknown>)) if (typeof v === "string") waypoints[k] = { socket: v };
+    for (const [k, v] of Object.entries(recorded as Record<string, unknown>))
+      if (typeof v === "string") waypoints[k] = { socket: v };
   return { meshId, controller: { socket: paths.controllerSocket }, ztunnels, waypoints };
 }
 
@@ -73,10 +88,20 @@ export function localTargets(meshId: string): LocalTargets {
 export interface ZtunnelDump {
   node: string;
   ready: boolean;
-  xds: { connected: boolean; perType: Record<string, { acked: number; nacked: number; lastError?: string; resources: number }> };
+  xds: {
+    connected: boolean;
+    perType: Record<string, { acked: number; nacked: number; lastError?: string; resources: number }>;
+  };
   state: ModelView;
   enrolledPods: { key: string; ip: string; netnsPath: string }[];
-  certificates: { identity: string; state: string; notAfter?: string; rotateAt?: string; failures: number; lastError?: string }[];
+  certificates: {
+    identity: string;
+    state: string;
+    notAfter?: string;
+    rotateAt?: string;
+    failures: number;
+    lastError?: string;
+  }[];
   connections: Record<string, number>;
   hboneSessions: number;
 }
@@ -99,7 +124,11 @@ export async function collectViews(t: LocalTargets): Promise<WhyViews> {
   await Promise.all(
     Object.entries(t.waypoints).map(async ([gw, target]) => {
       try {
-        const d = await adminJsonAt<{ services: WhyViews["waypoints"][string] }>(target, "/config_dump", `waypoint ${gw}`);
+        const d = await adminJsonAt<{ services: WhyViews["waypoints"][string] }>(
+          target,
+          "/config_dump",
+          `waypoint ${gw}`,
+        );
         waypoints[gw] = d.services;
       } catch {
         // Same: the answer notes that the waypoint's configuration is not known.

@@ -83,7 +83,13 @@ export interface WhyAnswer {
     | { kind: "workload"; pod: string; ip: string; port: number; waypoint?: string }
     | { kind: "outside"; ip: string; port: number };
   /** The source ztunnel's plan (omitted when the source is not captured). */
-  plan?: { kind: OutboundPlan["kind"]; reason?: string; tunnel?: string; peerIdentity?: string; viaWaypoint: boolean };
+  plan?: {
+    kind: OutboundPlan["kind"];
+    reason?: string;
+    tunnel?: string;
+    peerIdentity?: string;
+    viaWaypoint: boolean;
+  };
   waypoint?: { gateway: string; identity?: string; ip?: string; known: boolean; request?: ExplainResult };
   endpoints: EndpointAnswer[];
   mtls: string;
@@ -119,7 +125,8 @@ function resolveDst(model: ModelView, dst: string, srcNs: string): { ip: string;
     ns = parts[1] === "svc" ? srcNs : (parts[1] as string);
   }
   const s = model.services.find((x) => x.namespace === ns && (x.name === name || x.hostname === dst));
-  if (!s) throw new WhyError(`no Service '${name}' in namespace '${ns}' (give a Service name, a VIP or a pod IP)`);
+  if (!s)
+    throw new WhyError(`no Service '${name}' in namespace '${ns}' (give a Service name, a VIP or a pod IP)`);
   const vip = s.vips[0];
   if (!vip) throw new WhyError(`Service ${ns}/${name} is headless: give a pod IP`);
   return { ip: vip, service: s };
@@ -137,12 +144,16 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
 
   // The source ztunnel plans with its own copy of the model; the controller's when it did not answer.
   const srcState = stateOf(srcZt?.state ?? views.model);
-  if (!srcZt) notes.push(`ztunnel-${src.node} did not answer: its plan is computed from the controller's model`);
+  if (!srcZt)
+    notes.push(`ztunnel-${src.node} did not answer: its plan is computed from the controller's model`);
   const hit = srcState.lookup(resolved.ip);
   let port = q.port;
   if (port === undefined) {
     const ports = hit?.kind === "service" ? hit.service.ports : [];
-    if (ports.length !== 1) throw new WhyError(`give a port: DST:PORT (${ports.map((p) => p.port).join(", ") || "no Service ports known"})`);
+    if (ports.length !== 1)
+      throw new WhyError(
+        `give a port: DST:PORT (${ports.map((p) => p.port).join(", ") || "no Service ports known"})`,
+      );
     port = (ports[0] as { port: number }).port;
   }
   const destination: WhyAnswer["destination"] =
@@ -186,7 +197,9 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
     notes,
   };
   if (enrolled && captured === false)
-    notes.push(`${q.src} is enrolled but ztunnel-${src.node} does not capture it (yet): its traffic leaves the pod uncaptured, as plain text`);
+    notes.push(
+      `${q.src} is enrolled but ztunnel-${src.node} does not capture it (yet): its traffic leaves the pod uncaptured, as plain text`,
+    );
 
   if (!enrolled || captured === false) {
     // No capture: the connection leaves the pod as addressed; only the destination's ztunnel may see it (15006).
@@ -197,7 +210,9 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
           ? [{ workload: hit.workload, ip: resolved.ip, targetPort: port }]
           : [];
     if (hit?.kind === "service")
-      notes.push("the source is not captured: the service VIP is resolved outside the mesh (kube-proxy), not by ztunnel");
+      notes.push(
+        "the source is not captured: the service VIP is resolved outside the mesh (kube-proxy), not by ztunnel",
+      );
     for (const t of targets) answer.endpoints.push(plaintextInbound(views, t, srcIp));
     answer.mtls = "none: the source is not captured, so the connection is plain text";
     return finish(answer);
@@ -207,7 +222,9 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
   answer.plan = {
     kind: plan.kind,
     ...("reason" in plan ? { reason: plan.reason } : {}),
-    ...(plan.kind === "hbone" ? { tunnel: `${plan.tunnel.ip}:${plan.tunnel.port}`, peerIdentity: plan.peerIdentity } : {}),
+    ...(plan.kind === "hbone"
+      ? { tunnel: `${plan.tunnel.ip}:${plan.tunnel.port}`, peerIdentity: plan.peerIdentity }
+      : {}),
     viaWaypoint: plan.kind === "hbone" && plan.viaWaypoint,
   };
   if (plan.kind === "refuse") {
@@ -238,7 +255,8 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
         : plan.workload
           ? [{ workload: plan.workload, ip: resolved.ip, targetPort: port }]
           : [];
-    for (const t of targets) answer.endpoints.push(hboneInbound(views, t, { identity: source.identity, ip: srcIp }));
+    for (const t of targets)
+      answer.endpoints.push(hboneInbound(views, t, { identity: source.identity, ip: srcIp }));
     return finish(answer);
   }
 
@@ -250,7 +268,9 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
   const wsvc = svcs?.find((s) => (plan.service ? s.key === plan.service.key : s.vips.includes(resolved.ip)));
   answer.waypoint = { gateway, identity: wpIdentity, ip: wpIp, known: wsvc !== undefined };
   if (!wsvc) {
-    notes.push(`waypoint ${gateway} did not answer or holds no configuration for this destination: its routes and L7 policy are not checked`);
+    notes.push(
+      `waypoint ${gateway} did not answer or holds no configuration for this destination: its routes and L7 policy are not checked`,
+    );
     return finish(answer);
   }
   const request = explainRequest(wsvc, {
@@ -270,7 +290,13 @@ export function explainConnection(views: WhyViews, q: WhyQuery): WhyAnswer {
     for (const e of cluster?.endpoints ?? []) {
       const w = dstState.workloadByIp(e.ip);
       if (!w) continue;
-      answer.endpoints.push(hboneInbound(views, { workload: w, ip: e.ip, targetPort: e.port }, { identity: wpIdentity, ip: wpIp }));
+      answer.endpoints.push(
+        hboneInbound(
+          views,
+          { workload: w, ip: e.ip, targetPort: e.port },
+          { identity: wpIdentity, ip: wpIp },
+        ),
+      );
     }
   }
   return finish(answer);
@@ -343,13 +369,19 @@ function plaintextInbound(views: WhyViews, t: Target, srcIp: string): EndpointAn
   };
   // Not enrolled: nothing stands between the two pods.
   if (w.tunnel !== "hbone") return { ...base, verdict: "allowed" };
-  if (w.mtlsMode === "strict") return { ...base, enforcedBy: `ztunnel-${w.node}`, strictRefused: true, verdict: "denied" };
+  if (w.mtlsMode === "strict")
+    return { ...base, enforcedBy: `ztunnel-${w.node}`, strictRefused: true, verdict: "denied" };
   const authz = authorize({ srcIp, dstIp: t.ip, dstPort: t.targetPort }, w, state.policiesFor(w));
   return { ...base, enforcedBy: `ztunnel-${w.node}`, authz, verdict: authz.allow ? "allowed" : "denied" };
 }
 
 function finish(a: WhyAnswer): WhyAnswer {
-  const to = a.destination.kind === "service" ? a.destination.service : a.destination.kind === "workload" ? a.destination.pod : a.destination.ip;
+  const to =
+    a.destination.kind === "service"
+      ? a.destination.service
+      : a.destination.kind === "workload"
+        ? a.destination.pod
+        : a.destination.ip;
   const target = `${a.query.src} → ${to}:${a.query.port}`;
   if (a.plan?.kind === "refuse") {
     a.verdict = "refused";

@@ -2,10 +2,13 @@
 import type { EndpointAnswer, WhyAnswer } from "./engine.js";
 
 function authzLine(e: EndpointAnswer): string {
-  if (e.strictRefused) return `${e.enforcedBy}: PeerAuthentication STRICT refuses plain text (before authorization)`;
+  if (e.strictRefused)
+    return `${e.enforcedBy}: PeerAuthentication STRICT refuses plain text (before authorization)`;
   if (!e.authz) return "no authorization: the destination is not enrolled";
   const d = e.authz;
-  const who = e.peer.identity ? `peer ${e.peer.identity} from ${e.peer.ip}` : `no peer identity (plain text) from ${e.peer.ip}`;
+  const who = e.peer.identity
+    ? `peer ${e.peer.identity} from ${e.peer.ip}`
+    : `no peer identity (plain text) from ${e.peer.ip}`;
   const what =
     d.reason === "deny_policy"
       ? `DENY policy ${d.policy}, rule ${d.rule} matches → denied`
@@ -14,7 +17,10 @@ function authzLine(e: EndpointAnswer): string {
         : d.reason === "no_allow_policies"
           ? "no DENY matches and no ALLOW policy applies → allowed (default)"
           : "ALLOW policies apply and none matches → denied";
-  const dry = d.dryRun?.map((x) => `; dry-run ${x.action.toUpperCase()} ${x.policy} rule ${x.rule} would match`).join("") ?? "";
+  const dry =
+    d.dryRun
+      ?.map((x) => `; dry-run ${x.action.toUpperCase()} ${x.policy} rule ${x.rule} would match`)
+      .join("") ?? "";
   return `${e.enforcedBy}: ${who}: ${what}${dry}`;
 }
 
@@ -23,7 +29,12 @@ export function renderWhy(a: WhyAnswer): string {
   out.push(`${a.verdict.toUpperCase()}: ${a.summary}`);
   out.push("");
   const s = a.source;
-  const cap = s.captured === undefined ? "capture unknown (ztunnel did not answer)" : s.captured ? `captured by ${s.ztunnel}` : "NOT captured";
+  const cap =
+    s.captured === undefined
+      ? "capture unknown (ztunnel did not answer)"
+      : s.captured
+        ? `captured by ${s.ztunnel}`
+        : "NOT captured";
   out.push(`source       ${s.pod} ${s.ip} on ${s.node}: ${s.enrolled ? "enrolled" : "not enrolled"}, ${cap}`);
   out.push(`identity     ${s.identity}`);
   const d = a.destination;
@@ -50,7 +61,9 @@ export function renderWhy(a: WhyAnswer): string {
     out.push(line);
   }
   for (const e of a.endpoints) {
-    out.push(`endpoint     ${e.pod} ${e.ip}:${e.port} on ${e.node} (${e.identity}) over ${e.transport}: ${e.verdict}`);
+    out.push(
+      `endpoint     ${e.pod} ${e.ip}:${e.port} on ${e.node} (${e.identity}) over ${e.transport}: ${e.verdict}`,
+    );
     out.push(`  authz      ${authzLine(e)}`);
   }
   out.push(`mtls         ${a.mtls}`);

@@ -9,7 +9,12 @@ import { ObjectError } from "../../core/errors/errors.js";
 import { AuthorizationSchema } from "../../core/gen/authorization_pb.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../../core/model/types.js";
-import { addressAliases, addressResourceName, serviceToAddress, workloadToAddress } from "../../core/xds/codec-address.js";
+import {
+  addressAliases,
+  addressResourceName,
+  serviceToAddress,
+  workloadToAddress,
+} from "../../core/xds/codec-address.js";
 import { authzResourceName, policyToProto } from "../../core/xds/codec-authz.js";
 import { ADDRESS_TYPE, AUTHORIZATION_TYPE } from "../../core/xds/type-urls.js";
 import { ResourceCache } from "./resource-cache.js";
@@ -41,7 +46,9 @@ export class ModelPublisher {
     addressResourceName,
     (x) => {
       this.encodes++;
-      return "uid" in x ? anyPack(AddressSchema, workloadToAddress(x)) : anyPack(AddressSchema, serviceToAddress(x));
+      return "uid" in x
+        ? anyPack(AddressSchema, workloadToAddress(x))
+        : anyPack(AddressSchema, serviceToAddress(x));
     },
     addressAliases,
   );

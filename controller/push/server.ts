@@ -401,7 +401,8 @@ export class DeltaAdsServer extends EventEmitter {
 
   private updateSubscription(st: StreamType, req: DeltaDiscoveryRequest): void {
     // Any change of subscription makes what the stream holds its own (a reconcile re-establishes it).
-    if (req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0) st.syncedGen = undefined;
+    if (req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0)
+      st.syncedGen = undefined;
     for (const n of req.resourceNamesSubscribe) {
       if (n === "*") {
         if (!st.wildcard) st.dirty = "all";
@@ -566,14 +567,21 @@ export class DeltaAdsServer extends EventEmitter {
   }
 
   private send(s: Stream, st: StreamType, state: TypeState): void {
-    const shareable = st.syncedGen !== undefined && st.wildcard && st.names.size === 0 && st.probes.size === 0;
+    const shareable =
+      st.syncedGen !== undefined && st.wildcard && st.names.size === 0 && st.probes.size === 0;
     if (shareable && st.syncedGen !== state.generation) {
       const from = st.syncedGen as number;
       let shared = state.shared.get(from);
       if (!shared) {
         const { added, removed } = this.diff(st, state, "all");
         const nonce = (this.nextNonce++).toString(36);
-        const bytes = encodeResponse(st.typeUrl, String(state.generation), added.map((e) => e.encoded), removed, nonce);
+        const bytes = encodeResponse(
+          st.typeUrl,
+          String(state.generation),
+          added.map((e) => e.encoded),
+          removed,
+          nonce,
+        );
         shared = { nonce, added, removed, bytes };
         state.shared.set(from, shared);
       }
@@ -600,7 +608,13 @@ export class DeltaAdsServer extends EventEmitter {
       return;
     }
     const nonce = (this.nextNonce++).toString(36);
-    const bytes = encodeResponse(st.typeUrl, String(state.generation), added.map((e) => e.encoded), removed, nonce);
+    const bytes = encodeResponse(
+      st.typeUrl,
+      String(state.generation),
+      added.map((e) => e.encoded),
+      removed,
+      nonce,
+    );
     this.write(s, st, state, added, removed, nonce, bytes);
   }
 

@@ -9,9 +9,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import t from "tap";
+import { splitDst } from "../../cli/commands/why.js";
 import { explainConnection, type WhyAnswer, type WhyViews } from "../../cli/why/engine.js";
 import { renderWhy } from "../../cli/why/render.js";
-import { splitDst } from "../../cli/commands/why.js";
 import type { WaypointService } from "../../core/model/waypoint.js";
 import { policy, service, spiffe, workload } from "./fixtures-ztunnel.js";
 
@@ -21,18 +21,66 @@ const dir = path.join(process.cwd(), "test/fixtures/why");
 const web = service({ name: "web", namespace: "shop", vip: "10.96.0.20", port: 80, targetPort: 8080 });
 const api = service({ name: "api", namespace: "shop", vip: "10.96.0.30", port: 80, targetPort: 8080 });
 const empty = service({ name: "empty", namespace: "shop", vip: "10.96.0.40", port: 80, targetPort: 8080 });
-const wpSvc = service({ name: "waypoint", namespace: "shop", vip: "10.96.0.99", port: 15008, targetPort: 15008 });
-api.waypoint = { hostname: { namespace: "shop", hostname: "waypoint.shop.svc.cluster.local" }, hboneMtlsPort: 15008 };
+const wpSvc = service({
+  name: "waypoint",
+  namespace: "shop",
+  vip: "10.96.0.99",
+  port: 15008,
+  targetPort: 15008,
+});
+api.waypoint = {
+  hostname: { namespace: "shop", hostname: "waypoint.shop.svc.cluster.local" },
+  hboneMtlsPort: 15008,
+};
 const backs = (s: typeof web) => ({ [s.key]: [{ servicePort: 80, targetPort: 8080 }] });
 const client = workload({ name: "client-0", namespace: "shop", ip: "10.213.1.5", node: "node-1" });
-const rogue = workload({ name: "rogue-0", namespace: "shop", ip: "10.213.1.6", node: "node-1", serviceAccount: "rogue" });
+const rogue = workload({
+  name: "rogue-0",
+  namespace: "shop",
+  ip: "10.213.1.6",
+  node: "node-1",
+  serviceAccount: "rogue",
+});
 const late = workload({ name: "late-0", namespace: "shop", ip: "10.213.1.7", node: "node-1" });
-const plain = workload({ name: "legacy-0", namespace: "legacy", ip: "10.213.1.9", node: "node-1", tunnel: "none" });
-const web0 = workload({ name: "web-0", namespace: "shop", ip: "10.213.2.5", node: "node-2", serviceAccount: "web", services: backs(web) });
-const web1 = workload({ name: "web-1", namespace: "shop", ip: "10.213.1.8", node: "node-1", serviceAccount: "web", services: backs(web) });
-const api0 = workload({ name: "api-0", namespace: "shop", ip: "10.213.2.6", node: "node-2", serviceAccount: "api", services: backs(api) });
+const plain = workload({
+  name: "legacy-0",
+  namespace: "legacy",
+  ip: "10.213.1.9",
+  node: "node-1",
+  tunnel: "none",
+});
+const web0 = workload({
+  name: "web-0",
+  namespace: "shop",
+  ip: "10.213.2.5",
+  node: "node-2",
+  serviceAccount: "web",
+  services: backs(web),
+});
+const web1 = workload({
+  name: "web-1",
+  namespace: "shop",
+  ip: "10.213.1.8",
+  node: "node-1",
+  serviceAccount: "web",
+  services: backs(web),
+});
+const api0 = workload({
+  name: "api-0",
+  namespace: "shop",
+  ip: "10.213.2.6",
+  node: "node-2",
+  serviceAccount: "api",
+  services: backs(api),
+});
 const db = workload({ name: "db-0", namespace: "data", ip: "10.213.2.7", node: "node-2", tunnel: "none" });
-const strictPod = workload({ name: "vault-0", namespace: "sec", ip: "10.213.2.8", node: "node-2", mtlsMode: "strict" });
+const strictPod = workload({
+  name: "vault-0",
+  namespace: "sec",
+  ip: "10.213.2.8",
+  node: "node-2",
+  mtlsMode: "strict",
+});
 const wp0 = workload({
   name: "waypoint-0",
   namespace: "shop",
@@ -87,7 +135,9 @@ const apiWaypoint: WaypointService = {
       endpoints: [{ ip: "10.213.2.6", port: 8080, identity: spiffe("shop", "api") }],
     },
   ],
-  authz: [{ name: "shop/no-admin", action: "DENY", rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [] }] }],
+  authz: [
+    { name: "shop/no-admin", action: "DENY", rules: [{ from: [], to: [{ paths: ["/admin*"] }], when: [] }] },
+  ],
   jwtRules: [],
 };
 
@@ -105,20 +155,49 @@ const views: WhyViews = {
   waypoints: { "shop/waypoint": [apiWaypoint] },
 };
 
-const cases: { name: string; q: Parameters<typeof explainConnection>[1]; verdict: WhyAnswer["verdict"]; v?: WhyViews }[] = [
+const cases: {
+  name: string;
+  q: Parameters<typeof explainConnection>[1];
+  verdict: WhyAnswer["verdict"];
+  v?: WhyViews;
+}[] = [
   { name: "allowed-service", q: { src: "shop/client-0", dst: "web" }, verdict: "allowed" },
   { name: "denied-by-policy", q: { src: "shop/rogue-0", dst: "web.shop", port: 80 }, verdict: "denied" },
   { name: "allow-no-match", q: { src: "shop/rogue-0", dst: "10.213.2.8", port: 9000 }, verdict: "denied" },
-  { name: "allow-match-pod-ip", q: { src: "shop/client-0", dst: "10.213.2.8", port: 9000 }, verdict: "allowed" },
-  { name: "plaintext-strict", q: { src: "legacy/legacy-0", dst: "10.213.2.8", port: 9000 }, verdict: "denied" },
+  {
+    name: "allow-match-pod-ip",
+    q: { src: "shop/client-0", dst: "10.213.2.8", port: 9000 },
+    verdict: "allowed",
+  },
+  {
+    name: "plaintext-strict",
+    q: { src: "legacy/legacy-0", dst: "10.213.2.8", port: 9000 },
+    verdict: "denied",
+  },
   { name: "plaintext-permissive", q: { src: "legacy/legacy-0", dst: "shop/web" }, verdict: "allowed" },
-  { name: "passthrough-not-enrolled", q: { src: "shop/client-0", dst: "10.213.2.7", port: 5432 }, verdict: "allowed" },
+  {
+    name: "passthrough-not-enrolled",
+    q: { src: "shop/client-0", dst: "10.213.2.7", port: 5432 },
+    verdict: "allowed",
+  },
   { name: "outside-mesh", q: { src: "shop/client-0", dst: "192.0.2.1", port: 443 }, verdict: "allowed" },
   { name: "not-captured-yet", q: { src: "shop/late-0", dst: "web" }, verdict: "allowed" },
   { name: "no-endpoint", q: { src: "shop/client-0", dst: "empty" }, verdict: "refused" },
-  { name: "waypoint-routed", q: { src: "shop/client-0", dst: "api", path: "/items", method: "GET" }, verdict: "allowed" },
-  { name: "waypoint-fault", q: { src: "shop/client-0", dst: "api", port: 80, path: "/flaky" }, verdict: "allowed" },
-  { name: "waypoint-l7-denied", q: { src: "shop/client-0", dst: "10.96.0.30", port: 80, path: "/admin" }, verdict: "denied" },
+  {
+    name: "waypoint-routed",
+    q: { src: "shop/client-0", dst: "api", path: "/items", method: "GET" },
+    verdict: "allowed",
+  },
+  {
+    name: "waypoint-fault",
+    q: { src: "shop/client-0", dst: "api", port: 80, path: "/flaky" },
+    verdict: "allowed",
+  },
+  {
+    name: "waypoint-l7-denied",
+    q: { src: "shop/client-0", dst: "10.96.0.30", port: 80, path: "/admin" },
+    verdict: "denied",
+  },
   {
     name: "waypoint-unknown",
     q: { src: "shop/client-0", dst: "api" },
@@ -156,16 +235,26 @@ t.test("specific facts the answers carry", async (t) => {
   );
   const viaWp = explainConnection(views, { src: "shop/client-0", dst: "api", path: "/x" });
   t.equal(viaWp.plan?.viaWaypoint, true);
-  t.equal(viaWp.endpoints[0]?.peer.identity, spiffe("shop", "waypoint"), "the endpoint sees the waypoint's identity");
+  t.equal(
+    viaWp.endpoints[0]?.peer.identity,
+    spiffe("shop", "waypoint"),
+    "the endpoint sees the waypoint's identity",
+  );
   t.equal(viaWp.source.captured, true);
   t.equal(explainConnection(views, { src: "shop/late-0", dst: "web" }).source.captured, false);
 });
 
 t.test("bad input says what is wrong", async (t) => {
   t.throws(() => explainConnection(views, { src: "client-0", dst: "web" }), { code: "WHY_INPUT" });
-  t.throws(() => explainConnection(views, { src: "shop/nope", dst: "web" }), { message: /no pod shop\/nope/ });
-  t.throws(() => explainConnection(views, { src: "shop/client-0", dst: "nosuch" }), { message: /no Service 'nosuch' in namespace 'shop'/ });
-  t.throws(() => explainConnection(views, { src: "shop/client-0", dst: "10.213.2.5" }), { message: /give a port/ });
+  t.throws(() => explainConnection(views, { src: "shop/nope", dst: "web" }), {
+    message: /no pod shop\/nope/,
+  });
+  t.throws(() => explainConnection(views, { src: "shop/client-0", dst: "nosuch" }), {
+    message: /no Service 'nosuch' in namespace 'shop'/,
+  });
+  t.throws(() => explainConnection(views, { src: "shop/client-0", dst: "10.213.2.5" }), {
+    message: /give a port/,
+  });
   t.same(splitDst("web:80"), { dst: "web", port: 80 });
   t.same(splitDst("10.96.0.20"), { dst: "10.96.0.20" });
   t.same(splitDst("[fd00::1]:8080"), { dst: "fd00::1", port: 8080 });

@@ -26,7 +26,9 @@ const RawClient = grpc.makeGenericClientConstructor(
 function rawStream(t: { teardown(fn: () => unknown): void }, srv: RunningAds) {
   const client = new RawClient(srv.address, grpc.credentials.createInsecure());
   const call = (
-    client as unknown as { deltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> }
+    client as unknown as {
+      deltaAggregatedResources(): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+    }
   ).deltaAggregatedResources();
   call.on("error", () => {});
   t.teardown(() => {
@@ -60,9 +62,13 @@ t.test("streams at the same generation share one response; others get their own"
   const acks = serverAcks(srv.ads);
   srv.ads.publish(ADDRESS_TYPE, addressSet([a, b]).resources);
   const streams = [rawStream(t, srv), rawStream(t, srv), rawStream(t, srv)];
-  streams.forEach((s, i) => s.send({ node: { id: `ztunnel~${i}` }, typeUrl: ADDRESS_TYPE }));
+  for (const [i, s] of streams.entries()) s.send({ node: { id: `ztunnel~${i}` }, typeUrl: ADDRESS_TYPE });
   const first = await Promise.all(streams.map((s) => s.next()));
-  t.same(first.map(names), first.map(() => [a.uid, b.uid].sort()), "everyone gets the full set");
+  t.same(
+    first.map(names),
+    first.map(() => [a.uid, b.uid].sort()),
+    "everyone gets the full set",
+  );
   t.equal(new Set(first.map((r) => r.nonce)).size, 1, "one shared response");
   for (const [i, s] of streams.entries()) s.ack(first[i]!);
   await acks.seen(first[0]!.nonce);
