@@ -7,8 +7,9 @@ import type net from "node:net";
 import t from "tap";
 import { NodeAgent, type NodeAgentOptions, OWN_SOCKET_MARK } from "../../ztunnel/node-agent/agent.js";
 import { hasCapture } from "../../ztunnel/node-agent/capture.js";
-import { connectInNetns, listenInNetns } from "../../ztunnel/node-agent/native.js";
-import { nameServer, needsRoot, netnsPair, readAll } from "./netns-fixture.js";
+import { runCommand } from "../../ztunnel/node-agent/command.js";
+import { closeFd, connectInNetns, listenInNetns } from "../../ztunnel/node-agent/native.js";
+import { nameServer, needsRoot, netnsPair, readAll, serveIn } from "./netns-fixture.js";
 
 /** Handlers that answer with what they were told, so the test can read it back. */
 function echoHandlers(): NodeAgentOptions {
@@ -138,3 +139,54 @@ t.test("connections aimed at ztunnel's own ports are refused, not looped", { ski
   t.equal(await readAll(s2), "");
   t.equal(handled, 0, "neither reached a handler");
 });
+
+t.test(
+  "an upgraded ztunnel listens beside the old one; queued connections move over when it closes",
+  { skip: needsRoot },
+  async (t) => {
+    const { a, b } = await netnsPair(t);
+    const pod = { key: "demo/a", netnsPath: a.path, ip: a.ip };
+    const next = new NodeAgent(echoHandlers());
+    t.teardown(() => next.close({ removeCapture: true }));
+    // The old ztunnel's 15008 listener, as a bare socket nobody accepts from:
+    // the connections made now wait in its accept queue.
+    const old = listenInNetns(a.path, { port: 15008, reusePort: true });
+    const queued = await Promise.all(
+      [1, 2, 3].map(() => connectInNetns(b.path, { host: a.ip, port: 15008 })),
+    );
+    const answered = queued.map(readAll);
+    // The new ztunnel starts beside it.
+    await next.enroll(pod);
+    t.equal(
+      (
+        await runCommand(["nsenter", `--net=${a.path}`, "cat", "/proc/sys/net/ipv4/tcp_migrate_req"])
+      ).stdout.trim(),
+      "1",
+      "request migration is on in the pod",
+    );
+    closeFd(old); // the old ztunnel stops
+    for (const reply of answered) t.equal(await reply, `hbone demo/a from ${b.ip}`);
+  },
+);
+
+t.test(
+  "connections open before enrolment keep working after capture is installed",
+  { skip: needsRoot },
+  async (t) => {
+    const { a, b } = await netnsPair(t);
+    await serveIn(t, b.path, 7100, (s) => s.pipe(s)); // echo
+    const live = await connectInNetns(a.path, { host: b.ip, port: 7100 });
+    const echo = async (text: string) => {
+      live.write(text);
+      const [d] = (await once(live, "data")) as [Buffer];
+      return d.toString();
+    };
+    t.equal(await echo("before"), "before");
+    const agent = new NodeAgent(echoHandlers());
+    t.teardown(() => agent.close({ removeCapture: true }));
+    await agent.enroll({ key: "demo/a", netnsPath: a.path, ip: a.ip });
+    t.equal(await echo("after"), "after", "mid-stream packets are not redirected (only SYNs are)");
+    live.destroy();
+    t.equal(await ask(a.path, b.ip, 7100), "outbound demo/a 10.77.0.2:7100", "new connections are captured");
+  },
+);

@@ -30,14 +30,14 @@ t.test("capture plan: outbound, inbound, DNS, marks", async (t) => {
     lines.includes("-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN"),
     "ztunnel's own sockets skip capture first",
   );
-  t.ok(lines.includes(`-A AMBIT_OUTPUT -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`));
+  t.ok(lines.includes(`-A AMBIT_OUTPUT -p tcp --syn -j REDIRECT --to-ports ${PORTS.outbound}`));
   t.ok(lines.includes(`-A AMBIT_PREROUTING -p tcp --dport ${PORTS.hbone} -j RETURN`), "HBONE is left alone");
-  t.ok(lines.includes(`-A AMBIT_PREROUTING -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`));
+  t.ok(lines.includes(`-A AMBIT_PREROUTING -p tcp --syn -j REDIRECT --to-ports ${PORTS.inbound}`));
   t.ok(
     lines.includes(`-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p udp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`),
   );
   const markRule = lines.indexOf("-A AMBIT_OUTPUT -m mark --mark 0x539/0xfff -j RETURN");
-  const redirect = lines.indexOf(`-A AMBIT_OUTPUT -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`);
+  const redirect = lines.indexOf(`-A AMBIT_OUTPUT -p tcp --syn -j REDIRECT --to-ports ${PORTS.outbound}`);
   t.ok(markRule < redirect, "the mark check comes before the redirect");
   t.same(
     plan.jumps.map((j) => `${j.table}:${j.from}->${j.to}`),

@@ -10,6 +10,8 @@
 //   nat OUTPUT      pod's own new TCP connections -> 127.0.0.1:15001 (outbound),
 //                   DNS (udp/tcp 53) -> 127.0.0.1:15053;
 //                   skipped: ztunnel's sockets (mark 0x539), traffic over lo.
+//   (TCP rules match only SYNs: connections that were open before capture was
+//   installed are picked up by conntrack mid-stream and must pass untouched.)
 //   nat PREROUTING  new TCP connections arriving from outside -> :15006 (inbound
 //                   plaintext), except 15008 (HBONE, served in the pod).
 //   mangle          ztunnel's inbound connections to the app may use the caller's
@@ -82,21 +84,21 @@ export function planCapture(opts: CaptureOptions = {}): CapturePlan {
   if (dns) {
     nat.push(
       `-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p udp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`,
-      `-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p tcp --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`,
+      `-A AMBIT_OUTPUT ! -d 127.0.0.1/32 -p tcp --syn --dport 53 -j REDIRECT --to-ports ${PORTS.dns}`,
     );
   }
   for (const cidr of opts.outboundExcludeCidrs ?? []) nat.push(`-A AMBIT_OUTPUT -d ${cidr} -j RETURN`);
   nat.push(
     // To the pod's own addresses (probes, localhost): not mesh traffic.
     "-A AMBIT_OUTPUT -o lo -j RETURN",
-    `-A AMBIT_OUTPUT -p tcp -j REDIRECT --to-ports ${PORTS.outbound}`,
+    `-A AMBIT_OUTPUT -p tcp --syn -j REDIRECT --to-ports ${PORTS.outbound}`,
     // Inbound: what arrives from other pods and nodes.
     "-A AMBIT_PREROUTING -i lo -j RETURN",
     `-A AMBIT_PREROUTING -p tcp --dport ${PORTS.hbone} -j RETURN`,
   );
   for (const port of opts.inboundExcludePorts ?? [])
     nat.push(`-A AMBIT_PREROUTING -p tcp --dport ${port} -j RETURN`);
-  nat.push(`-A AMBIT_PREROUTING -p tcp -j REDIRECT --to-ports ${PORTS.inbound}`, "COMMIT");
+  nat.push(`-A AMBIT_PREROUTING -p tcp --syn -j REDIRECT --to-ports ${PORTS.inbound}`, "COMMIT");
 
   const mangle = [
     "*mangle",
@@ -151,8 +153,14 @@ export function renderApplyScript(plan: CapturePlan): string {
     // `ip rule add` is not idempotent: delete every copy, then add one.
     lines.push(`while ip rule del ${args} 2>/dev/null; do :; done`, `ip rule add ${args}`);
   }
+  // Zero-drop upgrades: when the old ztunnel closes its SO_REUSEPORT
+  // listener, connections still in its accept queue move to the new one's
+  // instead of being reset (Linux >= 5.14; per namespace; skipped if absent).
+  lines.push(`if [ -w ${TCP_MIGRATE_REQ} ]; then echo 1 > ${TCP_MIGRATE_REQ}; fi`);
   return `${lines.join("\n")}\n`;
 }
+
+const TCP_MIGRATE_REQ = "/proc/sys/net/ipv4/tcp_migrate_req";
 
 /** The shell script that removes everything the plan installed; fine if some is already gone. */
 export function renderRemoveScript(plan: CapturePlan): string {
