@@ -164,8 +164,8 @@ async function main(): Promise<number> {
   const workDir = mkdtempSync(join(tmpdir(), topo.prefix));
   owned.workDir = workDir;
   log(`topology ${topo.prefix}* (work dir ${workDir})`);
-  await applyTopology(topo);
-  const ctx: PeerContext = { topo, workDir, certs: await makePairCerts(workDir), repoRoot, fortio };
+  const mesh = await applyTopology(topo);
+  const ctx: PeerContext = { topo, workDir, certs: await makePairCerts(workDir), repoRoot, fortio, mesh };
   await startApps(ctx, fortio);
 
   const results: BenchResults = {

@@ -11,12 +11,12 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Proc, run, runIn, waitForPort } from "../procs.js";
-import type { Topology } from "../topology.js";
+import type { PodPlan, Topology } from "../topology.js";
 import { BENCH_NAMESPACE } from "../topology.js";
 import { APP_PORTS, directTargets, type Peer, type PeerContext, type PeerRuntime } from "./types.js";
 
-const CLI = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
-const XDS_PORT = 15010;
+export const CLI = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
+export const XDS_PORT = 15010;
 const ZT = { metrics: 15020, readiness: 15021 } as const;
 
 /** The controller's input: the bench namespace enrolled, the two pods pinned to their nodes (pure). */
@@ -58,8 +58,8 @@ metadata:
 }
 
 /** The files `ambit up` would write for these pods (facts, tokens, per-node pods lists) (pure). */
-export function meshFiles(topo: Topology, tokens: Record<string, string>) {
-  const pods = [topo.clientPod, topo.serverPod];
+export function meshFiles(topo: Topology, tokens: Record<string, string>, extraPods: PodPlan[] = []) {
+  const pods = [topo.clientPod, topo.serverPod, ...extraPods];
   return {
     facts: {
       pods: Object.fromEntries(pods.map((p) => [p.key, { ip: p.ip, node: p.node.name, ready: true }])),
@@ -90,7 +90,7 @@ export function counterSum(text: string, name: string, labelFilter?: RegExp): nu
 
 let lastProbeError = "";
 
-async function httpGetIn(netns: string, fortio: string, url: string, timeoutSec = 3): Promise<string> {
+export async function httpGetIn(netns: string, fortio: string, url: string, timeoutSec = 3): Promise<string> {
   const r = await runIn(netns, fortio, ["curl", "-loglevel", "Error", "-timeout", `${timeoutSec}s`, url], {
     allowFail: true,
     timeoutMs: (timeoutSec + 10) * 1000,
@@ -98,12 +98,12 @@ async function httpGetIn(netns: string, fortio: string, url: string, timeoutSec 
   return r.stdout;
 }
 
-async function waitReady(netns: string, fortio: string, proc: Proc, timeoutMs: number): Promise<void> {
+export async function waitReady(netns: string, fortio: string, proc: Proc, timeoutMs: number, path = "/healthz/ready"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
     if (!proc.running) throw new Error(`${proc.role} exited before it was ready`);
-    const body = await httpGetIn(netns, fortio, `http://127.0.0.1:${ZT.readiness}/healthz/ready`);
+    const body = await httpGetIn(netns, fortio, `http://127.0.0.1:${ZT.readiness}${path}`);
     if (/^ready$/m.test(body)) return;
     if (Date.now() > deadline) throw new Error(`${proc.role} not ready after ${timeoutMs / 1000}s`);
     // ztunnel's readiness is an HTTP endpoint in another namespace: polled.
@@ -124,22 +124,31 @@ async function cliAvailable(): Promise<string | undefined> {
   return undefined;
 }
 
-interface AmbitProcesses {
+export interface AmbitProcesses {
   ztunnels: { node: string; netns: string; proc: Proc }[];
+  /** Files the processes share (tokens, facts), for further components. */
+  dir: string;
   close(): Promise<void>;
 }
 
+export interface AmbitOptions {
+  /** YAML for the controller (default benchYaml()). */
+  yaml?: string;
+  /** Pods besides the client and server (facts, pods files). */
+  extraPods?: PodPlan[];
+}
+
 /** The controller and both ztunnels, ready (their readiness endpoints say so). */
-export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProcesses> {
+export async function startAmbitProcesses(ctx: PeerContext, opts: AmbitOptions = {}): Promise<AmbitProcesses> {
   const { topo, workDir, fortio } = ctx;
   const dir = join(workDir, "ambit");
   const configDir = join(dir, "config");
   mkdirSync(configDir, { recursive: true });
-  writeFileSync(join(configDir, "bench.yaml"), benchYaml());
+  writeFileSync(join(configDir, "bench.yaml"), opts.yaml ?? benchYaml());
   const tokens: Record<string, string> = {};
   const tokenOf = (node: string) => `bench-${topo.meshId}-${node}`;
   for (const n of topo.layout.nodes) tokens[tokenOf(n.name)] = n.name;
-  const files = meshFiles(topo, tokens);
+  const files = meshFiles(topo, tokens, opts.extraPods);
   const path = (f: string) => join(dir, f);
   writeFileSync(path("facts.json"), JSON.stringify(files.facts, null, 2));
   writeFileSync(path("tokens.json"), JSON.stringify(files.tokens, null, 2), { mode: 0o600 });
@@ -218,7 +227,7 @@ export async function startAmbitProcesses(ctx: PeerContext): Promise<AmbitProces
       ztunnels.push({ node: n.name, netns: n.netns, proc: zt });
     }
     for (const z of ztunnels) await waitReady(z.netns, fortio, z.proc, 60_000);
-    return { ztunnels, close: closeAll };
+    return { ztunnels, dir, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
@@ -294,15 +303,4 @@ export const ambitL4Peer: Peer = {
   l7: false,
   unavailable: cliAvailable,
   start: startAmbitL4,
-};
-
-export const ambitWaypointPeer: Peer = {
-  name: "ambit-waypoint",
-  label: "ambit L4 + waypoint",
-  l7: true,
-  // Needs the Service VIP routed through a Gateway of class ambit-waypoint running in a pod of its own.
-  unavailable: async () => "the harness does not wire the waypoint peer yet",
-  start: async () => {
-    throw new Error("ambit-waypoint: not available");
-  },
 };

@@ -3,6 +3,7 @@
 // processes whose CPU and memory are the cost of the path.
 import type { PairCerts } from "../certs.js";
 import type { Measured } from "../sampler.js";
+import type { MeshNetwork } from "../../local/mesh-network.js";
 import type { Topology } from "../topology.js";
 
 export type PeerName = "direct" | "ambit-l4" | "ambit-waypoint" | "haproxy-tcp" | "haproxy-http";
@@ -24,6 +25,8 @@ export interface PeerContext {
   certs: PairCerts;
   /** Root of the repository (dist/ lives there). */
   repoRoot: string;
+  /** The live mesh network (to add pods a peer needs). */
+  mesh: MeshNetwork;
   /** The fortio binary (also the harness's HTTP probe inside namespaces). */
   fortio: string;
 }
