@@ -26,7 +26,9 @@ export interface DnsProxyOptions {
   forwardTimeoutMs?: number;
 }
 
-const queries = counter("ambit_dns_queries_total", "DNS questions answered by the ztunnel DNS proxy", ["result"]);
+const queries = counter("ambit_dns_queries_total", "DNS questions answered by the ztunnel DNS proxy", [
+  "result",
+]);
 
 /** The names a question may mean, in the order a pod of `podNamespace` would search them. */
 export function candidateHostnames(qname: string, podNamespace: string, clusterDomain: string): string[] {
@@ -63,7 +65,10 @@ export class DnsProxy {
     const family = question.type === "A" ? 4 : 6;
     return ips
       .filter((ip) => net.isIP(ip) === family)
-      .map((ip) => ({ name: question.name, type: question.type, class: "IN", ttl: this.ttl, data: ip }) as Answer);
+      .map(
+        (ip) =>
+          ({ name: question.name, type: question.type, class: "IN", ttl: this.ttl, data: ip }) as Answer,
+      );
   }
 
   private findService(qname: string, podNamespace: string): MeshService | undefined {
@@ -135,10 +140,11 @@ export class DnsProxy {
   /** Serves UDP queries arriving on a socket (already bound, e.g. inside a pod's namespace). */
   serveUdp(sock: dgram.Socket, podNamespace: string): void {
     sock.on("message", (msg, rinfo) => {
-      this.handle(msg, podNamespace).then(
-        (res) => sock.send(res, rinfo.port, rinfo.address),
-        () => {},
-      );
+      // A query that fails is dropped (the client retries); so is an answer whose
+      // socket closed meanwhile (pod un-enrolled): send() would throw, unhandled.
+      this.handle(msg, podNamespace)
+        .then((res) => sock.send(res, rinfo.port, rinfo.address))
+        .catch(() => {});
     });
   }
 
