@@ -45,7 +45,7 @@ export function decodeInput<T>(text: string): T {
   return JSON.parse(text, (_k, v: unknown) => {
     if (v && typeof v === "object" && !Array.isArray(v)) {
       const o = v as Record<string, unknown>;
-      if (typeof o.$base64 === "string") return new Uint8Array(Buffer.from(o.$base64, "base64"));
+      if (typeof o.$base64 === "string") return Buffer.from(o.$base64, "base64");
       if (o.$undefined === true) return undefined;
       if (typeof o.$number === "string") return Number(o.$number);
       if (typeof o.$bigint === "string") return BigInt(o.$bigint);
