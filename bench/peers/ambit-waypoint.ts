@@ -83,9 +83,22 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
   const { topo, fortio } = ctx;
   const gw = topo.serverNode.podGatewayIp;
   const wpIp = `${gw.slice(0, gw.lastIndexOf("."))}.3`;
-  const net = await ctx.mesh.addPod({ key: `${BENCH_NAMESPACE}/${WAYPOINT}-0`, node: topo.serverNode.name, ip: wpIp });
-  const wpPod: PodPlan = { key: net.key, netns: net.netns, netnsPath: net.netnsPath, ip: net.ip, node: topo.serverNode };
-  const ambit = await startAmbitProcesses(ctx, { yaml: `${benchYaml()}---\n${waypointYaml(wpIp)}`, extraPods: [wpPod] });
+  const net = await ctx.mesh.addPod({
+    key: `${BENCH_NAMESPACE}/${WAYPOINT}-0`,
+    node: topo.serverNode.name,
+    ip: wpIp,
+  });
+  const wpPod: PodPlan = {
+    key: net.key,
+    netns: net.netns,
+    netnsPath: net.netnsPath,
+    ip: net.ip,
+    node: topo.serverNode,
+  };
+  const ambit = await startAmbitProcesses(ctx, {
+    yaml: `${benchYaml()}---\n${waypointYaml(wpIp)}`,
+    extraPods: [wpPod],
+  });
   let wp: Proc | undefined;
   const close = async () => {
     await wp?.close(5000);
@@ -98,16 +111,32 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
       wpPod.netns,
       process.execPath,
       [
-        CLI, "waypoint", "--gateway", `${BENCH_NAMESPACE}/${WAYPOINT}`, "--xds", `${topo.controlPlane.ip}:${XDS_PORT}`,
-        "--pod-ip", wpIp, "--token-file", join(ambit.dir, `${topo.serverNode.name}.token`),
-        "--service-account", WAYPOINT, "--access-log-sample", "0", "--drain-seconds", "1",
+        CLI,
+        "waypoint",
+        "--gateway",
+        `${BENCH_NAMESPACE}/${WAYPOINT}`,
+        "--xds",
+        `${topo.controlPlane.ip}:${XDS_PORT}`,
+        "--pod-ip",
+        wpIp,
+        "--token-file",
+        join(ambit.dir, `${topo.serverNode.name}.token`),
+        "--service-account",
+        WAYPOINT,
+        "--access-log-sample",
+        "0",
+        "--drain-seconds",
+        "1",
       ],
       join(ambit.dir, "waypoint.log"),
       { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" },
     );
     await waitReady(wpPod.netns, fortio, wp, 60_000, "/");
     const requests = async () =>
-      counterSum(await httpGetIn(wpPod.netns, fortio, "http://127.0.0.1:15020/metrics"), "istio_requests_total");
+      counterSum(
+        await httpGetIn(wpPod.netns, fortio, "http://127.0.0.1:15020/metrics"),
+        "istio_requests_total",
+      );
     const before = await requests();
     let ok = false;
     let why = "";
@@ -115,15 +144,28 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
       const r = await runIn(
         topo.clientPod.netns,
         fortio,
-        ["curl", "-loglevel", "Error", "-timeout", "15s", `http://${SERVICE_VIP}:${APP_PORTS.http}/echo?size=16`],
+        [
+          "curl",
+          "-loglevel",
+          "Error",
+          "-timeout",
+          "15s",
+          `http://${SERVICE_VIP}:${APP_PORTS.http}/echo?size=16`,
+        ],
         { allowFail: true, timeoutMs: 30_000 },
       );
       ok = r.code === 0;
       if (!ok) why = `fortio curl exit ${r.code}: ${r.stderr.trim().slice(-300)}`;
     }
-    if (!ok) throw new Error(`ambit-waypoint: the client pod cannot reach the Service through the waypoint (${why})`);
+    if (!ok)
+      throw new Error(
+        `ambit-waypoint: the client pod cannot reach the Service through the waypoint (${why})`,
+      );
     const moved = (await requests()) - before;
-    if (!(moved > 0)) throw new Error("ambit-waypoint: the request did not go through the waypoint; not measuring it as the waypoint path");
+    if (!(moved > 0))
+      throw new Error(
+        "ambit-waypoint: the request did not go through the waypoint; not measuring it as the waypoint path",
+      );
     const vip = (port: number) => ({ ip: SERVICE_VIP, port });
     const targets: Targets = {
       http: vip(APP_PORTS.http),
@@ -148,7 +190,9 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
 async function waypointAvailable(): Promise<string | undefined> {
   if (!existsSync(CLI)) return `ambit CLI not built (${CLI})`;
   const r = await run(process.execPath, [CLI, "waypoint", "--help"], { allowFail: true, timeoutMs: 20_000 });
-  return r.code === 0 && /--gateway/.test(r.stdout + r.stderr) ? undefined : "`ambit waypoint` is not wired yet";
+  return r.code === 0 && /--gateway/.test(r.stdout + r.stderr)
+    ? undefined
+    : "`ambit waypoint` is not wired yet";
 }
 
 export const ambitWaypointPeer: Peer = {

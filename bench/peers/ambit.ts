@@ -98,7 +98,13 @@ export async function httpGetIn(netns: string, fortio: string, url: string, time
   return r.stdout;
 }
 
-export async function waitReady(netns: string, fortio: string, proc: Proc, timeoutMs: number, path = "/healthz/ready"): Promise<void> {
+export async function waitReady(
+  netns: string,
+  fortio: string,
+  proc: Proc,
+  timeoutMs: number,
+  path = "/healthz/ready",
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
@@ -139,7 +145,10 @@ export interface AmbitOptions {
 }
 
 /** The controller and both ztunnels, ready (their readiness endpoints say so). */
-export async function startAmbitProcesses(ctx: PeerContext, opts: AmbitOptions = {}): Promise<AmbitProcesses> {
+export async function startAmbitProcesses(
+  ctx: PeerContext,
+  opts: AmbitOptions = {},
+): Promise<AmbitProcesses> {
   const { topo, workDir, fortio } = ctx;
   const dir = join(workDir, "ambit");
   const configDir = join(dir, "config");

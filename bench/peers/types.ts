@@ -1,9 +1,10 @@
 // What a peer is to the harness: something started on the topology that gives
 // the client pod an address for each application port, and names the proxy
 // processes whose CPU and memory are the cost of the path.
+
+import type { MeshNetwork } from "../../local/mesh-network.js";
 import type { PairCerts } from "../certs.js";
 import type { Measured } from "../sampler.js";
-import type { MeshNetwork } from "../../local/mesh-network.js";
 import type { Topology } from "../topology.js";
 
 export type PeerName = "direct" | "ambit-l4" | "ambit-waypoint" | "haproxy-tcp" | "haproxy-http";

@@ -4,11 +4,17 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { parseArgs, QUICK } from "../../bench/config.js";
 import { parseFortio, parseH2load, parseIperf, parseWrk } from "../../bench/load.js";
+import { benchYaml, counterSum, meshFiles } from "../../bench/peers/ambit.js";
+import { SERVICE_VIP, waypointYaml } from "../../bench/peers/ambit-waypoint.js";
 import { HAPROXY_MAXCONN, haproxyConfigs } from "../../bench/peers/haproxy.js";
 import { parseRss, parseStat } from "../../bench/sampler.js";
 import { planTopology, tuningSteps } from "../../bench/topology.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML, read field by field
+type KubeDoc = Record<string, any>;
 
 const fx = (name: string) => readFileSync(join(process.cwd(), "bench/fixtures", name), "utf8");
 
@@ -104,6 +110,55 @@ t.test("HAProxy pair: mTLS both ways, one thread, HTTP mode only for HTTP ports"
   t.match(http.client, new RegExp(`bind ${esc(gw1)}:18079 proto h2`), "gRPC frontend speaks h2c");
   t.match(http.client, /retry-on conn-failure/);
   t.match(http.client, /28080 ssl crt .* alpn h2/, "HTTP/2 between the nodes");
+});
+
+t.test("ambit peers: the controller's YAML, the mesh files, metric counters", async (t) => {
+  const docs = parseAllDocuments(`${benchYaml()}---\n${waypointYaml("10.213.2.3")}`).map(
+    (d) => d.toJS() as KubeDoc,
+  );
+  const byKind = (k: string) => docs.filter((d: KubeDoc) => d.kind === k);
+  t.equal(
+    byKind("Namespace")[0]?.metadata.labels["ambit.dev/dataplane-mode"],
+    "ambient",
+    "the bench namespace is enrolled",
+  );
+  t.same(
+    byKind("Pod").map((p: KubeDoc) => `${p.metadata.name}@${p.spec.nodeName}`),
+    ["client@node-1", "server@node-2", "waypoint-0@node-2"],
+  );
+  const wp = byKind("Pod")[2];
+  t.equal(
+    wp?.metadata.labels["ambit.dev/dataplane-mode"],
+    "none",
+    "the waypoint's own traffic is not captured",
+  );
+  const gw = byKind("Gateway")[0];
+  t.equal(gw?.spec.gatewayClassName, "ambit-waypoint");
+  t.same(gw?.spec.addresses, [{ type: "IPAddress", value: "10.213.2.3" }]);
+  const svc = byKind("Service")[0];
+  t.equal(svc?.spec.clusterIP, SERVICE_VIP);
+  t.equal(svc?.metadata.labels["ambit.dev/use-waypoint"], "waypoint");
+  t.ok(parseYaml(benchYaml().split("---\n")[0] ?? ""), "documents parse on their own");
+
+  const topo = planTopology("bfeed01");
+  const files = meshFiles(topo, { tok1: "node-1", tok2: "node-2" });
+  t.same(Object.keys(files.facts.pods), ["bench/client", "bench/server"]);
+  t.same(files.facts.pods["bench/server"], { ip: topo.serverPod.ip, node: "node-2", ready: true });
+  t.same(files.podsFiles["node-1"], [
+    { key: "bench/client", netnsPath: topo.clientPod.netnsPath, ip: topo.clientPod.ip },
+  ]);
+  t.equal(files.facts.nodes["node-2"]?.address, topo.serverNode.linkIp);
+
+  const metrics = [
+    "# HELP istio_tcp_connections_opened_total x",
+    'istio_tcp_connections_opened_total{reporter="source",a="b c"} 3',
+    'istio_tcp_connections_opened_total{reporter="destination"} 4',
+    "istio_tcp_connections_opened_total_other 100",
+    "istio_tcp_connections_closed_total 9",
+  ].join("\n");
+  t.equal(counterSum(metrics, "istio_tcp_connections_opened_total"), 7);
+  t.equal(counterSum(metrics, "istio_tcp_connections_opened_total", /reporter="source"/), 3);
+  t.equal(counterSum(metrics, "missing_total"), 0);
 });
 
 t.test("flags", async (t) => {
