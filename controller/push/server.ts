@@ -80,6 +80,10 @@ interface SharedResponse {
   added: PublishedResource[];
   removed: string[];
   bytes: Buffer;
+  /** Versions before this response of the names it changes (the same for every stream that takes it). */
+  before: Map<string, string>;
+  /** `sent` after it: shared by the streams that take it, copied by one before it changes (copy on write). */
+  sentAfter: Map<string, string>;
 }
 
 /** `syncedGen` of a stream that holds nothing of the type. */
@@ -100,6 +104,8 @@ interface StreamType {
   names: Set<string>;
   /** name → version the proxy has or is being sent (never resend a NACKed version). */
   sent: Map<string, string>;
+  /** `sent` is a SharedResponse's map: copy before changing it. */
+  sentShared: boolean;
   /**
    * Names whose ACKed version differs from `sent` because a response was
    * NACKed: the version the proxy kept (undefined: it has none). Usually empty.
@@ -380,6 +386,7 @@ export class DeltaAdsServer extends EventEmitter {
       wildcard: subscribe.length === 0 || subscribe.includes("*"),
       names: new Set(subscribe.filter((n) => n !== "*")),
       sent: new Map(),
+      sentShared: false,
       diverged: new Map(),
       dirty: "all",
       probes: new Set(subscribe.filter((n) => n !== "*")),
@@ -421,6 +428,7 @@ export class DeltaAdsServer extends EventEmitter {
     }
     // The proxy forgets what it unsubscribed from; so does the server (no removed_resources for those).
     const entries = this.types.get(st.typeUrl)?.entries;
+    this.ownSent(st);
     for (const name of [...st.sent.keys()]) {
       const e = entries?.get(name);
       if (!e ? !st.wildcard && !st.names.has(name) : !this.subscribed(st, e)) {
@@ -582,7 +590,19 @@ export class DeltaAdsServer extends EventEmitter {
           removed,
           nonce,
         );
-        shared = { nonce, added, removed, bytes };
+        const before = new Map<string, string>();
+        const sentAfter = new Map(st.sent);
+        for (const e of added) {
+          const had = st.sent.get(e.name);
+          if (had !== undefined) before.set(e.name, had);
+          sentAfter.set(e.name, e.version);
+        }
+        for (const name of removed) {
+          const had = st.sent.get(name);
+          if (had !== undefined) before.set(name, had);
+          sentAfter.delete(name);
+        }
+        shared = { nonce, added, removed, bytes, before, sentAfter };
         state.shared.set(from, shared);
       }
       st.dirty = new Set();
@@ -591,7 +611,7 @@ export class DeltaAdsServer extends EventEmitter {
         st.syncedGen = state.generation;
         return;
       }
-      this.write(s, st, state, shared.added, shared.removed, shared.nonce, shared.bytes);
+      this.write(s, st, state, shared.added, shared.removed, shared.nonce, shared.bytes, shared);
       return;
     }
     const { added, removed } = this.diff(st, state, st.dirty);
@@ -663,10 +683,19 @@ export class DeltaAdsServer extends EventEmitter {
     removed: string[],
     nonce: string,
     bytes: Buffer,
+    shared?: SharedResponse,
   ): void {
     const changeTime = st.dirtySince ?? performance.now();
     st.dirtySince = undefined;
     st.initialPending = false;
+    if (shared) {
+      // O(1) per stream: a full sync to a hundred proxies builds one map, not a hundred.
+      st.sent = shared.sentAfter;
+      st.sentShared = true;
+      this.finishWrite(s, st, state, { nonce, changeTime, added, removed, before: shared.before }, bytes);
+      return;
+    }
+    this.ownSent(st);
     const before = new Map<string, string>();
     for (const e of added) {
       const had = st.sent.get(e.name);
@@ -678,9 +707,19 @@ export class DeltaAdsServer extends EventEmitter {
       if (had !== undefined) before.set(name, had);
       st.sent.delete(name);
     }
-    st.inflight = { nonce, changeTime, added, removed, before };
+    this.finishWrite(s, st, state, { nonce, changeTime, added, removed, before }, bytes);
+  }
+
+  private finishWrite(s: Stream, st: StreamType, state: TypeState, inflight: Inflight, bytes: Buffer): void {
+    st.inflight = inflight;
     st.syncedGen = st.wildcard && st.names.size === 0 ? state.generation : undefined;
     metrics.pushes.inc({ type: shortTypeName(st.typeUrl) });
     if (!s.call.write(bytes)) s.blocked = true;
+  }
+
+  private ownSent(st: StreamType): void {
+    if (!st.sentShared) return;
+    st.sent = new Map(st.sent);
+    st.sentShared = false;
   }
 }

@@ -137,6 +137,8 @@ export class DeltaAdsClient extends EventEmitter {
       {
         "grpc.max_receive_message_length": 256 * 1024 * 1024,
         "grpc.max_send_message_length": 64 * 1024 * 1024,
+        // A full state of the world is megabytes: a 64 KiB window would need a round trip per 64 KiB.
+        "grpc-node.flow_control_window": 16 * 1024 * 1024,
         "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
         "grpc.max_reconnect_backoff_ms": backoff.maxMs,
         "grpc.keepalive_time_ms": keepalive,

@@ -92,6 +92,34 @@ t.test("streams at the same generation share one response; others get their own"
   t.not(second[2]!.nonce, second[0]!.nonce, "the stream with a named subscription does not");
   t.not(second[0]!.nonce, first[0]!.nonce, "a new nonce per response");
 
+  // Copy on write: a stream that drops its wildcard forgets its resources, the others keep theirs.
+  for (const [i, s] of streams.entries()) s.ack(second[i]!);
+  // (Shared nonces: wait on the server's view rather than on one ACK per nonce.)
+  await new Promise<void>((resolve) => {
+    const poll = () =>
+      srv.ads.connections().every((c) => c.types.every((x) => !x.awaitingAck))
+        ? resolve()
+        : setImmediate(poll);
+    poll();
+  });
+  const idOf = (node: string) => srv.ads.connections().find((c) => c.nodeId === node)?.id ?? -1;
+  streams[1]!.send({ typeUrl: ADDRESS_TYPE, resourceNamesUnsubscribe: ["*"] });
+  await t.resolveMatch(
+    new Promise((resolve) => {
+      const poll = () =>
+        srv.ads.ackedVersions(idOf("ztunnel~1"), ADDRESS_TYPE).size === 0
+          ? resolve(true)
+          : setImmediate(poll);
+      poll();
+    }),
+    true,
+  );
+  t.same(
+    [...srv.ads.ackedVersions(idOf("ztunnel~0"), ADDRESS_TYPE).keys()].sort(),
+    [b.uid, c.uid].sort(),
+    "stream 0 unaffected",
+  );
+
   // A proxy reconnecting with what it holds gets only the difference, not the shared full set.
   const versions = srv.ads.resources(ADDRESS_TYPE);
   const again = rawStream(t, srv);
