@@ -16,6 +16,7 @@ const commands: Record<string, Command> = {
   demo: { summary: "bring up examples/demo and show traffic flowing (npm start)", load: () => import("./commands/demo.js") },
   why: { summary: "explain a connection: ambit why NS/POD DST[:PORT] [--path P --method M]", load: () => import("./commands/why.js") },
   "config-dump": { summary: "what a proxy holds now: ambit config-dump ztunnel NODE | waypoint NS/NAME", load: () => import("./commands/config-dump.js") },
+  dashboard: { summary: "print the URL of the mesh dashboard (service graph, workloads, config health)", load: () => import("./commands/dashboard.js") },
   check: { summary: "preflight (kernel, tools, ports) and health of the local mesh", load: () => import("./commands/check.js") },
   controller: { summary: "run the controller (xDS + CA)", load: () => import("./commands/controller.js") },
   ztunnel: { summary: "run a node proxy", load: () => import("./commands/ztunnel.js") },

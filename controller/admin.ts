@@ -7,9 +7,12 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { registry } from "../core/telemetry/metrics.js";
 import type { ControllerApp } from "./app.js";
+import { type DashboardServer, startDashboard } from "./dashboard/server.js";
 
 export class AdminServer {
   private servers: http.Server[] = [];
+  /** The dashboard (its own port, AMBIT_DASHBOARD_PORT, default 127.0.0.1:15080); see controller/dashboard/. */
+  dashboard?: DashboardServer;
   constructor(private readonly app: ControllerApp) {}
 
   private handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
@@ -28,11 +31,26 @@ export class AdminServer {
         res.writeHead(200).end("ok\n");
         return;
       case "/debug/model":
-        return json({ workloads: view.workloads, services: view.services, policies: view.policies, translatedAt: view.translatedAt });
+        return json({
+          workloads: view.workloads,
+          services: view.services,
+          policies: view.policies,
+          translatedAt: view.translatedAt,
+        });
       case "/debug/errors":
         return json({
-          errors: view.errors.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
-          warnings: view.warnings.map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
+          errors: view.errors.map((e) => ({
+            code: e.code,
+            message: e.message,
+            object: e.object,
+            field: e.field,
+          })),
+          warnings: view.warnings.map((e) => ({
+            code: e.code,
+            message: e.message,
+            object: e.object,
+            field: e.field,
+          })),
         });
       case "/debug/status":
         return json(view.statuses);
@@ -43,7 +61,21 @@ export class AdminServer {
         res.end(this.app.rootPem() ?? "");
         return;
       default:
-        json({ error: "not found", paths: ["/metrics", "/ready", "/debug/model", "/debug/errors", "/debug/status", "/debug/proxies", "/debug/root-cert"] }, 404);
+        json(
+          {
+            error: "not found",
+            paths: [
+              "/metrics",
+              "/ready",
+              "/debug/model",
+              "/debug/errors",
+              "/debug/status",
+              "/debug/proxies",
+              "/debug/root-cert",
+            ],
+          },
+          404,
+        );
     }
   };
 
@@ -52,20 +84,26 @@ export class AdminServer {
     let bound = 0;
     if (port >= 0) {
       const s = http.createServer((q, r) => void this.handle(q, r));
-      await new Promise<void>((resolve, reject) => s.once("error", reject).listen(port, host, () => resolve()));
+      await new Promise<void>((resolve, reject) =>
+        s.once("error", reject).listen(port, host, () => resolve()),
+      );
       bound = (s.address() as AddressInfo).port;
       this.servers.push(s);
     }
     if (socketPath) {
       rmSync(socketPath, { force: true });
       const s = http.createServer((q, r) => void this.handle(q, r));
-      await new Promise<void>((resolve, reject) => s.once("error", reject).listen(socketPath, () => resolve()));
+      await new Promise<void>((resolve, reject) =>
+        s.once("error", reject).listen(socketPath, () => resolve()),
+      );
       this.servers.push(s);
     }
+    this.dashboard = await startDashboard(this.app);
     return bound;
   }
 
   async close(): Promise<void> {
+    await this.dashboard?.close();
     await Promise.all(
       this.servers.map((s) => {
         s.closeAllConnections();

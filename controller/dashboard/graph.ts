@@ -1,0 +1,294 @@
+// The service graph as data: Prometheus text from each proxy → samples →
+// edges between workloads and services with request rate, error rate, p99
+// and bytes, from the difference of two scrapes. Pure: no I/O here.
+import type { MeshService, MeshWorkload } from "../../core/model/types.js";
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/;
+const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+/** Prometheus text exposition → samples (comments and malformed lines skipped). */
+export function parsePromText(text: string, only?: (name: string) => boolean): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.charCodeAt(0) === 35 /* # */) continue;
+    const m = LINE.exec(line);
+    if (!m) continue;
+    const name = m[1]!;
+    if (only && !only(name)) continue;
+    const labels: Record<string, string> = {};
+    if (m[2])
+      for (const l of m[2].matchAll(LABEL))
+        labels[l[1]!] = l[2]!.replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
+    const value = Number(m[3]);
+    if (!Number.isNaN(value)) out.push({ name, labels, value });
+  }
+  return out;
+}
+
+export const GRAPH_METRICS = new Set([
+  "istio_requests_total",
+  "istio_request_duration_milliseconds_bucket",
+  "istio_request_bytes_sum",
+  "istio_response_bytes_sum",
+  "istio_tcp_connections_opened_total",
+  "istio_tcp_sent_bytes_total",
+  "istio_tcp_received_bytes_total",
+]);
+
+/** Per edge, cumulative counters (one scrape of every target summed). */
+export interface EdgeTotals {
+  source: string;
+  target: string;
+  requests: number;
+  errors: number;
+  /** le → cumulative count of the request duration histogram. */
+  buckets: Map<number, number>;
+  bytes: number;
+  connections: number;
+  mtls: boolean;
+  waypoint: boolean;
+  reporter: string;
+}
+
+const REPORTER_RANK: Record<string, number> = { waypoint: 3, destination: 2, source: 1 };
+
+function nodeId(ns: string | undefined, name: string | undefined): string | undefined {
+  if (!name || name === "unknown") return undefined;
+  return `${ns && ns !== "unknown" ? ns : "unknown"}/${name}`;
+}
+
+/** The service node for a destination_service hostname (`name.ns.svc...`). */
+function serviceNode(host: string | undefined): string | undefined {
+  if (!host || host === "unknown") return undefined;
+  const [name, ns] = host.split(".");
+  return ns ? `${ns}/svc:${name}` : `unknown/svc:${host}`;
+}
+
+/**
+ * Sums samples into edges. One request is reported by several proxies
+ * (ztunnel as source and destination, the waypoint); per edge only the most
+ * specific reporter counts, so nothing is counted twice.
+ */
+export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
+  const byReporter = new Map<string, Map<string, EdgeTotals>>();
+  for (const s of samples) {
+    if (!GRAPH_METRICS.has(s.name)) continue;
+    const l = s.labels;
+    const source = nodeId(l.source_workload_namespace, l.source_workload) ?? "unknown/unknown";
+    const target =
+      serviceNode(l.destination_service) ??
+      nodeId(l.destination_workload_namespace, l.destination_workload) ??
+      "unknown/unknown";
+    const key = `${source}->${target}`;
+    const reporter = l.reporter ?? "source";
+    let m = byReporter.get(key);
+    if (!m) {
+      m = new Map();
+      byReporter.set(key, m);
+    }
+    let e = m.get(reporter);
+    if (!e) {
+      e = {
+        source,
+        target,
+        requests: 0,
+        errors: 0,
+        buckets: new Map(),
+        bytes: 0,
+        connections: 0,
+        mtls: false,
+        waypoint: false,
+        reporter,
+      };
+      m.set(reporter, e);
+    }
+    if (l.connection_security_policy === "mutual_tls") e.mtls = true;
+    if (reporter === "waypoint") e.waypoint = true;
+    switch (s.name) {
+      case "istio_requests_total": {
+        e.requests += s.value;
+        const code = Number(l.response_code);
+        if (!(code >= 100 && code < 400)) e.errors += s.value;
+        break;
+      }
+      case "istio_request_duration_milliseconds_bucket": {
+        const le = l.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(l.le);
+        e.buckets.set(le, (e.buckets.get(le) ?? 0) + s.value);
+        break;
+      }
+      case "istio_request_bytes_sum":
+      case "istio_response_bytes_sum":
+      case "istio_tcp_sent_bytes_total":
+      case "istio_tcp_received_bytes_total":
+        e.bytes += s.value;
+        break;
+      case "istio_tcp_connections_opened_total":
+        e.connections += s.value;
+        break;
+    }
+  }
+  const out = new Map<string, EdgeTotals>();
+  for (const [key, m] of byReporter) {
+    const all = [...m.values()];
+    // requests from the most specific reporter that saw requests; bytes/connections likewise
+    const req = all.filter((e) => e.requests > 0).sort((a, b) => rank(b) - rank(a))[0];
+    const l4 = all.filter((e) => e.connections > 0 || e.bytes > 0).sort((a, b) => rank(b) - rank(a))[0];
+    const base = req ?? l4 ?? all[0]!;
+    out.set(key, {
+      ...base,
+      bytes: (l4 ?? base).bytes,
+      connections: (l4 ?? base).connections,
+      mtls: all.some((e) => e.mtls),
+      waypoint: all.some((e) => e.waypoint),
+    });
+  }
+  return out;
+}
+
+function rank(e: EdgeTotals): number {
+  return REPORTER_RANK[e.reporter] ?? 0;
+}
+
+/** p-quantile (0..1) from cumulative histogram buckets, interpolated as Prometheus does. */
+export function quantile(q: number, buckets: Map<number, number>): number | undefined {
+  const bs = [...buckets.entries()].sort((a, b) => a[0] - b[0]);
+  const total = bs.length ? bs[bs.length - 1]![1] : 0;
+  if (total <= 0) return undefined;
+  const rankQ = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of bs) {
+    if (count >= rankQ) {
+      if (le === Number.POSITIVE_INFINITY) return prevLe;
+      if (count === prevCount) return le;
+      return prevLe + ((le - prevLe) * (rankQ - prevCount)) / (count - prevCount);
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+export interface GraphNode {
+  id: string;
+  label: string;
+  namespace: string;
+  kind: "workload" | "service" | "unknown";
+  /** Workloads: enrolled in the mesh (HBONE). */
+  enrolled?: boolean;
+  waypoint?: string;
+}
+
+export interface GraphEdge {
+  id: string;
+  source: string;
+  target: string;
+  /** Requests per second (L7), or connections per second (L4 only). */
+  rps: number;
+  /** Fraction of requests answered 4xx/5xx (or not at all), over the last interval. */
+  errorRate: number;
+  p99Ms?: number;
+  /** Bytes per second, both directions. */
+  bps: number;
+  totalRequests: number;
+  totalErrors: number;
+  mtls: boolean;
+  waypoint: boolean;
+  protocol: "http" | "tcp";
+}
+
+export interface Graph {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  at: string;
+}
+
+function diffBuckets(now: Map<number, number>, before?: Map<number, number>): Map<number, number> {
+  if (!before) return now;
+  const out = new Map<number, number>();
+  for (const [le, c] of now) out.set(le, Math.max(0, c - (before.get(le) ?? 0)));
+  return out;
+}
+
+/**
+ * The graph now: nodes from the model (every workload and service) plus any
+ * party only the metrics name; edges with rates over `seconds` since `before`.
+ */
+export function buildGraph(
+  model: { workloads: MeshWorkload[]; services: MeshService[] },
+  now: Map<string, EdgeTotals>,
+  before: Map<string, EdgeTotals> | undefined,
+  seconds: number,
+  at = new Date(),
+): Graph {
+  const nodes = new Map<string, GraphNode>();
+  for (const w of model.workloads) {
+    const id = `${w.namespace}/${w.workloadName}`;
+    if (!nodes.has(id))
+      nodes.set(id, {
+        id,
+        label: w.workloadName,
+        namespace: w.namespace,
+        kind: "workload",
+        enrolled: w.tunnel === "hbone",
+        ...(w.waypoint ? { waypoint: "yes" } : {}),
+      });
+  }
+  for (const s of model.services) {
+    const id = `${s.namespace}/svc:${s.name}`;
+    nodes.set(id, {
+      id,
+      label: s.name,
+      namespace: s.namespace,
+      kind: "service",
+      ...(s.waypoint ? { waypoint: "yes" } : {}),
+    });
+  }
+  const edges: GraphEdge[] = [];
+  const dt = seconds > 0 ? seconds : 1;
+  for (const [key, e] of now) {
+    for (const id of [e.source, e.target])
+      if (!nodes.has(id)) {
+        const i = id.indexOf("/");
+        const name = id.slice(i + 1);
+        nodes.set(id, {
+          id,
+          label: name.replace(/^svc:/, ""),
+          namespace: id.slice(0, i),
+          kind: name.startsWith("svc:") ? "service" : "unknown",
+        });
+      }
+    const b = before?.get(key);
+    const dReq = Math.max(0, e.requests - (b?.requests ?? 0));
+    const dErr = Math.max(0, e.errors - (b?.errors ?? 0));
+    const dConn = Math.max(0, e.connections - (b?.connections ?? 0));
+    const dBytes = Math.max(0, e.bytes - (b?.bytes ?? 0));
+    const http = e.requests > 0;
+    const p99 = quantile(0.99, diffBuckets(e.buckets, b?.buckets));
+    edges.push({
+      id: key,
+      source: e.source,
+      target: e.target,
+      rps: before ? (http ? dReq : dConn) / dt : 0,
+      errorRate: dReq > 0 ? dErr / dReq : 0,
+      ...(p99 !== undefined ? { p99Ms: Math.round(p99 * 10) / 10 } : {}),
+      bps: before ? dBytes / dt : 0,
+      totalRequests: http ? e.requests : e.connections,
+      totalErrors: e.errors,
+      mtls: e.mtls,
+      waypoint: e.waypoint,
+      protocol: http ? "http" : "tcp",
+    });
+  }
+  return {
+    nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)),
+    edges: edges.sort((a, b) => a.id.localeCompare(b.id)),
+    at: at.toISOString(),
+  };
+}

@@ -1,0 +1,218 @@
+// The dashboard's aggregation: Prometheus text → edges (one reporter per
+// edge, no double counting), rates from two scrapes, p99 from buckets, mTLS
+// and waypoint marks; and the server scraping a real /metrics on loopback.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import t from "tap";
+import type { ControllerView } from "../../controller/app.js";
+import { buildGraph, edgeTotals, parsePromText, quantile } from "../../controller/dashboard/graph.js";
+import { DashboardServer, proxyMetricsUrl } from "../../controller/dashboard/server.js";
+import type { MeshService, MeshWorkload } from "../../core/model/types.js";
+
+const L = (o: Record<string, string>) =>
+  Object.entries({
+    source_workload: "client",
+    source_workload_namespace: "demo",
+    source_principal: "spiffe://cluster.local/ns/demo/sa/client",
+    destination_service: "web.demo.svc.cluster.local",
+    destination_workload: "web",
+    destination_workload_namespace: "demo",
+    destination_principal: "spiffe://cluster.local/ns/demo/sa/web",
+    connection_security_policy: "mutual_tls",
+    ...o,
+  })
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(",");
+
+function metricsText(ok: number, denied: number, bytes: number): string {
+  return [
+    "# HELP istio_requests_total Requests",
+    "# TYPE istio_requests_total counter",
+    `istio_requests_total{${L({ reporter: "waypoint", response_code: "200", request_protocol: "http" })}} ${ok}`,
+    `istio_requests_total{${L({ reporter: "waypoint", response_code: "403", request_protocol: "http" })}} ${denied}`,
+    `istio_request_duration_milliseconds_bucket{${L({ reporter: "waypoint", response_code: "200", request_protocol: "http", le: "5" })}} ${ok}`,
+    `istio_request_duration_milliseconds_bucket{${L({ reporter: "waypoint", response_code: "200", request_protocol: "http", le: "+Inf" })}} ${ok}`,
+    // the ztunnels saw the same traffic as TCP: counted for bytes only
+    `istio_tcp_sent_bytes_total{${L({ reporter: "source" })}} ${bytes}`,
+    `istio_tcp_sent_bytes_total{${L({ reporter: "destination" })}} ${bytes}`,
+    `istio_tcp_connections_opened_total{${L({ reporter: "destination" })}} 3`,
+    // an L4-only edge, plaintext
+    `istio_tcp_connections_opened_total{${L({ reporter: "destination", source_workload: "batch", destination_service: "db.data.svc.cluster.local", destination_workload: "db", destination_workload_namespace: "data", connection_security_policy: "none" })}} 10`,
+    'ambit_other_metric{a="b"} 1',
+  ].join("\n");
+}
+
+const workload = (ns: string, name: string, tunnel: "hbone" | "none" = "hbone"): MeshWorkload => ({
+  uid: `c//v1/Pod/${ns}/${name}-0`,
+  name: `${name}-0`,
+  namespace: ns,
+  ips: ["10.0.0.1"],
+  node: "node1",
+  serviceAccount: name,
+  trustDomain: "cluster.local",
+  tunnel,
+  services:
+    name === "web" ? { "demo/web.demo.svc.cluster.local": [{ servicePort: 80, targetPort: 8080 }] } : {},
+  healthy: true,
+  canonicalName: name,
+  canonicalRevision: "latest",
+  workloadName: name,
+  workloadType: "deployment",
+  clusterId: "c",
+  network: "",
+  authorizationPolicies: [],
+});
+const svc = (ns: string, name: string): MeshService => ({
+  key: `${ns}/${name}.${ns}.svc.cluster.local`,
+  name,
+  namespace: ns,
+  hostname: `${name}.${ns}.svc.cluster.local`,
+  vips: ["10.96.0.10"],
+  ports: [],
+});
+
+t.test("parsePromText: labels with escapes, comments skipped, filter", async (t) => {
+  const s = parsePromText('# c\nm{a="x\\"y",b="z"} 3\nn 4\nbad line\n', (n) => n === "m");
+  t.same(s, [{ name: "m", labels: { a: 'x"y', b: "z" }, value: 3 }]);
+});
+
+t.test("quantile interpolates within buckets", async (t) => {
+  t.equal(
+    quantile(
+      0.5,
+      new Map([
+        [10, 50],
+        [20, 100],
+        [Number.POSITIVE_INFINITY, 100],
+      ]),
+    ),
+    10,
+  );
+  t.equal(
+    quantile(
+      0.99,
+      new Map([
+        [10, 0],
+        [20, 100],
+        [Number.POSITIVE_INFINITY, 100],
+      ]),
+    ),
+    19.9,
+  );
+  t.equal(quantile(0.99, new Map()), undefined);
+});
+
+t.test("edges: one reporter per edge, errors, mTLS, waypoint, rates between scrapes", async (t) => {
+  const before = edgeTotals(parsePromText(metricsText(100, 0, 1000)));
+  const now = edgeTotals(parsePromText(metricsText(120, 5, 3000)));
+  const key = "demo/client->demo/svc:web";
+  t.equal(now.get(key)?.requests, 125, "requests from the waypoint only (not summed with ztunnel)");
+  t.equal(now.get(key)?.bytes, 3000, "bytes from one ztunnel reporter, not both");
+  const model = {
+    workloads: [workload("demo", "client"), workload("demo", "web")],
+    services: [svc("demo", "web")],
+  };
+  const g = buildGraph(model, now, before, 2);
+  const e = g.edges.find((x) => x.id === key)!;
+  t.equal(e.rps, 12.5, "25 requests in 2 s");
+  t.equal(e.errorRate, 0.2, "5 of 25 denied");
+  t.equal(e.bps, 1000);
+  t.ok(e.mtls, "mTLS edge");
+  t.ok(e.waypoint, "waypoint in the path");
+  t.equal(e.protocol, "http");
+  t.ok(e.p99Ms !== undefined && e.p99Ms <= 5, `p99 within the 5 ms bucket (${e.p99Ms})`);
+  const l4 = g.edges.find((x) => x.id === "demo/batch->data/svc:db")!;
+  t.equal(l4.protocol, "tcp");
+  t.notOk(l4.mtls);
+  t.equal(l4.rps, 0, "no change since the last scrape");
+  // nodes: model plus parties only the metrics name, grouped by namespace
+  t.same(
+    g.nodes.map((n) => [n.id, n.kind, n.namespace]),
+    [
+      ["data/svc:db", "service", "data"],
+      ["demo/batch", "unknown", "demo"],
+      ["demo/client", "workload", "demo"],
+      ["demo/svc:web", "service", "demo"],
+      ["demo/web", "workload", "demo"],
+    ],
+  );
+  const first = buildGraph(model, now, undefined, 0);
+  t.equal(first.edges.find((x) => x.id === key)?.rps, 0, "no rate before a second scrape");
+});
+
+t.test("proxyMetricsUrl from gRPC peers", async (t) => {
+  t.equal(proxyMetricsUrl("ipv4:10.213.0.5:40000", 15020), "http://10.213.0.5:15020/metrics");
+  t.equal(proxyMetricsUrl("ipv6:[fd00::5]:40000", 15020), "http://[fd00::5]:15020/metrics");
+  t.equal(proxyMetricsUrl("unix:/x", 15020), undefined);
+});
+
+t.test("server: scrapes a real /metrics, serves graph, workload, health, SSE; read-only", async (t) => {
+  let text = metricsText(100, 0, 1000);
+  const target = http.createServer((_q, r) => r.writeHead(200).end(text));
+  await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
+  t.teardown(() => new Promise((r) => target.close(r)));
+  const view: ControllerView = {
+    workloads: [workload("demo", "client"), workload("demo", "web")],
+    services: [svc("demo", "web")],
+    policies: [
+      { name: "deny-all", namespace: "demo", scope: "namespace", action: "deny", rules: [], dryRun: false },
+    ],
+    errors: [],
+    warnings: [],
+    statuses: [],
+    translatedAt: new Date(),
+  };
+  const d = new DashboardServer(
+    { current: () => view, connections: () => [] },
+    {
+      host: "127.0.0.1",
+      port: 0,
+      targets: [
+        `http://127.0.0.1:${(target.address() as AddressInfo).port}/metrics`,
+        "http://127.0.0.1:1/metrics",
+      ],
+      proxyMetricsPort: 15020,
+      scrapeIntervalMs: 60_000,
+    },
+  );
+  const port = await d.start();
+  t.teardown(() => d.close());
+  const base = `http://127.0.0.1:${port}`;
+  text = metricsText(110, 2, 2000);
+  // an SSE client sees the next graph
+  const sse = await new Promise<http.IncomingMessage>((r) => http.get(`${base}/api/events`, r));
+  const events: string[] = [];
+  const second = new Promise<void>((resolve) =>
+    sse.on("data", (c: Buffer) => {
+      events.push(c.toString());
+      if (events.join("").split("event: graph").length > 2) resolve();
+    }),
+  );
+  t.teardown(() => sse.destroy());
+  await d.scrape();
+  await second;
+  const g = (await (await fetch(`${base}/api/graph`)).json()) as {
+    edges: { id: string; totalErrors: number }[];
+  };
+  t.equal(g.edges.find((e) => e.id === "demo/client->demo/svc:web")?.totalErrors, 2);
+  const w = (await (await fetch(`${base}/api/workload?ns=demo&name=web`)).json()) as Record<string, unknown>;
+  t.match(w, {
+    pods: [{ node: "node1", identity: "spiffe://cluster.local/ns/demo/sa/web", enrolled: true }],
+    services: [{ hostname: "web.demo.svc.cluster.local" }],
+    policies: [{ name: "demo/deny-all", action: "deny" }],
+  });
+  t.equal((await fetch(`${base}/api/workload?ns=demo&name=nope`)).status, 404);
+  const h = (await (await fetch(`${base}/api/health`)).json()) as { targets: { url: string; ok: boolean }[] };
+  t.same(
+    h.targets.map((x) => [x.url.includes(":1/"), x.ok]),
+    [
+      [true, false],
+      [false, true],
+    ],
+    "a dead target is reported, not fatal",
+  );
+  t.equal((await fetch(`${base}/api/graph`, { method: "POST" })).status, 405, "read-only");
+  const page = await (await fetch(`${base}/`)).text();
+  t.match(page, /cytoscape\.min\.js/);
+  t.ok((await (await fetch(`${base}/cytoscape.min.js`)).text()).length > 100_000, "cytoscape served");
+});
