@@ -19,6 +19,7 @@ declare -A want=(
   [nft]=nftables
   [tcpdump]=tcpdump
   [nsenter]=util-linux
+  [chromium]=chromium # the dashboard's browser test (playwright-core drives Debian's chromium)
 )
 
 missing=()
