@@ -2,45 +2,19 @@
 // per node (port 53 inside the node's namespace, served from the
 // supervisor's process) answering Service names from the controller's model,
 // and forwarding every other name to this machine's resolvers (its sockets
-// live in the host's namespace, so they reach them). Each pod gets one nat
-// rule that sends its DNS to its node's address; an enrolled pod's capture
+// live in the host's namespace, so they reach them). Each pod's DNS is sent
+// to its node's address by network.ts's planPodDns; an enrolled pod's capture
 // (inserted before it by ztunnel) sends DNS to ztunnel's own proxy instead.
 import dgram from "node:dgram";
 import fs from "node:fs";
 import net from "node:net";
 import type { MeshService, MeshWorkload } from "../core/model/types.js";
 import { DnsProxy, parseResolvConf } from "../ztunnel/dns/proxy.js";
-import { runCommand } from "../ztunnel/node-agent/command.js";
 import { listenInNetns } from "../ztunnel/node-agent/native.js";
 import type { NodeLayout } from "./network.js";
 import { adminJson } from "./supervisor-logs.js";
 
 const MODEL_MAX_AGE_MS = 1000;
-
-/** The nat rules that send a pod's DNS (udp and tcp 53) to its node's DNS server (pure). */
-export function planPodDns(gateway: string): string[][] {
-  return ["udp", "tcp"].map((proto) => [
-    "iptables",
-    "-w",
-    "5",
-    "-t",
-    "nat",
-    "-A",
-    "OUTPUT",
-    "-p",
-    proto,
-    "--dport",
-    "53",
-    "-j",
-    "DNAT",
-    "--to-destination",
-    `${gateway}:53`,
-  ]);
-}
-
-export async function applyPodDns(netnsPath: string, gateway: string): Promise<void> {
-  for (const argv of planPodDns(gateway)) await runCommand(["nsenter", `--net=${netnsPath}`, "--", ...argv]);
-}
 
 export interface LocalDnsOptions {
   nodes: NodeLayout[];

@@ -19,7 +19,7 @@ import { LABEL_LOCAL_WAYPOINT, LocalProvider } from "../controller/provider/loca
 import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
 import type { ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
-import { nodeOf } from "./network.js";
+import { applySteps, nodeOf, planPodDns } from "./network.js";
 import type { PodRunnerOptions } from "./pod-runner.js";
 import { containerArgv } from "./pod-runner.js";
 import { LocalRuntime } from "./runtime.js";
@@ -31,7 +31,7 @@ import {
   waypointContainer,
   ztunnelContainer,
 } from "./supervisor-components.js";
-import { applyPodDns, LocalDns } from "./supervisor-dns.js";
+import { LocalDns } from "./supervisor-dns.js";
 import {
   CONTROLLER_KEY,
   factsJson,
@@ -379,8 +379,9 @@ export class MeshSupervisor extends EventEmitter {
           ),
         },
       });
-      if (!rp.hostNetwork && this.dns) {
-        await applyPodDns(rp.netnsPath, nodeOf(this.runtime.layout, node).podGateway).catch((e: Error) =>
+      if (rp.network && this.dns) {
+        const gateway = nodeOf(this.runtime.layout, node).podGateway;
+        await applySteps(planPodDns(rp.network, { ip: gateway, port: 53 })).catch((e: Error) =>
           this.progress(`warning: pod ${key}: no DNS (${e.message})`),
         );
       }

@@ -60,17 +60,23 @@ export async function run(argv: string[]): Promise<number> {
   const meshId = resolveMeshId(values["mesh-id"]);
   validateMeshId(meshId);
   requireNetnsPrivileges("ambit down");
-  const state = readState(meshId);
-  if (!state && listNetns(meshPrefix(meshId)).length === 0) {
+  if (!(await stopMesh(meshId, Boolean(values["keep-logs"])))) {
     console.error(`no local mesh '${meshId}' is up; nothing to do`);
     return 0;
   }
+  console.error(`mesh '${meshId}' is down`);
+  return 0;
+}
+
+/** Stops the supervisor (it removes what it made), then whatever is left. False when there was nothing. */
+export async function stopMesh(meshId: string, keepLogs = false): Promise<boolean> {
+  const state = readState(meshId);
+  if (!state && listNetns(meshPrefix(meshId)).length === 0) return false;
   const owner = typeof state?.extra?.supervisorPid === "number" ? state.extra.supervisorPid : state?.ownerPid;
   if (owner && (await stopSupervisor(owner, 20_000))) console.error(`stopped the supervisor (pid ${owner})`);
-  const report = await teardownMesh(meshId, { graceMs: 3000, keepLogs: Boolean(values["keep-logs"]) });
+  const report = await teardownMesh(meshId, { graceMs: 3000, keepLogs });
   for (const p of report.processesStopped) console.error(`stopped ${p}`);
   if (report.namespacesRemoved.length > 0)
     console.error(`removed ${report.namespacesRemoved.length} namespaces (${meshPrefix(meshId)}*)`);
-  console.error(`mesh '${meshId}' is down`);
-  return 0;
+  return true;
 }

@@ -17,6 +17,7 @@ import { defaultCliMain, MeshSupervisor, type SettledReport } from "../../local/
 import { followAccessLogs, formatAccess } from "../../local/supervisor-logs.js";
 import { DEFAULT_MESH_ID, meshPaths } from "../../local/supervisor-plan.js";
 import { requireNetnsPrivileges } from "../../ztunnel/node-agent/native.js";
+import { stopMesh } from "./down.js";
 import { collectStatus, renderStatus } from "./status.js";
 
 export const UP_HELP = `usage: ambit up DIR [--nodes N] [--foreground] [--mesh-id ID] [--timeout SECONDS]
@@ -282,5 +283,7 @@ export async function run(argv: string[]): Promise<number> {
   if (args.supervise) return runSupervise(args);
   refuseIfUp(args.meshId, args.replace);
   await checkDir(args.dir);
+  // --replace: the old mesh goes first, so that the new one's log is not removed with it.
+  if (args.replace) await stopMesh(args.meshId);
   return args.foreground ? runForeground(args) : runDetached(args);
 }
