@@ -84,6 +84,7 @@ interface SharedResponse {
   before: Map<string, string>;
   /** `sent` after it: shared by the streams that take it, copied by one before it changes (copy on write). */
   sentAfter: Map<string, string>;
+  ackedDelta: number;
 }
 
 /** `syncedGen` of a stream that holds nothing of the type. */
@@ -96,6 +97,8 @@ interface Inflight {
   removed: string[];
   /** For names the proxy already had: the version before this response (to restore on NACK). */
   before: Map<string, string>;
+  /** Resources held before this response minus after it (ackedCount without walking `added`). */
+  ackedDelta: number;
 }
 
 interface StreamType {
@@ -541,6 +544,7 @@ export class DeltaAdsServer extends EventEmitter {
   /** ackedMap(st).size without copying `sent` (connections() is polled by `ambit check` and tests). */
   private ackedCount(st: StreamType): number {
     if (!st.inflight && st.diverged.size === 0) return st.sent.size;
+    if (st.inflight && st.diverged.size === 0) return st.sent.size + st.inflight.ackedDelta;
     const overrides = new Map<string, string | undefined>();
     if (st.inflight) {
       for (const e of st.inflight.added) overrides.set(e.name, st.inflight.before.get(e.name));
@@ -602,7 +606,15 @@ export class DeltaAdsServer extends EventEmitter {
           if (had !== undefined) before.set(name, had);
           sentAfter.delete(name);
         }
-        shared = { nonce, added, removed, bytes, before, sentAfter };
+        shared = {
+          nonce,
+          added,
+          removed,
+          bytes,
+          before,
+          sentAfter,
+          ackedDelta: st.sent.size - sentAfter.size,
+        };
         state.shared.set(from, shared);
       }
       st.dirty = new Set();
@@ -692,10 +704,17 @@ export class DeltaAdsServer extends EventEmitter {
       // O(1) per stream: a full sync to a hundred proxies builds one map, not a hundred.
       st.sent = shared.sentAfter;
       st.sentShared = true;
-      this.finishWrite(s, st, state, { nonce, changeTime, added, removed, before: shared.before }, bytes);
+      this.finishWrite(
+        s,
+        st,
+        state,
+        { nonce, changeTime, added, removed, before: shared.before, ackedDelta: shared.ackedDelta },
+        bytes,
+      );
       return;
     }
     this.ownSent(st);
+    const sizeBefore = st.sent.size;
     const before = new Map<string, string>();
     for (const e of added) {
       const had = st.sent.get(e.name);
@@ -707,7 +726,13 @@ export class DeltaAdsServer extends EventEmitter {
       if (had !== undefined) before.set(name, had);
       st.sent.delete(name);
     }
-    this.finishWrite(s, st, state, { nonce, changeTime, added, removed, before }, bytes);
+    this.finishWrite(
+      s,
+      st,
+      state,
+      { nonce, changeTime, added, removed, before, ackedDelta: sizeBefore - st.sent.size },
+      bytes,
+    );
   }
 
   private finishWrite(s: Stream, st: StreamType, state: TypeState, inflight: Inflight, bytes: Buffer): void {
