@@ -679,6 +679,12 @@ spec: { mtls: { mode: STRICT } }
       (s) => !!find(s.gatewayClasses, undefined, "ambit-waypoint")?.status?.conditions?.length,
       "the GatewayClass accepted",
     );
+    await first.idle();
+    const cm = JSON.parse(
+      (await c.kubectl(["get", "configmap", "-n", "ambit-system", "ambit-ca-root-cert", "-o", "json"]))
+        .stdout,
+    );
+    t.equal(cm.data["root-cert.pem"], ca.ca.rootPem, "root certificate published for the ztunnels");
 
     const takeover = once(other.elector, "started-leading");
     await first.close();

@@ -91,3 +91,27 @@ export async function loadOrCreateCaFromSecret(
     return fromSecret(await opts.client.get<Secret>(path));
   }
 }
+
+/** Name of the ConfigMap holding the mesh root certificate (public) for the ztunnels. */
+export const ROOT_CERT_CONFIGMAP = "ambit-ca-root-cert";
+
+/** Publishes the root certificate (root-cert.pem) in a ConfigMap of `namespace` (server-side apply). */
+export async function publishRootCert(
+  client: KubeClient,
+  namespace: string,
+  rootPem: string,
+  fieldManager = "ambit-controller",
+): Promise<void> {
+  await client.request({
+    method: "PATCH",
+    path: `/api/v1/namespaces/${namespace}/configmaps/${ROOT_CERT_CONFIGMAP}`,
+    query: { fieldManager, force: true },
+    contentType: "application/apply-patch+yaml",
+    body: {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: ROOT_CERT_CONFIGMAP, namespace, labels: { "app.kubernetes.io/part-of": "ambit" } },
+      data: { "root-cert.pem": rootPem },
+    },
+  });
+}

@@ -1,7 +1,8 @@
 // Everything the controller needs on a cluster, as one part with start() and
 // close(): the informers (snapshot source), the CA root from its Secret, the
 // TokenReview caller authenticator, leader election, and the leader-only
-// duties (the waypoint GatewayClass, status writes). The controller's wiring
+// duties (the waypoint GatewayClass, the root certificate ConfigMap the
+// ztunnels mount, status writes). The controller's wiring
 // point uses `provider` where it would use the local provider, gives
 // `authenticator` and `ca` to the CA service, and calls publishStatus() after
 // each translation.
@@ -9,7 +10,7 @@ import type { ObjectError } from "../../../core/errors/errors.js";
 import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import type { CertificateAuthority } from "../../ca/authority.js";
 import type { ClusterSnapshot } from "../objects.js";
-import { loadOrCreateCaFromSecret } from "./ca-root-secret.js";
+import { loadOrCreateCaFromSecret, publishRootCert } from "./ca-root-secret.js";
 import type { KubeClient } from "./client.js";
 import { ensureWaypointGatewayClass } from "./gateway-class.js";
 import { KubeProvider } from "./kube-provider.js";
@@ -53,6 +54,7 @@ export class KubeRuntime {
     | undefined;
   private writing: Promise<void> | undefined;
   private classApplied = false;
+  private rootPublished = false;
   private closed = false;
 
   constructor(private readonly opts: KubeRuntimeOptions) {
@@ -92,6 +94,7 @@ export class KubeRuntime {
     await this.provider.start();
     this.elector.on("started-leading", () => {
       this.classApplied = false;
+      this.rootPublished = false;
       this.kick();
     });
     this.elector.start();
@@ -129,6 +132,10 @@ export class KubeRuntime {
       const r = await ensureWaypointGatewayClass(this.opts.client);
       // "absent-crd": the Gateway API arrives later; the next snapshot tries again.
       this.classApplied = r !== "absent-crd";
+    }
+    if (!this.rootPublished && this.ca) {
+      await publishRootCert(this.opts.client, this.opts.namespace, this.ca.rootPem);
+      this.rootPublished = true;
     }
     const job = this.pending;
     this.pending = undefined;
