@@ -157,11 +157,11 @@ t.test("unmutated pool translates with the checks holding", async (t) => {
 });
 
 t.test("mutated objects the schemas admit, straight into the translator", async (t) => {
-  const n = await fuzz({ target: "translate-direct", ci: 300 }, input, checkDirect);
+  const n = await fuzz({ target: "translate-direct", ci: 120 }, input, checkDirect);
   t.ok(n > 0, `${n} snapshots`);
 });
 
 t.test("objects outside their schemas, through the local provider", async (t) => {
-  const n = await fuzz({ target: "translate-provider", ci: 300 }, input, checkThroughProvider);
+  const n = await fuzz({ target: "translate-provider", ci: 120 }, input, checkThroughProvider);
   t.ok(n > 0, `${n} snapshots`);
 });
