@@ -232,6 +232,9 @@ export class ZtunnelApp extends EventEmitter {
     this.ready = false;
     readyGauge.set(0);
     this.podsWatcher?.close();
+    // Stop accepting first (queued connections migrate to a successor that
+    // shares the ports), then GOAWAY the HBONE sessions and let what is open finish.
+    await this.agent.stopAccepting();
     await this.hboneServer.drain(graceMs);
     await Promise.race([
       Promise.all([this.outbound.whenIdle(), this.inbound.whenIdle(), this.plaintext.whenIdle()]),

@@ -46,6 +46,14 @@ export interface HboneConnectRequest {
   dstPort?: number;
   /** `ip:port` of the application the peer should connect to. */
   authority: string;
+  /**
+   * Called with the stream as soon as the CONNECT request is sent, before
+   * the response: the caller may write early data (RFC 9113 section 8.5:
+   * every DATA frame after the request's HEADERS is tunnel data), saving a
+   * round trip per connection. If the tunnel then fails, the stream is reset
+   * and the data is dropped with it.
+   */
+  onStream?: (stream: ClientHttp2Stream) => void;
 }
 
 /** Raised when the tunnel could not be set up; `code` is a stable reason for logs and metrics. */
@@ -58,6 +66,9 @@ export class HboneConnectError extends AmbitError {
     super("HBONE_PROTOCOL", message, { reason, status });
     this.name = "HboneConnectError";
   }
+
+  /** The peer did not process the stream (refused, or the session was going away): safe to retry. */
+  unprocessed = false;
 }
 
 const poolSessions = gauge("ambit_hbone_pool_sessions", "HTTP/2 sessions held by HBONE client pools");
@@ -97,6 +108,19 @@ export class HboneClient {
 
   /** Opens one CONNECT stream; resolves once the peer answered 200. */
   async connect(req: HboneConnectRequest): Promise<ClientHttp2Stream> {
+    // A stream the peer never processed (refused, or opened on a session that
+    // just got GOAWAY: the peer is draining for an upgrade) is safe to retry
+    // on a fresh session; no byte of it reached the destination.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.connectOnce(req);
+      } catch (err) {
+        if (attempt >= 2 || !(err instanceof HboneConnectError) || !err.unprocessed) throw err;
+      }
+    }
+  }
+
+  private async connectOnce(req: HboneConnectRequest): Promise<ClientHttp2Stream> {
     const key: PoolKey = {
       srcIdentity: req.srcIdentity,
       srcIp: req.srcIp,
@@ -118,6 +142,7 @@ export class HboneClient {
     try {
       const session = await Promise.race([lease.entry.ready, timeout]);
       stream = this.openStream(session, req.authority, lease);
+      req.onStream?.(stream);
       return await Promise.race([awaitResponse(stream, req), timeout]);
     } catch (err) {
       // Idempotent: the stream's own 'close' releases too.
@@ -144,7 +169,9 @@ export class HboneClient {
       stream = session.request({ ":method": "CONNECT", ":authority": authority }, { endStream: false });
     } catch (err) {
       // The session went away between the lease and the request.
-      throw new HboneConnectError("session", `HBONE session unusable: ${(err as Error).message}`);
+      const e = new HboneConnectError("session", `HBONE session unusable: ${(err as Error).message}`);
+      e.unprocessed = true;
+      throw e;
     }
     stream.once("close", () => this.pool.release(lease));
     return stream;
@@ -217,15 +244,20 @@ export class HboneClient {
 
 function awaitResponse(stream: ClientHttp2Stream, req: HboneConnectRequest): Promise<ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
-    const onClose = () =>
-      reject(
-        new HboneConnectError(
-          "reset",
-          `HBONE stream to ${req.dstIp} (${req.authority}) closed before a response (code ${stream.rstCode})`,
-        ),
+    const refused = () => stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+    const onClose = () => {
+      const e = new HboneConnectError(
+        "reset",
+        `HBONE stream to ${req.dstIp} (${req.authority}) closed before a response (code ${stream.rstCode})`,
       );
-    const onError = (err: Error) =>
-      reject(new HboneConnectError("reset", `HBONE stream to ${req.dstIp}: ${err.message}`));
+      e.unprocessed = refused();
+      reject(e);
+    };
+    const onError = (err: Error) => {
+      const e = new HboneConnectError("reset", `HBONE stream to ${req.dstIp}: ${err.message}`);
+      e.unprocessed = refused() || err.message.includes("NGHTTP2_REFUSED_STREAM");
+      reject(e);
+    };
     stream.once("close", onClose);
     stream.once("error", onError);
     stream.once("response", (headers) => {

@@ -299,10 +299,6 @@ export class HboneServer {
 
   /** @internal a listener's TLS handshake completed (client cert already verified by tls.Server). */
   onSecure(tlsSocket: TLSSocket, listener: HboneListener): void {
-    if (this.draining) {
-      tlsSocket.destroy();
-      return;
-    }
     const peerIdentity = spiffeFromSubjectAltName(tlsSocket.getPeerCertificate()?.subjectaltname);
     const peerAddress = normalizeIp(tlsSocket.remoteAddress);
     const peerPort = tlsSocket.remotePort ?? 0;
@@ -317,6 +313,16 @@ export class HboneServer {
     });
     this.sessions.add(session);
     serverSessions.inc();
+    // Accepted before the listeners closed but secured after drain began (an
+    // upgrade under load): serve the stream the client is about to send, then
+    // GOAWAY so its next ones go to the successor. Destroying it would fail a request.
+    if (this.draining) {
+      const goaway = () => {
+        if (!session.closed && !session.destroyed) session.close();
+      };
+      session.once("stream", () => setImmediate(goaway));
+      setTimeout(goaway, this.handshakeTimeoutMs).unref();
+    }
     let sawError = false;
     session.on("error", (err: Error & { code?: string }) => {
       sawError = true;

@@ -176,6 +176,18 @@ export class NodeAgent {
     return failures;
   }
 
+  /**
+   * Closes every listening socket but keeps the pods' namespaces open (the
+   * handlers still connect from inside them while draining). With
+   * SO_REUSEPORT and tcp_migrate_req, connections queued on these sockets
+   * move to a successor's listeners instead of being reset.
+   */
+  async stopAccepting(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.queues.values()].map((q) => q.catch(() => undefined)));
+    await Promise.all([...this.entries.values()].map((e) => closeListeners(e.listeners, { keepNetns: true })));
+  }
+
   /** Closes every listener (connections already accepted are the handlers' to drain). */
   async close(opts: NodeAgentCloseOptions = {}): Promise<void> {
     this.closed = true;
@@ -321,7 +333,7 @@ function closeOne(s: net.Server | dgram.Socket): Promise<void> {
   });
 }
 
-async function closeListeners(l: PodListeners): Promise<void> {
+async function closeListeners(l: PodListeners, opts: { keepNetns?: boolean } = {}): Promise<void> {
   const all: (net.Server | dgram.Socket)[] = [l.outbound, l.inbound, l.hbone];
   if (l.dnsTcp) all.push(l.dnsTcp);
   if (l.dnsUdp) all.push(l.dnsUdp);
@@ -338,5 +350,5 @@ async function closeListeners(l: PodListeners): Promise<void> {
         }),
     ),
   );
-  l.netns.close();
+  if (!opts.keepNetns) l.netns.close();
 }

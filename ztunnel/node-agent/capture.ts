@@ -139,6 +139,14 @@ function sh(word: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/** How `ip rule list` prints a rule given as `ip rule add` arguments ("pref N" first, as "N:"). */
+function ruleListing(args: readonly string[]): string {
+  const rest = [...args];
+  const i = rest.indexOf("pref");
+  const pref = i >= 0 ? rest.splice(i, 2)[1] : undefined;
+  return `${pref !== undefined ? `${pref}:\t` : ""}from all ${rest.join(" ")}`;
+}
+
 /** The shell script that installs the plan (idempotent). */
 export function renderApplyScript(plan: CapturePlan): string {
   const lines = ["iptables-restore -w 5 --noflush <<'AMBIT_RULES'", plan.restore.trimEnd(), "AMBIT_RULES"];
@@ -150,8 +158,13 @@ export function renderApplyScript(plan: CapturePlan): string {
   for (const r of plan.ipRoutes) lines.push(`ip route replace ${r.map(sh).join(" ")}`);
   for (const r of plan.ipRules) {
     const args = r.map(sh).join(" ");
-    // `ip rule add` is not idempotent: delete every copy, then add one.
-    lines.push(`while ip rule del ${args} 2>/dev/null; do :; done`, `ip rule add ${args}`);
+    // `ip rule add` is not idempotent, and deleting first would cut the
+    // routing of a running ztunnel's connections (an upgrade installs this
+    // while the old one serves): add only when absent, and a concurrent
+    // installer's copy counts as present.
+    lines.push(
+      `ip rule add ${args} 2>/dev/null || ip rule list | grep -Fq ${sh(ruleListing(r))} || ip rule add ${args}`,
+    );
   }
   // Zero-drop upgrades: when the old ztunnel closes its SO_REUSEPORT
   // listener, connections still in its accept queue move to the new one's
