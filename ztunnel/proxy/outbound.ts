@@ -4,6 +4,7 @@
 // Then apply it: open the HBONE stream presenting the source's identity (or
 // a plain TCP connection marked so capture does not loop) and splice.
 import net from "node:net";
+import type { Writable } from "node:stream";
 import { type Bridge, bridge, bridgeSockets, resetStream } from "../../core/hbone/bridge.js";
 import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
 import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
@@ -233,6 +234,10 @@ export class OutboundProxy {
         true,
       ),
     };
+    // Early data: what the application sent before the peer answered goes
+    // out with the CONNECT instead of one round trip later (a new connection
+    // per request pays that round trip through both ztunnels otherwise).
+    let early: EarlyForward | undefined;
     this.opts.hbone
       .connect({
         srcIdentity,
@@ -241,9 +246,13 @@ export class OutboundProxy {
         dstIp: plan.tunnel.ip,
         dstPort: plan.tunnel.port,
         authority: plan.authority,
+        onStream: (stream) => {
+          if (!socket.destroyed) early = forwardEarly(socket, stream);
+        },
       })
       .then(
         (stream) => {
+          early?.stop();
           this.pending--;
           if (socket.destroyed) {
             // The application gave up while the tunnel was being set up.
@@ -253,13 +262,17 @@ export class OutboundProxy {
             return;
           }
           connOpened(rec);
+          // A FIN that came early was passed on already (END_STREAM); the socket's readableEnded says so to bridge().
           const b = bridge(socket, stream, (end) => {
             connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
             this.settled(b);
           });
           this.active.add(b);
+          // The early forwarder may have paused on backpressure: the bridge's own takes over.
+          if (early?.paused) socket.resume();
         },
         (err: Error) => {
+          early?.stop();
           this.pending--;
           const reason =
             err instanceof HboneConnectError
@@ -328,6 +341,34 @@ export class OutboundProxy {
       this.active.add(b);
     });
   }
+}
+
+interface EarlyForward {
+  stop(): void;
+  readonly paused: boolean;
+}
+
+/** Socket → stream before the CONNECT response (backpressure and FIN too); stop() hands over to bridge(). */
+function forwardEarly(socket: net.Socket, stream: Writable): EarlyForward {
+  const state = { paused: false };
+  const onData = (chunk: Buffer) => {
+    if (!stream.write(chunk)) {
+      state.paused = true;
+      socket.pause();
+    }
+  };
+  const onEnd = () => stream.end();
+  socket.on("data", onData);
+  socket.once("end", onEnd);
+  return {
+    stop() {
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+    },
+    get paused() {
+      return state.paused;
+    },
+  };
 }
 
 function ignore(): void {}
