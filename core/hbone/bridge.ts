@@ -163,11 +163,23 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
  */
 function forward(src: Readable, dst: Writable): void {
   let waiting = false;
+  let corked = false;
   const onDrain = () => {
     waiting = false;
     src.resume();
   };
+  // Chunks that arrive in one tick (an HTTP/2 session emits every DATA frame
+  // of one TLS read synchronously) leave as one writev, not one syscall each.
+  const uncork = () => {
+    corked = false;
+    if (!dst.destroyed) dst.uncork();
+  };
   src.on("data", (chunk: Buffer) => {
+    if (!corked && !dst.destroyed) {
+      corked = true;
+      dst.cork();
+      process.nextTick(uncork);
+    }
     if (dst.write(chunk) || waiting || dst.destroyed) return;
     waiting = true;
     src.pause();
