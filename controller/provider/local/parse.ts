@@ -34,9 +34,44 @@ function isKnownKind(kind: string): kind is AnyObject["kind"] {
   return Object.hasOwn(API_VERSIONS_BY_KIND, kind);
 }
 
+/** Deeper than any Kubernetes object; deep enough to stop the yaml library's recursion from overflowing the stack. */
+export const MAX_YAML_NESTING = 64;
+
+/**
+ * An upper bound of a text's nesting: open flow brackets, and per line the
+ * indentation plus chained "- " block-sequence entries. Cheap and
+ * conservative (brackets inside strings count too); used only as a guard.
+ */
+export function yamlNestingBound(text: string): number {
+  let flow = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++flow);
+    else if (c === 0x5d || c === 0x7d) flow = Math.max(0, flow - 1);
+  }
+  for (const line of text.split("\n")) {
+    const m = /^( *)((?:- +)*)/.exec(line);
+    const indent = m?.[1]?.length ?? 0;
+    const dashes = (m?.[2]?.match(/-/g) ?? []).length;
+    max = Math.max(max, Math.floor(indent / 2) + dashes);
+  }
+  return max;
+}
+
 /** Parses the text of one file. Never throws. */
 export function parseFile(text: string, file: string): FileParse {
   const out: FileParse = { objects: [], rejected: [], errors: [], unreadable: false };
+  const depth = yamlNestingBound(text);
+  if (depth > MAX_YAML_NESTING) {
+    // The yaml library recurses per level; ~1000 levels overflow the stack and
+    // can leave V8 unable to continue. Refuse before parsing.
+    out.unreadable = true;
+    out.errors.push(
+      new ObjectError("YAML_PARSE", { kind: "file", name: file, file }, undefined, `nested ${depth} levels deep (at most ${MAX_YAML_NESTING})`),
+    );
+    return out;
+  }
   let docs: ReturnType<typeof parseAllDocuments>;
   try {
     docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
