@@ -164,6 +164,11 @@ export class MeshSupervisor extends EventEmitter {
     return sup;
   }
 
+  /** Whether close() was called (the mesh is going or gone). */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** File, object and field errors of the directory, as of now. */
   errors(): ObjectError[] {
     return this.provider.errors();
@@ -472,6 +477,8 @@ export class MeshSupervisor extends EventEmitter {
       };
       const timer = setTimeout(() => done(this.report()), timeoutMs);
       this.on("phase", check);
+      // Closed while waiting (Ctrl-C): answer at once with what there was.
+      this.once("closing", () => done(this.report()));
       check();
     });
   }
@@ -480,6 +487,7 @@ export class MeshSupervisor extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.emit("closing");
     await this.queue.catch(() => undefined);
     await this.provider.close();
     await this.dns?.close();

@@ -18,7 +18,7 @@ import {
 } from "../../local/supervisor-logs.js";
 import { requireNetnsPrivileges } from "../../ztunnel/node-agent/native.js";
 import { collectStatus, renderStatus } from "./status.js";
-import { describeUnsettled, startSupervisor, untilSignal } from "./up.js";
+import { describeUnsettled, startAttached } from "./up.js";
 
 export const DEMO_HELP = `usage: ambit demo [--mesh-id ID] [--dir DIR] [--replace]
 
@@ -66,15 +66,18 @@ export async function run(argv: string[]): Promise<number> {
   const meshId = values["mesh-id"] ?? "demo";
   logger("supervisor").level = "warn";
   process.stderr.write(`ambit demo: bringing up ${dir} as mesh '${meshId}'\n`);
-  const sup = await startSupervisor({ dir, meshId, nodes: 2, replace: Boolean(values.replace) }, (line) =>
-    process.stderr.write(`  ${line}\n`),
-  );
   let follower: FileFollower | undefined;
-  const teardown = untilSignal(async () => {
-    follower?.close();
-    await sup.close();
-  });
+  let proofDone: () => void = () => undefined;
+  const { sup, stopped: teardown } = await startAttached(
+    { dir, meshId, nodes: 2, replace: Boolean(values.replace) },
+    (line) => process.stderr.write(`  ${line}\n`),
+    () => {
+      follower?.close();
+      proofDone();
+    },
+  );
   const report = await sup.whenSettled(120_000);
+  if (sup.isClosed) return teardown;
   if (!report.settled)
     process.stderr.write(`not everything is ready:\n${describeUnsettled(report).join("\n")}\n`);
   const status = await collectStatus(meshId);
@@ -84,7 +87,7 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(`\n== access log: client -> server over HBONE (mTLS), both SPIFFE identities ==\n`);
   const nodes = sup.runtime.layout.nodes.map((n) => n.name);
   let proven = 0;
-  let proofDone: () => void = () => undefined;
+  if (sup.isClosed) return teardown;
   const proof = new Promise<void>((resolve) => {
     proofDone = resolve;
   });
@@ -102,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   const timer = setTimeout(proofDone, PROOF_TIMEOUT_MS);
   await proof;
   clearTimeout(timer);
+  if (sup.isClosed) return teardown;
   if (proven === 0) {
     process.stdout.write(
       `no access-log line with both identities after ${PROOF_TIMEOUT_MS / 1000}s: see 'ambit logs --mesh-id ${meshId} ztunnel-node-1' and 'ambit status --mesh-id ${meshId}'\n`,

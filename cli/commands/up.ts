@@ -14,7 +14,7 @@ import { logger } from "../../core/telemetry/logger.js";
 import { alive, validateMeshId } from "../../local/network.js";
 import { readState } from "../../local/state.js";
 import { defaultCliMain, MeshSupervisor, type SettledReport } from "../../local/supervisor.js";
-import { followAccessLogs, formatAccess } from "../../local/supervisor-logs.js";
+import { type FileFollower, followAccessLogs, formatAccess } from "../../local/supervisor-logs.js";
 import { DEFAULT_MESH_ID, meshPaths } from "../../local/supervisor-plan.js";
 import { requireNetnsPrivileges } from "../../ztunnel/node-agent/native.js";
 import { stopMesh } from "./down.js";
@@ -149,6 +149,29 @@ export async function startSupervisor(
   );
 }
 
+/**
+ * Starts the supervisor in this process with SIGINT/SIGTERM handled from the
+ * first moment: a signal while the mesh is still being built tears down
+ * what was built and exits; later, `stopped` resolves after the teardown.
+ */
+export async function startAttached(
+  args: Pick<UpArgs, "dir" | "nodes" | "meshId" | "replace">,
+  onProgress: (line: string) => void,
+  onStop: () => void = () => undefined,
+): Promise<{ sup: MeshSupervisor; stopped: Promise<number> }> {
+  let started = false;
+  const starting = startSupervisor(args, onProgress);
+  const stopped = untilSignal(async () => {
+    onStop();
+    const sup = await starting.catch(() => undefined);
+    await sup?.close();
+    if (!started) process.exit(130);
+  });
+  const sup = await starting;
+  started = true;
+  return { sup, stopped };
+}
+
 /** Waits for SIGINT/SIGTERM, then runs close once; a second signal exits at once. */
 export function untilSignal(
   close: () => Promise<void>,
@@ -175,8 +198,14 @@ export function untilSignal(
 
 async function runForeground(args: UpArgs): Promise<number> {
   logger("supervisor").level = "warn";
-  const sup = await startSupervisor(args, (line) => process.stderr.write(`  ${line}\n`));
+  let follower: FileFollower | undefined;
+  const { sup, stopped } = await startAttached(
+    args,
+    (line) => process.stderr.write(`  ${line}\n`),
+    () => follower?.close(),
+  );
   const report = await sup.whenSettled(args.timeoutMs);
+  if (sup.isClosed) return stopped;
   if (!report.settled)
     process.stderr.write(
       `not everything is ready after ${args.timeoutMs / 1000}s:\n${describeUnsettled(report).join("\n")}\n`,
@@ -184,13 +213,10 @@ async function runForeground(args: UpArgs): Promise<number> {
   await printSummary(args.meshId);
   process.stdout.write("\naccess log (Ctrl-C tears the mesh down):\n");
   const nodes = sup.runtime.layout.nodes.map((n) => n.name);
-  const follower = followAccessLogs(sup.paths, nodes, (node, a) =>
+  follower = followAccessLogs(sup.paths, nodes, (node, a) =>
     process.stdout.write(`${formatAccess(node, a)}\n`),
   );
-  return untilSignal(async () => {
-    follower.close();
-    await sup.close();
-  });
+  return stopped;
 }
 
 type SupervisorMessage =
@@ -203,14 +229,14 @@ async function runSupervise(args: UpArgs): Promise<number> {
   const send = (m: SupervisorMessage) => {
     if (process.connected) process.send?.(m);
   };
-  let sup: MeshSupervisor;
+  let attached: { sup: MeshSupervisor; stopped: Promise<number> };
   try {
-    sup = await startSupervisor(args, (line) => send({ type: "progress", line }));
+    attached = await startAttached(args, (line) => send({ type: "progress", line }));
   } catch (e) {
     send({ type: "failed", message: (e as Error).message });
     return 1;
   }
-  const stopped = untilSignal(() => sup.close());
+  const { sup, stopped } = attached;
   send({ type: "settled", report: await sup.whenSettled(args.timeoutMs) });
   return stopped;
 }
