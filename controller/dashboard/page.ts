@@ -24,7 +24,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><b>ambit</b><span class="legend"><span>🔒 mTLS</span><span>◆ through a waypoint</span><span class="bad">red: errors</span></span>
+<header><b>ambit</b><span class="legend"><span>mTLS: mutual TLS</span><span>◆ through a waypoint</span><span class="bad">red: errors</span></span>
 <span id="conn">connecting…</span></header>
 <div id="graph" data-testid="graph"></div>
 <aside>
@@ -54,12 +54,13 @@ const cy = cytoscape({
     { selector: ":selected", style: { "overlay-color": "#ffb300", "overlay-opacity": 0.25 } },
   ],
 });
+window.cy = cy;
 let graph = { nodes: [], edges: [] };
 let layoutKey = "";
 const fmt = (n, d = 1) => (n >= 100 ? Math.round(n) : Number(n.toFixed(d))).toString();
 const bytes = (b) => b >= 1e6 ? fmt(b / 1e6) + " MB/s" : b >= 1e3 ? fmt(b / 1e3) + " kB/s" : fmt(b, 0) + " B/s";
 function edgeLabel(e) {
-  const parts = [(e.mtls ? "🔒 " : "") + (e.waypoint ? "◆ " : "") + fmt(e.rps) + (e.protocol === "http" ? " rps" : " conn/s")];
+  const parts = [(e.mtls ? "mTLS " : "") + (e.waypoint ? "◆ " : "") + fmt(e.rps) + (e.protocol === "http" ? " rps" : " conn/s")];
   if (e.protocol === "http") parts.push(fmt(e.errorRate * 100) + "% err");
   if (e.p99Ms !== undefined) parts.push("p99 " + fmt(e.p99Ms) + " ms");
   if (e.bps > 0) parts.push(bytes(e.bps));
@@ -84,7 +85,9 @@ function render(g) {
   });
   if (key !== layoutKey) {
     layoutKey = key;
-    cy.layout({ name: "cose", animate: false, nodeDimensionsIncludeLabels: true, padding: 30 }).run();
+    cy.layout({ name: "cose", animate: false, nodeDimensionsIncludeLabels: true, padding: 40, idealEdgeLength: () => 220, nodeRepulsion: () => 60000 }).run();
+    // a small mesh should not fill the screen with two giant nodes
+    if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
   }
   document.body.dataset.edges = String(g.edges.length);
 }
@@ -118,7 +121,7 @@ function showEdge(e) {
     row("rate", fmt(e.rps) + (e.protocol === "http" ? " req/s" : " conn/s")) +
     row("errors", fmt(e.errorRate * 100) + "% now, " + e.totalErrors + " total", e.errorRate > 0 ? "bad" : "") +
     row("p99", e.p99Ms === undefined ? "—" : fmt(e.p99Ms) + " ms") + row("bytes", bytes(e.bps)) +
-    row("total", String(e.totalRequests)) + row("mTLS", e.mtls ? "🔒 mutual TLS" : "none", e.mtls ? "ok" : "bad") +
+    row("total", String(e.totalRequests)) + row("mTLS", e.mtls ? "mutual TLS" : "none", e.mtls ? "ok" : "bad") +
     row("waypoint", e.waypoint ? "◆ in the path" : "no") + "</table>";
 }
 cy.on("tap", "node", (ev) => { const id = ev.target.id(); const n = graph.nodes.find((x) => x.id === id); if (n) showWorkload(n); });

@@ -42,6 +42,8 @@ export interface DashboardOptions {
   /** Port of /metrics on connected proxies (ztunnel and waypoint: 15020). 0: don't scrape proxies. */
   proxyMetricsPort: number;
   scrapeIntervalMs: number;
+  /** Rates and error ratios are over this window (a denied call stays visible for it). */
+  rateWindowMs: number;
 }
 
 /** Dashboard settings from the environment (the controller's flags stay the lead's). */
@@ -57,6 +59,7 @@ export function dashboardOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): D
       .filter(Boolean),
     proxyMetricsPort: Number(env.AMBIT_DASHBOARD_PROXY_METRICS_PORT ?? 15020),
     scrapeIntervalMs: Number(env.AMBIT_DASHBOARD_SCRAPE_MS ?? 2000),
+    rateWindowMs: Number(env.AMBIT_DASHBOARD_RATE_WINDOW_MS ?? 30_000),
   };
 }
 
@@ -80,7 +83,8 @@ function cytoscapeSource(): string {
 export class DashboardServer {
   private server?: http.Server;
   private timer?: NodeJS.Timeout;
-  private previous?: { totals: Map<string, EdgeTotals>; at: number };
+  /** Recent scrapes, oldest first: rates are over the window, not one scrape interval. */
+  private history: { totals: Map<string, EdgeTotals>; at: number }[] = [];
   private graph: Graph = { nodes: [], edges: [], at: new Date(0).toISOString() };
   private readonly sse = new Set<http.ServerResponse>();
   private scraping = false;
@@ -143,13 +147,11 @@ export class DashboardServer {
       const now = Date.now();
       const totals = edgeTotals(samples);
       const view = this.src.current();
-      this.graph = buildGraph(
-        view,
-        totals,
-        this.previous?.totals,
-        this.previous ? (now - this.previous.at) / 1000 : 0,
-      );
-      this.previous = { totals, at: now };
+      while (this.history.length > 1 && this.history[0]!.at < now - this.opts.rateWindowMs)
+        this.history.shift();
+      const base = this.history[0];
+      this.graph = buildGraph(view, totals, base?.totals, base ? (now - base.at) / 1000 : 0);
+      this.history.push({ totals, at: now });
       const data = `event: graph\ndata: ${JSON.stringify(this.graph)}\n\n`;
       for (const res of this.sse) res.write(data);
       return this.graph;

@@ -173,6 +173,7 @@ t.test("server: scrapes a real /metrics, serves graph, workload, health, SSE; re
       ],
       proxyMetricsPort: 15020,
       scrapeIntervalMs: 60_000,
+      rateWindowMs: 30_000,
     },
   );
   const port = await d.start();
