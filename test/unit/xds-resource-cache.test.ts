@@ -82,3 +82,44 @@ t.test("encodeResponse assembles a DeltaDiscoveryResponse any protobuf decoder r
   );
   t.equal(decoded.resources[6]?.resource?.value[69_999], 6);
 });
+
+t.test("sameJson: equal content equal, any difference different, in-place changes re-encoded", async (t) => {
+  const fc = await import("fast-check");
+  const { sameJson } = await import("../../controller/push/resource-cache.js");
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.jsonValue(), (x, y) => {
+      if (!sameJson(x, structuredClone(x))) return false;
+      // Same JSON text (same key order) → same; different content under any key order → different.
+      if (JSON.stringify(x) === JSON.stringify(y) && !sameJson(x, y)) return false;
+      const sorted = (v: unknown): unknown =>
+        Array.isArray(v)
+          ? v.map(sorted)
+          : v && typeof v === "object"
+            ? Object.fromEntries(
+                Object.entries(v)
+                  .sort(([a], [b]) => (a < b ? -1 : 1))
+                  .map(([k, w]) => [k, sorted(w)]),
+              )
+            : v;
+      return sameJson(x, y) === (JSON.stringify(sorted(x)) === JSON.stringify(sorted(y)));
+    }),
+    { numRuns: 500 },
+  );
+  t.ok(sameJson({ a: 1, b: undefined }, { a: 1 }), "undefined is absent, as in JSON");
+  t.notOk(sameJson([1, 2], { 0: 1, 1: 2 }));
+
+  let encodes = 0;
+  const cache = new ResourceCache<MeshWorkload>(
+    (w) => w.uid,
+    (w) => {
+      encodes++;
+      return anyPack(AddressSchema, workloadToAddress(w));
+    },
+  );
+  const w = pod("m", "10.0.0.1");
+  cache.build([w]);
+  w.ips = ["10.0.0.2"]; // changed in place and passed again: not trusted
+  const r = cache.build([w]);
+  t.equal(encodes, 2);
+  t.same(r.resources.size, 1);
+});
