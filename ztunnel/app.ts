@@ -85,11 +85,13 @@ export class ZtunnelApp extends EventEmitter {
 
     this.agent = new NodeAgent({
       onOutbound: (socket, ctx) => {
+        this.podReady(ctx);
         const source = this.state.workloadByIp(ctx.pod.ip);
         if (!source) return socket.resetAndDestroy();
         this.outbound.handleOutbound(socket, { origDst: { ip: ctx.origDst.address, port: ctx.origDst.port }, source });
       },
       onInbound: (socket, ctx) => {
+        this.podReady(ctx);
         const uid = this.state.workloadByIp(ctx.pod.ip)?.uid;
         this.plaintext.handlePlaintextInbound(socket, {
           origDst: { ip: ctx.origDst.address, port: ctx.origDst.port },
@@ -97,6 +99,7 @@ export class ZtunnelApp extends EventEmitter {
         });
       },
       onHbone: (socket, ctx) => {
+        this.podReady(ctx);
         const l = this.hboneListeners.get(ctx.podKey);
         if (l) l.accept(socket);
         else socket.destroy();
@@ -108,19 +111,7 @@ export class ZtunnelApp extends EventEmitter {
         );
       },
       onDnsTcp: (socket, ctx) => this.dns.serveTcpConnection(socket, podNamespace(ctx.podKey)),
-      onPodListeners: (l) => {
-        this.podsByIp.set(l.pod.ip, l);
-        const w = this.state.workloadByIp(l.pod.ip);
-        const identity = w ? workloadIdentity(w) : undefined;
-        this.hboneListeners.set(
-          l.podKey,
-          this.hboneServer.attach({
-            name: l.podKey,
-            ...(w ? { podUid: w.uid } : {}),
-            cert: () => (identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${l.podKey}`))),
-          }),
-        );
-      },
+      onPodListeners: (l) => this.podReady(l),
       onPodRemoved: (key) => {
         for (const [ip, ctx] of this.podsByIp) if (ctx.podKey === key) this.podsByIp.delete(ip);
         const l = this.hboneListeners.get(key);
@@ -203,6 +194,27 @@ export class ZtunnelApp extends EventEmitter {
         if (w) this.certs.get(workloadIdentity(w)).catch(() => {});
       }
     });
+  }
+
+  /**
+   * Makes a pod's context known (for connecting from inside it, and its HBONE
+   * listener). Idempotent; runs on the first connection too, because a
+   * listener shares its port with a predecessor (SO_REUSEPORT) and so gets
+   * connections as soon as it opens, before its enrolment completes.
+   */
+  private podReady(ctx: PodContext): void {
+    if (this.podsByIp.get(ctx.pod.ip)?.netns !== ctx.netns) this.podsByIp.set(ctx.pod.ip, ctx);
+    if (this.hboneListeners.has(ctx.podKey)) return;
+    const w = this.state.workloadByIp(ctx.pod.ip);
+    const identity = w ? workloadIdentity(w) : undefined;
+    this.hboneListeners.set(
+      ctx.podKey,
+      this.hboneServer.attach({
+        name: ctx.podKey,
+        ...(w ? { podUid: w.uid } : {}),
+        cert: () => (identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${ctx.podKey}`))),
+      }),
+    );
   }
 
   /** A socket to `dst` opened inside the pod whose IP is `srcIp`, or undefined when that pod is not ours. */

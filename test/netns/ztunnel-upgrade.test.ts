@@ -73,9 +73,10 @@ function roundTrip(s: net.Socket, msg: string): Promise<void> {
       if (got === want) resolve();
       else reject(new Error(`got ${JSON.stringify(got)}`));
     };
-    const onEnd = () => {
+    const onEnd = (err?: Error | boolean) => {
       done();
-      reject(new Error(`closed before the echo (${JSON.stringify(got)})`));
+      const why = err instanceof Error ? `: ${err.message}` : "";
+      reject(new Error(`closed before the echo (${JSON.stringify(got)})${why}`));
     };
     const done = () => {
       s.off("data", onData);
@@ -155,7 +156,7 @@ t.test("ztunnel upgrade under load: no failed request, no reset connection", { s
     try {
       const s = await connectInNetns(client.netnsPath, { host: VIP, port: 80 });
       // A request that hangs counts as failed (a timeout, not a test hang).
-      const timer = setTimeout(() => s.destroy(new Error("no answer in 5 s")), 5000);
+      const timer = setTimeout(() => s.destroy(new Error(`no answer in 5 s (port ${s.localPort})`)), 5000);
       try {
         await roundTrip(s, `short ${n}`);
         clearTimeout(timer);
@@ -165,7 +166,7 @@ t.test("ztunnel upgrade under load: no failed request, no reset connection", { s
         s.destroy();
       }
     } catch (e) {
-      failures.push(`short ${n}: ${(e as Error).message}`);
+      failures.push(`short ${n} at ${new Date().toISOString()}: ${(e as Error).message}`);
     }
   };
   const ticker = setInterval(() => {
