@@ -14,6 +14,8 @@ import { register as registerCa } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { FactsFileWatcher } from "./facts-file.js";
 import type { ClusterSnapshot } from "./provider/objects.js";
+import { KubeClient } from "./provider/kube/client.js";
+import { KubeRuntime } from "./provider/kube/kube-runtime.js";
 import { LocalProvider } from "./provider/local/index.js";
 import { ModelPublisher } from "./push/publish-model.js";
 import { adsGrpcServerOptions, DeltaAdsServer } from "./push/server.js";
@@ -37,10 +39,21 @@ export interface ControllerView {
   translatedAt: Date;
 }
 
+/** What both the local (YAML directory) and the kube (informers) providers give the controller. */
+export interface SnapshotProvider {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  snapshot(): ClusterSnapshot;
+  errors(): ObjectError[];
+  on(event: "snapshot", listener: (s: ClusterSnapshot) => void): unknown;
+}
+
 export class ControllerApp extends EventEmitter {
   readonly push = new DeltaAdsServer();
   private readonly publisher = new ModelPublisher(this.push);
-  private provider: LocalProvider;
+  private readonly provider: SnapshotProvider;
+  /** Kube mode: the cluster duties (CA root Secret, TokenReview, Lease, status). */
+  private readonly kube?: KubeRuntime;
   private facts?: FactsFileWatcher;
   private ca?: CertificateAuthority;
   private servers: grpc.Server[] = [];
@@ -51,7 +64,21 @@ export class ControllerApp extends EventEmitter {
 
   constructor(readonly cfg: ControllerConfig) {
     super();
-    this.provider = new LocalProvider({ dir: cfg.configDir });
+    if (cfg.provider === "kube") {
+      if (!cfg.kube) throw new Error("provider kube needs cfg.kube");
+      this.kube = new KubeRuntime({
+        client: KubeClient.fromSource({ kubeconfigPath: cfg.kube.kubeconfig }),
+        namespace: cfg.kube.namespace,
+        identity: cfg.kube.podName,
+        trustDomain: cfg.trustDomain,
+        caDir: cfg.caDir,
+        caSecretName: cfg.kube.caRootSecret,
+        allowedServiceAccounts: cfg.kube.allowedServiceAccounts,
+      });
+      this.provider = this.kube.provider;
+    } else {
+      this.provider = new LocalProvider({ dir: cfg.configDir });
+    }
   }
 
   current(): ControllerView {
@@ -68,22 +95,30 @@ export class ControllerApp extends EventEmitter {
 
   async start(): Promise<void> {
     enableProcessMetrics();
-    this.ca = await CertificateAuthority.loadOrCreate(this.cfg.caDir, { trustDomain: this.cfg.trustDomain });
     this.provider.on("snapshot", (s: ClusterSnapshot) => this.sync(s));
-    await this.provider.start();
-    if (this.cfg.factsFile) {
+    if (this.kube) {
+      // The root comes from the cluster's Secret; start() resolves once the informers have synced.
+      this.ca = (await this.kube.start()).ca;
+    } else {
+      this.ca = await CertificateAuthority.loadOrCreate(this.cfg.caDir, { trustDomain: this.cfg.trustDomain });
+      await this.provider.start();
+    }
+    const local = this.provider instanceof LocalProvider ? this.provider : undefined;
+    if (this.cfg.factsFile && local) {
       this.facts = new FactsFileWatcher(
         this.cfg.factsFile,
-        (f) => this.provider.setFacts(f),
+        (f) => local.setFacts(f),
         (e) => log.warn({ err: e.message }, "facts file unreadable; keeping the last good facts"),
       );
       await this.facts.start();
     }
     this.sync(this.provider.snapshot());
 
-    const authenticator: CallerAuthenticator = this.cfg.tokensFile
-      ? new TokenFileAuthenticator(this.cfg.tokensFile)
-      : { authenticate: async () => null };
+    const authenticator: CallerAuthenticator = this.kube
+      ? this.kube.authenticator
+      : this.cfg.tokensFile
+        ? new TokenFileAuthenticator(this.cfg.tokensFile)
+        : { authenticate: async () => null };
     const caDeps = {
       ca: this.ca,
       authenticator,
@@ -117,7 +152,7 @@ export class ControllerApp extends EventEmitter {
       this.admin = new AdminServer(this);
       this.ports.admin = await this.admin.start(this.cfg.adminHost, this.cfg.adminPort, this.cfg.adminSocket);
     }
-    log.info({ ports: this.ports, configDir: this.cfg.configDir, trustDomain: this.cfg.trustDomain }, "controller ready");
+    log.info({ ports: this.ports, provider: this.cfg.provider, configDir: this.cfg.configDir, trustDomain: this.cfg.trustDomain }, "controller ready");
     this.emit("ready");
   }
 
@@ -161,6 +196,8 @@ export class ControllerApp extends EventEmitter {
       statuses: waypoints.statuses,
       translatedAt: new Date(),
     };
+    // Leader only (the runtime checks): Gateway/route/policy status from this verdict.
+    this.kube?.publishStatus(snapshot, { errors, warnings: this.view.warnings });
     this.emit("synced", this.view);
   }
 
@@ -177,7 +214,8 @@ export class ControllerApp extends EventEmitter {
           }),
       ),
     );
-    await this.provider.close();
+    if (this.kube) await this.kube.close();
+    else await this.provider.close();
   }
 }
 

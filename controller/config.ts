@@ -3,8 +3,26 @@
 import { parseArgs } from "node:util";
 import { AmbitError } from "../core/errors/errors.js";
 
+/** Kube mode: the cluster is the source of truth (informers, CA root Secret, TokenReview, Lease). */
+export interface KubeModeConfig {
+  /** The controller's namespace (POD_NAMESPACE): Lease, CA Secret, root ConfigMap. */
+  namespace: string;
+  /** This replica's identity in the Lease (POD_NAME). */
+  podName?: string;
+  /** Secret holding the CA root (AMBIT_CA_ROOT_SECRET). */
+  caRootSecret: string;
+  /** `ns/name` service accounts whose tokens may ask for certificates. */
+  allowedServiceAccounts: string[];
+  /** A kubeconfig file; without it: in-cluster, else $KUBECONFIG / ~/.kube/config. */
+  kubeconfig?: string;
+}
+
 export interface ControllerConfig {
-  /** Directory of Kubernetes YAML (local provider). */
+  /** Where objects come from: a YAML directory (local) or a Kubernetes API server (kube). */
+  provider: "local" | "kube";
+  /** Set when provider is kube. */
+  kube?: KubeModeConfig;
+  /** Directory of Kubernetes YAML (local provider; empty in kube mode). */
   configDir: string;
   /** JSON facts from the local runner (pod IPs, nodes, readiness), re-read when it changes. */
   factsFile?: string;
@@ -34,15 +52,21 @@ export interface ControllerConfig {
 }
 
 export const CONTROLLER_HELP = `usage: ambit controller --config-dir DIR [options]
+       ambit controller --provider=kube [options]
 
 Runs the control plane: watches DIR (ordinary Kubernetes YAML), serves delta
 xDS and the CA (IstioCertificateService) on the xDS port (plaintext) and the
 secure port (TLS), metrics and debug endpoints on the admin port.
 
 options (environment variable in brackets):
-  --config-dir DIR       Kubernetes YAML to serve              [AMBIT_CONFIG_DIR]
+  --provider local|kube  object source (local)                 [AMBIT_PROVIDER]
+  --config-dir DIR       Kubernetes YAML to serve (local)      [AMBIT_CONFIG_DIR]
+  --kubeconfig FILE      kube: else in-cluster, $KUBECONFIG    [KUBECONFIG]
+                         kube also reads POD_NAMESPACE, POD_NAME,
+                         AMBIT_CA_ROOT_SECRET (ambit-ca-root),
+                         AMBIT_CA_ALLOWED_SERVICE_ACCOUNTS (ns/sa,...)
   --facts-file FILE      live facts from the local runner      [AMBIT_FACTS_FILE]
-  --ca-dir DIR           CA root (created on first start)      [AMBIT_CA_DIR]   (DIR/.ambit/ca)
+  --ca-dir DIR           CA root (created on first start)      [AMBIT_CA_DIR]   (DIR/.ambit/ca; kube: /var/run/ambit/ca)
   --tokens-file FILE     ztunnel bootstrap tokens (token→node) [AMBIT_TOKENS_FILE]
   --trust-domain TD      SPIFFE trust domain                   [AMBIT_TRUST_DOMAIN] (cluster.local)
   --listen HOST          gRPC bind address                     [AMBIT_LISTEN] (0.0.0.0)
@@ -70,6 +94,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     args: argv,
     options: {
       help: { type: "boolean", short: "h" },
+      provider: { type: "string" },
+      kubeconfig: { type: "string" },
       "config-dir": { type: "string" },
       "facts-file": { type: "string" },
       "ca-dir": { type: "string" },
@@ -87,13 +113,37 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     strict: true,
   });
   if (values.help) return "help";
-  const configDir = values["config-dir"] ?? env.AMBIT_CONFIG_DIR;
-  if (!configDir) throw new AmbitError("CONFIG", "--config-dir is required (a directory of Kubernetes YAML)");
+  const provider = values.provider ?? env.AMBIT_PROVIDER ?? "local";
+  if (provider !== "local" && provider !== "kube") {
+    throw new AmbitError("CONFIG", `--provider: '${provider}' is not local or kube`);
+  }
+  let kube: KubeModeConfig | undefined;
+  if (provider === "kube") {
+    const namespace = env.POD_NAMESPACE;
+    if (!namespace) throw new AmbitError("CONFIG", "POD_NAMESPACE is required with --provider=kube (the controller's namespace)");
+    kube = {
+      namespace,
+      podName: env.POD_NAME || undefined,
+      caRootSecret: env.AMBIT_CA_ROOT_SECRET || "ambit-ca-root",
+      allowedServiceAccounts: (env.AMBIT_CA_ALLOWED_SERVICE_ACCOUNTS ?? `${namespace}/ambit-ztunnel`)
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x !== ""),
+      kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
+    };
+  }
+  const configDir = values["config-dir"] ?? env.AMBIT_CONFIG_DIR ?? "";
+  if (provider === "local" && !configDir) {
+    throw new AmbitError("CONFIG", "--config-dir is required (a directory of Kubernetes YAML)");
+  }
+  const defaultCaDir = kube ? "/var/run/ambit/ca" : `${configDir}/.ambit/ca`;
   const ttl = int("cert-ttl", values["cert-ttl"] ?? env.AMBIT_CERT_TTL, 86400);
   return {
+    provider,
+    kube,
     configDir,
     factsFile: values["facts-file"] ?? env.AMBIT_FACTS_FILE,
-    caDir: values["ca-dir"] ?? env.AMBIT_CA_DIR ?? `${configDir}/.ambit/ca`,
+    caDir: values["ca-dir"] ?? env.AMBIT_CA_DIR ?? defaultCaDir,
     tokensFile: values["tokens-file"] ?? env.AMBIT_TOKENS_FILE,
     trustDomain: values["trust-domain"] ?? env.AMBIT_TRUST_DOMAIN ?? "cluster.local",
     clusterId: env.AMBIT_CLUSTER_ID ?? "Kubernetes",
@@ -106,7 +156,11 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
     adminPort: int("admin-port", values["admin-port"] ?? env.AMBIT_ADMIN_PORT, 15014),
     adminSocket: values["admin-socket"] ?? env.AMBIT_ADMIN_SOCKET,
     certTtlSeconds: ttl,
-    servingNames: ["ambit-controller", "ambit-controller.ambit-system.svc", "localhost"],
+    servingNames: [
+      "ambit-controller",
+      `ambit-controller.${kube?.namespace ?? "ambit-system"}.svc`,
+      "localhost",
+    ],
     servingIps: ["127.0.0.1", ...(values["serving-ip"] ?? [])],
   };
 }
