@@ -18,7 +18,8 @@ export type ErrorCode =
   | "NETNS_COMMAND"
   | "LOCAL_STATE"
   | "CONFIG"
-  | "KUBE_API";
+  | "KUBE_API"
+  | "OBSERVABILITY";
 
 export class AmbitError extends Error {
   constructor(
