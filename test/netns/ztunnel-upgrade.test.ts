@@ -24,7 +24,7 @@ import { needsRoot, serveIn, testMeshId } from "./netns-fixture.js";
 
 const VIP = "10.96.7.8";
 const LONG_LIVED = Number(process.env.AMBIT_UPGRADE_LONG ?? 1000);
-const RPS = Number(process.env.AMBIT_UPGRADE_RPS ?? 200);
+const RPS = Number(process.env.AMBIT_UPGRADE_RPS ?? 300);
 
 function meshYaml(ips: Record<string, string>): string {
   return `
