@@ -185,7 +185,9 @@ export class NodeAgent {
   async stopAccepting(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.queues.values()].map((q) => q.catch(() => undefined)));
-    await Promise.all([...this.entries.values()].map((e) => closeListeners(e.listeners, { keepNetns: true })));
+    await Promise.all(
+      [...this.entries.values()].map((e) => closeListeners(e.listeners, { keepNetns: true })),
+    );
   }
 
   /** Closes every listener (connections already accepted are the handlers' to drain). */
