@@ -1,9 +1,9 @@
 // Live facts from the local runner (pod IPs, nodes, readiness) arrive as a
 // JSON file that `ambit up` rewrites atomically. A file survives a controller
 // restart, so a restarted controller knows every pod again at once.
-import { watchFile, unwatchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { AmbitError } from "../core/errors/errors.js";
+import { type FilePoller, pollFile } from "../core/files/poll-file.js";
 import type { LiveFacts } from "./provider/objects.js";
 
 export interface FactsFileJson {
@@ -31,6 +31,7 @@ export function factsToJson(f: LiveFacts): FactsFileJson {
 /** Calls `onFacts` with the file's content now and whenever it changes; a bad file keeps the last good facts. */
 export class FactsFileWatcher {
   private closed = false;
+  private poller?: FilePoller;
   constructor(
     private readonly file: string,
     private readonly onFacts: (f: LiveFacts) => void,
@@ -38,11 +39,11 @@ export class FactsFileWatcher {
   ) {}
 
   async start(): Promise<void> {
-    await this.read();
     // Polling survives the atomic rename the writer uses; 100 ms is plenty for a local mesh.
-    watchFile(this.file, { interval: 100 }, () => {
+    this.poller = pollFile(this.file, 100, () => {
       if (!this.closed) void this.read();
     });
+    await this.read();
   }
 
   private async read(): Promise<void> {
@@ -62,6 +63,6 @@ export class FactsFileWatcher {
 
   close(): void {
     this.closed = true;
-    unwatchFile(this.file);
+    this.poller?.close();
   }
 }

@@ -120,13 +120,15 @@ export function followFile(
       }
     }
   };
-  // fs.watchFile polls, and so survives the file appearing, being replaced or truncated.
-  fs.watchFile(file, { interval: 200 }, read);
+  // Plain polling: it survives the file appearing, being replaced or
+  // truncated. (fs.watchFile missed a file created after it started watching
+  // in about half of the runs here.)
+  const timer = setInterval(read, 200);
   read();
   return {
     close() {
       closed = true;
-      fs.unwatchFile(file, read);
+      clearInterval(timer);
     },
   };
 }

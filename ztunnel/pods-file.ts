@@ -1,9 +1,9 @@
 // The node's pods and their network namespaces, as the node host (`ambit up`,
 // later the CNI plugin) writes them: a JSON list, rewritten atomically. A
 // ztunnel that restarts re-reads it and finds every pod again.
-import { unwatchFile, watchFile } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { AmbitError } from "../core/errors/errors.js";
+import { type FilePoller, pollFile } from "../core/files/poll-file.js";
 import type { EnrolledPod } from "./node-agent/agent.js";
 
 export function parsePodsFile(text: string, file: string): EnrolledPod[] {
@@ -25,6 +25,7 @@ export function parsePodsFile(text: string, file: string): EnrolledPod[] {
 
 /** Calls `onPods` with the list now and on every change; a bad file keeps the last good list. */
 export class PodsFileWatcher {
+  private poller?: FilePoller;
   constructor(
     private readonly file: string,
     private readonly onPods: (pods: EnrolledPod[]) => void,
@@ -32,8 +33,8 @@ export class PodsFileWatcher {
   ) {}
 
   async start(): Promise<void> {
+    this.poller = pollFile(this.file, 100, () => void this.read());
     await this.read();
-    watchFile(this.file, { interval: 100 }, () => void this.read());
   }
 
   private async read(): Promise<void> {
@@ -52,6 +53,6 @@ export class PodsFileWatcher {
   }
 
   close(): void {
-    unwatchFile(this.file);
+    this.poller?.close();
   }
 }
