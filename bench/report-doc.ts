@@ -89,6 +89,7 @@ function caveats(r: BenchResults): string {
     "- ambit's ztunnels run with logging at `warn` (no access log line per connection) while measuring.",
     "- Control plane: the simulated ztunnels are the project's `DeltaAdsClient` with a handler that applies nothing (no Address decoding), all in one process; grpc-js shares one HTTP/2 connection among channels to the same target, so they share one connection to the server. The server runs in its own process, and its RSS is that process's.",
     "- fortio's histogram interpolates within buckets; p99.9 at a fixed rate for 60 s rests on 60 samples.",
+    "- Profiling notes (where ztunnel's time goes, and what was changed, with before/after): [bench/PROFILING.md](bench/PROFILING.md).",
   ];
   return `## Reading these numbers\n\n${lines.join("\n")}\n`;
 }
