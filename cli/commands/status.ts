@@ -70,6 +70,8 @@ export interface MeshStatus {
   services: { key: string; hostname: string; vips: string[]; ports: string[] }[];
   errors: ObjectProblem[];
   warnings: ObjectProblem[];
+  /** Gateway and route status conditions, as the controller computed them. */
+  conditions?: { object: string; conditions: string[] }[];
 }
 
 function restartsOf(state: MeshState, key: string): number {
@@ -130,6 +132,15 @@ export async function collectStatus(meshId: string): Promise<MeshStatus | undefi
     );
     status.errors = errs.errors;
     status.warnings = errs.warnings;
+    const objects = await adminJson<{ kind: string; namespace: string; name: string; status: unknown }[]>(
+      paths.controllerSocket,
+      "/debug/status",
+      "the controller",
+    );
+    status.conditions = objects.map((o) => ({
+      object: `${o.kind} ${o.namespace}/${o.name}`,
+      conditions: conditionsIn(o.status),
+    }));
   } catch (e) {
     status.controller.unreachable = (e as Error).message;
   }
@@ -230,6 +241,10 @@ export function renderStatus(s: MeshStatus): string {
     out.push("");
     for (const p of failed) out.push(`pod ${p.key} failed: ${p.failed}`);
   }
+  if (s.conditions && s.conditions.length > 0) {
+    out.push("", "OBJECT  CONDITIONS");
+    for (const c of s.conditions) out.push(`${c.object}  ${c.conditions.join(", ")}`);
+  }
   if (s.errors.length > 0 || s.warnings.length > 0) {
     out.push("");
     for (const e of s.errors) out.push(`error: ${e.message}`);
@@ -261,4 +276,22 @@ export async function run(argv: string[]): Promise<number> {
   }
   console.log(values.json ? JSON.stringify({ up: true, ...s }, null, 2) : renderStatus(s));
   return 0;
+}
+
+/** `Type=Status (Reason)` of every condition in a status object (route parents included). */
+function conditionsIn(status: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === "object") {
+      const o = v as Record<string, unknown>;
+      if (typeof o.type === "string" && typeof o.status === "string") {
+        out.push(`${o.type}=${o.status}${typeof o.reason === "string" ? ` (${o.reason})` : ""}`);
+        return;
+      }
+      for (const x of Object.values(o)) walk(x);
+    }
+  };
+  walk(status);
+  return out;
 }
