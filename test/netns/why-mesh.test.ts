@@ -3,54 +3,13 @@
 // pair, `why` and a real connection from inside the pod are run side by side
 // and must agree. Also `ambit check` (healthy mesh: exit 0) and
 // `ambit config-dump ztunnel` on the same mesh.
-import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import t from "tap";
-import { writeMeshFixture } from "./mesh-fixture.js";
+import { ambit, CLIENT, writeMeshFixture } from "./mesh-fixture.js";
 import { needsRoot, testMeshId } from "./netns-fixture.js";
 
-const cliMain = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
-
-function ambit(
-  runDir: string,
-  args: string[],
-  timeoutMs = 120_000,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, AMBIT_RUN_DIR: runDir, NODE_OPTIONS: "" };
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliMain, ...args],
-      { env, timeout: timeoutMs, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === "number"
-            ? (err as { code: number }).code
-            : 1
-          : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-// Connects, sends, prints what came back (or the error) as JSON.
-const CLIENT = `
-const net = require("net");
-const [host, port, msg] = process.argv.slice(1);
-const s = net.connect({ host, port: Number(port) });
-let out = "";
-const done = (r) => { console.log(JSON.stringify(r)); process.exit(0); };
-s.setTimeout(5000);
-s.on("connect", () => s.write(msg));
-s.on("data", (d) => { out += d; if (out.includes(msg)) s.end(); });
-s.on("close", () => done({ out }));
-s.on("error", (e) => done({ out, error: e.code || e.message }));
-s.on("timeout", () => done({ out, error: "timeout" }));
-`;
 
 const EXTRA = `
 apiVersion: v1
