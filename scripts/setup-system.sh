@@ -6,6 +6,7 @@
 #   nftables  - kernel modules/userspace for the nf_tables backend
 #   tcpdump   - tests prove no plaintext leaves a node
 #   util-linux - nsenter (pod processes and `ambit exec`)
+#   prometheus - `ambit up --observability` (run as a plain process, never as a service)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,6 +21,7 @@ declare -A want=(
   [tcpdump]=tcpdump
   [nsenter]=util-linux
   [chromium]=chromium # the dashboard's browser test (playwright-core drives Debian's chromium)
+  [prometheus]=prometheus # `ambit up --observability` and its netns test (also brings promtool)
 )
 
 missing=()
