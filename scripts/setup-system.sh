@@ -7,6 +7,8 @@
 #   tcpdump   - tests prove no plaintext leaves a node
 #   util-linux - nsenter (pod processes and `ambit exec`)
 #   prometheus - `ambit up --observability` (run as a plain process, never as a service)
+#   containernetworking-plugins - bridge, host-local, loopback CNI plugins for the
+#                test/k8s node host (in /usr/lib/cni, not on PATH)
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +32,10 @@ for cmd in "${!want[@]}"; do
     missing+=("${want[$cmd]}")
   fi
 done
+
+if [ ! -x /usr/lib/cni/bridge ]; then
+  missing+=(containernetworking-plugins)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-system.sh: installing ${missing[*]}"
