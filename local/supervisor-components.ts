@@ -69,6 +69,11 @@ export function controllerContainer(ctx: ComponentContext): Container {
   };
 }
 
+function metricsHostArgs(ctx: ComponentContext, node: string): string[] {
+  const ip = ctx.layout.nodes.find((n) => n.name === node)?.ip;
+  return ip ? ["--metrics-host", ip] : [];
+}
+
 export function ztunnelContainer(ctx: ComponentContext, node: string): Container {
   const p = ctx.paths;
   return {
@@ -80,6 +85,8 @@ export function ztunnelContainer(ctx: ComponentContext, node: string): Container
       "ztunnel",
       ...["--node", node, "--xds", xdsAddress(ctx), "--token-file", p.nodeTokenFile(node)],
       ...["--pods-file", p.podsFile(node), "--admin-socket", p.ztunnelSocket(node)],
+      // Metrics on the node's address: the controller's dashboard (and Prometheus) scrape them from the fabric.
+      ...metricsHostArgs(ctx, node),
       // A local mesh stops on Ctrl-C: do not wait minutes for connections to end.
       ...["--drain-seconds", "2"],
     ],

@@ -70,20 +70,20 @@ export class ZtunnelAdmin {
   };
 
   async start(): Promise<void> {
-    const { adminHost, adminPort, metricsPort, readinessPort, adminSocket } = this.app.cfg;
-    const serve = async (handler: http.RequestListener, where: number | string) => {
+    const { adminHost, adminPort, metricsHost, metricsPort, readinessPort, adminSocket } = this.app.cfg;
+    const serve = async (handler: http.RequestListener, where: number | string, host = adminHost) => {
       if (typeof where === "number" && where < 0) return;
       const s = http.createServer((q, r) => void handler(q, r));
       if (typeof where === "string") rmSync(where, { force: true });
       await new Promise<void>((resolve, reject) => {
         s.once("error", reject);
         if (typeof where === "string") s.listen(where, () => resolve());
-        else s.listen(where, adminHost, () => resolve());
+        else s.listen(where, host, () => resolve());
       });
       this.servers.push(s);
     };
     await serve(this.admin, adminPort);
-    await serve(this.metrics, metricsPort);
+    await serve(this.metrics, metricsPort, metricsHost ?? adminHost);
     await serve(this.readiness, readinessPort);
     if (adminSocket) await serve(this.admin, adminSocket);
   }

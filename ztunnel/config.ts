@@ -21,6 +21,8 @@ export interface ZtunnelConfig {
   /** Admin (15000), metrics (15020), readiness (15021) bind address. */
   adminHost: string;
   adminPort: number;
+  /** Metrics (15020) bind address (default: adminHost); `ambit up` binds the node's IP so the controller's dashboard can scrape it. */
+  metricsHost?: string;
   metricsPort: number;
   readinessPort: number;
   /** Admin HTTP also on this Unix socket (the CLI's way in from any namespace). */
@@ -49,6 +51,7 @@ options (environment variable in brackets):
   --admin-host HOST     admin/metrics/readiness bind (127.0.0.1) [AMBIT_ADMIN_HOST]
   --admin-port N        config dump, certs, log level (15000)    [AMBIT_ADMIN_PORT]
   --metrics-port N      Prometheus metrics (15020)               [AMBIT_METRICS_PORT]
+  --metrics-host HOST   metrics bind (default: --admin-host)     [AMBIT_METRICS_HOST]
   --readiness-port N    readiness (15021)                        [AMBIT_READINESS_PORT]
   --admin-socket PATH   admin HTTP on a Unix socket too          [AMBIT_ADMIN_SOCKET]
   --drain-seconds N     drain time on SIGTERM (600)              [AMBIT_DRAIN_SECONDS]
@@ -81,6 +84,7 @@ export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = proc
       "admin-host": { type: "string" },
       "admin-port": { type: "string" },
       "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
       "readiness-port": { type: "string" },
       "admin-socket": { type: "string" },
       "drain-seconds": { type: "string" },
@@ -104,6 +108,12 @@ export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = proc
     trustDomain: values["trust-domain"] ?? env.AMBIT_TRUST_DOMAIN ?? "cluster.local",
     clusterDomain: env.AMBIT_CLUSTER_DOMAIN ?? "cluster.local",
     adminHost: values["admin-host"] ?? env.AMBIT_ADMIN_HOST ?? "127.0.0.1",
+    metricsHost:
+      values["metrics-host"] ??
+      env.AMBIT_METRICS_HOST ??
+      values["admin-host"] ??
+      env.AMBIT_ADMIN_HOST ??
+      "127.0.0.1",
     adminPort: num("admin-port", values["admin-port"] ?? env.AMBIT_ADMIN_PORT, 15000),
     metricsPort: num("metrics-port", values["metrics-port"] ?? env.AMBIT_METRICS_PORT, 15020),
     readinessPort: num("readiness-port", values["readiness-port"] ?? env.AMBIT_READINESS_PORT, 15021),

@@ -78,6 +78,23 @@ export const tcpMetrics = {
   ),
 };
 
+/**
+ * ztunnel: connections its L4 authorization denied, with the same edge labels
+ * as istio_tcp_* (reporter="destination") plus the bounded `reason`, so that a
+ * denial shows as an error on its edge in the dashboard. Istio has no
+ * standard name for this, hence the ambit_ prefix.
+ */
+export const tcpDenied = once(
+  "ambit_tcp_connections_denied_total",
+  () =>
+    new Counter({
+      name: "ambit_tcp_connections_denied_total",
+      help: "Connections denied by L4 authorization, per source and destination",
+      labelNames: [...istioLabels, "reason"],
+      registers: [registry],
+    }),
+);
+
 /** waypoint: istio_requests_total and friends. */
 export const requestMetrics = {
   total: once(

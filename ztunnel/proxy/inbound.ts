@@ -10,6 +10,7 @@ import { type Bridge, bridge } from "../../core/hbone/bridge.js";
 import type { HboneHandler, HboneStreamInfo } from "../../core/hbone/server.js";
 import type { IpPort } from "../../core/hbone/types.js";
 import type { MeshWorkload } from "../../core/model/types.js";
+import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
 import {
@@ -120,6 +121,7 @@ export class InboundProxy {
     const service = state.servicesServedOn(w, info.authority.port)[0];
     if (!decision.allow) {
       authzDenials.inc({ reason: decision.reason, direction: "inbound" });
+      tcpDenied.inc({ ...istioLabelsFor("destination", src, dst, service, true), reason: decision.reason });
       connRefused(
         { direction: "inbound", src, dst, start, ...(service ? { service } : {}) },
         "AUTHZ_DENIED",

@@ -6,6 +6,7 @@
 import type net from "node:net";
 import { type Bridge, bridgeSockets } from "../../core/hbone/bridge.js";
 import { type IpPort, normalizeIp } from "../../core/hbone/types.js";
+import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
 import {
@@ -93,6 +94,7 @@ export class PlaintextInboundProxy {
     const service = state.servicesServedOn(w, ctx.origDst.port)[0];
     if (!decision.allow) {
       authzDenials.inc({ reason: decision.reason, direction: "plaintext_inbound" });
+      tcpDenied.inc({ ...istioLabelsFor("destination", src, dst, service, false), reason: decision.reason });
       connRefused(
         { direction: "plaintext_inbound", src, dst, start, ...(service ? { service } : {}) },
         "AUTHZ_DENIED",
