@@ -90,6 +90,30 @@ const metrics = {
   reconnects: counter("ambit_xds_client_reconnects_total", "xDS streams that ended and were retried"),
 };
 
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+}
+
+/**
+ * The wait before reconnect attempt `attempt` (0-based since the last
+ * response): "full jitter", uniform in [0, min(maxMs, initialMs·2^attempt)).
+ * Jitter spreads the reconnects of every proxy of a cluster after a
+ * controller restart instead of having them arrive together.
+ */
+export function reconnectDelayMs(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: () => number = Math.random,
+): number {
+  return random() * reconnectCapMs(attempt, policy);
+}
+
+/** The upper bound of reconnectDelayMs for an attempt. */
+export function reconnectCapMs(attempt: number, policy: BackoffPolicy): number {
+  return Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(Math.max(0, attempt), 30));
+}
+
 /** gRPC INVALID_ARGUMENT: the code Envoy and ztunnel put in error_detail of a NACK. */
 const NACK_CODE = 3;
 
@@ -212,7 +236,7 @@ export class DeltaAdsClient extends EventEmitter {
 
   // ---- stream ----------------------------------------------------------
 
-  private backoff(): { initialMs: number; maxMs: number } {
+  private backoff(): BackoffPolicy {
     return this.opts.backoff ?? { initialMs: 500, maxMs: 30_000 };
   }
 
@@ -257,15 +281,14 @@ export class DeltaAdsClient extends EventEmitter {
   private onStreamEnd(reason: string): void {
     this.setDisconnected(reason);
     if (this.closing) return;
-    const { initialMs, maxMs } = this.backoff();
-    const cap = Math.min(maxMs, initialMs * 2 ** Math.min(this.attempt, 30));
+    const delay = reconnectDelayMs(this.attempt, this.backoff());
     this.attempt++;
     metrics.reconnects.inc();
-    const delay = Math.random() * cap;
     this.log.debug(
       { reason, delayMs: Math.round(delay), attempt: this.attempt },
       "xDS stream ended; reconnecting",
     );
+    this.emit("reconnecting", { attempt: this.attempt, delayMs: delay, reason });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.openStream();
