@@ -17,6 +17,8 @@ export interface ComponentContext {
   dir: string;
   /** Environment every component gets (log level...). */
   env: EnvVar[];
+  /** `ambit up --observability`: where waypoints send their spans (OTLP/HTTP). */
+  otlpEndpoint?: string;
 }
 
 /** The environment passed on to components: AMBIT_LOG_LEVEL and AMBIT_DEBUG when set, then extras. */
@@ -61,7 +63,8 @@ export function controllerContainer(ctx: ComponentContext): Container {
       ...["--admin-port", String(COMPONENT_PORTS.controllerAdmin), "--admin-socket", p.controllerSocket],
       ...["--serving-ip", ctx.layout.controlPlane.ip],
     ],
-    env: ctx.env,
+    // The dashboard also on a Unix socket: the supervisor forwards the host's 127.0.0.1:15080 to it.
+    env: [...ctx.env, { name: "AMBIT_DASHBOARD_SOCKET", value: p.dashboardSocket }],
     readinessProbe: {
       httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.controllerAdmin, path: "/ready" },
       periodSeconds: 2,
@@ -117,7 +120,11 @@ export function waypointContainer(
       ...["--gateway", gateway, "--xds", xdsAddress(ctx), "--token-file", ctx.paths.nodeTokenFile(node)],
       ...["--service-account", serviceAccount, "--drain-seconds", "2"],
     ],
-    env: [...ctx.env, { name: "AMBIT_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+    env: [
+      ...ctx.env,
+      { name: "AMBIT_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+      ...(ctx.otlpEndpoint ? [{ name: "AMBIT_OTLP_ENDPOINT", value: ctx.otlpEndpoint }] : []),
+    ],
     ports: [{ name: "hbone", containerPort: 15008 }],
     readinessProbe: { httpGet: { port: 15021, path: "/" }, periodSeconds: 2 },
   };

@@ -11,6 +11,9 @@ export const DEFAULT_MESH_ID = "local";
 export const SYSTEM_NAMESPACE = "ambit-system";
 export const CONTROLLER_KEY = `${SYSTEM_NAMESPACE}/controller`;
 export const ZTUNNEL_PREFIX = "ztunnel-";
+/** `ambit up --observability`: Prometheus and Jaeger run as the mesh's own pods in the control plane. */
+export const PROMETHEUS_KEY = `${SYSTEM_NAMESPACE}/prometheus`;
+export const JAEGER_KEY = `${SYSTEM_NAMESPACE}/jaeger`;
 
 /** Ports of the components inside their namespaces (fixed: every node has its own namespace). */
 export const COMPONENT_PORTS = {
@@ -30,7 +33,10 @@ export function ztunnelKey(node: string): string {
 export function isComponentKey(key: string): boolean {
   return (
     key.startsWith(`${SYSTEM_NAMESPACE}/`) &&
-    (key === CONTROLLER_KEY || key.slice(SYSTEM_NAMESPACE.length + 1).startsWith(ZTUNNEL_PREFIX))
+    (key === CONTROLLER_KEY ||
+      key === PROMETHEUS_KEY ||
+      key === JAEGER_KEY ||
+      key.slice(SYSTEM_NAMESPACE.length + 1).startsWith(ZTUNNEL_PREFIX))
   );
 }
 
@@ -42,6 +48,8 @@ export interface MeshPaths {
   factsFile: string;
   tokensFile: string;
   controllerSocket: string;
+  /** The controller's dashboard on a Unix socket; the supervisor forwards a host port to it. */
+  dashboardSocket: string;
   supervisorLog: string;
   nodeDir(node: string): string;
   nodeTokenFile(node: string): string;
@@ -65,6 +73,7 @@ export function meshPaths(meshId: string): MeshPaths {
     tokensFile: path.join(root, "tokens.json"),
     // Unix socket paths are limited to 107 bytes: keep them short.
     controllerSocket: path.join(root, "controller.sock"),
+    dashboardSocket: path.join(root, "dashboard.sock"),
     supervisorLog: path.join(logs, "supervisor.log"),
     nodeDir,
     nodeTokenFile: (node) => path.join(nodeDir(node), "token"),

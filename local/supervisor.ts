@@ -20,6 +20,9 @@ import type { ClusterSnapshot, Container, Pod } from "../controller/provider/obj
 import type { ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
 import { applySteps, nodeOf, planPodDns } from "./network.js";
+import { observabilityPlan } from "./observability.js";
+import { type ObservabilityBinaries, ensureObservabilityBinaries } from "./observability-binaries.js";
+import { MeshObservability } from "./observability-mesh.js";
 import type { PodRunnerOptions } from "./pod-runner.js";
 import { containerArgv } from "./pod-runner.js";
 import { LocalRuntime } from "./runtime.js";
@@ -31,16 +34,19 @@ import {
   waypointContainer,
   ztunnelContainer,
 } from "./supervisor-components.js";
+import { DashboardForward, dashboardForwardAddress } from "./supervisor-dashboard.js";
 import { LocalDns } from "./supervisor-dns.js";
 import {
   CONTROLLER_KEY,
   factsJson,
   isComponentKey,
+  JAEGER_KEY,
   type MeshPaths,
   meshPaths,
   placePods,
   planNodeNames,
   podsFileJson,
+  PROMETHEUS_KEY,
   type RunningPodFacts,
   SYSTEM_NAMESPACE,
   ztunnelKey,
@@ -61,6 +67,12 @@ export interface SupervisorOptions {
   runner?: PodRunnerOptions;
   /** Extra environment for the components (AMBIT_LOG_LEVEL is passed on by default). */
   componentEnv?: Record<string, string>;
+  /** `--observability`: also run Prometheus and Jaeger (local/observability.ts). */
+  observability?: {
+    scrapeIntervalSeconds: number;
+    /** A Jaeger binary to use instead of the cached build. */
+    jaegerBin?: string;
+  };
 }
 
 export type PodPhase = "starting" | "ready" | "completed" | "failed";
@@ -112,8 +124,13 @@ export class MeshSupervisor extends EventEmitter {
   /** Reconciles queued or running: the mesh is not settled while the pods are still being created. */
   private busy = 0;
   private dns: LocalDns | undefined;
+  private dashboard: DashboardForward | undefined;
   private readonly withZtunnel: boolean;
   private readonly cliMain: string;
+  private observability: MeshObservability | undefined;
+  private observabilityBinaries: ObservabilityBinaries | undefined;
+  /** Running waypoint pods → their Gateway (NS/NAME), for Prometheus' targets. */
+  private readonly waypointPods = new Map<string, string>();
 
   private constructor(
     private readonly opts: SupervisorOptions,
@@ -139,6 +156,16 @@ export class MeshSupervisor extends EventEmitter {
       snapshot.pods,
       snapshot.nodes.map((n) => n.metadata.name),
     );
+    // Before any namespace exists: a missing Prometheus or Jaeger is installed (or refused) first.
+    const binaries = opts.observability
+      ? await ensureObservabilityBinaries(
+          (l) => onProgress?.(l),
+          opts.observability.jaegerBin ? { jaegerBin: opts.observability.jaegerBin } : {},
+        ).catch(async (e: Error) => {
+          await provider.close();
+          throw e;
+        })
+      : undefined;
     onProgress?.(`creating ${nodes.length} nodes (${nodes.join(", ")})`);
     let runtime: LocalRuntime;
     try {
@@ -154,6 +181,7 @@ export class MeshSupervisor extends EventEmitter {
       throw e;
     }
     const sup = new MeshSupervisor({ ...opts, dir }, provider, runtime);
+    sup.observabilityBinaries = binaries;
     if (onProgress) sup.on("progress", onProgress);
     try {
       await sup.boot();
@@ -227,6 +255,7 @@ export class MeshSupervisor extends EventEmitter {
     const ctx = this.components();
     await this.runComponent(CONTROLLER_KEY, { controlPlane: true }, controllerContainer(ctx));
     await this.runtime.whenReady(CONTROLLER_KEY);
+    await this.startDashboardForward();
     if (this.withZtunnel) {
       this.progress(`starting ${layout.nodes.length} ztunnels`);
       for (const node of layout.nodes) {
@@ -241,6 +270,7 @@ export class MeshSupervisor extends EventEmitter {
     } else {
       this.progress("warning: this build has no ztunnel: pods are not captured and talk plain text");
     }
+    if (this.opts.observability && this.observabilityBinaries) await this.startObservability();
     this.dns = new LocalDns({
       nodes: layout.nodes,
       controllerSocket: this.paths.controllerSocket,
@@ -263,6 +293,19 @@ export class MeshSupervisor extends EventEmitter {
     await this.enqueue(() => this.reconcile(this.provider.snapshot()));
   }
 
+  /** The host's way to the controller's dashboard (`ambit dashboard` prints the URL from the state file). */
+  private async startDashboardForward(): Promise<void> {
+    const fwd = new DashboardForward({ socket: this.paths.dashboardSocket, ...dashboardForwardAddress() });
+    try {
+      const url = await fwd.start();
+      this.dashboard = fwd;
+      this.runtime.setExtra("dashboard", url);
+      this.progress(`dashboard at ${url}`);
+    } catch (e) {
+      this.progress(`warning: no dashboard on the host (${(e as Error).message})`);
+    }
+  }
+
   private components(): ComponentContext {
     return {
       cliMain: this.cliMain,
@@ -270,7 +313,39 @@ export class MeshSupervisor extends EventEmitter {
       layout: this.runtime.layout,
       dir: this.opts.dir,
       env: componentEnv(process.env, this.opts.componentEnv),
+      ...(this.observability ? { otlpEndpoint: this.observability.plan.otlpEndpoint } : {}),
     };
+  }
+
+  /** Prometheus and Jaeger in the control plane's namespace (before any waypoint, so they get the OTLP endpoint). */
+  private async startObservability(): Promise<void> {
+    const { layout } = this.runtime;
+    const interval = this.opts.observability!.scrapeIntervalSeconds;
+    const plan = observabilityPlan({
+      dir: path.join(this.paths.root, "observability"),
+      controlPlaneIp: layout.controlPlane.ip,
+      scrapeIntervalSeconds: interval,
+      prometheusBin: this.observabilityBinaries!.prometheus,
+      jaegerBin: this.observabilityBinaries!.jaeger,
+    });
+    this.observability = await MeshObservability.start(plan, layout, interval);
+    this.progress("starting Prometheus and Jaeger");
+    await this.runComponent(PROMETHEUS_KEY, { controlPlane: true }, plan.prometheus.container);
+    await this.runComponent(JAEGER_KEY, { controlPlane: true }, plan.jaeger.container);
+    await Promise.all([this.runtime.whenReady(PROMETHEUS_KEY), this.runtime.whenReady(JAEGER_KEY)]);
+    const status = this.observability.status();
+    this.runtime.setExtra("observability", status);
+    this.progress(`Prometheus ${status.prometheus.url}, Jaeger ${status.jaeger.url}`);
+  }
+
+  /** Prometheus' waypoint targets: the waypoint pods running now. */
+  private syncWaypointTargets(): void {
+    if (!this.observability) return;
+    const pods = [...this.waypointPods]
+      .map(([key, gateway]) => ({ rp: this.runtime.pod(key), gateway }))
+      .filter((x) => x.rp !== undefined)
+      .map(({ rp, gateway }) => ({ key: rp!.key, ip: rp!.ip, node: rp!.node, gateway }));
+    this.observability.syncWaypoints(pods);
   }
 
   private async runComponent(
@@ -311,6 +386,7 @@ export class MeshSupervisor extends EventEmitter {
       if (desired.has(p.key)) continue;
       this.progress(`stopping pod ${p.key}`);
       this.phases.delete(p.key);
+      this.waypointPods.delete(p.key);
       await this.runtime.stopPod(p.key);
       this.writeFacts();
     }
@@ -362,6 +438,10 @@ export class MeshSupervisor extends EventEmitter {
           ...spec,
           containers: [waypointContainer(this.components(), waypoint, node, serviceAccount)],
         };
+        this.waypointPods.set(
+          key,
+          `${waypoint.slice(0, waypoint.indexOf("."))}/${waypoint.slice(waypoint.indexOf(".") + 1)}`,
+        );
       }
       // Enrolled or not, a pod starts once the controller knows it (and ztunnel captures it when enrolled).
       if (this.withZtunnel && !spec.hostNetwork)
@@ -393,6 +473,7 @@ export class MeshSupervisor extends EventEmitter {
       this.progress(`pod ${key} on ${node} at ${rp.ip}`);
       this.writeFacts();
     }
+    this.syncWaypointTargets();
   }
 
   private refuse(key: string, specJson: string, message: string): void {
@@ -491,6 +572,8 @@ export class MeshSupervisor extends EventEmitter {
     await this.queue.catch(() => undefined);
     await this.provider.close();
     await this.dns?.close();
+    await this.dashboard?.close();
+    await this.observability?.close();
     await this.runtime.close();
   }
 }

@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
 import { alive } from "../../local/network.js";
+import type { ObservabilityStatus } from "../../local/observability.js";
 import type { MeshState } from "../../local/state.js";
 import { readState } from "../../local/state.js";
 import { adminJson } from "../../local/supervisor-logs.js";
@@ -11,7 +12,9 @@ import {
   COMPONENT_PORTS,
   CONTROLLER_KEY,
   isComponentKey,
+  JAEGER_KEY,
   meshPaths,
+  PROMETHEUS_KEY,
   resolveMeshId,
   ztunnelKey,
 } from "../../local/supervisor-plan.js";
@@ -20,7 +23,8 @@ export const STATUS_HELP = `usage: ambit status [--json] [--mesh-id ID]
 
 Shows the local mesh: nodes and their ztunnels, every pod with its IP, node,
 enrolment (captured by ztunnel or plain), SPIFFE identity and readiness, and
-the file/object/field errors the controller found in the directory.
+the file/object/field errors the controller found in the directory. With
+'ambit up --observability': the URLs of Prometheus and Jaeger on this host.
 
 example:
   ambit status
@@ -39,6 +43,8 @@ export interface MeshStatus {
   dir?: string;
   createdAt: string;
   supervisor: { pid?: number; running: boolean };
+  /** The dashboard on this host (the supervisor forwards it to the controller). */
+  dashboard?: string;
   controller: {
     ready: boolean;
     xds: string;
@@ -72,6 +78,11 @@ export interface MeshStatus {
   warnings: ObjectProblem[];
   /** Gateway and route status conditions, as the controller computed them. */
   conditions?: { object: string; conditions: string[] }[];
+  /** `ambit up --observability`: Prometheus and Jaeger, their URLs on this host and inside the mesh. */
+  observability?: {
+    prometheus: ObservabilityStatus["prometheus"] & { ready: boolean };
+    jaeger: ObservabilityStatus["jaeger"] & { ready: boolean };
+  };
 }
 
 function restartsOf(state: MeshState, key: string): number {
@@ -90,6 +101,7 @@ export async function collectStatus(meshId: string): Promise<MeshStatus | undefi
     ...(state.dir ? { dir: state.dir } : {}),
     createdAt: state.createdAt,
     supervisor: { ...(ownerPid ? { pid: ownerPid } : {}), running: ownerPid ? alive(ownerPid) : false },
+    ...(typeof state.extra?.dashboard === "string" ? { dashboard: state.extra.dashboard } : {}),
     controller: {
       ready: Boolean(state.pods[CONTROLLER_KEY]?.ready),
       xds: `${state.layout.controlPlane.ip}:${COMPONENT_PORTS.xds}`,
@@ -110,6 +122,12 @@ export async function collectStatus(meshId: string): Promise<MeshStatus | undefi
     errors: [],
     warnings: [],
   };
+  const obs = state.extra?.observability as ObservabilityStatus | undefined;
+  if (obs)
+    status.observability = {
+      prometheus: { ...obs.prometheus, ready: Boolean(state.pods[PROMETHEUS_KEY]?.ready) },
+      jaeger: { ...obs.jaeger, ready: Boolean(state.pods[JAEGER_KEY]?.ready) },
+    };
   let workloads: MeshWorkload[] | undefined;
   try {
     const model = await adminJson<{
@@ -198,6 +216,15 @@ export function renderStatus(s: MeshStatus): string {
   out.push(
     `controller: ${s.controller.ready ? "ready" : "not ready"}, xDS ${s.controller.xds}${s.controller.unreachable ? ` (unreachable: ${s.controller.unreachable})` : ""}`,
   );
+  if (s.observability) {
+    const o = s.observability;
+    const ready = (r: boolean) => (r ? "" : " (not ready)");
+    out.push(
+      `prometheus: ${o.prometheus.url}${ready(o.prometheus.ready)} (scrapes every ${o.prometheus.scrapeIntervalSeconds}s)`,
+      `jaeger: ${o.jaeger.url}${ready(o.jaeger.ready)} (OTLP from the waypoints: ${o.jaeger.otlpEndpoint})`,
+    );
+  }
+  if (s.dashboard) out.push(`dashboard: ${s.dashboard} (service graph, workloads, config health)`);
   out.push("");
   out.push(
     table([

@@ -12,6 +12,7 @@ import { LocalProvider } from "../../controller/provider/local/index.js";
 import { AmbitError } from "../../core/errors/errors.js";
 import { logger } from "../../core/telemetry/logger.js";
 import { alive, validateMeshId } from "../../local/network.js";
+import { validateScrapeInterval } from "../../local/observability.js";
 import { readState } from "../../local/state.js";
 import { defaultCliMain, MeshSupervisor, type SettledReport } from "../../local/supervisor.js";
 import { type FileFollower, followAccessLogs, formatAccess } from "../../local/supervisor-logs.js";
@@ -20,7 +21,7 @@ import { requireNetnsPrivileges } from "../../ztunnel/node-agent/native.js";
 import { stopMesh } from "./down.js";
 import { collectStatus, renderStatus } from "./status.js";
 
-export const UP_HELP = `usage: ambit up DIR [--nodes N] [--foreground] [--mesh-id ID] [--timeout SECONDS]
+export const UP_HELP = `usage: ambit up DIR [--nodes N] [--foreground] [--mesh-id ID] [--timeout SECONDS] [--observability]
 
 Runs a local mesh from DIR (ordinary Kubernetes YAML): N nodes (network
 namespaces joined by a bridge), the controller, one ztunnel per node, and every
@@ -35,9 +36,16 @@ options:
   --mesh-id ID       several meshes side by side (${DEFAULT_MESH_ID}) [AMBIT_MESH_ID]
   --timeout SECONDS  how long to wait for every pod to be ready (120)
   --replace          remove a previous mesh of the same id first
+  --observability    also run Prometheus (scraping the controller, every ztunnel
+                     and waypoint) and Jaeger (the waypoints' OTLP spans) in the
+                     control plane; 'ambit status' prints their URLs. Installs
+                     Debian's prometheus and builds Jaeger (once, minutes) when
+                     missing [AMBIT_JAEGER_BIN: use this Jaeger binary]
+  --scrape-interval SECONDS  Prometheus' scrape interval (2)
 
 example:
   sudo ambit up examples/demo && sudo ambit status
+  sudo ambit up examples/l7 --observability && sudo ambit status   # + Prometheus, Jaeger URLs
 `;
 
 interface UpArgs {
@@ -48,6 +56,7 @@ interface UpArgs {
   timeoutMs: number;
   replace: boolean;
   supervise: boolean;
+  observability?: { scrapeIntervalSeconds: number; jaegerBin?: string };
 }
 
 function parseUpArgs(argv: string[]): UpArgs | "help" {
@@ -62,6 +71,8 @@ function parseUpArgs(argv: string[]): UpArgs | "help" {
       timeout: { type: "string" },
       replace: { type: "boolean" },
       supervise: { type: "boolean" }, // internal: this process is the detached supervisor
+      observability: { type: "boolean" },
+      "scrape-interval": { type: "string" },
     },
     strict: true,
   });
@@ -76,6 +87,14 @@ function parseUpArgs(argv: string[]): UpArgs | "help" {
     throw new AmbitError("CONFIG", `--timeout: '${values.timeout}' is not a number of seconds`);
   const meshId = values["mesh-id"] ?? process.env.AMBIT_MESH_ID ?? DEFAULT_MESH_ID;
   validateMeshId(meshId);
+  if (values["scrape-interval"] !== undefined && !values.observability)
+    throw new AmbitError("CONFIG", "--scrape-interval: only with --observability");
+  const observability = values.observability
+    ? {
+        scrapeIntervalSeconds: validateScrapeInterval(Number(values["scrape-interval"] ?? "2")),
+        ...(process.env.AMBIT_JAEGER_BIN ? { jaegerBin: process.env.AMBIT_JAEGER_BIN } : {}),
+      }
+    : undefined;
   return {
     dir: path.resolve(positionals[0]!),
     nodes,
@@ -84,6 +103,7 @@ function parseUpArgs(argv: string[]): UpArgs | "help" {
     timeoutMs: timeout * 1000,
     replace: Boolean(values.replace),
     supervise: Boolean(values.supervise),
+    ...(observability ? { observability } : {}),
   };
 }
 
@@ -140,11 +160,17 @@ async function printSummary(meshId: string): Promise<void> {
 
 /** The supervisor in this process (--foreground, --supervise, `ambit demo`). */
 export async function startSupervisor(
-  args: Pick<UpArgs, "dir" | "nodes" | "meshId" | "replace">,
+  args: Pick<UpArgs, "dir" | "nodes" | "meshId" | "replace" | "observability">,
   onProgress: (line: string) => void,
 ): Promise<MeshSupervisor> {
   return MeshSupervisor.start(
-    { dir: args.dir, meshId: args.meshId, nodes: args.nodes, replace: args.replace },
+    {
+      dir: args.dir,
+      meshId: args.meshId,
+      nodes: args.nodes,
+      replace: args.replace,
+      ...(args.observability ? { observability: args.observability } : {}),
+    },
     onProgress,
   );
 }
@@ -155,7 +181,7 @@ export async function startSupervisor(
  * what was built and exits; later, `stopped` resolves after the teardown.
  */
 export async function startAttached(
-  args: Pick<UpArgs, "dir" | "nodes" | "meshId" | "replace">,
+  args: Pick<UpArgs, "dir" | "nodes" | "meshId" | "replace" | "observability">,
   onProgress: (line: string) => void,
   onStop: () => void = () => undefined,
 ): Promise<{ sup: MeshSupervisor; stopped: Promise<number> }> {
@@ -258,6 +284,9 @@ async function runDetached(args: UpArgs): Promise<number> {
       String(args.timeoutMs / 1000),
       "--supervise",
       ...(args.replace ? ["--replace"] : []),
+      ...(args.observability
+        ? ["--observability", "--scrape-interval", String(args.observability.scrapeIntervalSeconds)]
+        : []),
     ],
     { detached: true, stdio: ["ignore", logFd, logFd, "ipc"], env: { ...process.env, NODE_OPTIONS: "" } },
   );
