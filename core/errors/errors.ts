@@ -19,7 +19,8 @@ export type ErrorCode =
   | "LOCAL_STATE"
   | "CONFIG"
   | "KUBE_API"
-  | "OBSERVABILITY";
+  | "OBSERVABILITY"
+  | "ZDS_PROTOCOL";
 
 export class AmbitError extends Error {
   constructor(
