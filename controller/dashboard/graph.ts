@@ -39,7 +39,25 @@ export const GRAPH_METRICS = new Set([
   "istio_tcp_connections_opened_total",
   "istio_tcp_sent_bytes_total",
   "istio_tcp_received_bytes_total",
+  "ambit_tcp_connections_denied_total",
 ]);
+
+/** Seconds until a certificate expires, by identity (ztunnel's gauge). */
+export const CERT_EXPIRY_METRIC = "ambit_cert_expiry_seconds";
+
+/** Every metric the dashboard reads from a scrape. */
+export const DASHBOARD_METRICS = new Set([...GRAPH_METRICS, CERT_EXPIRY_METRIC]);
+
+/** identity → seconds until its certificate expires (the soonest, when several proxies hold one). */
+export function certExpiries(samples: Sample[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of samples) {
+    if (s.name !== CERT_EXPIRY_METRIC || !s.labels.identity) continue;
+    const before = out.get(s.labels.identity);
+    if (before === undefined || s.value < before) out.set(s.labels.identity, s.value);
+  }
+  return out;
+}
 
 /** Per edge, cumulative counters (one scrape of every target summed). */
 export interface EdgeTotals {
@@ -51,6 +69,8 @@ export interface EdgeTotals {
   buckets: Map<number, number>;
   bytes: number;
   connections: number;
+  /** Connections the destination's ztunnel denied (L4 authorization). */
+  denied: number;
   mtls: boolean;
   waypoint: boolean;
   reporter: string;
@@ -102,6 +122,7 @@ export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
         buckets: new Map(),
         bytes: 0,
         connections: 0,
+        denied: 0,
         mtls: false,
         waypoint: false,
         reporter,
@@ -131,6 +152,9 @@ export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
       case "istio_tcp_connections_opened_total":
         e.connections += s.value;
         break;
+      case "ambit_tcp_connections_denied_total":
+        e.denied += s.value;
+        break;
     }
   }
   const out = new Map<string, EdgeTotals>();
@@ -144,6 +168,8 @@ export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
       ...base,
       bytes: (l4 ?? base).bytes,
       connections: (l4 ?? base).connections,
+      // only the destination's ztunnel counts denials: nothing to double count
+      denied: all.reduce((n, e) => n + e.denied, 0),
       mtls: all.some((e) => e.mtls),
       waypoint: all.some((e) => e.waypoint),
     });
@@ -189,15 +215,18 @@ export interface GraphEdge {
   id: string;
   source: string;
   target: string;
-  /** Requests per second (L7), or connections per second (L4 only). */
+  /** Requests per second (L7), or connections per second (L4 only); denied attempts included. */
   rps: number;
-  /** Fraction of requests answered 4xx/5xx (or not at all), over the last interval. */
+  /** Fraction of requests answered 4xx/5xx (or not at all) or connections denied, over the rate window. */
   errorRate: number;
   p99Ms?: number;
   /** Bytes per second, both directions. */
   bps: number;
   totalRequests: number;
+  /** Errors since the proxies started: failed requests plus denied connections. */
   totalErrors: number;
+  /** Connections denied by L4 authorization since the proxies started. */
+  totalDenied: number;
   mtls: boolean;
   waypoint: boolean;
   protocol: "http" | "tcp";
@@ -269,18 +298,22 @@ export function buildGraph(
     const dErr = Math.max(0, e.errors - (b?.errors ?? 0));
     const dConn = Math.max(0, e.connections - (b?.connections ?? 0));
     const dBytes = Math.max(0, e.bytes - (b?.bytes ?? 0));
+    const dDenied = Math.max(0, e.denied - (b?.denied ?? 0));
     const http = e.requests > 0;
+    // A denied connection is an attempt that failed: it counts in the rate and as an error.
+    const attempts = (http ? dReq : dConn) + dDenied;
     const p99 = quantile(0.99, diffBuckets(e.buckets, b?.buckets));
     edges.push({
       id: key,
       source: e.source,
       target: e.target,
-      rps: before ? (http ? dReq : dConn) / dt : 0,
-      errorRate: dReq > 0 ? dErr / dReq : 0,
+      rps: before ? attempts / dt : 0,
+      errorRate: attempts > 0 ? (dErr + dDenied) / attempts : 0,
       ...(p99 !== undefined ? { p99Ms: Math.round(p99 * 10) / 10 } : {}),
       bps: before ? dBytes / dt : 0,
-      totalRequests: http ? e.requests : e.connections,
-      totalErrors: e.errors,
+      totalRequests: (http ? e.requests : e.connections) + e.denied,
+      totalErrors: e.errors + e.denied,
+      totalDenied: e.denied,
       mtls: e.mtls,
       waypoint: e.waypoint,
       protocol: http ? "http" : "tcp",

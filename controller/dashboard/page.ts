@@ -1,7 +1,12 @@
 // The dashboard page: one HTML document, no framework; cytoscape (served by
 // the dashboard from node_modules) draws the graph. Live by server-sent
 // events (EventSource reconnects by itself across controller restarts).
-export const DASHBOARD_PAGE = `<!doctype html>
+// A padlock (SVG) for mTLS edges and the legend.
+const LOCK_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2" fill="none" stroke="#2e7d32" stroke-width="2"/><rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="#2e7d32"/></svg>';
+const LOCK_SRC = `data:image/svg+xml,${encodeURIComponent(LOCK_SVG)}`;
+
+const PAGE = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -24,7 +29,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><b>ambit</b><span class="legend"><span>mTLS: mutual TLS</span><span>◆ through a waypoint</span><span class="bad">red: errors</span></span>
+<header><b>ambit</b><span class="legend"><span><img src="LOCK_SRC" width="11" alt=""> mutual TLS</span><span>◆ through a waypoint (dashed)</span><span style="color:#ff8a80">red: errors or denied</span></span>
 <span id="conn">connecting…</span></header>
 <div id="graph" data-testid="graph"></div>
 <aside>
@@ -34,6 +39,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <script src="/cytoscape.min.js"></script>
 <script>
 "use strict";
+const LOCK = "LOCK_SRC";
 const cy = cytoscape({
   container: document.getElementById("graph"),
   wheelSensitivity: 0.3,
@@ -51,17 +57,30 @@ const cy = cytoscape({
     { selector: "edge[?active]", style: { width: 3, "line-color": "#3949ab", "target-arrow-color": "#3949ab" } },
     { selector: "edge[?failing]", style: { "line-color": "#c62828", "target-arrow-color": "#c62828", color: "#c62828" } },
     { selector: "edge[?waypoint]", style: { "line-style": "dashed" } },
+    { selector: "edge[?mtls]", style: { "text-margin-y": 12 } },
+    { selector: "node.lock", style: { width: 12, height: 12, shape: "round-rectangle", "background-opacity": 0,
+        "background-image": LOCK, "background-fit": "contain", "border-width": 0, events: "no", label: "" } },
     { selector: ":selected", style: { "overlay-color": "#ffb300", "overlay-opacity": 0.25 } },
   ],
 });
 window.cy = cy;
+// A lock at the middle of every mTLS edge: cytoscape draws no glyph fonts lack, so it is a tiny node.
+function placeLocks() {
+  const at = cy.edges("[?mtls]").map((e) => ({ id: "lock:" + e.id(), position: { ...e.midpoint() } }));
+  cy.batch(() => {
+    cy.nodes(".lock").remove();
+    for (const l of at)
+      cy.add({ group: "nodes", data: { id: l.id }, classes: "lock", position: l.position, grabbable: false, selectable: false });
+  });
+}
+cy.on("dragfree", "node", placeLocks);
 let graph = { nodes: [], edges: [] };
 let layoutKey = "";
 const fmt = (n, d = 1) => (n >= 100 ? Math.round(n) : Number(n.toFixed(d))).toString();
 const bytes = (b) => b >= 1e6 ? fmt(b / 1e6) + " MB/s" : b >= 1e3 ? fmt(b / 1e3) + " kB/s" : fmt(b, 0) + " B/s";
 function edgeLabel(e) {
-  const parts = [(e.mtls ? "mTLS " : "") + (e.waypoint ? "◆ " : "") + fmt(e.rps) + (e.protocol === "http" ? " rps" : " conn/s")];
-  if (e.protocol === "http") parts.push(fmt(e.errorRate * 100) + "% err");
+  const parts = [(e.waypoint ? "◆ " : "") + fmt(e.rps) + (e.protocol === "http" ? " rps" : " conn/s")];
+  if (e.protocol === "http" || e.errorRate > 0) parts.push(fmt(e.errorRate * 100) + "% err");
   if (e.p99Ms !== undefined) parts.push("p99 " + fmt(e.p99Ms) + " ms");
   if (e.bps > 0) parts.push(bytes(e.bps));
   return parts.join(" · ");
@@ -77,7 +96,7 @@ function render(g) {
       notEnrolled: n.kind === "workload" && !n.enrolled } });
   for (const e of g.edges)
     els.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e),
-      active: e.rps > 0, failing: e.errorRate > 0, waypoint: e.waypoint, edge: e } });
+      active: e.rps > 0, failing: e.errorRate > 0, waypoint: e.waypoint, mtls: e.mtls, edge: e } });
   const key = els.map((x) => x.data.id).sort().join("|");
   cy.batch(() => {
     if (key !== layoutKey) { cy.elements().remove(); cy.add(els); }
@@ -89,6 +108,7 @@ function render(g) {
     // a small mesh should not fill the screen with two giant nodes
     if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
   }
+  placeLocks();
   document.body.dataset.edges = String(g.edges.length);
 }
 function row(k, v, cls = "") { return "<tr><td>" + esc(k) + "</td><td class='" + cls + "'>" + v + "</td></tr>"; }
@@ -103,9 +123,13 @@ async function showWorkload(node) {
   for (const p of w.pods) {
     h += row("pod", esc(p.name)) + row("node", esc(p.node)) + row("identity", esc(p.identity)) +
       row("enrolment", p.enrolled ? "captured (HBONE)" : "not captured", p.enrolled ? "ok" : "bad") +
-      row("mTLS mode", esc(p.mtlsMode)) + row("healthy", String(p.healthy), p.healthy ? "ok" : "bad");
+      row("mTLS mode", esc(p.mtlsMode)) + row("healthy", String(p.healthy), p.healthy ? "ok" : "bad") +
+      (p.certificate
+        ? row("certificate", "expires " + esc(p.certificate.expiresAt.replace(/.d+Z$/, "Z")) + " (in " + fmt(p.certificate.secondsLeft / 3600) + " h)",
+            p.certificate.secondsLeft > 3600 ? "ok" : "bad")
+        : row("certificate", p.enrolled ? "not reported by its ztunnel yet" : "none (not enrolled)", "muted"));
   }
-  h += row("certificate", "issued by the controller CA; expiry per proxy: <code>ambit config-dump ztunnel " + esc(w.pods[0] ? w.pods[0].node : "") + "</code>", "muted");
+  for (const r of w.routes) h += row("route", esc(r.kind + " " + r.name));
   for (const s of w.services) h += row("service", esc(s.hostname + " " + s.vips.join(",")));
   for (const x of w.waypoints) h += row("waypoint", esc(JSON.stringify(x)));
   for (const p of w.policies) h += row("policy", esc(p.action.toUpperCase() + " " + p.name + " (" + p.scope + ", " + p.rules + " rules" + (p.dryRun ? ", dry-run" : "") + ")"));
@@ -121,7 +145,8 @@ function showEdge(e) {
     row("rate", fmt(e.rps) + (e.protocol === "http" ? " req/s" : " conn/s")) +
     row("errors", fmt(e.errorRate * 100) + "% now, " + e.totalErrors + " total", e.errorRate > 0 ? "bad" : "") +
     row("p99", e.p99Ms === undefined ? "—" : fmt(e.p99Ms) + " ms") + row("bytes", bytes(e.bps)) +
-    row("total", String(e.totalRequests)) + row("mTLS", e.mtls ? "mutual TLS" : "none", e.mtls ? "ok" : "bad") +
+    row("total", String(e.totalRequests)) +
+    (e.totalDenied ? row("denied", e.totalDenied + " connections (L4 authorization)", "bad") : "") + row("mTLS", e.mtls ? "mutual TLS" : "none", e.mtls ? "ok" : "bad") +
     row("waypoint", e.waypoint ? "◆ in the path" : "no") + "</table>";
 }
 cy.on("tap", "node", (ev) => { const id = ev.target.id(); const n = graph.nodes.find((x) => x.id === id); if (n) showWorkload(n); });
@@ -142,7 +167,11 @@ const conn = document.getElementById("conn");
 function connect() {
   const es = new EventSource("/api/events");
   es.addEventListener("graph", (m) => { conn.textContent = "live"; conn.className = "live"; render(JSON.parse(m.data)); });
-  es.onerror = () => { conn.textContent = "reconnecting…"; conn.className = ""; };
+  es.onerror = () => {
+    conn.textContent = "reconnecting…"; conn.className = "";
+    // EventSource retries by itself, except after an HTTP error: then start over.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
+  };
 }
 connect();
 health();
@@ -151,3 +180,5 @@ setInterval(health, 5000);
 </body>
 </html>
 `;
+
+export const DASHBOARD_PAGE = PAGE.replaceAll("LOCK_SRC", LOCK_SRC);

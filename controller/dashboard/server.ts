@@ -3,7 +3,7 @@
 // /metrics (plus configured URLs and the controller's own registry), per
 // workload details from the model, and config health (NACKs, rejected
 // objects). Live updates by server-sent events; nothing here writes.
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
@@ -14,9 +14,10 @@ import type { ControllerView } from "../app.js";
 import type { ProxyConnectionInfo } from "../push/connection-info.js";
 import {
   buildGraph,
+  certExpiries,
+  DASHBOARD_METRICS,
   type EdgeTotals,
   edgeTotals,
-  GRAPH_METRICS,
   type Graph,
   parsePromText,
   type Sample,
@@ -37,6 +38,12 @@ export interface DashboardOptions {
   host: string;
   /** 0: any free port; -1: no dashboard. */
   port: number;
+  /**
+   * Also served on this Unix socket: `ambit up` runs the controller in the
+   * control plane's network namespace and forwards the host's
+   * 127.0.0.1:15080 to this file (a path crosses namespaces, a port does not).
+   */
+  socket?: string;
   /** Extra /metrics URLs scraped besides every connected proxy's. */
   targets: string[];
   /** Port of /metrics on connected proxies (ztunnel and waypoint: 15020). 0: don't scrape proxies. */
@@ -53,6 +60,7 @@ export function dashboardOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): D
   return {
     host: env.AMBIT_DASHBOARD_HOST ?? "127.0.0.1",
     port: Number.isInteger(port) ? port : DEFAULT_DASHBOARD_PORT,
+    ...(env.AMBIT_DASHBOARD_SOCKET ? { socket: env.AMBIT_DASHBOARD_SOCKET } : {}),
     targets: (env.AMBIT_DASHBOARD_TARGETS ?? "")
       .split(",")
       .map((s) => s.trim())
@@ -82,6 +90,9 @@ function cytoscapeSource(): string {
 
 export class DashboardServer {
   private server?: http.Server;
+  private socketServer?: http.Server;
+  /** identity → when its certificate expires, as the proxies reported at the last scrape. */
+  private certs = new Map<string, Date>();
   private timer?: NodeJS.Timeout;
   /** Recent scrapes, oldest first: rates are over the window, not one scrape interval. */
   private history: { totals: Map<string, EdgeTotals>; at: number }[] = [];
@@ -103,6 +114,14 @@ export class DashboardServer {
     );
     this.server = s;
     this.port = (s.address() as AddressInfo).port;
+    const path = this.opts.socket;
+    if (path) {
+      // A previous controller's socket file (it was killed) would refuse the bind.
+      rmSync(path, { force: true });
+      const u = http.createServer((req, res) => this.handle(req, res));
+      await new Promise<void>((resolve, reject) => u.once("error", reject).listen(path, () => resolve()));
+      this.socketServer = u;
+    }
     await this.scrape();
     this.timer = setInterval(() => void this.scrape(), this.opts.scrapeIntervalMs);
     this.timer.unref();
@@ -126,7 +145,7 @@ export class DashboardServer {
     if (this.scraping) return this.graph;
     this.scraping = true;
     try {
-      const only = (n: string) => GRAPH_METRICS.has(n);
+      const only = (n: string) => DASHBOARD_METRICS.has(n);
       const samples: Sample[] = parsePromText(await registry.metrics(), only);
       const seen: typeof this.targetsSeen = [];
       await Promise.all(
@@ -146,6 +165,9 @@ export class DashboardServer {
       this.targetsSeen = seen.sort((a, b) => a.url.localeCompare(b.url));
       const now = Date.now();
       const totals = edgeTotals(samples);
+      this.certs = new Map(
+        [...certExpiries(samples)].map(([id, seconds]) => [id, new Date(now + seconds * 1000)]),
+      );
       const view = this.src.current();
       while (this.history.length > 1 && this.history[0]!.at < now - this.opts.rateWindowMs)
         this.history.shift();
@@ -227,6 +249,8 @@ export class DashboardServer {
           JSON.stringify(s.status).includes(`"${name}"`) ||
           [...svcNames].some((n) => s.name === n || JSON.stringify(s.status).includes(`"${n}"`))),
     );
+    // Routes whose parentRefs name one of its Services apply to it.
+    const routes = statuses.filter((s) => s.kind === "HTTPRoute" || s.kind === "GRPCRoute");
     return {
       namespace: ns,
       name,
@@ -238,7 +262,9 @@ export class DashboardServer {
         enrolled: p.tunnel === "hbone",
         healthy: p.healthy,
         mtlsMode: p.mtlsMode ?? "permissive",
+        certificate: this.certificate(`spiffe://${p.trustDomain}/ns/${p.namespace}/sa/${p.serviceAccount}`),
       })),
+      routes: routes.map((r) => ({ kind: r.kind, name: `${r.namespace}/${r.name}` })),
       services: services.map((s) => ({ name: s.name, hostname: s.hostname, vips: s.vips })),
       waypoints: [...waypoints].map((w) => JSON.parse(w) as unknown),
       policies,
@@ -249,6 +275,13 @@ export class DashboardServer {
         )
         .map((e) => ({ code: e.code, message: e.message, object: e.object, field: e.field })),
     };
+  }
+
+  /** The certificate of an identity as its ztunnel reports it (absent: not issued, or not scraped yet). */
+  private certificate(identity: string): { expiresAt: string; secondsLeft: number } | undefined {
+    const at = this.certs.get(identity);
+    if (!at) return undefined;
+    return { expiresAt: at.toISOString(), secondsLeft: Math.round((at.getTime() - Date.now()) / 1000) };
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -309,10 +342,13 @@ export class DashboardServer {
     if (this.timer) clearInterval(this.timer);
     for (const r of this.sse) r.end();
     this.sse.clear();
-    const s = this.server;
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
+    await Promise.all(
+      [this.server, this.socketServer].map(async (s) => {
+        if (!s) return;
+        s.closeAllConnections();
+        await new Promise<void>((r) => s.close(() => r()));
+      }),
+    );
   }
 }
 

@@ -5,7 +5,13 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import t from "tap";
 import type { ControllerView } from "../../controller/app.js";
-import { buildGraph, edgeTotals, parsePromText, quantile } from "../../controller/dashboard/graph.js";
+import {
+  buildGraph,
+  certExpiries,
+  edgeTotals,
+  parsePromText,
+  quantile,
+} from "../../controller/dashboard/graph.js";
 import { DashboardServer, proxyMetricsUrl } from "../../controller/dashboard/server.js";
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
 
@@ -140,6 +146,49 @@ t.test("edges: one reporter per edge, errors, mTLS, waypoint, rates between scra
   t.equal(first.edges.find((x) => x.id === key)?.rps, 0, "no rate before a second scrape");
 });
 
+t.test("L4 denials by the destination's ztunnel are errors on their edge", async (t) => {
+  const text = (opened: number, denied: number) =>
+    [
+      `istio_tcp_connections_opened_total{${L({ reporter: "source", destination_workload: "unknown" })}} ${opened}`,
+      `istio_tcp_connections_opened_total{${L({ reporter: "destination" })}} ${opened}`,
+      `ambit_tcp_connections_denied_total{${L({ reporter: "destination", source_workload: "rogue", reason: "DENY_POLICY" })}} ${denied}`,
+    ].join("\n");
+  const before = edgeTotals(parsePromText(text(10, 0)));
+  const now = edgeTotals(parsePromText(text(14, 4)));
+  const model = { workloads: [workload("demo", "web")], services: [svc("demo", "web")] };
+  const g = buildGraph(model, now, before, 2);
+  const ok = g.edges.find((x) => x.id === "demo/client->demo/svc:web")!;
+  t.equal(ok.rps, 2, "4 connections in 2 s, counted once (destination reporter)");
+  t.equal(ok.errorRate, 0);
+  const denied = g.edges.find((x) => x.id === "demo/rogue->demo/svc:web")!;
+  t.equal(denied.protocol, "tcp");
+  t.equal(denied.rps, 2, "denied attempts are part of the rate");
+  t.equal(denied.errorRate, 1, "every attempt denied");
+  t.equal(denied.totalDenied, 4);
+  t.equal(denied.totalErrors, 4);
+  t.ok(denied.mtls, "denied over mTLS (the source was identified)");
+});
+
+t.test("certificate expiry by identity: the soonest across proxies", async (t) => {
+  const m = certExpiries(
+    parsePromText(
+      [
+        'ambit_cert_expiry_seconds{identity="spiffe://cluster.local/ns/demo/sa/web"} 86000',
+        'ambit_cert_expiry_seconds{identity="spiffe://cluster.local/ns/demo/sa/web"} 43000',
+        'ambit_cert_expiry_seconds{identity="spiffe://cluster.local/ns/demo/sa/client"} 100',
+        "ambit_cert_expiry_seconds 5",
+      ].join("\n"),
+    ),
+  );
+  t.same(
+    [...m],
+    [
+      ["spiffe://cluster.local/ns/demo/sa/web", 43000],
+      ["spiffe://cluster.local/ns/demo/sa/client", 100],
+    ],
+  );
+});
+
 t.test("proxyMetricsUrl from gRPC peers", async (t) => {
   t.equal(proxyMetricsUrl("ipv4:10.213.0.5:40000", 15020), "http://10.213.0.5:15020/metrics");
   t.equal(proxyMetricsUrl("ipv6:[fd00::5]:40000", 15020), "http://[fd00::5]:15020/metrics");
@@ -148,7 +197,8 @@ t.test("proxyMetricsUrl from gRPC peers", async (t) => {
 
 t.test("server: scrapes a real /metrics, serves graph, workload, health, SSE; read-only", async (t) => {
   let text = metricsText(100, 0, 1000);
-  const target = http.createServer((_q, r) => r.writeHead(200).end(text));
+  const expiry = '\nambit_cert_expiry_seconds{identity="spiffe://cluster.local/ns/demo/sa/web"} 7200\n';
+  const target = http.createServer((_q, r) => r.writeHead(200).end(text + expiry));
   await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
   t.teardown(() => new Promise((r) => target.close(r)));
   const view: ControllerView = {
@@ -198,10 +248,19 @@ t.test("server: scrapes a real /metrics, serves graph, workload, health, SSE; re
   t.equal(g.edges.find((e) => e.id === "demo/client->demo/svc:web")?.totalErrors, 2);
   const w = (await (await fetch(`${base}/api/workload?ns=demo&name=web`)).json()) as Record<string, unknown>;
   t.match(w, {
-    pods: [{ node: "node1", identity: "spiffe://cluster.local/ns/demo/sa/web", enrolled: true }],
+    pods: [
+      {
+        node: "node1",
+        identity: "spiffe://cluster.local/ns/demo/sa/web",
+        enrolled: true,
+        certificate: { secondsLeft: Number },
+      },
+    ],
     services: [{ hostname: "web.demo.svc.cluster.local" }],
     policies: [{ name: "demo/deny-all", action: "deny" }],
   });
+  const left = (w as { pods: { certificate: { secondsLeft: number } }[] }).pods[0]!.certificate.secondsLeft;
+  t.ok(left > 7100 && left <= 7200, `certificate expiry from the proxy's gauge (${left} s left)`);
   t.equal((await fetch(`${base}/api/workload?ns=demo&name=nope`)).status, 404);
   const h = (await (await fetch(`${base}/api/health`)).json()) as { targets: { url: string; ok: boolean }[] };
   t.same(
