@@ -247,7 +247,13 @@ export class OutboundProxy {
         dstPort: plan.tunnel.port,
         authority: plan.authority,
         onStream: (stream) => {
-          if (!socket.destroyed) early = forwardEarly(socket, stream);
+          if (socket.destroyed) return;
+          // Called again when the client retries a stream the peer never
+          // processed (refused, or caught by a draining peer's GOAWAY during
+          // an upgrade): what went out early on the dead stream goes again.
+          const prior = early;
+          prior?.stop();
+          early = forwardEarly(socket, stream, prior);
         },
       })
       .then(
@@ -346,27 +352,46 @@ export class OutboundProxy {
 interface EarlyForward {
   stop(): void;
   readonly paused: boolean;
+  /** Everything written so far (kept until the response: a retried stream must carry it again). */
+  readonly sent: readonly Buffer[];
+  readonly ended: boolean;
 }
 
-/** Socket → stream before the CONNECT response (backpressure and FIN too); stop() hands over to bridge(). */
-function forwardEarly(socket: net.Socket, stream: Writable): EarlyForward {
-  const state = { paused: false };
-  const onData = (chunk: Buffer) => {
+/**
+ * Socket → stream before the CONNECT response (backpressure and FIN too);
+ * stop() hands over to bridge(). With `prior` (a retry), first replays what
+ * the prior stream was sent. What is kept is bounded by backpressure: the
+ * socket pauses once the stream's buffer is full and resumes in bridge().
+ */
+function forwardEarly(socket: net.Socket, stream: Writable, prior?: EarlyForward): EarlyForward {
+  const state = { paused: prior?.paused ?? false, ended: prior?.ended ?? false };
+  const sent: Buffer[] = [];
+  const send = (chunk: Buffer) => {
+    sent.push(chunk);
     if (!stream.write(chunk)) {
       state.paused = true;
       socket.pause();
     }
   };
-  const onEnd = () => stream.end();
-  socket.on("data", onData);
+  for (const chunk of prior?.sent ?? []) send(chunk);
+  const onEnd = () => {
+    state.ended = true;
+    stream.end();
+  };
+  if (state.ended) stream.end();
+  socket.on("data", send);
   socket.once("end", onEnd);
   return {
     stop() {
-      socket.off("data", onData);
+      socket.off("data", send);
       socket.off("end", onEnd);
     },
     get paused() {
       return state.paused;
+    },
+    sent,
+    get ended() {
+      return state.ended;
     },
   };
 }
