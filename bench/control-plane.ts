@@ -1,6 +1,7 @@
-// Scenario 6: N simulated ztunnels (the project's DeltaAdsClient, subscribed to
-// istio.workload.Address, applying nothing) on one DeltaAdsServer in a
-// process of its own. For each size: the full set of pods is published and
+// Scenario 6: N simulated ztunnels subscribed to istio.workload.Address on one
+// DeltaAdsServer in a process of its own: one is the project's DeltaAdsClient
+// (full decode, applying nothing), the others read only the response envelope
+// and ACK (tools/envelope-subscriber.ts says why), each on its own connection. For each size: the full set of pods is published and
 // timed to the last subscriber's ACK; then one pod at a time changes.
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -8,6 +9,7 @@ import { logger } from "../core/telemetry/logger.js";
 import { DeltaAdsClient } from "../core/xds/client.js";
 import { ADDRESS_TYPE } from "../core/xds/type-urls.js";
 import type { ControlPlaneResult, ControlPlaneRun, Settings } from "./results.js";
+import { EnvelopeSubscriber } from "./tools/envelope-subscriber.js";
 import type { PublishCommand, ServerReply } from "./tools/xds-server.js";
 
 const SERVER = fileURLToPath(new URL("./tools/xds-server.js", import.meta.url));
@@ -76,26 +78,39 @@ export async function runControlPlane(
 ): Promise<ControlPlaneResult> {
   const server = new ServerChild();
   const clients: DeltaAdsClient[] = [];
+  const envelopes: EnvelopeSubscriber[] = [];
   try {
     const hello = await server.next(30_000);
     if (hello.type !== "listening") throw new Error(`xds-server: unexpected ${hello.type}`);
     const quiet = logger("bench.xds-client");
     quiet.level = "error";
+    const address = `127.0.0.1:${hello.port}`;
     for (let i = 0; i < s.subscribers; i++) {
+      const nodeId = `ztunnel~10.0.0.${i}~bench-zt-${i}~cluster.local`;
+      if (i > 0) {
+        envelopes.push(new EnvelopeSubscriber(address, nodeId, `node-${i}`, ADDRESS_TYPE));
+        continue;
+      }
       const c = new DeltaAdsClient({
-        address: `127.0.0.1:${hello.port}`,
-        node: { id: `ztunnel~10.0.0.${i}~bench-zt-${i}~cluster.local`, metadata: { NODE_NAME: `node-${i}` } },
+        address,
+        node: { id: nodeId, metadata: { NODE_NAME: `node-${i}` } },
         handlers: [{ typeUrl: ADDRESS_TYPE, apply: () => undefined }],
         logger: quiet,
       });
       clients.push(c);
       c.start();
     }
-    await Promise.all(clients.map((c) => c.ready()));
-    const held = () => clients.map((c) => c.state().perType[ADDRESS_TYPE]?.resources ?? -1);
+    await Promise.all([...clients.map((c) => c.ready()), ...envelopes.map((e) => e.ready())]);
+    const held = () => [
+      ...clients.map((c) => c.state().perType[ADDRESS_TYPE]?.resources ?? -1),
+      ...envelopes.map((e) => e.resources),
+    ];
     const runs: ControlPlaneRun[] = [];
     for (const pods of s.pods) {
       await server.publish({ pods: 0, subscribers: s.subscribers, generation: 0 });
+      if (clients.some((c) => (c.state().perType[ADDRESS_TYPE]?.resources ?? -1) !== 0))
+        throw new Error("the full subscriber still holds pods after publishing none");
+      for (const e of envelopes) e.resetCount();
       const full = await server.publish({ pods, subscribers: s.subscribers, generation: 0 });
       const wrong = held().filter((n) => n !== pods).length;
       if (wrong) throw new Error(`${wrong} subscriber(s) do not hold ${pods} pods after the push`);
@@ -121,6 +136,7 @@ export async function runControlPlane(
     return { status: "measured", runs };
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+    for (const e of envelopes) e.close();
     await server.close();
   }
 }

@@ -90,7 +90,13 @@ async function main(): Promise<void> {
   // connections() walks every stream: check it only once each subscriber has ACKed since the publish.
   const waitAcked = (subscribers: number) =>
     new Promise<void>((resolve) => {
-      const acked = new Set<number>();
+      // Streams in sync already (their ACK came before this wait began) count as ACKed.
+      const acked = new Set<number>(
+        ads
+          .connections()
+          .filter((c) => c.types.every((t) => t.typeUrl !== ADDRESS_TYPE || t.inSync))
+          .map((c) => c.id),
+      );
       const check = (ev?: { id: number; typeUrl: string }) => {
         if (ev && ev.typeUrl === ADDRESS_TYPE) acked.add(ev.id);
         if (ev && acked.size < subscribers) return;
