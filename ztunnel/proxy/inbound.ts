@@ -6,13 +6,14 @@
 import type { ServerHttp2Stream } from "node:http2";
 import http2 from "node:http2";
 import net from "node:net";
-import { type Bridge, bridge } from "../../core/hbone/bridge.js";
+import { bridge } from "../../core/hbone/bridge.js";
 import type { HboneHandler, HboneStreamInfo } from "../../core/hbone/server.js";
 import type { IpPort } from "../../core/hbone/types.js";
 import type { MeshWorkload } from "../../core/model/types.js";
 import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
+import { ConnectionDrain, type DrainSlot } from "./drain.js";
 import {
   authzDenials,
   type ConnParty,
@@ -68,8 +69,7 @@ export class InboundProxy {
   readonly handler: HboneHandler;
   private readonly connectLocal: ConnectLocal;
   private readonly connectTimeoutMs: number;
-  private readonly active = new Set<Bridge>();
-  private readonly idleWaiters: (() => void)[] = [];
+  private readonly drain = new ConnectionDrain();
 
   constructor(private readonly opts: InboundOptions) {
     this.connectLocal = opts.connectLocal ?? defaultConnectLocal;
@@ -79,18 +79,17 @@ export class InboundProxy {
 
   /** Connections spliced to applications. */
   get activeConnections(): number {
-    return this.active.size;
+    return this.drain.count;
   }
 
-  /** Resolves once no connection is spliced (accounting included). */
+  /** Resolves once no connection is being set up or spliced (accounting included). */
   whenIdle(): Promise<void> {
-    if (this.active.size === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    return this.drain.whenIdle();
   }
 
   /** Resets every spliced connection (after the caller's drain deadline). */
   abortAll(): void {
-    for (const b of [...this.active]) b.abort();
+    this.drain.abortAll();
   }
 
   private handle(stream: ServerHttp2Stream, info: HboneStreamInfo): void {
@@ -141,11 +140,12 @@ export class InboundProxy {
       ...(service ? { service } : {}),
       labels: istioLabelsFor("destination", src, dst, service, true),
     };
+    const slot = this.drain.begin();
     let app: net.Socket;
     try {
       app = this.connectLocal(info.authority, { sourceIp: info.peerAddress });
     } catch (err) {
-      this.connectFailed(stream, rec, err as Error);
+      this.connectFailed(stream, rec, err as Error, slot);
       return;
     }
     app.on("error", ignore);
@@ -154,12 +154,13 @@ export class InboundProxy {
       // The caller reset before the application answered.
       clearTimeout(timer);
       app.destroy();
+      slot.done();
     };
     stream.once("close", onStreamGone);
     const onFail = (err: Error) => {
       clearTimeout(timer);
       stream.off("close", onStreamGone);
-      this.connectFailed(stream, rec, err);
+      this.connectFailed(stream, rec, err, slot);
     };
     app.once("error", onFail);
     app.once("connect", () => {
@@ -168,6 +169,7 @@ export class InboundProxy {
       stream.off("close", onStreamGone);
       if (stream.closed || stream.destroyed) {
         app.destroy();
+        slot.done();
         return;
       }
       stream.respond({ ":status": 200 });
@@ -175,14 +177,19 @@ export class InboundProxy {
       // Source's view: bytes the app received were sent by the source.
       const b = bridge(app, stream, (end) => {
         connClosed(rec, app.bytesWritten, app.bytesRead, end.reason, end.detail);
-        this.active.delete(b);
-        if (this.active.size === 0) for (const r of this.idleWaiters.splice(0)) r();
+        slot.done();
       });
-      this.active.add(b);
+      slot.opened(b);
     });
   }
 
-  private connectFailed(stream: ServerHttp2Stream, rec: ConnRecord, err: Error & { code?: string }): void {
+  private connectFailed(
+    stream: ServerHttp2Stream,
+    rec: ConnRecord,
+    err: Error & { code?: string },
+    slot: DrainSlot,
+  ): void {
+    slot.done();
     const reason = err.message === "connect timeout" ? "timeout" : (err.code ?? "error");
     connectFailures.inc({ direction: "inbound", reason: reason === "timeout" ? "timeout" : "error" });
     connRefused(rec, "CONNECT_FAILED", { error: reason });

@@ -4,11 +4,12 @@
 // authorization with no peer identity (so Istio's converted STRICT policy,
 // a DENY on notPrincipals presence, refuses it too).
 import type net from "node:net";
-import { type Bridge, bridgeSockets } from "../../core/hbone/bridge.js";
+import { bridgeSockets } from "../../core/hbone/bridge.js";
 import { type IpPort, normalizeIp } from "../../core/hbone/types.js";
 import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
+import { ConnectionDrain, type DrainSlot } from "./drain.js";
 import {
   authzDenials,
   type ConnParty,
@@ -38,8 +39,7 @@ export interface PlaintextInboundContext {
 export class PlaintextInboundProxy {
   private readonly connectLocal: ConnectLocal;
   private readonly connectTimeoutMs: number;
-  private readonly active = new Set<Bridge>();
-  private readonly idleWaiters: (() => void)[] = [];
+  private readonly drain = new ConnectionDrain();
 
   constructor(private readonly opts: PlaintextInboundOptions) {
     this.connectLocal = opts.connectLocal ?? defaultConnectLocal;
@@ -47,18 +47,17 @@ export class PlaintextInboundProxy {
   }
 
   get activeConnections(): number {
-    return this.active.size;
+    return this.drain.count;
   }
 
-  /** Resolves once no connection is spliced (accounting included). */
+  /** Resolves once no connection is being set up or spliced (accounting included). */
   whenIdle(): Promise<void> {
-    if (this.active.size === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    return this.drain.whenIdle();
   }
 
   /** Aborts every spliced connection (after the caller's drain deadline). */
   abortAll(): void {
-    for (const b of [...this.active]) b.abort();
+    this.drain.abortAll();
   }
 
   /** Takes over a captured plaintext connection. Never throws; refusals reset the socket. */
@@ -114,17 +113,18 @@ export class PlaintextInboundProxy {
       ...(service ? { service } : {}),
       labels: istioLabelsFor("destination", src, dst, service, false),
     };
+    const slot = this.drain.begin();
     let app: net.Socket;
     try {
       app = this.connectLocal(ctx.origDst, { sourceIp: srcIp });
     } catch (err) {
-      this.failed(socket, rec, err as Error);
+      this.failed(socket, rec, err as Error, slot);
       return;
     }
     const timer = setTimeout(() => app.destroy(new Error("connect timeout")), this.connectTimeoutMs);
     const onFail = (err: Error) => {
       clearTimeout(timer);
-      this.failed(socket, rec, err);
+      this.failed(socket, rec, err, slot);
     };
     app.once("error", onFail);
     app.once("connect", () => {
@@ -132,19 +132,20 @@ export class PlaintextInboundProxy {
       app.off("error", onFail);
       if (socket.destroyed) {
         app.destroy();
+        slot.done();
         return;
       }
       connOpened(rec);
       const b = bridgeSockets(socket, app, (end) => {
         connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
-        this.active.delete(b);
-        if (this.active.size === 0) for (const r of this.idleWaiters.splice(0)) r();
+        slot.done();
       });
-      this.active.add(b);
+      slot.opened(b);
     });
   }
 
-  private failed(socket: net.Socket, rec: ConnRecord, err: Error & { code?: string }): void {
+  private failed(socket: net.Socket, rec: ConnRecord, err: Error & { code?: string }, slot: DrainSlot): void {
+    slot.done();
     connectFailures.inc({
       direction: "plaintext_inbound",
       reason: err.message === "connect timeout" ? "timeout" : "error",
