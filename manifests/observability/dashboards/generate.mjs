@@ -12,6 +12,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
+// Grafana's own variable syntax, not a template literal.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana variable
 const DS = { type: "prometheus", uid: "${datasource}" };
 const R = "$__rate_interval";
 
@@ -113,63 +115,127 @@ const overview = dashboard(
   "ambit-mesh-overview",
   "ambit / Mesh overview",
   "Every edge of the mesh: connections (ztunnel, L4) and requests (waypoints, L7).",
-  [queryVar("namespace", "Namespace", "label_values(istio_tcp_connections_opened_total, destination_workload_namespace)")],
   [
-    panel("stat", "Connections opened / s", "New TCP connections accepted by destination ztunnels.", "cps", [
-      [`sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`, "connections"],
-    ], STAT),
-    panel("stat", "Requests / s (waypoints)", "Requests handled by waypoints.", "reqps", [
-      [`sum(rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`, "requests"],
-    ], STAT),
-    panel("stat", "Request success rate", "Share of waypoint requests answered without a 5xx.", "percentunit", [
+    queryVar(
+      "namespace",
+      "Namespace",
+      "label_values(istio_tcp_connections_opened_total, destination_workload_namespace)",
+    ),
+  ],
+  [
+    panel(
+      "stat",
+      "Connections opened / s",
+      "New TCP connections accepted by destination ztunnels.",
+      "cps",
+      [[`sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`, "connections"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Requests / s (waypoints)",
+      "Requests handled by waypoints.",
+      "reqps",
+      [[`sum(rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`, "requests"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Request success rate",
+      "Share of waypoint requests answered without a 5xx.",
+      "percentunit",
       [
-        `sum(rate(istio_requests_total{reporter="waypoint",${ns},response_code!~"5.."}[${R}])) / sum(rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`,
-        "success",
+        [
+          `sum(rate(istio_requests_total{reporter="waypoint",${ns},response_code!~"5.."}[${R}])) / sum(rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`,
+          "success",
+        ],
       ],
-    ], STAT),
-    panel("stat", "mTLS share of connections", "Connections carried over HBONE (mutual TLS) among all the destination ztunnels saw.", "percentunit", [
+      STAT,
+    ),
+    panel(
+      "stat",
+      "mTLS share of connections",
+      "Connections carried over HBONE (mutual TLS) among all the destination ztunnels saw.",
+      "percentunit",
       [
-        `sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns},connection_security_policy="mutual_tls"}[${R}])) / sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`,
-        "mTLS",
+        [
+          `sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns},connection_security_policy="mutual_tls"}[${R}])) / sum(rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`,
+          "mTLS",
+        ],
       ],
-    ], STAT),
-    panel("timeseries", "Connections by edge", "TCP connections opened per second, source workload to destination workload.", "cps", [
+      STAT,
+    ),
+    panel(
+      "timeseries",
+      "Connections by edge",
+      "TCP connections opened per second, source workload to destination workload.",
+      "cps",
       [
-        `sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`,
-        "{{source_workload_namespace}}/{{source_workload}} → {{destination_workload_namespace}}/{{destination_workload}}",
+        [
+          `sum by (source_workload_namespace, source_workload, destination_workload_namespace, destination_workload) (rate(istio_tcp_connections_opened_total{reporter="destination",${ns}}[${R}]))`,
+          "{{source_workload_namespace}}/{{source_workload}} → {{destination_workload_namespace}}/{{destination_workload}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Requests by edge and code", "Requests per second through waypoints, by source, destination and response code.", "reqps", [
+    ),
+    panel(
+      "timeseries",
+      "Requests by edge and code",
+      "Requests per second through waypoints, by source, destination and response code.",
+      "reqps",
       [
-        `sum by (source_workload, destination_workload, response_code) (rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`,
-        "{{source_workload}} → {{destination_workload}} {{response_code}}",
+        [
+          `sum by (source_workload, destination_workload, response_code) (rate(istio_requests_total{reporter="waypoint",${ns}}[${R}]))`,
+          "{{source_workload}} → {{destination_workload}} {{response_code}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Request duration p50 / p99 by destination", "Waypoint request latency (histogram quantiles).", "ms", [
+    ),
+    panel(
+      "timeseries",
+      "Request duration p50 / p99 by destination",
+      "Waypoint request latency (histogram quantiles).",
+      "ms",
       [
-        `histogram_quantile(0.5, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${ns}}[${R}])))`,
-        "p50 {{destination_workload}}",
+        [
+          `histogram_quantile(0.5, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${ns}}[${R}])))`,
+          "p50 {{destination_workload}}",
+        ],
+        [
+          `histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${ns}}[${R}])))`,
+          "p99 {{destination_workload}}",
+        ],
       ],
+    ),
+    panel(
+      "timeseries",
+      "Bytes by edge",
+      "Bytes per second sent from source to destination, as the destination ztunnel counted them.",
+      "Bps",
       [
-        `histogram_quantile(0.99, sum by (le, destination_workload) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${ns}}[${R}])))`,
-        "p99 {{destination_workload}}",
+        [
+          `sum by (source_workload, destination_workload) (rate(istio_tcp_sent_bytes_total{reporter="destination",${ns}}[${R}]))`,
+          "{{source_workload}} → {{destination_workload}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Bytes by edge", "Bytes per second sent from source to destination, as the destination ztunnel counted them.", "Bps", [
+    ),
+    panel(
+      "timeseries",
+      "L4 denials by edge",
+      "Connections refused by L4 authorization at the destination ztunnel. Empty when nothing was denied.",
+      "cps",
       [
-        `sum by (source_workload, destination_workload) (rate(istio_tcp_sent_bytes_total{reporter="destination",${ns}}[${R}]))`,
-        "{{source_workload}} → {{destination_workload}}",
+        [
+          `sum by (source_workload, destination_workload, reason) (rate(ambit_tcp_connections_denied_total{${ns}}[${R}]))`,
+          "{{source_workload}} → {{destination_workload}} ({{reason}})",
+        ],
       ],
-    ]),
-    panel("timeseries", "L4 denials by edge", "Connections refused by L4 authorization at the destination ztunnel. Empty when nothing was denied.", "cps", [
-      [
-        `sum by (source_workload, destination_workload, reason) (rate(ambit_tcp_connections_denied_total{${ns}}[${R}]))`,
-        "{{source_workload}} → {{destination_workload}} ({{reason}})",
-      ],
-    ]),
-    panel("timeseries", "L7 denials by reason", "Requests refused by L7 policy at waypoints. Empty when nothing was denied.", "reqps", [
-      [`sum by (reason) (rate(ambit_waypoint_denied_total[${R}]))`, "{{reason}}"],
-    ]),
+    ),
+    panel(
+      "timeseries",
+      "L7 denials by reason",
+      "Requests refused by L7 policy at waypoints. Empty when nothing was denied.",
+      "reqps",
+      [[`sum by (reason) (rate(ambit_waypoint_denied_total[${R}]))`, "{{reason}}"]],
+    ),
   ],
 );
 
@@ -182,7 +248,11 @@ const workload = dashboard(
   "ambit / Workload",
   "One workload's inbound and outbound traffic.",
   [
-    queryVar("namespace", "Namespace", "label_values(istio_tcp_connections_opened_total, destination_workload_namespace)"),
+    queryVar(
+      "namespace",
+      "Namespace",
+      "label_values(istio_tcp_connections_opened_total, destination_workload_namespace)",
+    ),
     queryVar(
       "workload",
       "Workload",
@@ -190,60 +260,114 @@ const workload = dashboard(
     ),
   ],
   [
-    panel("timeseries", "Inbound connections by source", "Connections opened to the workload per second, by source workload.", "cps", [
+    panel(
+      "timeseries",
+      "Inbound connections by source",
+      "Connections opened to the workload per second, by source workload.",
+      "cps",
       [
-        `sum by (source_workload_namespace, source_workload) (rate(istio_tcp_connections_opened_total{reporter="destination",${wl}}[${R}]))`,
-        "{{source_workload_namespace}}/{{source_workload}}",
+        [
+          `sum by (source_workload_namespace, source_workload) (rate(istio_tcp_connections_opened_total{reporter="destination",${wl}}[${R}]))`,
+          "{{source_workload_namespace}}/{{source_workload}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Outbound connections by destination", "Connections the workload opened per second, by destination service.", "cps", [
+    ),
+    panel(
+      "timeseries",
+      "Outbound connections by destination",
+      "Connections the workload opened per second, by destination service.",
+      "cps",
       [
-        `sum by (destination_service) (rate(istio_tcp_connections_opened_total{reporter="source",${src}}[${R}]))`,
-        "{{destination_service}}",
+        [
+          `sum by (destination_service) (rate(istio_tcp_connections_opened_total{reporter="source",${src}}[${R}]))`,
+          "{{destination_service}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Inbound bytes", "Bytes per second to and from the workload, as its ztunnel counted them.", "Bps", [
-      [`sum(rate(istio_tcp_sent_bytes_total{reporter="destination",${wl}}[${R}]))`, "received by the workload"],
-      [`sum(rate(istio_tcp_received_bytes_total{reporter="destination",${wl}}[${R}]))`, "sent by the workload"],
-    ]),
-    panel("timeseries", "Open inbound connections", "Connections opened minus closed, as its ztunnel counted them.", "short", [
+    ),
+    panel(
+      "timeseries",
+      "Inbound bytes",
+      "Bytes per second to and from the workload, as its ztunnel counted them.",
+      "Bps",
       [
-        `sum(istio_tcp_connections_opened_total{reporter="destination",${wl}}) - sum(istio_tcp_connections_closed_total{reporter="destination",${wl}})`,
-        "open",
+        [
+          `sum(rate(istio_tcp_sent_bytes_total{reporter="destination",${wl}}[${R}]))`,
+          "received by the workload",
+        ],
+        [
+          `sum(rate(istio_tcp_received_bytes_total{reporter="destination",${wl}}[${R}]))`,
+          "sent by the workload",
+        ],
       ],
-    ]),
-    panel("timeseries", "Inbound requests by code", "Requests to the workload through its waypoint, by response code.", "reqps", [
+    ),
+    panel(
+      "timeseries",
+      "Open inbound connections",
+      "Connections opened minus closed, as its ztunnel counted them.",
+      "short",
       [
-        `sum by (response_code) (rate(istio_requests_total{reporter="waypoint",${wl}}[${R}]))`,
-        "{{response_code}}",
+        [
+          `sum(istio_tcp_connections_opened_total{reporter="destination",${wl}}) - sum(istio_tcp_connections_closed_total{reporter="destination",${wl}})`,
+          "open",
+        ],
       ],
-    ]),
-    panel("timeseries", "Inbound request duration", "Latency of requests to the workload through its waypoint.", "ms", [
+    ),
+    panel(
+      "timeseries",
+      "Inbound requests by code",
+      "Requests to the workload through its waypoint, by response code.",
+      "reqps",
       [
-        `histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${wl}}[${R}])))`,
-        "p50",
+        [
+          `sum by (response_code) (rate(istio_requests_total{reporter="waypoint",${wl}}[${R}]))`,
+          "{{response_code}}",
+        ],
       ],
+    ),
+    panel(
+      "timeseries",
+      "Inbound request duration",
+      "Latency of requests to the workload through its waypoint.",
+      "ms",
       [
-        `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${wl}}[${R}])))`,
-        "p99",
+        [
+          `histogram_quantile(0.5, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${wl}}[${R}])))`,
+          "p50",
+        ],
+        [
+          `histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="waypoint",${wl}}[${R}])))`,
+          "p99",
+        ],
       ],
-    ]),
-    panel("timeseries", "Request and response size", "Mean body sizes of requests to the workload.", "bytes", [
+    ),
+    panel(
+      "timeseries",
+      "Request and response size",
+      "Mean body sizes of requests to the workload.",
+      "bytes",
       [
-        `sum(rate(istio_request_bytes_sum{reporter="waypoint",${wl}}[${R}])) / sum(rate(istio_request_bytes_count{reporter="waypoint",${wl}}[${R}]))`,
-        "request",
+        [
+          `sum(rate(istio_request_bytes_sum{reporter="waypoint",${wl}}[${R}])) / sum(rate(istio_request_bytes_count{reporter="waypoint",${wl}}[${R}]))`,
+          "request",
+        ],
+        [
+          `sum(rate(istio_response_bytes_sum{reporter="waypoint",${wl}}[${R}])) / sum(rate(istio_response_bytes_count{reporter="waypoint",${wl}}[${R}]))`,
+          "response",
+        ],
       ],
+    ),
+    panel(
+      "timeseries",
+      "Inbound connections by security policy",
+      "mutual_tls: carried over HBONE; none: plain text.",
+      "cps",
       [
-        `sum(rate(istio_response_bytes_sum{reporter="waypoint",${wl}}[${R}])) / sum(rate(istio_response_bytes_count{reporter="waypoint",${wl}}[${R}]))`,
-        "response",
+        [
+          `sum by (connection_security_policy) (rate(istio_tcp_connections_opened_total{reporter="destination",${wl}}[${R}]))`,
+          "{{connection_security_policy}}",
+        ],
       ],
-    ]),
-    panel("timeseries", "Inbound connections by security policy", "mutual_tls: carried over HBONE; none: plain text.", "cps", [
-      [
-        `sum by (connection_security_policy) (rate(istio_tcp_connections_opened_total{reporter="destination",${wl}}[${R}]))`,
-        "{{connection_security_policy}}",
-      ],
-    ]),
+    ),
   ],
 );
 
@@ -265,34 +389,77 @@ const ztunnel = dashboard(
     panel("timeseries", "Heap used", "V8 heap in use.", "bytes", [
       [`sum by (node) (ambit_process_nodejs_heap_size_used_bytes{${node}})`, "{{node}}"],
     ]),
-    panel("timeseries", "Event loop lag p99", "How late the event loop runs: the proxy's queueing delay.", "s", [
-      [`max by (node) (ambit_process_nodejs_eventloop_lag_p99_seconds{${node}})`, "{{node}}"],
-    ]),
+    panel(
+      "timeseries",
+      "Event loop lag p99",
+      "How late the event loop runs: the proxy's queueing delay.",
+      "s",
+      [[`max by (node) (ambit_process_nodejs_eventloop_lag_p99_seconds{${node}})`, "{{node}}"]],
+    ),
     panel("timeseries", "Open file descriptors", "Sockets and files held by each ztunnel.", "short", [
       [`sum by (node) (ambit_process_process_open_fds{${node}})`, "{{node}}"],
     ]),
-    panel("timeseries", "HBONE sessions", "HTTP/2 sessions held by the outbound pools and accepted by the inbound listeners.", "short", [
-      [`sum by (node) (ambit_hbone_pool_sessions{${node}})`, "pool {{node}}"],
-      [`sum by (node) (ambit_hbone_server_sessions{${node}})`, "server {{node}}"],
-    ]),
-    panel("stat", "Enrolled pods", "Pods whose traffic each ztunnel captures.", "short", [
-      [`sum by (node) (ambit_node_agent_enrolled_pods{${node}})`, "{{node}}"],
-    ], STAT),
-    panel("stat", "Ready", "1 once xDS is synced and every enrolled pod is captured.", "short", [
-      [`min by (node) (ambit_ztunnel_ready{${node}})`, "{{node}}"],
-    ], STAT),
-    panel("stat", "Earliest certificate expiry", "Seconds until the first workload certificate held by the ztunnel expires (rotated at half-life).", "s", [
-      [`min by (node) (ambit_cert_expiry_seconds{${node}})`, "{{node}}"],
-    ], STAT),
-    panel("stat", "xDS connected", "1 while the ztunnel's stream to the controller is up.", "short", [
-      [`min by (node) (ambit_xds_client_connected{${node}})`, "{{node}}"],
-    ], STAT),
-    panel("timeseries", "Connections by direction", "Connections each ztunnel opened as source and accepted as destination.", "cps", [
-      [`sum by (node, reporter) (rate(istio_tcp_connections_opened_total{${node}}[${R}]))`, "{{node}} {{reporter}}"],
-    ]),
-    panel("timeseries", "DNS answers", "Questions answered by the ztunnel DNS proxy, by result. Empty when no enrolled pod resolved a name through it.", "reqps", [
-      [`sum by (node, result) (rate(ambit_dns_queries_total{${node}}[${R}]))`, "{{node}} {{result}}"],
-    ]),
+    panel(
+      "timeseries",
+      "HBONE sessions",
+      "HTTP/2 sessions held by the outbound pools and accepted by the inbound listeners.",
+      "short",
+      [
+        [`sum by (node) (ambit_hbone_pool_sessions{${node}})`, "pool {{node}}"],
+        [`sum by (node) (ambit_hbone_server_sessions{${node}})`, "server {{node}}"],
+      ],
+    ),
+    panel(
+      "stat",
+      "Enrolled pods",
+      "Pods whose traffic each ztunnel captures.",
+      "short",
+      [[`sum by (node) (ambit_node_agent_enrolled_pods{${node}})`, "{{node}}"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Ready",
+      "1 once xDS is synced and every enrolled pod is captured.",
+      "short",
+      [[`min by (node) (ambit_ztunnel_ready{${node}})`, "{{node}}"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Earliest certificate expiry",
+      "Seconds until the first workload certificate held by the ztunnel expires (rotated at half-life).",
+      "s",
+      [[`min by (node) (ambit_cert_expiry_seconds{${node}})`, "{{node}}"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "xDS connected",
+      "1 while the ztunnel's stream to the controller is up.",
+      "short",
+      [[`min by (node) (ambit_xds_client_connected{${node}})`, "{{node}}"]],
+      STAT,
+    ),
+    panel(
+      "timeseries",
+      "Connections by direction",
+      "Connections each ztunnel opened as source and accepted as destination.",
+      "cps",
+      [
+        [
+          `sum by (node, reporter) (rate(istio_tcp_connections_opened_total{${node}}[${R}]))`,
+          "{{node}} {{reporter}}",
+        ],
+      ],
+    ),
+    panel(
+      "timeseries",
+      "DNS answers",
+      "Questions answered by the ztunnel DNS proxy, by result. Empty when no enrolled pod resolved a name through it.",
+      "reqps",
+      [[`sum by (node, result) (rate(ambit_dns_queries_total{${node}}[${R}]))`, "{{node}} {{result}}"]],
+    ),
   ],
 );
 
@@ -304,18 +471,38 @@ const controlPlane = dashboard(
   "The controller: connected proxies, xDS pushes and their latency, NACKs, certificates, rejected objects.",
   [],
   [
-    panel("stat", "Connected proxies", "Proxies (ztunnels and waypoints) with an open xDS stream.", "short", [
-      ["sum(ambit_xds_connected_proxies)", "proxies"],
-    ], STAT),
-    panel("stat", "Certificates signed / min", "Workload certificates the CA signed.", "short", [
-      [`sum(rate(ambit_ca_certificates_signed_total[${R}])) * 60`, "signed"],
-    ], STAT),
-    panel("stat", "Translations / min", "Snapshots of the input translated into the mesh model.", "short", [
-      [`sum(rate(ambit_controller_translations_total[${R}])) * 60`, "translations"],
-    ], STAT),
-    panel("stat", "Rejected objects", "Objects (or fields) the controller currently rejects, by kind. Empty when nothing is rejected.", "short", [
-      ["sum by (kind) (ambit_controller_rejected_objects)", "{{kind}}"],
-    ], STAT),
+    panel(
+      "stat",
+      "Connected proxies",
+      "Proxies (ztunnels and waypoints) with an open xDS stream.",
+      "short",
+      [["sum(ambit_xds_connected_proxies)", "proxies"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Certificates signed / min",
+      "Workload certificates the CA signed.",
+      "short",
+      [[`sum(rate(ambit_ca_certificates_signed_total[${R}])) * 60`, "signed"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Translations / min",
+      "Snapshots of the input translated into the mesh model.",
+      "short",
+      [[`sum(rate(ambit_controller_translations_total[${R}])) * 60`, "translations"]],
+      STAT,
+    ),
+    panel(
+      "stat",
+      "Rejected objects",
+      "Objects (or fields) the controller currently rejects, by kind. Empty when nothing is rejected.",
+      "short",
+      [["sum by (kind) (ambit_controller_rejected_objects)", "{{kind}}"]],
+      STAT,
+    ),
     panel("timeseries", "xDS pushes by type", "xDS responses sent per second, by resource type.", "ops", [
       [`sum by (type) (rate(ambit_xds_pushes_total[${R}]))`, "{{type}}"],
     ]),
@@ -325,18 +512,34 @@ const controlPlane = dashboard(
         "{{type}}",
       ],
     ]),
-    panel("timeseries", "Proxy ACKs and NACKs", "xDS responses as the proxies received them, by job and result.", "ops", [
-      [`sum by (job, result) (rate(ambit_xds_client_responses_total[${R}]))`, "{{job}} {{result}}"],
-    ]),
-    panel("timeseries", "NACKs by type and reason", "xDS responses a proxy rejected. Empty when no proxy NACKed.", "ops", [
-      [`sum by (type, reason) (rate(ambit_xds_nacks_total[${R}]))`, "{{type}}: {{reason}}"],
-    ]),
-    panel("timeseries", "CA refusals by reason", "CreateCertificate requests refused. Empty when nothing was refused.", "ops", [
-      [`sum by (reason) (rate(ambit_ca_refusals_total[${R}]))`, "{{reason}}"],
-    ]),
-    panel("timeseries", "Proxy xDS reconnects", "Streams to the controller that ended and were retried, by job.", "ops", [
-      [`sum by (job) (rate(ambit_xds_client_reconnects_total[${R}]))`, "{{job}}"],
-    ]),
+    panel(
+      "timeseries",
+      "Proxy ACKs and NACKs",
+      "xDS responses as the proxies received them, by job and result.",
+      "ops",
+      [[`sum by (job, result) (rate(ambit_xds_client_responses_total[${R}]))`, "{{job}} {{result}}"]],
+    ),
+    panel(
+      "timeseries",
+      "NACKs by type and reason",
+      "xDS responses a proxy rejected. Empty when no proxy NACKed.",
+      "ops",
+      [[`sum by (type, reason) (rate(ambit_xds_nacks_total[${R}]))`, "{{type}}: {{reason}}"]],
+    ),
+    panel(
+      "timeseries",
+      "CA refusals by reason",
+      "CreateCertificate requests refused. Empty when nothing was refused.",
+      "ops",
+      [[`sum by (reason) (rate(ambit_ca_refusals_total[${R}]))`, "{{reason}}"]],
+    ),
+    panel(
+      "timeseries",
+      "Proxy xDS reconnects",
+      "Streams to the controller that ended and were retried, by job.",
+      "ops",
+      [[`sum by (job) (rate(ambit_xds_client_reconnects_total[${R}]))`, "{{job}}"]],
+    ),
   ],
 );
 
