@@ -7,24 +7,28 @@ import type { ObjectError } from "../core/errors/errors.js";
 import type { AuthzPolicy, MeshService, MeshWorkload } from "../core/model/types.js";
 import { logger } from "../core/telemetry/logger.js";
 import { counter, enableProcessMetrics, gauge } from "../core/telemetry/metrics.js";
+import { encodeWaypointPlans, WAYPOINT_SERVICE_TYPE_URL } from "../waypoint/config-codec.js";
 import { AdminServer } from "./admin.js";
-import { CertificateAuthority } from "./ca/authority.js";
 import { type CallerAuthenticator, TokenFileAuthenticator } from "./ca/authn.js";
+import { CertificateAuthority } from "./ca/authority.js";
 import { register as registerCa } from "./ca/service.js";
 import type { ControllerConfig } from "./config.js";
 import { FactsFileWatcher } from "./facts-file.js";
-import type { ClusterSnapshot } from "./provider/objects.js";
 import { KubeClient } from "./provider/kube/client.js";
 import { KubeRuntime } from "./provider/kube/kube-runtime.js";
 import { LocalProvider } from "./provider/local/index.js";
+import type { ClusterSnapshot } from "./provider/objects.js";
 import { ModelPublisher } from "./push/publish-model.js";
 import { adsGrpcServerOptions, DeltaAdsServer } from "./push/server.js";
-import { translate, type TranslateResult } from "./translate/index.js";
+import { type TranslateResult, translate } from "./translate/index.js";
 import { translateWaypoints, type WaypointStatus, type WaypointTranslation } from "./translate/waypoint.js";
-import { encodeWaypointPlans, WAYPOINT_SERVICE_TYPE_URL } from "../waypoint/config-codec.js";
 
 const log = logger("controller");
-const rejected = gauge("ambit_controller_rejected_objects", "Objects (or fields) currently rejected, by kind", ["kind"]);
+const rejected = gauge(
+  "ambit_controller_rejected_objects",
+  "Objects (or fields) currently rejected, by kind",
+  ["kind"],
+);
 const translations = counter("ambit_controller_translations_total", "Snapshots translated");
 
 /** What the controller serves now: the model and the problems found in the input. */
@@ -46,6 +50,8 @@ export interface SnapshotProvider {
   snapshot(): ClusterSnapshot;
   errors(): ObjectError[];
   on(event: "snapshot", listener: (s: ClusterSnapshot) => void): unknown;
+  /** When the errors change without the snapshot changing (an object kept at its last good version). */
+  on(event: "errors", listener: (errors: ObjectError[]) => void): unknown;
 }
 
 export class ControllerApp extends EventEmitter {
@@ -58,7 +64,17 @@ export class ControllerApp extends EventEmitter {
   private ca?: CertificateAuthority;
   private servers: grpc.Server[] = [];
   private admin?: AdminServer;
-  private view: ControllerView = { workloads: [], services: [], policies: [], errors: [], warnings: [], statuses: [], translatedAt: new Date(0) };
+  /** Errors found by translation and publishing (the provider's own are read fresh). */
+  private derivedErrors: ObjectError[] = [];
+  private view: ControllerView = {
+    workloads: [],
+    services: [],
+    policies: [],
+    errors: [],
+    warnings: [],
+    statuses: [],
+    translatedAt: new Date(0),
+  };
   /** Bound ports (useful when configured as 0). */
   readonly ports = { xds: 0, secure: 0, admin: 0 };
 
@@ -96,11 +112,16 @@ export class ControllerApp extends EventEmitter {
   async start(): Promise<void> {
     enableProcessMetrics();
     this.provider.on("snapshot", (s: ClusterSnapshot) => this.sync(s));
+    // An object that turns invalid keeps its last good version, so the snapshot
+    // does not change: the errors still have to reach /debug/errors and status.
+    this.provider.on("errors", () => this.refreshErrors());
     if (this.kube) {
       // The root comes from the cluster's Secret; start() resolves once the informers have synced.
       this.ca = (await this.kube.start()).ca;
     } else {
-      this.ca = await CertificateAuthority.loadOrCreate(this.cfg.caDir, { trustDomain: this.cfg.trustDomain });
+      this.ca = await CertificateAuthority.loadOrCreate(this.cfg.caDir, {
+        trustDomain: this.cfg.trustDomain,
+      });
       await this.provider.start();
     }
     const local = this.provider instanceof LocalProvider ? this.provider : undefined;
@@ -123,7 +144,9 @@ export class ControllerApp extends EventEmitter {
       ca: this.ca,
       authenticator,
       podsOnNode: (node: string) =>
-        this.view.workloads.filter((w) => w.node === node).map((w) => ({ namespace: w.namespace, serviceAccount: w.serviceAccount })),
+        this.view.workloads
+          .filter((w) => w.node === node)
+          .map((w) => ({ namespace: w.namespace, serviceAccount: w.serviceAccount })),
       defaultTtlSeconds: this.cfg.certTtlSeconds,
       maxTtlSeconds: this.cfg.certTtlSeconds,
     };
@@ -131,17 +154,29 @@ export class ControllerApp extends EventEmitter {
     const plain = new grpc.Server(adsGrpcServerOptions);
     this.push.register(plain);
     registerCa(plain, caDeps);
-    this.ports.xds = await bind(plain, `${this.cfg.listenHost}:${this.cfg.xdsPort}`, grpc.ServerCredentials.createInsecure());
+    this.ports.xds = await bind(
+      plain,
+      `${this.cfg.listenHost}:${this.cfg.xdsPort}`,
+      grpc.ServerCredentials.createInsecure(),
+    );
     this.servers.push(plain);
 
     if (this.cfg.securePort >= 0) {
-      const serving = await this.ca.issueServing({ dnsNames: this.cfg.servingNames, ips: this.cfg.servingIps });
+      const serving = await this.ca.issueServing({
+        dnsNames: this.cfg.servingNames,
+        ips: this.cfg.servingIps,
+      });
       const secure = new grpc.Server(adsGrpcServerOptions);
       this.push.register(secure);
       registerCa(secure, caDeps);
       const creds = grpc.ServerCredentials.createSsl(
         Buffer.from(this.ca.rootPem),
-        [{ private_key: Buffer.from(serving.keyPem), cert_chain: Buffer.from(serving.certChainPem.join("")) }],
+        [
+          {
+            private_key: Buffer.from(serving.keyPem),
+            cert_chain: Buffer.from(serving.certChainPem.join("")),
+          },
+        ],
         false,
       );
       this.ports.secure = await bind(secure, `${this.cfg.listenHost}:${this.cfg.securePort}`, creds);
@@ -152,7 +187,15 @@ export class ControllerApp extends EventEmitter {
       this.admin = new AdminServer(this);
       this.ports.admin = await this.admin.start(this.cfg.adminHost, this.cfg.adminPort, this.cfg.adminSocket);
     }
-    log.info({ ports: this.ports, provider: this.cfg.provider, configDir: this.cfg.configDir, trustDomain: this.cfg.trustDomain }, "controller ready");
+    log.info(
+      {
+        ports: this.ports,
+        provider: this.cfg.provider,
+        configDir: this.cfg.configDir,
+        trustDomain: this.cfg.trustDomain,
+      },
+      "controller ready",
+    );
     this.emit("ready");
   }
 
@@ -163,6 +206,14 @@ export class ControllerApp extends EventEmitter {
       clusterDomain: this.cfg.clusterDomain,
       rootNamespace: this.cfg.rootNamespace,
     };
+  }
+
+  private refreshErrors(): void {
+    const errors = [...this.provider.errors(), ...this.derivedErrors];
+    rejected.reset();
+    for (const e of errors) rejected.inc({ kind: e.object.kind });
+    this.view = { ...this.view, errors };
+    this.emit("errors", errors);
   }
 
   /** Translate a snapshot and publish it. Pure translation; the push server diffs. */
@@ -182,7 +233,8 @@ export class ControllerApp extends EventEmitter {
     // each encoded response among the proxies that hold the same state.
     const published = this.publisher.publish(result);
     this.push.publish(WAYPOINT_SERVICE_TYPE_URL, encodeWaypointPlans(waypoints.waypoints));
-    const errors = [...this.provider.errors(), ...result.errors, ...waypoints.errors, ...published.rejected];
+    this.derivedErrors = [...result.errors, ...waypoints.errors, ...published.rejected];
+    const errors = [...this.provider.errors(), ...this.derivedErrors];
 
     rejected.reset();
     for (const e of errors) rejected.inc({ kind: e.object.kind });
