@@ -34,7 +34,46 @@ function once<T>(name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-/** ztunnel: istio_tcp_* with reporter="source"|"destination". */
+/**
+ * Pending istio_tcp_* increments of one label set (one edge of the graph).
+ * A connection adds to its edge's tally (found once per connection by one
+ * string key) instead of hashing nine labels for each of four counters; the
+ * tallies are applied to the counters whenever they are read (their collect
+ * hook), so a scrape sees every connection that has closed.
+ */
+export interface TcpTally {
+  readonly labels: IstioLabels;
+  opened: number;
+  closed: number;
+  sent: number;
+  received: number;
+}
+
+const tcpTallies = new Map<string, TcpTally>();
+
+/** The tally of one label set; as bounded as the counters' own label sets (labels never carry IPs). */
+export function tcpTally(labels: IstioLabels): TcpTally {
+  let key = labels.reporter;
+  for (let i = 1; i < istioLabels.length; i++) key += `\u0000${labels[istioLabels[i] as IstioLabel]}`;
+  let t = tcpTallies.get(key);
+  if (!t) {
+    t = { labels: { ...labels }, opened: 0, closed: 0, sent: 0, received: 0 };
+    tcpTallies.set(key, t);
+  }
+  return t;
+}
+
+function flushTcpTallies(): void {
+  for (const t of tcpTallies.values()) {
+    if (t.opened > 0) tcpMetrics.opened.inc(t.labels, t.opened);
+    if (t.closed > 0) tcpMetrics.closed.inc(t.labels, t.closed);
+    if (t.sent > 0) tcpMetrics.sent.inc(t.labels, t.sent);
+    if (t.received > 0) tcpMetrics.received.inc(t.labels, t.received);
+    t.opened = t.closed = t.sent = t.received = 0;
+  }
+}
+
+/** ztunnel: istio_tcp_* with reporter="source"|"destination" (fed through tcpTally; direct inc() works too). */
 export const tcpMetrics = {
   opened: once(
     "istio_tcp_connections_opened_total",
@@ -44,6 +83,7 @@ export const tcpMetrics = {
         help: "TCP connections opened",
         labelNames: istioLabels,
         registers: [registry],
+        collect: flushTcpTallies,
       }),
   ),
   closed: once(
@@ -54,6 +94,7 @@ export const tcpMetrics = {
         help: "TCP connections closed",
         labelNames: istioLabels,
         registers: [registry],
+        collect: flushTcpTallies,
       }),
   ),
   sent: once(
@@ -64,6 +105,7 @@ export const tcpMetrics = {
         help: "Bytes sent by the source (toward the destination)",
         labelNames: istioLabels,
         registers: [registry],
+        collect: flushTcpTallies,
       }),
   ),
   received: once(
@@ -74,6 +116,7 @@ export const tcpMetrics = {
         help: "Bytes received by the source (from the destination)",
         labelNames: istioLabels,
         registers: [registry],
+        collect: flushTcpTallies,
       }),
   ),
 };
@@ -155,5 +198,8 @@ export function histogram(
   labelNames: readonly string[] = [],
   buckets?: number[],
 ): Histogram<string> {
-  return once(name, () => new Histogram({ name, help, labelNames, registers: [registry], ...(buckets ? { buckets } : {}) }));
+  return once(
+    name,
+    () => new Histogram({ name, help, labelNames, registers: [registry], ...(buckets ? { buckets } : {}) }),
+  );
 }

@@ -3,7 +3,7 @@
 // connection at close. Computed once per connection; nothing per chunk.
 import type { MeshService, MeshWorkload } from "../../core/model/types.js";
 import { logger } from "../../core/telemetry/logger.js";
-import { counter, type IstioLabels, tcpMetrics } from "../../core/telemetry/metrics.js";
+import { counter, type IstioLabels, type TcpTally, tcpTally } from "../../core/telemetry/metrics.js";
 import { workloadIdentity } from "../state/mesh-state.js";
 
 export const accessLog = logger("ztunnel.access");
@@ -72,11 +72,14 @@ export interface ConnRecord {
   tunnel?: { ip: string; port: number; waypoint: boolean };
   labels: IstioLabels;
   start: number;
+  /** The istio_tcp_* tally of `labels`, found once per connection (connOpened). */
+  tally?: TcpTally;
 }
 
 /** Counts the connection as opened (the upstream side is established). */
 export function connOpened(rec: ConnRecord): void {
-  tcpMetrics.opened.inc(rec.labels);
+  rec.tally ??= tcpTally(rec.labels);
+  rec.tally.opened++;
 }
 
 /**
@@ -90,9 +93,10 @@ export function connClosed(
   reason: string,
   detail?: string,
 ): void {
-  tcpMetrics.closed.inc(rec.labels);
-  if (sent > 0) tcpMetrics.sent.inc(rec.labels, sent);
-  if (received > 0) tcpMetrics.received.inc(rec.labels, received);
+  rec.tally ??= tcpTally(rec.labels);
+  rec.tally.closed++;
+  rec.tally.sent += sent;
+  rec.tally.received += received;
   if (!accessLog.isLevelEnabled("info")) return;
   accessLog.info(
     {
