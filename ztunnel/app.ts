@@ -14,6 +14,7 @@ import type { IpPort } from "../core/hbone/types.js";
 import { logger } from "../core/telemetry/logger.js";
 import { enableProcessMetrics, gauge } from "../core/telemetry/metrics.js";
 import { DeltaAdsClient } from "../core/xds/client.js";
+import { ZtunnelAdmin } from "./admin.js";
 import { CaClient } from "./certs/ca-client.js";
 import { CertManager } from "./certs/manager.js";
 import type { ZtunnelConfig } from "./config.js";
@@ -21,12 +22,12 @@ import { DnsProxy, parseResolvConf } from "./dns/proxy.js";
 import { type EnrolledPod, NodeAgent, type PodContext } from "./node-agent/agent.js";
 import { ZTUNNEL_MARK } from "./node-agent/capture.js";
 import { connectInNetnsNow } from "./node-agent/native.js";
+import { CniWiring } from "./node-agent/zds-wiring.js";
 import { PodsFileWatcher } from "./pods-file.js";
 import { InboundProxy } from "./proxy/inbound.js";
 import { OutboundProxy } from "./proxy/outbound.js";
 import { PlaintextInboundProxy } from "./proxy/plaintext-inbound.js";
-import { workloadIdentity, MeshState } from "./state/mesh-state.js";
-import { ZtunnelAdmin } from "./admin.js";
+import { MeshState, workloadIdentity } from "./state/mesh-state.js";
 import { stateHandlers } from "./xds-handlers.js";
 
 const log = logger("ztunnel");
@@ -45,6 +46,8 @@ export class ZtunnelApp extends EventEmitter {
   private readonly plaintext: PlaintextInboundProxy;
   private readonly dns: DnsProxy;
   private readonly podsWatcher?: PodsFileWatcher;
+  /** Pods handed over by the ambit-cni plugin (--cni-socket), with their socket, installer and API. */
+  private readonly cni?: CniWiring;
   private readonly admin: ZtunnelAdmin;
   /** Pods of this node, as the node host lists them. */
   private nodePods: EnrolledPod[] = [];
@@ -72,10 +75,12 @@ export class ZtunnelApp extends EventEmitter {
     // peer sees the pod's IP), marked so the pod's capture rules let them out.
     this.hboneClient = new HboneClient({
       certs: { get: (id) => this.certs.get(id) },
-      connectRaw: (dst, src) => this.connectFromPod(src.ip, dst) ?? net.connect({ host: dst.ip, port: dst.port }),
+      connectRaw: (dst, src) =>
+        this.connectFromPod(src.ip, dst) ?? net.connect({ host: dst.ip, port: dst.port }),
     });
     this.outbound = new OutboundProxy({ state: this.state, hbone: this.hboneClient });
-    const connectLocal = (dst: IpPort, opts: { sourceIp: string }) => this.connectToLocalApp(dst, opts.sourceIp);
+    const connectLocal = (dst: IpPort, opts: { sourceIp: string }) =>
+      this.connectToLocalApp(dst, opts.sourceIp);
     this.inbound = new InboundProxy({ state: this.state, node: cfg.nodeName, connectLocal });
     this.plaintext = new PlaintextInboundProxy({ state: this.state, node: cfg.nodeName, connectLocal });
     this.hboneServer = new HboneServer({ handler: this.inbound.handler });
@@ -88,7 +93,10 @@ export class ZtunnelApp extends EventEmitter {
         this.podReady(ctx);
         const source = this.state.workloadByIp(ctx.pod.ip);
         if (!source) return socket.resetAndDestroy();
-        this.outbound.handleOutbound(socket, { origDst: { ip: ctx.origDst.address, port: ctx.origDst.port }, source });
+        this.outbound.handleOutbound(socket, {
+          origDst: { ip: ctx.origDst.address, port: ctx.origDst.port },
+          source,
+        });
       },
       onInbound: (socket, ctx) => {
         this.podReady(ctx);
@@ -123,7 +131,10 @@ export class ZtunnelApp extends EventEmitter {
     this.xds = new DeltaAdsClient({
       address: cfg.xdsAddress,
       ...(rootPem ? { credentials: grpc.credentials.createSsl(Buffer.from(rootPem)) } : {}),
-      node: { id: `ztunnel~${cfg.nodeName}~ztunnel-${cfg.nodeName}.ambit-system~ambit-system.svc.cluster.local`, metadata: { NODE_NAME: cfg.nodeName } },
+      node: {
+        id: `ztunnel~${cfg.nodeName}~ztunnel-${cfg.nodeName}.ambit-system~ambit-system.svc.cluster.local`,
+        metadata: { NODE_NAME: cfg.nodeName },
+      },
       handlers: stateHandlers(this.state, () => this.scheduleReconcile()),
     });
     if (cfg.podsFile) {
@@ -135,6 +146,14 @@ export class ZtunnelApp extends EventEmitter {
         },
         (e) => log.warn({ err: e.message }, "pods file unreadable; keeping the last good list"),
       );
+    }
+    if (cfg.cniSocket) {
+      this.cni = new CniWiring({
+        cfg,
+        state: this.state,
+        capturer: this.agent,
+        onChange: () => this.scheduleReconcile(),
+      });
     }
     this.admin = new ZtunnelAdmin(this);
   }
@@ -161,6 +180,8 @@ export class ZtunnelApp extends EventEmitter {
     await this.admin.start();
     this.xds.start();
     await this.podsWatcher?.start();
+    // Before waiting for the controller: pod creation on this node must not wait for it.
+    await this.cni?.start();
     await this.xds.ready();
     this.xdsSynced = true;
     this.scheduleReconcile();
@@ -182,9 +203,16 @@ export class ZtunnelApp extends EventEmitter {
     this.reconcileAgain = true;
     this.reconciling = this.reconciling.then(async () => {
       this.reconcileAgain = false;
-      const want = this.nodePods.filter((p) => {
+      // Pods the CNI plugin never reported (there before ambit, or while no ztunnel ran): found by IP.
+      await this.cni?.scanForUnknownPods(this.nodePods);
+      const nodePods = [...this.nodePods, ...(this.cni?.pods() ?? [])];
+      const want = nodePods.filter((p) => {
         const w = this.state.workloadByIp(p.ip);
-        return w !== undefined && w.node === this.cfg.nodeName && w.tunnel === "hbone";
+        // The model decides once it lists the pod; before that, the CNI ADD-time decision.
+        const hint = (p as { enrolHint?: boolean }).enrolHint;
+        const same = w !== undefined && (!("source" in p) || `${w.namespace}/${w.name}` === p.key);
+        if (same) return w.node === this.cfg.nodeName && w.tunnel === "hbone";
+        return hint === true;
       });
       const failures = await this.agent.reconcile(want);
       for (const f of failures) log.error({ pod: f.key, err: f.error.message }, "capture failed");
@@ -212,7 +240,8 @@ export class ZtunnelApp extends EventEmitter {
       this.hboneServer.attach({
         name: ctx.podKey,
         ...(w ? { podUid: w.uid } : {}),
-        cert: () => (identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${ctx.podKey}`))),
+        cert: () =>
+          identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${ctx.podKey}`)),
       }),
     );
   }
@@ -244,6 +273,8 @@ export class ZtunnelApp extends EventEmitter {
     this.ready = false;
     readyGauge.set(0);
     this.podsWatcher?.close();
+    // No new pods from the CNI plugin (an upgrade's successor takes the socket over).
+    const uninstalling = (await this.cni?.closeAndCheckUninstall()) ?? false;
     // Stop accepting first (queued connections migrate to a successor that
     // shares the ports), then GOAWAY the HBONE sessions and let what is open finish.
     await this.agent.stopAccepting();
@@ -255,7 +286,8 @@ export class ZtunnelApp extends EventEmitter {
     this.inbound.abortAll();
     this.plaintext.abortAll();
     // Rules stay: a restarting ztunnel finds them; traffic fails closed meanwhile.
-    await this.agent.close({ removeCapture: false });
+    // On uninstall (our DaemonSet deleted) they go: pods return to plain traffic.
+    await this.agent.close({ removeCapture: uninstalling });
     await this.xds.close();
     this.certs.close();
     this.caClient.close();

@@ -18,6 +18,20 @@ export interface ZtunnelConfig {
   clusterDomain: string;
   /** JSON list of this node's pods and their network namespaces, from the node host (`ambit up`, the CNI plugin). */
   podsFile?: string;
+  /** The node agent's Unix socket for the CNI plugin (ambit-cni); pods arrive through it. */
+  cniSocket?: string;
+  /** Install ambit-cni into these directories (as mounted here) and keep it chained. */
+  cniBinDir?: string;
+  cniConfDir?: string;
+  /** The plugin directory as the host sees it (the wrapper's paths); default /opt/cni/bin. */
+  cniHostBinDir: string;
+  /** Copy node beside the plugin (hosts without node); default true. */
+  cniCopyNode: boolean;
+  /** The API for the ADD-time enrolment decision and the uninstall check: a kubeconfig, "in-cluster", or undefined (off). */
+  kubeApi?: string;
+  /** This ztunnel's namespace and DaemonSet (is it being deleted on exit: uninstall). */
+  podNamespace?: string;
+  daemonSetName: string;
   /** Admin (15000), metrics (15020), readiness (15021) bind address. */
   adminHost: string;
   adminPort: number;
@@ -47,6 +61,10 @@ options (environment variable in brackets):
   --controller-root F   mesh root PEM: talk TLS to the controller [AMBIT_CONTROLLER_ROOT]
   --token-file F        bootstrap token for the CA               [AMBIT_TOKEN_FILE]
   --pods-file F         this node's pods (JSON: key, netnsPath, ip) [AMBIT_PODS_FILE]
+  --cni-socket PATH     pods from the ambit-cni plugin on this socket [AMBIT_CNI_SOCKET]
+  --cni-bin-dir D       install ambit-cni here (with --cni-conf-dir) [AMBIT_CNI_BIN_DIR]
+  --cni-conf-dir D      chain it into the node's CNI config here  [AMBIT_CNI_CONF_DIR]
+  --kubeconfig F        API for enrolment at CNI ADD ("in-cluster") [AMBIT_KUBE_API]
   --trust-domain TD     SPIFFE trust domain (cluster.local)      [AMBIT_TRUST_DOMAIN]
   --admin-host HOST     admin/metrics/readiness bind (127.0.0.1) [AMBIT_ADMIN_HOST]
   --admin-port N        config dump, certs, log level (15000)    [AMBIT_ADMIN_PORT]
@@ -69,7 +87,10 @@ function num(name: string, v: string | undefined, dflt: number): number {
   return n;
 }
 
-export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ZtunnelConfig | "help" {
+export function parseZtunnelConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ZtunnelConfig | "help" {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -80,6 +101,10 @@ export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = proc
       "controller-root": { type: "string" },
       "token-file": { type: "string" },
       "pods-file": { type: "string" },
+      "cni-socket": { type: "string" },
+      "cni-bin-dir": { type: "string" },
+      "cni-conf-dir": { type: "string" },
+      kubeconfig: { type: "string" },
       "trust-domain": { type: "string" },
       "admin-host": { type: "string" },
       "admin-port": { type: "string" },
@@ -105,6 +130,7 @@ export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = proc
     controllerRootFile: values["controller-root"] ?? env.AMBIT_CONTROLLER_ROOT,
     tokenFile: values["token-file"] ?? env.AMBIT_TOKEN_FILE,
     podsFile: values["pods-file"] ?? env.AMBIT_PODS_FILE,
+    ...cniConfig(values, env),
     trustDomain: values["trust-domain"] ?? env.AMBIT_TRUST_DOMAIN ?? "cluster.local",
     clusterDomain: env.AMBIT_CLUSTER_DOMAIN ?? "cluster.local",
     adminHost: values["admin-host"] ?? env.AMBIT_ADMIN_HOST ?? "127.0.0.1",
@@ -121,5 +147,41 @@ export function parseZtunnelConfig(argv: string[], env: NodeJS.ProcessEnv = proc
     drainSeconds: num("drain-seconds", values["drain-seconds"] ?? env.AMBIT_DRAIN_SECONDS, 600),
     dnsUpstreams: values["dns-upstream"] ?? [],
     certTtlSeconds: num("cert-ttl", values["cert-ttl"] ?? env.AMBIT_CERT_TTL, 0),
+  };
+}
+
+/** The CNI side: socket, installation, API access (in-cluster by default when there is a socket in a pod). */
+function cniConfig(
+  values: { "cni-socket"?: string; "cni-bin-dir"?: string; "cni-conf-dir"?: string; kubeconfig?: string },
+  env: NodeJS.ProcessEnv,
+): Pick<
+  ZtunnelConfig,
+  | "cniSocket"
+  | "cniBinDir"
+  | "cniConfDir"
+  | "cniHostBinDir"
+  | "cniCopyNode"
+  | "kubeApi"
+  | "podNamespace"
+  | "daemonSetName"
+> {
+  const cniSocket = values["cni-socket"] ?? env.AMBIT_CNI_SOCKET ?? env.AMBIT_NODE_AGENT_SOCKET;
+  const cniBinDir = values["cni-bin-dir"] ?? env.AMBIT_CNI_BIN_DIR;
+  const cniConfDir = values["cni-conf-dir"] ?? env.AMBIT_CNI_CONF_DIR;
+  if ((cniBinDir || cniConfDir) && !(cniBinDir && cniConfDir && cniSocket))
+    throw new AmbitError("CONFIG", "--cni-bin-dir and --cni-conf-dir go together, with --cni-socket");
+  const kubeApi =
+    values.kubeconfig ??
+    env.AMBIT_KUBE_API ??
+    (cniSocket && env.KUBERNETES_SERVICE_HOST ? "in-cluster" : undefined);
+  return {
+    cniSocket,
+    cniBinDir,
+    cniConfDir,
+    cniHostBinDir: env.AMBIT_CNI_HOST_BIN_DIR ?? "/opt/cni/bin",
+    cniCopyNode: (env.AMBIT_CNI_COPY_NODE ?? "1") !== "0",
+    kubeApi: kubeApi === "off" ? undefined : kubeApi,
+    podNamespace: env.POD_NAMESPACE,
+    daemonSetName: env.AMBIT_DAEMONSET_NAME ?? "ambit-ztunnel",
   };
 }
