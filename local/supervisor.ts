@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { newNodeToken, writeTokenFile } from "../controller/ca/authn.js";
 import { LABEL_LOCAL_WAYPOINT, LocalProvider } from "../controller/provider/local/index.js";
 import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
-import type { ObjectError } from "../core/errors/errors.js";
+import { AmbitError, type ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
 import { applySteps, nodeOf, planPodDns } from "./network.js";
 import { observabilityPlan } from "./observability.js";
@@ -332,7 +332,22 @@ export class MeshSupervisor extends EventEmitter {
     this.progress("starting Prometheus and Jaeger");
     await this.runComponent(PROMETHEUS_KEY, { controlPlane: true }, plan.prometheus.container);
     await this.runComponent(JAEGER_KEY, { controlPlane: true }, plan.jaeger.container);
-    await Promise.all([this.runtime.whenReady(PROMETHEUS_KEY), this.runtime.whenReady(JAEGER_KEY)]);
+    for (const key of [PROMETHEUS_KEY, JAEGER_KEY]) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new AmbitError(
+                "OBSERVABILITY",
+                `${key} not ready after 60 s: see ${this.paths.podLogDir(key)}`,
+              ),
+            ),
+          60_000,
+        );
+      });
+      await Promise.race([this.runtime.whenReady(key), late]).finally(() => clearTimeout(timer));
+    }
     const status = this.observability.status();
     this.runtime.setExtra("observability", status);
     this.progress(`Prometheus ${status.prometheus.url}, Jaeger ${status.jaeger.url}`);
