@@ -510,3 +510,47 @@ export function compareEntries(a: SortKey, b: SortKey): number {
 export function sortEntries(entries: RouteEntry[]): WaypointRoute[] {
   return [...entries].sort((a, b) => compareEntries(a.sort, b.sort)).map((e) => e.route);
 }
+
+/** A match that an earlier entry of another route already has: that route wins, this one never sees requests. */
+export interface ShadowedMatch {
+  /** The losing entry (its route name says object, rule and match). */
+  loser: WaypointRoute;
+  winner: WaypointRoute;
+}
+
+function matchKey(r: WaypointRoute): string {
+  const byName = <T extends { name: string }>(l: T[] | undefined) =>
+    l ? [...l].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) : undefined;
+  const m = r.match;
+  return JSON.stringify([
+    r.kind,
+    m.path ?? null,
+    m.method ?? null,
+    m.grpc ?? null,
+    byName(m.headers) ?? null,
+    byName(m.queryParams) ?? null,
+  ]);
+}
+
+/** `<Kind>/<ns>/<name>` of the object an entry came from. */
+export function routeObjectOf(r: WaypointRoute): string {
+  return r.name.split("/rule/")[0]!;
+}
+
+/**
+ * Identical matches in different routes of one Service (sorted entries in,
+ * precedence already applied): every entry after the first with the same
+ * match is shadowed. Gateway API resolves the conflict (oldest route, then
+ * name); this makes it visible on the losing route.
+ */
+export function shadowedMatches(sorted: WaypointRoute[]): ShadowedMatch[] {
+  const first = new Map<string, WaypointRoute>();
+  const out: ShadowedMatch[] = [];
+  for (const r of sorted) {
+    const k = matchKey(r);
+    const w = first.get(k);
+    if (!w) first.set(k, r);
+    else if (routeObjectOf(w) !== routeObjectOf(r)) out.push({ loser: r, winner: w });
+  }
+  return out;
+}

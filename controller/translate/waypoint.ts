@@ -36,6 +36,8 @@ import {
   type RouteEntry,
   type RouteProblem,
   type RouteResolver,
+  routeObjectOf,
+  shadowedMatches,
   sortEntries,
 } from "./waypoint-routes.js";
 
@@ -93,6 +95,9 @@ interface ParentResult {
   problems: RouteProblem[];
   attached?: string;
   notAccepted?: { reason: string; message: string };
+  /** Entries this route contributed, and those that an identical match of an older route shadows. */
+  entries?: number;
+  conflicts?: { field: string; message: string }[];
 }
 
 export function translateWaypoints(
@@ -437,17 +442,31 @@ export function translateWaypoints(
       },
     };
     const entries: RouteEntry[] = [];
+    const resultOf = new Map<string, ParentResult>();
     for (const { rt, result } of routesBySvc.get(key) ?? []) {
       const probs: RouteProblem[] = [];
-      entries.push(
-        ...(rt.kind === "HTTPRoute"
-          ? httpRouteEntries(rt, resolver, probs)
-          : grpcRouteEntries(rt, resolver, probs)),
-      );
+      const own =
+        rt.kind === "HTTPRoute" ? httpRouteEntries(rt, resolver, probs) : grpcRouteEntries(rt, resolver, probs);
+      entries.push(...own);
+      result.entries = (result.entries ?? 0) + own.length;
+      resultOf.set(`${rt.kind}/${rt.metadata.namespace ?? "default"}/${rt.metadata.name}`, result);
       // a route attached to several services resolves the same way for each: keep one copy
       for (const pb of probs)
         if (!result.problems.some((x) => x.field === pb.field && x.message === pb.message))
           result.problems.push(pb);
+    }
+    const sorted = sortEntries(entries);
+    for (const { loser, winner } of shadowedMatches(sorted)) {
+      const r = resultOf.get(routeObjectOf(loser));
+      const at = /\/rule\/(\d+)\/match\/(\d+)$/.exec(loser.name);
+      const w = /^(\w+)\/([^/]+)\/([^/]+)\/rule\/(\d+)/.exec(winner.name);
+      if (!r) continue;
+      const c = {
+        field: at ? `spec.rules[${at[1]}].matches[${at[2]}]` : "spec.rules",
+        message: `same match as ${w ? `${w[1]} ${w[2]}/${w[3]} rule ${w[4]}` : winner.name}, which takes precedence (older, or first by name)`,
+      };
+      r.conflicts ??= [];
+      if (!r.conflicts.some((x) => x.field === c.field && x.message === c.message)) r.conflicts.push(c);
     }
     const tp = trafficBySvc.get(`${ns}/${s.metadata.name}`);
     const gwKey = `gw:${p.plan.gateway}`;
@@ -463,7 +482,7 @@ export function translateWaypoints(
         protocol: protocolOf(x.appProtocol),
         ...(x.name ? { name: x.name } : {}),
       })),
-      routes: sortEntries(entries),
+      routes: sorted,
       clusters: [...clusters.values()].sort((a, b) => (a.name < b.name ? -1 : 1)),
       authz: [...(authzByTarget.get(gwKey) ?? []), ...(authzByTarget.get(`${ns}/${s.metadata.name}`) ?? [])],
       jwtRules: [...(jwtByTarget.get(gwKey) ?? []), ...(jwtByTarget.get(`${ns}/${s.metadata.name}`) ?? [])],
@@ -486,7 +505,12 @@ export function translateWaypoints(
         const refs = r.problems.filter((x) => x.condition === "ResolvedRefs");
         const rules = rt.spec.rules?.length ?? 0;
         const droppedRules = new Set(invalid.map((x) => /^spec\.rules\[(\d+)\]/.exec(x.field)?.[1])).size;
-        if (invalid.length && droppedRules >= rules)
+        const conflicts = r.conflicts ?? [];
+        if (conflicts.length && conflicts.length >= (r.entries ?? 0) && !invalid.length)
+          conditions.push(
+            cond("Accepted", false, "Conflicted", conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")),
+          );
+        else if (invalid.length && droppedRules >= rules)
           conditions.push(
             cond(
               "Accepted",
@@ -496,15 +520,29 @@ export function translateWaypoints(
             ),
           );
         else conditions.push(cond("Accepted", true, "Accepted", `attached to waypoint ${r.attached}`));
+        const shadowed = conflicts.length && conflicts.length < (r.entries ?? 0);
         if (invalid.length && droppedRules < rules)
           conditions.push(
             cond(
               "PartiallyInvalid",
               true,
               "UnsupportedValue",
-              `rules dropped: ${invalid.map((x) => `${x.field}: ${x.message}`).join("; ")}`,
+              [
+                `rules dropped: ${invalid.map((x) => `${x.field}: ${x.message}`).join("; ")}`,
+                ...(shadowed ? [`shadowed: ${conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")}`] : []),
+              ].join("; "),
             ),
           );
+        else if (shadowed)
+          conditions.push(
+            cond(
+              "PartiallyInvalid",
+              true,
+              "Conflicted",
+              `shadowed: ${conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")}`,
+            ),
+          );
+        for (const x of conflicts) ctx.warn("INVALID_FIELD", rt, x.field, `Conflicted: ${x.message}`);
         conditions.push(
           refs.length
             ? cond(

@@ -77,6 +77,8 @@ export function sendMirror(
     setHost: false,
     timeout: MIRROR_TIMEOUT_MS,
   });
+  // A timer, not the socket timeout: an HBONE stream has no socket timeout (socketLike's no-op).
+  const timer = setTimeout(() => creq.destroy(), MIRROR_TIMEOUT_MS);
   creq.on("timeout", () => creq.destroy());
   creq.on("error", () => release("error"));
   creq.on("response", (resp) => {
@@ -84,7 +86,10 @@ export function sendMirror(
     resp.on("end", () => release("done"));
     resp.on("error", () => release("error"));
   });
-  creq.on("close", () => release("closed"));
+  creq.on("close", () => {
+    clearTimeout(timer);
+    release("closed");
+  });
   if (body) body.attachSide(creq);
   else creq.end();
 }

@@ -33,7 +33,7 @@ class UpstreamAgent extends http.Agent {
   ): Duplex | null | undefined {
     const ep = { ip: String(options.host), port: Number(options.port) };
     this.upstream.connect(ep, this.meta).then(
-      (s) => callback?.(null, bufferOnly(socketLike(s))),
+      (s) => callback?.(null, bufferOnly(socketLike(s), { allowHalfOpen: false })),
       (e: Error) => callback?.(e, undefined as unknown as Duplex),
     );
     return undefined;

@@ -66,10 +66,16 @@ export function socketLike(s: Duplex): Duplex {
  * writev; on an Http2Stream (an HBONE tunnel) that corrupts the first bytes
  * of the response (reproduced with plain node:http over node:http2). Plain
  * sockets do not need it.
+ *
+ * `allowHalfOpen: false` makes it behave like a net.Socket for http.Agent:
+ * when the peer ends (a backend closing an idle keep-alive connection), it
+ * ends and closes too, so the agent drops it from its free list instead of
+ * sending the next request into a tunnel nobody reads.
  */
-export function bufferOnly(inner: Duplex): Duplex {
+export function bufferOnly(inner: Duplex, opts: { allowHalfOpen?: boolean } = {}): Duplex {
   if (inner instanceof net.Socket) return inner;
   const d = new Duplex({
+    allowHalfOpen: opts.allowHalfOpen ?? true,
     read() {
       inner.resume();
     },
