@@ -4,19 +4,13 @@
 // HTTP/2 CONNECT) from the client pod's IP to the server pod's 15008, and
 // delivered to the server application with the client's IP as its source.
 import { once } from "node:events";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import t from "tap";
-import { ControllerApp } from "../../controller/app.js";
-import { parseControllerConfig } from "../../controller/config.js";
 import { registry } from "../../core/telemetry/metrics.js";
-import { MeshNetwork } from "../../local/mesh-network.js";
-import { destroyMeshNetwork } from "../../local/network.js";
-import { ZtunnelApp } from "../../ztunnel/app.js";
-import { parseZtunnelConfig } from "../../ztunnel/config.js";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
-import { nameServer, needsRoot, readAll, testMeshId } from "./netns-fixture.js";
+import { nameServer, needsRoot, readAll } from "./netns-fixture.js";
+import { inProcessMesh } from "./ztunnel-fixture.js";
 
 const VIP = "10.96.7.7";
 
@@ -83,45 +77,21 @@ async function metricValue(name: string, labels: Record<string, string>): Promis
 }
 
 t.test("L4 mTLS between pods on two nodes, in-pod capture, L4 DENY", { skip: needsRoot }, async (t) => {
-  const meshId = testMeshId();
-  t.teardown(() => destroyMeshNetwork(meshId, { graceMs: 500 }).then(() => undefined));
-  const mesh = await MeshNetwork.create({ meshId, nodes: ["node1", "node2"] });
-  const client = await mesh.addPod({ key: "demo/client", node: "node1" });
-  const server = await mesh.addPod({ key: "demo/server", node: "node2" });
-  const outsider = await mesh.addPod({ key: "plain/outsider", node: "node1" });
-
-  const dir = await mkdtemp(join(tmpdir(), "ambit-l4-"));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const cfgDir = join(dir, "config");
-  await import("node:fs/promises").then((f) => f.mkdir(cfgDir));
-  await writeFile(join(cfgDir, "mesh.yaml"), meshYaml({ "demo/client": client.ip, "demo/server": server.ip, "plain/outsider": outsider.ip }));
-  const tokens = { "node1-token-0123456789abcdef": "node1", "node2-token-0123456789abcdef": "node2" };
-  await writeFile(join(dir, "tokens.json"), JSON.stringify(tokens));
-  const ccfg = parseControllerConfig([
-    "--config-dir", cfgDir, "--ca-dir", join(dir, "ca"), "--tokens-file", join(dir, "tokens.json"),
-    "--listen", "127.0.0.1", "--xds-port", "0", "--secure-port=-1", "--admin-port=-1",
-  ]);
-  if (ccfg === "help") throw new Error("help");
-  const controller = new ControllerApp(ccfg);
-  await controller.start();
-  t.teardown(() => controller.close());
-
-  const ztunnels: ZtunnelApp[] = [];
-  for (const [node, pods] of [["node1", [client, outsider]], ["node2", [server]]] as const) {
-    const podsFile = join(dir, `${node}-pods.json`);
-    await writeFile(podsFile, JSON.stringify(pods.map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip }))));
-    await writeFile(join(dir, `${node}.token`), `${node}-token-0123456789abcdef\n`);
-    const zcfg = parseZtunnelConfig([
-      "--node", node, "--xds", `127.0.0.1:${controller.ports.xds}`, "--token-file", join(dir, `${node}.token`),
-      "--pods-file", podsFile, "--admin-port=-1", "--metrics-port=-1", "--readiness-port=-1", "--drain-seconds", "1",
-    ]);
-    if (zcfg === "help") throw new Error("help");
-    const z = new ZtunnelApp(zcfg);
-    await z.start();
-    t.teardown(() => z.close(500));
-    ztunnels.push(z);
-  }
-  const [z1, z2] = ztunnels as [ZtunnelApp, ZtunnelApp];
+  const m = await inProcessMesh(t, {
+    nodes: ["node1", "node2"],
+    pods: [
+      { key: "demo/client", node: "node1" },
+      { key: "demo/server", node: "node2" },
+      { key: "plain/outsider", node: "node1" },
+    ],
+    yaml: meshYaml,
+  });
+  const { controller, cfgDir } = m;
+  const client = m.pods["demo/client"]!;
+  const server = m.pods["demo/server"]!;
+  const outsider = m.pods["plain/outsider"]!;
+  const z1 = await m.startZtunnel("node1", { args: ["--drain-seconds", "1"] });
+  const z2 = await m.startZtunnel("node2", { args: ["--drain-seconds", "1"] });
   t.same(z1.agent.pods().map((p) => p.key), ["demo/client"], "node1 captures its enrolled pod only");
   t.same(z2.agent.pods().map((p) => p.key), ["demo/server"]);
 
