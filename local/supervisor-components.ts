@@ -63,8 +63,16 @@ export function controllerContainer(ctx: ComponentContext): Container {
       ...["--admin-port", String(COMPONENT_PORTS.controllerAdmin), "--admin-socket", p.controllerSocket],
       ...["--serving-ip", ctx.layout.controlPlane.ip],
     ],
-    // The dashboard also on a Unix socket: the supervisor forwards the host's 127.0.0.1:15080 to it.
-    env: [...ctx.env, { name: "AMBIT_DASHBOARD_SOCKET", value: p.dashboardSocket }],
+    // The dashboard also on a Unix socket (the supervisor forwards the host's 127.0.0.1:15080 to it),
+    // scraping every node's ztunnel from its first moment (not only once they reconnect after a restart).
+    env: [
+      ...ctx.env,
+      { name: "AMBIT_DASHBOARD_SOCKET", value: p.dashboardSocket },
+      {
+        name: "AMBIT_DASHBOARD_TARGETS",
+        value: ctx.layout.nodes.map((n) => `http://${n.ip}:${COMPONENT_PORTS.ztunnelMetrics}/metrics`).join(","),
+      },
+    ],
     readinessProbe: {
       httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.controllerAdmin, path: "/ready" },
       periodSeconds: 2,
