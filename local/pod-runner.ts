@@ -7,7 +7,11 @@
 // restartPolicy Always/OnFailure/Never with exponential back-off (reset after
 // a container ran long enough); readiness probes (exec, httpGet, tcpSocket)
 // with initialDelay/period/timeout/success/failure thresholds, run from inside
-// the namespace against the pod IP. One deviation: until a container's first
+// the namespace against the pod IP. Where the pod's network namespace comes
+// from is the caller's business (`ambit up`: local/mesh-network.ts; the test
+// node host: CNI plugins); how a container's image and mounts become a
+// process is pluggable too (PodRunnerOptions.image, .sandbox), so both share
+// this one runner. One deviation: until a container's first
 // probe success, probes repeat every `probeIntervalUntilReadyMs` (default
 // 500 ms) rather than every periodSeconds, so a local mesh starts in seconds.
 //
@@ -45,7 +49,27 @@ export interface PodRunSpec {
   terminationGracePeriodSeconds?: number;
 }
 
+/** An image's ENTRYPOINT and CMD, as a container runtime would read them from the image. */
+export interface ImageEntrypoint {
+  entrypoint: string[];
+  cmd?: string[];
+}
+
+/** Maps a container's image to the local program that stands in for it (undefined: no entrypoint). */
+export type ImageResolver = (image: string | undefined) => ImageEntrypoint | undefined;
+
+/**
+ * Wraps a container's argv before it is started inside the pod's network
+ * namespace, e.g. in a mount namespace with the pod's volumes (the argv must
+ * exec the original, so the pid stays the program's).
+ */
+export type ContainerSandbox = (container: Container, argv: string[]) => string[];
+
 export interface PodRunnerOptions {
+  /** Image entrypoints for containers without `command` (default: none; `args` alone are the argv). */
+  image?: ImageResolver;
+  /** Wraps every container's and exec probe's argv (default: run as is). */
+  sandbox?: ContainerSandbox;
   backoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
   probeIntervalUntilReadyMs?: number;
   /** Upper bound on the termination grace at close (default: no bound). */
@@ -103,9 +127,15 @@ function podRef(key: string): { kind: string; namespace?: string; name: string }
   return namespace ? { kind: "Pod", namespace, name } : { kind: "Pod", name };
 }
 
-/** argv of a container (pure). */
-export function containerArgv(key: string, c: Container, field: string): string[] {
-  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+/**
+ * argv of a container (pure). As in Kubernetes: `command` replaces the
+ * image's ENTRYPOINT, and `args` its CMD; without an image entrypoint,
+ * `args` alone are the argv.
+ */
+export function containerArgv(key: string, c: Container, field: string, image?: ImageEntrypoint): string[] {
+  const argv = c.command
+    ? [...c.command, ...(c.args ?? [])]
+    : [...(image?.entrypoint ?? []), ...(c.args ?? image?.cmd ?? [])];
   if (argv.length === 0) {
     throw new ObjectError(
       "INVALID_FIELD",
@@ -179,7 +209,7 @@ export class PodRunner extends EventEmitter {
     this.runs = spec.containers.map((c, i) => ({
       spec: c,
       index: i,
-      argv: containerArgv(spec.key, c, `spec.containers[${i}]`),
+      argv: containerArgv(spec.key, c, `spec.containers[${i}]`, opts.image?.(c.image)),
       env: containerEnv(spec, c),
       startedAt: 0,
       restarts: 0,
@@ -188,7 +218,7 @@ export class PodRunner extends EventEmitter {
       ready: false,
     }));
     for (const [i, c] of (spec.initContainers ?? []).entries())
-      containerArgv(spec.key, c, `spec.initContainers[${i}]`);
+      containerArgv(spec.key, c, `spec.initContainers[${i}]`, opts.image?.(c.image));
   }
 
   get ready(): boolean {
@@ -253,7 +283,7 @@ export class PodRunner extends EventEmitter {
       const code = await new Promise<number | null>((resolve) => {
         const child = this.spawnLogged(
           c,
-          containerArgv(this.spec.key, c, `spec.initContainers[${i}]`),
+          containerArgv(this.spec.key, c, `spec.initContainers[${i}]`, this.opts.image?.(c.image)),
           containerEnv(this.spec, c),
         );
         child.on("error", () => resolve(-1));
@@ -282,7 +312,7 @@ export class PodRunner extends EventEmitter {
       fd = fs.openSync(path.join(this.spec.logDir, `${c.name}.log`), "a");
     }
     try {
-      return spawnInNetns(this.spec.netnsPath, argv, {
+      return spawnInNetns(this.spec.netnsPath, this.opts.sandbox ? this.opts.sandbox(c, argv) : argv, {
         env,
         ...(c.workingDir ? { cwd: c.workingDir } : {}),
         stdio: ["ignore", fd ?? "ignore", fd ?? "ignore"],
@@ -316,7 +346,7 @@ export class PodRunner extends EventEmitter {
       r.probe = new ProbeLoop(
         r.spec.readinessProbe,
         this.spec,
-        r,
+        { spec: r.spec, env: r.env, ...(this.opts.sandbox ? { sandbox: this.opts.sandbox } : {}) },
         this.opts.probeIntervalUntilReadyMs ?? 500,
         (ok) => {
           if (r.ready !== ok) {
@@ -401,7 +431,7 @@ class ProbeLoop {
   constructor(
     private readonly probe: Probe,
     private readonly pod: PodRunSpec,
-    private readonly run: ContainerRun,
+    private readonly run: ProbeTarget,
     private readonly fastMs: number,
     private readonly onResult: (ready: boolean) => void,
   ) {}
@@ -454,15 +484,19 @@ function resolvePort(port: number | string, c: Container, key: string): number {
   return named.containerPort;
 }
 
+/** The container a probe checks (exec probes run in its sandbox). */
+export interface ProbeTarget {
+  spec: Container;
+  env: NodeJS.ProcessEnv;
+  sandbox?: ContainerSandbox;
+}
+
 /** One probe attempt from inside the pod's namespace: true when it passes. */
-export async function runProbe(
-  probe: Probe,
-  pod: PodRunSpec,
-  run: { spec: Container; env: NodeJS.ProcessEnv },
-): Promise<boolean> {
+export async function runProbe(probe: Probe, pod: PodRunSpec, run: ProbeTarget): Promise<boolean> {
   const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
   if (probe.exec) {
-    const code = await execInNetns(pod.netnsPath, probe.exec.command, {
+    const argv = run.sandbox ? run.sandbox(run.spec, probe.exec.command) : probe.exec.command;
+    const code = await execInNetns(pod.netnsPath, argv, {
       env: run.env,
       stdio: "ignore",
       timeoutMs,

@@ -57,6 +57,13 @@ export interface ClusterOptions {
   clusterCIDR?: string;
   /** The address the API server publishes in the `kubernetes` Service (default: chosen by the API server). */
   advertiseAddress?: string;
+  /**
+   * The API server's (only) listening address (default 127.0.0.1). A test
+   * node host binds an address its node namespaces reach; clients (kubectl,
+   * the controller manager) then use it too. It is added to the serving
+   * certificate, and is the default advertise address.
+   */
+  bindAddress?: string;
   /** Keep the temp dir (logs, certificates) after stop(), for debugging. Also AMBIT_K8S_KEEP=1. */
   keep?: boolean;
   /** Readiness deadline for the whole control plane (default 120 s). */
@@ -118,7 +125,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 }
 
 /** CA, the API server's serving certificate, and the service-account key pair. */
-async function makeCertificates(dir: string, serviceIP: string): Promise<void> {
+async function makeCertificates(dir: string, serviceIP: string, extraIPs: string[] = []): Promise<void> {
   await openssl(
     [
       "req",
@@ -163,6 +170,7 @@ async function makeCertificates(dir: string, serviceIP: string): Promise<void> {
   const san = [
     "IP:127.0.0.1",
     `IP:${serviceIP}`,
+    ...extraIPs.filter((ip) => ip !== "127.0.0.1").map((ip) => `IP:${ip}`),
     "DNS:localhost",
     "DNS:kubernetes",
     "DNS:kubernetes.default",
@@ -228,11 +236,17 @@ interface Proc {
 }
 
 /** GET https://127.0.0.1:port/path; resolves with the status code, or 0 when it cannot connect. */
-function probe(port: number, path: string, ca: string | undefined, token?: string): Promise<number> {
+function probe(
+  port: number,
+  path: string,
+  ca: string | undefined,
+  token?: string,
+  host = "127.0.0.1",
+): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
       {
-        host: "127.0.0.1",
+        host,
         port,
         path,
         method: "GET",
@@ -334,7 +348,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
 
   try {
-    await makeCertificates(dir, serviceIP);
+    const bindAddress = opts.bindAddress ?? "127.0.0.1";
+    await makeCertificates(dir, serviceIP, [bindAddress]);
     const caPem = await readFile(join(dir, "ca.crt"), "utf8");
     const token = randomBytes(24).toString("hex");
     const kcmToken = randomBytes(24).toString("hex");
@@ -356,7 +371,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       freePort(),
       freePort(),
     ]);
-    const server = `https://127.0.0.1:${apiPort}`;
+    const server = `https://${bindAddress}:${apiPort}`;
     const kubeconfigPath = join(dir, "admin.kubeconfig");
     await writeFile(kubeconfigPath, kubeconfigYaml(server, caPem, "ambit-admin", token));
     await writeFile(join(dir, "kcm.kubeconfig"), kubeconfigYaml(server, caPem, "kcm", kcmToken));
@@ -380,7 +395,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const serviceAccountIssuer = "https://kubernetes.default.svc.cluster.local";
     const api = launch("kube-apiserver", join(bin, "kube-apiserver"), [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-      "--bind-address=127.0.0.1",
+      `--bind-address=${bindAddress}`,
       `--secure-port=${apiPort}`,
       ...(opts.advertiseAddress ? [`--advertise-address=${opts.advertiseAddress}`] : []),
       `--tls-cert-file=${join(dir, "apiserver.crt")}`,
@@ -401,7 +416,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
     await waitReady(
       "kube-apiserver /readyz",
-      async () => (await probe(apiPort, "/readyz", caPem, token)) === 200,
+      async () => (await probe(apiPort, "/readyz", caPem, token, bindAddress)) === 200,
       [etcd, api],
     );
 
