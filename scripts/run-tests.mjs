@@ -89,6 +89,10 @@ for (const tier of ["netns", "k8s"]) {
       continue;
     }
   }
+  if (tier === "netns" && tierFiles.some((f) => f.includes("observability-"))) {
+    // Jaeger for observability-mesh: built once from its Go module (minutes cold), outside tap's per-file timeout.
+    if (!(await runStep("build Jaeger", "bash", ["scripts/build-jaeger.sh"]))) totals.fail += 1;
+  }
   add(await runTier(tier, tierFiles, ["--jobs=1", "--disable-coverage", "--timeout=600"]));
 }
 
