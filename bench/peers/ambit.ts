@@ -146,7 +146,7 @@ export interface AmbitOptions {
 
 /** The controller and both ztunnels, ready (their readiness endpoints say so). */
 export async function startAmbitProcesses(
-  ctx: PeerContext,
+  ctx: Pick<PeerContext, "topo" | "workDir" | "fortio">,
   opts: AmbitOptions = {},
 ): Promise<AmbitProcesses> {
   const { topo, workDir, fortio } = ctx;
@@ -173,7 +173,9 @@ export async function startAmbitProcesses(
   };
   try {
     // No access log per connection while measuring (AMBIT_BENCH_LOG_LEVEL=info to debug).
-    const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" };
+    // Plain node: NODE_OPTIONS of the caller (a test runner's loaders) would weigh on the proxies' RSS.
+    const { NODE_OPTIONS: _, ...inherited } = process.env;
+    const env = { ...inherited, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" };
     const controller = Proc.start(
       "ambit-controller",
       topo.controlPlane.netns,
