@@ -446,7 +446,9 @@ export function translateWaypoints(
     for (const { rt, result } of routesBySvc.get(key) ?? []) {
       const probs: RouteProblem[] = [];
       const own =
-        rt.kind === "HTTPRoute" ? httpRouteEntries(rt, resolver, probs) : grpcRouteEntries(rt, resolver, probs);
+        rt.kind === "HTTPRoute"
+          ? httpRouteEntries(rt, resolver, probs)
+          : grpcRouteEntries(rt, resolver, probs);
       entries.push(...own);
       result.entries = (result.entries ?? 0) + own.length;
       resultOf.set(`${rt.kind}/${rt.metadata.namespace ?? "default"}/${rt.metadata.name}`, result);
@@ -508,7 +510,12 @@ export function translateWaypoints(
         const conflicts = r.conflicts ?? [];
         if (conflicts.length && conflicts.length >= (r.entries ?? 0) && !invalid.length)
           conditions.push(
-            cond("Accepted", false, "Conflicted", conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")),
+            cond(
+              "Accepted",
+              false,
+              "Conflicted",
+              conflicts.map((x) => `${x.field}: ${x.message}`).join("; "),
+            ),
           );
         else if (invalid.length && droppedRules >= rules)
           conditions.push(
@@ -529,7 +536,9 @@ export function translateWaypoints(
               "UnsupportedValue",
               [
                 `rules dropped: ${invalid.map((x) => `${x.field}: ${x.message}`).join("; ")}`,
-                ...(shadowed ? [`shadowed: ${conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")}`] : []),
+                ...(shadowed
+                  ? [`shadowed: ${conflicts.map((x) => `${x.field}: ${x.message}`).join("; ")}`]
+                  : []),
               ].join("; "),
             ),
           );

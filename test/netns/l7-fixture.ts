@@ -61,17 +61,23 @@ spec:
 }
 
 export interface LoadSpec {
+  /** Names the result (the test looks results up by it). */
+  name?: string;
   url: string;
   n?: number;
   concurrency?: number;
   headers?: Record<string, string>;
   timeoutMs?: number;
-  /** Repeat one request until this status (or untilMs), instead of n requests. */
+  /** Repeat one request until this status and/or body text (or untilMs), instead of n requests. */
   until?: number;
+  untilIncludes?: string;
   untilMs?: number;
+  /** Keep the last body as text (e.g. Prometheus metrics). */
+  text?: boolean;
 }
 
 export interface LoadResult {
+  name?: string;
   url: string;
   n: number;
   statuses: Record<string, number>;
@@ -82,8 +88,22 @@ export interface LoadResult {
 }
 
 /** Runs load.mjs inside the pod: one process for all specs, keep-alive connections per spec. */
-export async function load(runDir: string, meshId: string, pod: string, specs: LoadSpec[]): Promise<LoadResult[]> {
-  const r = await ambit(runDir, ["exec", "--mesh-id", meshId, pod, "--", "node", LOAD_SCRIPT, JSON.stringify(specs)]);
+export async function load(
+  runDir: string,
+  meshId: string,
+  pod: string,
+  specs: LoadSpec[],
+): Promise<LoadResult[]> {
+  const r = await ambit(runDir, [
+    "exec",
+    "--mesh-id",
+    meshId,
+    pod,
+    "--",
+    "node",
+    LOAD_SCRIPT,
+    JSON.stringify(specs),
+  ]);
   const line = r.stdout.trim().split("\n").pop() ?? "";
   try {
     return JSON.parse(line) as LoadResult[];
@@ -92,12 +112,19 @@ export async function load(runDir: string, meshId: string, pod: string, specs: L
   }
 }
 
-/** GET http://127.0.0.1:PORT/PATH from inside the pod (the waypoint's metrics and admin listen there). */
-export async function getInPod(runDir: string, meshId: string, pod: string, port: number, p: string): Promise<string> {
-  const script = `fetch("http://127.0.0.1:${port}${p}").then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.message); process.exit(1); })`;
-  const r = await ambit(runDir, ["exec", "--mesh-id", meshId, pod, "--", "node", "-e", script]);
-  if (r.code !== 0) throw new Error(`GET ${p} in ${pod}: ${r.stderr}`);
-  return r.stdout;
+/** Results by spec name; a missing one throws (naming what came back). */
+export function byName(results: LoadResult[]): (name: string) => LoadResult {
+  const m = new Map(results.map((r) => [r.name ?? r.url, r]));
+  return (name) => {
+    const r = m.get(name);
+    if (!r) throw new Error(`no result '${name}' (have ${[...m.keys()].join(", ")})`);
+    return r;
+  };
+}
+
+/** The body of a spec run with `text: true`. */
+export function textOf(r: LoadResult): string {
+  return r.last?.body ?? "";
 }
 
 /** Sum of a Prometheus counter's samples whose labels include all of `labels`. */
@@ -108,7 +135,12 @@ export function metricSum(text: string, name: string, labels: Record<string, str
     const brace = line.indexOf("}");
     const labelText = brace > 0 ? line.slice(name.length + 1, brace) : "";
     if (Object.entries(labels).every(([k, v]) => labelText.includes(`${k}="${v}"`)))
-      sum += Number(line.slice((brace > 0 ? brace : name.length) + 1).trim().split(" ")[0]);
+      sum += Number(
+        line
+          .slice((brace > 0 ? brace : name.length) + 1)
+          .trim()
+          .split(" ")[0],
+      );
   }
   return sum;
 }

@@ -84,6 +84,10 @@ t.test("a keep-alive connection the backend closed leaves the pool", async (t) =
   await Promise.all(closed); // the backend closed the idle connection (Node checks about once a second)
   const gone = await Promise.race([poolSide, new Promise((r) => setTimeout(() => r(false), 2000).unref())]);
   t.ok(gone, "... and the pool's end of it closes");
-  t.equal(await get(pool.h1Agent(), port, 2000), 200, "the next request gets a new connection, not the dead one");
+  t.equal(
+    await get(pool.h1Agent(), port, 2000),
+    200,
+    "the next request gets a new connection, not the dead one",
+  );
   t.equal(opened, 2, "two connections were opened");
 });
