@@ -13,6 +13,7 @@ import net from "node:net";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Logger, logger } from "../../core/telemetry/logger.js";
 import { counter, gauge } from "../../core/telemetry/metrics.js";
+import { refuseOnAcceptError } from "./accept-errors.js";
 import {
   applyCapture,
   type CaptureOptions,
@@ -236,16 +237,19 @@ export class NodeAgent {
       const outbound = await serveFd(
         listenInNetns(netns, { host: "127.0.0.1", port: PORTS.outbound, reusePort }),
         (s) => this.onCaptured(s, ctx, "outbound"),
+        "outbound",
       );
       opened.push(outbound);
       const inbound = await serveFd(
         listenInNetns(netns, { host: "0.0.0.0", port: PORTS.inbound, reusePort }),
         (s) => this.onCaptured(s, ctx, "inbound"),
+        "inbound",
       );
       opened.push(inbound);
       const hbone = await serveFd(
         listenInNetns(netns, { host: "0.0.0.0", port: PORTS.hbone, reusePort }),
         (s) => this.opts.onHbone(s, ctx),
+        "hbone",
       );
       opened.push(hbone);
       const listeners: PodListeners = { ...ctx, outbound, inbound, hbone };
@@ -254,6 +258,7 @@ export class NodeAgent {
         listeners.dnsTcp = await serveFd(
           listenInNetns(netns, { host: "127.0.0.1", port: PORTS.dns, reusePort }),
           (s) => onDnsTcp(s, ctx),
+          "dns",
         );
         opened.push(listeners.dnsTcp);
       }
@@ -309,12 +314,13 @@ export class NodeAgent {
 /** The mark ztunnel puts on its own sockets inside pods (pass as `mark` to connectInNetns). */
 export const OWN_SOCKET_MARK = ZTUNNEL_MARK;
 
-function serveFd(fd: number, onConnection: (s: net.Socket) => void): Promise<net.Server> {
+function serveFd(fd: number, onConnection: (s: net.Socket) => void, listener = "pod"): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer({ pauseOnConnect: false }, onConnection);
     server.once("error", reject);
     server.listen({ fd }, () => {
       server.off("error", reject);
+      refuseOnAcceptError(server, listener);
       resolve(server);
     });
   });
