@@ -235,6 +235,8 @@ export interface GraphEdge {
 export interface Graph {
   nodes: GraphNode[];
   edges: GraphEdge[];
+  /** Service → each workload backing it (from the model, not from traffic). */
+  links: { source: string; target: string }[];
   at: string;
 }
 
@@ -247,13 +249,17 @@ function diffBuckets(now: Map<number, number>, before?: Map<number, number>): Ma
 
 /**
  * The graph now: nodes from the model (every workload and service) plus any
- * party only the metrics name; edges with rates over `seconds` since `before`.
+ * party only the metrics name; edges with rates over `seconds` since `before`
+ * (per edge when a function: the base of each edge is the oldest scrape that
+ * saw it). An edge `before` lacks is new: no rate yet, since its counters'
+ * start is unknown (a proxy just scraped for the first time, after a
+ * controller restart, must not look like a burst of its whole history).
  */
 export function buildGraph(
   model: { workloads: MeshWorkload[]; services: MeshService[] },
   now: Map<string, EdgeTotals>,
   before: Map<string, EdgeTotals> | undefined,
-  seconds: number,
+  seconds: number | ((edge: string) => number),
   at = new Date(),
 ): Graph {
   const nodes = new Map<string, GraphNode>();
@@ -279,8 +285,15 @@ export function buildGraph(
       ...(s.waypoint ? { waypoint: "yes" } : {}),
     });
   }
+  const svcNode = new Map(model.services.map((s) => [s.key, `${s.namespace}/svc:${s.name}`]));
+  const links = new Map<string, { source: string; target: string }>();
+  for (const w of model.workloads)
+    for (const key of Object.keys(w.services)) {
+      const source = svcNode.get(key);
+      const target = `${w.namespace}/${w.workloadName}`;
+      if (source) links.set(`${source}->${target}`, { source, target });
+    }
   const edges: GraphEdge[] = [];
-  const dt = seconds > 0 ? seconds : 1;
   for (const [key, e] of now) {
     for (const id of [e.source, e.target])
       if (!nodes.has(id)) {
@@ -294,6 +307,8 @@ export function buildGraph(
         });
       }
     const b = before?.get(key);
+    const secs = typeof seconds === "function" ? seconds(key) : seconds;
+    const dt = secs > 0 ? secs : 1;
     const dReq = Math.max(0, e.requests - (b?.requests ?? 0));
     const dErr = Math.max(0, e.errors - (b?.errors ?? 0));
     const dConn = Math.max(0, e.connections - (b?.connections ?? 0));
@@ -307,10 +322,10 @@ export function buildGraph(
       id: key,
       source: e.source,
       target: e.target,
-      rps: before ? attempts / dt : 0,
+      rps: b ? attempts / dt : 0,
       errorRate: attempts > 0 ? (dErr + dDenied) / attempts : 0,
       ...(p99 !== undefined ? { p99Ms: Math.round(p99 * 10) / 10 } : {}),
-      bps: before ? dBytes / dt : 0,
+      bps: b ? dBytes / dt : 0,
       totalRequests: (http ? e.requests : e.connections) + e.denied,
       totalErrors: e.errors + e.denied,
       totalDenied: e.denied,
@@ -322,6 +337,7 @@ export function buildGraph(
   return {
     nodes: [...nodes.values()].sort((a, b) => a.id.localeCompare(b.id)),
     edges: edges.sort((a, b) => a.id.localeCompare(b.id)),
+    links: [...links.keys()].sort().map((k) => links.get(k)!),
     at: at.toISOString(),
   };
 }

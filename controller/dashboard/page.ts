@@ -3,7 +3,7 @@
 // events (EventSource reconnects by itself across controller restarts).
 // A padlock (SVG) for mTLS edges and the legend.
 const LOCK_SVG =
-  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2" fill="none" stroke="#2e7d32" stroke-width="2"/><rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="#2e7d32"/></svg>';
+  '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16"><path d="M4.5 7V5a3.5 3.5 0 0 1 7 0v2" fill="none" stroke="#2e7d32" stroke-width="2"/><rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="#2e7d32"/></svg>';
 const LOCK_SRC = `data:image/svg+xml,${encodeURIComponent(LOCK_SVG)}`;
 
 const PAGE = `<!doctype html>
@@ -24,12 +24,13 @@ const PAGE = `<!doctype html>
   h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .05em; color: #667; margin: 16px 0 6px; }
   table { border-collapse: collapse; width: 100%; font-size: 12px; }
   td { padding: 2px 4px; vertical-align: top; border-bottom: 1px solid #eee; word-break: break-all; }
+  td:first-child { white-space: nowrap; word-break: normal; color: #667; width: 1%; }
   .bad { color: #c62828; } .ok { color: #2e7d32; } .muted { color: #889; }
   .legend span { margin-right: 10px; font-size: 12px; }
 </style>
 </head>
 <body>
-<header><b>ambit</b><span class="legend"><span><img src="LOCK_SRC" width="11" alt=""> mutual TLS</span><span>◆ through a waypoint (dashed)</span><span style="color:#ff8a80">red: errors or denied</span></span>
+<header><b>ambit</b><span class="legend"><span>● workload</span><span>■ service (dotted: its workloads)</span><span><img src="LOCK_SRC" width="11" alt=""> mutual TLS</span><span>◆ through a waypoint (dashed)</span><span style="color:#ff8a80">red: errors or denied</span></span>
 <span id="conn">connecting…</span></header>
 <div id="graph" data-testid="graph"></div>
 <aside>
@@ -58,8 +59,11 @@ const cy = cytoscape({
     { selector: "edge[?failing]", style: { "line-color": "#c62828", "target-arrow-color": "#c62828", color: "#c62828" } },
     { selector: "edge[?waypoint]", style: { "line-style": "dashed" } },
     { selector: "edge[?mtls]", style: { "text-margin-y": 12 } },
-    { selector: "node.lock", style: { width: 12, height: 12, shape: "round-rectangle", "background-opacity": 0,
-        "background-image": LOCK, "background-fit": "contain", "border-width": 0, events: "no", label: "" } },
+    { selector: "node.lock", style: { width: 16, height: 16, shape: "ellipse", "background-color": "#fff",
+        "background-image": LOCK, "background-width": "70%", "background-height": "70%", "border-width": 1,
+        "border-color": "#2e7d32", events: "no", label: "" } },
+    { selector: "edge.backs", style: { width: 1, "line-style": "dotted", "line-color": "#b0bec5",
+        "target-arrow-shape": "none", label: "" } },
     { selector: ":selected", style: { "overlay-color": "#ffb300", "overlay-opacity": 0.25 } },
   ],
 });
@@ -97,6 +101,8 @@ function render(g) {
   for (const e of g.edges)
     els.push({ group: "edges", data: { id: e.id, source: e.source, target: e.target, label: edgeLabel(e),
       active: e.rps > 0, failing: e.errorRate > 0, waypoint: e.waypoint, mtls: e.mtls, edge: e } });
+  for (const l of g.links || [])
+    els.push({ group: "edges", data: { id: "backs:" + l.source + "->" + l.target, source: l.source, target: l.target }, classes: "backs" });
   const key = els.map((x) => x.data.id).sort().join("|");
   cy.batch(() => {
     if (key !== layoutKey) { cy.elements().remove(); cy.add(els); }
@@ -125,7 +131,7 @@ async function showWorkload(node) {
       row("enrolment", p.enrolled ? "captured (HBONE)" : "not captured", p.enrolled ? "ok" : "bad") +
       row("mTLS mode", esc(p.mtlsMode)) + row("healthy", String(p.healthy), p.healthy ? "ok" : "bad") +
       (p.certificate
-        ? row("certificate", "expires " + esc(p.certificate.expiresAt.replace(/.d+Z$/, "Z")) + " (in " + fmt(p.certificate.secondsLeft / 3600) + " h)",
+        ? row("certificate", "expires " + esc(p.certificate.expiresAt.replace(/[.][0-9]+Z$/, "Z")) + " (in " + fmt(p.certificate.secondsLeft / 3600) + " h)",
             p.certificate.secondsLeft > 3600 ? "ok" : "bad")
         : row("certificate", p.enrolled ? "not reported by its ztunnel yet" : "none (not enrolled)", "muted"));
   }
@@ -150,7 +156,7 @@ function showEdge(e) {
     row("waypoint", e.waypoint ? "◆ in the path" : "no") + "</table>";
 }
 cy.on("tap", "node", (ev) => { const id = ev.target.id(); const n = graph.nodes.find((x) => x.id === id); if (n) showWorkload(n); });
-cy.on("tap", "edge", (ev) => showEdge(ev.target.data("edge")));
+cy.on("tap", "edge", (ev) => { const e = ev.target.data("edge"); if (e) showEdge(e); });
 async function health() {
   try {
     const h = await (await fetch("/api/health")).json();

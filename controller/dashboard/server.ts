@@ -96,7 +96,7 @@ export class DashboardServer {
   private timer?: NodeJS.Timeout;
   /** Recent scrapes, oldest first: rates are over the window, not one scrape interval. */
   private history: { totals: Map<string, EdgeTotals>; at: number }[] = [];
-  private graph: Graph = { nodes: [], edges: [], at: new Date(0).toISOString() };
+  private graph: Graph = { nodes: [], edges: [], links: [], at: new Date(0).toISOString() };
   private readonly sse = new Set<http.ServerResponse>();
   private scraping = false;
   private targetsSeen: { url: string; ok: boolean; error?: string }[] = [];
@@ -171,8 +171,17 @@ export class DashboardServer {
       const view = this.src.current();
       while (this.history.length > 1 && this.history[0]!.at < now - this.opts.rateWindowMs)
         this.history.shift();
-      const base = this.history[0];
-      this.graph = buildGraph(view, totals, base?.totals, base ? (now - base.at) / 1000 : 0);
+      // Per edge, the oldest scrape in the window that saw it: a proxy scraped
+      // for the first time a moment ago gets a rate as soon as it has two scrapes.
+      const base = new Map<string, EdgeTotals>();
+      const since = new Map<string, number>();
+      for (const h of this.history)
+        for (const [key, e] of h.totals)
+          if (!base.has(key)) {
+            base.set(key, e);
+            since.set(key, (now - h.at) / 1000);
+          }
+      this.graph = buildGraph(view, totals, base, (key) => since.get(key) ?? 0);
       this.history.push({ totals, at: now });
       const data = `event: graph\ndata: ${JSON.stringify(this.graph)}\n\n`;
       for (const res of this.sse) res.write(data);

@@ -142,6 +142,11 @@ t.test("edges: one reporter per edge, errors, mTLS, waypoint, rates between scra
       ["demo/web", "workload", "demo"],
     ],
   );
+  t.same(
+    g.links,
+    [{ source: "demo/svc:web", target: "demo/web" }],
+    "the Service links to the workload backing it",
+  );
   const first = buildGraph(model, now, undefined, 0);
   t.equal(first.edges.find((x) => x.id === key)?.rps, 0, "no rate before a second scrape");
 });
@@ -167,6 +172,9 @@ t.test("L4 denials by the destination's ztunnel are errors on their edge", async
   t.equal(denied.totalDenied, 4);
   t.equal(denied.totalErrors, 4);
   t.ok(denied.mtls, "denied over mTLS (the source was identified)");
+  const fresh = buildGraph(model, now, new Map(), 2).edges.find((x) => x.id === denied.id)!;
+  t.equal(fresh.rps, 0, "an edge the base lacks has no rate yet (its counters' start is unknown)");
+  t.equal(fresh.errorRate, 1, "... but its errors show at once");
 });
 
 t.test("certificate expiry by identity: the soonest across proxies", async (t) => {
