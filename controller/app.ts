@@ -93,7 +93,10 @@ export class ControllerApp extends EventEmitter {
       });
       this.provider = this.kube.provider;
     } else {
-      this.provider = new LocalProvider({ dir: cfg.configDir });
+      this.provider = new LocalProvider({
+        dir: cfg.configDir,
+        ...(cfg.lastGoodFile ? { lastGoodFile: cfg.lastGoodFile } : {}),
+      });
     }
   }
 

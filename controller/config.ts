@@ -46,6 +46,12 @@ export interface ControllerConfig {
   /** Admin HTTP also on this Unix socket (the CLI's way in from any namespace). */
   adminSocket?: string;
   certTtlSeconds: number;
+  /**
+   * Local provider: where the last good version of each file's objects is
+   * kept, so that an object invalid on disk when the controller (re)starts
+   * is still served at its last good version instead of vanishing.
+   */
+  lastGoodFile?: string;
   /** DNS names and IPs the 15012 serving certificate carries. */
   servingNames: string[];
   servingIps: string[];
@@ -75,6 +81,7 @@ options (environment variable in brackets):
   --admin-port N         admin HTTP, =-1 disables             [AMBIT_ADMIN_PORT] (15014)
   --admin-host HOST      admin bind address                    [AMBIT_ADMIN_HOST] (127.0.0.1)
   --admin-socket PATH    admin HTTP on a Unix socket too       [AMBIT_ADMIN_SOCKET]
+  --last-good-file F     last good objects, kept across restarts [AMBIT_LAST_GOOD_FILE] (CA_DIR/../last-good-config.json)
   --cert-ttl SECONDS     workload certificate lifetime         [AMBIT_CERT_TTL] (86400)
   --serving-ip IP        extra IP SAN for the 15012 cert (repeatable)
 
@@ -85,11 +92,15 @@ example:
 function int(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined || v === "") return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < -1 || n > 65535) throw new AmbitError("CONFIG", `--${name}: '${v}' is not a port or number`);
+  if (!Number.isInteger(n) || n < -1 || n > 65535)
+    throw new AmbitError("CONFIG", `--${name}: '${v}' is not a port or number`);
   return n;
 }
 
-export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ControllerConfig | "help" {
+export function parseControllerConfig(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ControllerConfig | "help" {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -108,6 +119,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
       "admin-host": { type: "string" },
       "admin-socket": { type: "string" },
       "cert-ttl": { type: "string" },
+      "last-good-file": { type: "string" },
       "serving-ip": { type: "string", multiple: true },
     },
     strict: true,
@@ -120,7 +132,11 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
   let kube: KubeModeConfig | undefined;
   if (provider === "kube") {
     const namespace = env.POD_NAMESPACE;
-    if (!namespace) throw new AmbitError("CONFIG", "POD_NAMESPACE is required with --provider=kube (the controller's namespace)");
+    if (!namespace)
+      throw new AmbitError(
+        "CONFIG",
+        "POD_NAMESPACE is required with --provider=kube (the controller's namespace)",
+      );
     kube = {
       namespace,
       podName: env.POD_NAME || undefined,
@@ -138,12 +154,19 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv = p
   }
   const defaultCaDir = kube ? "/var/run/ambit/ca" : `${configDir}/.ambit/ca`;
   const ttl = int("cert-ttl", values["cert-ttl"] ?? env.AMBIT_CERT_TTL, 86400);
+  const caDir = values["ca-dir"] ?? env.AMBIT_CA_DIR ?? defaultCaDir;
   return {
     provider,
     kube,
     configDir,
     factsFile: values["facts-file"] ?? env.AMBIT_FACTS_FILE,
-    caDir: values["ca-dir"] ?? env.AMBIT_CA_DIR ?? defaultCaDir,
+    caDir,
+    ...(kube
+      ? {}
+      : {
+          lastGoodFile:
+            values["last-good-file"] ?? env.AMBIT_LAST_GOOD_FILE ?? `${caDir}/../last-good-config.json`,
+        }),
     tokensFile: values["tokens-file"] ?? env.AMBIT_TOKENS_FILE,
     trustDomain: values["trust-domain"] ?? env.AMBIT_TRUST_DOMAIN ?? "cluster.local",
     clusterId: env.AMBIT_CLUSTER_ID ?? "Kubernetes",

@@ -1,7 +1,9 @@
 // A valid object edited into an invalid one while the controller runs: the
 // provider keeps its last good version (so the snapshot does not change),
 // and the error, naming the object and the field, still reaches the
-// controller's view (/debug/errors, `ambit status`); fixing the file clears it.
+// controller's view (/debug/errors, `ambit status`), also after a restart
+// with the invalid file on disk (the last good version is kept in a file);
+// fixing the file clears it.
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -46,7 +48,16 @@ t.test("an object turned invalid is reported at once; its last good version stay
   t.equal(app.current().policies.length, 1, "the last good version is still in the model");
   t.equal(app.current().policies[0]?.action, "deny");
 
+  // A controller restarted with the invalid file on disk still serves the last good version.
+  await app.close();
+  const again = new ControllerApp(cfg);
+  await again.start();
+  t.teardown(() => again.close());
+  t.equal(again.current().policies.length, 1, "after a restart the last good version is still served");
+  t.equal(again.current().policies[0]?.action, "deny");
+  t.match(again.current().errors[0]?.message, /deny-probe.*spec\.action/, "... and the error still named");
+
   await writeFile(join(yamlDir, "policy.yaml"), policy("DENY"));
-  await until(() => app.current().errors.length === 0);
+  while (again.current().errors.length > 0) await once(again, "errors");
   t.pass("fixing the file clears the error");
 });

@@ -4,8 +4,8 @@
 // becomes invalid keeps its last good version too; both are reported.
 import { EventEmitter } from "node:events";
 import { type FSWatcher, watch } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
 import { AmbitError, ObjectError } from "../../../core/errors/errors.js";
 import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
 import { type ClusterSnapshot, type LiveFacts, objectRef, type Pod } from "../objects.js";
@@ -17,6 +17,12 @@ export interface LocalProviderOptions {
   logger?: Logger;
   /** Quiet time after a file event before re-reading (ms). */
   debounceMs?: number;
+  /**
+   * Where the objects each file serves (last good versions included) are
+   * written after every read, and read back at start: an object that is
+   * invalid on disk when the controller starts keeps the version it had.
+   */
+  lastGoodFile?: string;
 }
 
 interface FileState {
@@ -64,17 +70,23 @@ export class LocalProvider extends EventEmitter {
   private scanning: Promise<void> | undefined;
   private rescanAgain = false;
   private closed = false;
+  private readonly lastGoodFile: string | undefined;
+  /** Read from lastGoodFile at start: file → the objects it served then (used once, as the previous version). */
+  private persisted = new Map<string, SourcedObject[]>();
+  private persistedJson = "";
 
   constructor(opts: LocalProviderOptions) {
     super();
     this.dir = opts.dir;
     this.log = opts.logger ?? makeLogger("controller.provider.local");
     this.debounceMs = opts.debounceMs ?? 50;
+    this.lastGoodFile = opts.lastGoodFile;
     this.current = assembleSnapshot([], this.facts, this.vipMemory).snapshot;
   }
 
   /** Reads the directory once and starts watching it. Rejects when the directory cannot be read. */
   async start(): Promise<void> {
+    await this.loadLastGood();
     try {
       await this.scan();
     } catch (e) {
@@ -165,12 +177,58 @@ export class LocalProvider extends EventEmitter {
       } catch {
         continue; // removed between listing and reading: the next event rescans
       }
-      const prev = this.files.get(file);
+      const persisted = this.persisted.get(file);
+      const prev =
+        this.files.get(file) ?? (persisted ? { text: "", served: persisted, errors: [] } : undefined);
       next.set(file, prev && prev.text === text ? prev : readFileState(file, text, prev));
     }
     if (this.closed) return;
     this.files = next;
+    this.persisted.clear();
     this.rebuild();
+    await this.saveLastGood();
+  }
+
+  private async loadLastGood(): Promise<void> {
+    if (!this.lastGoodFile) return;
+    let text: string;
+    try {
+      text = await readFile(this.lastGoodFile, "utf8");
+    } catch {
+      return; // first start
+    }
+    try {
+      const saved = JSON.parse(text) as Record<string, SourcedObject[]>;
+      for (const [file, objects] of Object.entries(saved))
+        if (Array.isArray(objects)) this.persisted.set(file, objects);
+      this.persistedJson = text;
+    } catch (e) {
+      this.log.warn(
+        { file: this.lastGoodFile, err: (e as Error).message },
+        "last good configuration unreadable; ignored",
+      );
+    }
+  }
+
+  private async saveLastGood(): Promise<void> {
+    if (!this.lastGoodFile) return;
+    const saved: Record<string, SourcedObject[]> = {};
+    for (const [file, st] of [...this.files.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))
+      saved[file] = st.served;
+    const json = JSON.stringify(saved);
+    if (json === this.persistedJson) return;
+    try {
+      await mkdir(dirname(this.lastGoodFile), { recursive: true });
+      const tmp = `${this.lastGoodFile}.${process.pid}.tmp`;
+      await writeFile(tmp, json, { mode: 0o600 });
+      await rename(tmp, this.lastGoodFile);
+      this.persistedJson = json;
+    } catch (e) {
+      this.log.warn(
+        { file: this.lastGoodFile, err: (e as Error).message },
+        "cannot save the last good configuration",
+      );
+    }
   }
 
   private rebuild(): void {
