@@ -18,6 +18,7 @@ import { LeaderElector } from "./leader-election.js";
 import { statusFromTranslation } from "./status-from-translation.js";
 import { StatusWriter } from "./status-writer.js";
 import { TokenReviewAuthenticator } from "./tokenreview-authn.js";
+import { WaypointDeployer } from "./waypoint-deployer.js";
 
 export interface KubeRuntimeOptions {
   client: KubeClient;
@@ -36,6 +37,9 @@ export interface KubeRuntimeOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   debounceMs?: number;
+  /** Image of the waypoint Deployments (default: this controller pod's own image). */
+  waypointImage?: string;
+  clusterDomain?: string;
   logger?: Logger;
 }
 
@@ -44,6 +48,7 @@ export class KubeRuntime {
   readonly elector: LeaderElector;
   readonly authenticator: TokenReviewAuthenticator;
   readonly status: StatusWriter;
+  readonly waypoints: WaypointDeployer;
   ca: CertificateAuthority | undefined;
   private readonly log: Logger;
   private pending:
@@ -79,6 +84,15 @@ export class KubeRuntime {
       lookup: (k, ns, n) => this.provider.get(k, ns, n),
       isLeader: () => this.elector.isLeader(),
     });
+    this.waypoints = new WaypointDeployer({
+      client,
+      ...(opts.waypointImage ? { image: opts.waypointImage } : {}),
+      ...(opts.identity ? { selfPod: `${opts.namespace}/${opts.identity}` } : {}),
+      controllerNamespace: opts.namespace,
+      trustDomain: opts.trustDomain,
+      ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+      rootPem: () => this.ca?.rootPem,
+    });
   }
 
   /** Loads (or creates) the CA root, syncs the informers, starts campaigning. Resolves when the snapshot is complete. */
@@ -95,6 +109,7 @@ export class KubeRuntime {
     this.elector.on("started-leading", () => {
       this.classApplied = false;
       this.rootPublished = false;
+      this.waypoints.reset();
       this.kick();
     });
     this.elector.start();
@@ -139,7 +154,10 @@ export class KubeRuntime {
     }
     const job = this.pending;
     this.pending = undefined;
-    if (job) await this.status.applyAll(statusFromTranslation(job.snapshot, job.result));
+    if (job) {
+      await this.status.applyAll(statusFromTranslation(job.snapshot, job.result));
+      await this.waypoints.sync(job.snapshot);
+    }
   }
 
   async close(): Promise<void> {
