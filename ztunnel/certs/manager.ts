@@ -8,7 +8,7 @@ import { Gauge } from "prom-client";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
 import { type Logger, logger as makeLogger } from "../../core/telemetry/logger.js";
-import { registry } from "../../core/telemetry/metrics.js";
+import { counter, registry } from "../../core/telemetry/metrics.js";
 import type { CertificateSource, IssuedCertificate } from "./ca-client.js";
 
 export interface CertBundle {
@@ -78,6 +78,15 @@ if (!registry.getSingleMetric(EXPIRY_METRIC)) {
   });
 }
 
+const expired = counter(
+  "ambit_cert_expired_total",
+  "Certificates that reached their end before the CA replaced them; connections of that identity wait for the CA (fail closed)",
+);
+const refused = counter(
+  "ambit_cert_expired_refusals_total",
+  "Requests for a certificate that had expired (not handed out: the caller waits for a fresh one)",
+);
+
 /** Rotation and expiry timers do not keep the process alive; retry timers do (someone may be waiting). */
 function timer(ms: number, fn: () => void, unref = true): NodeJS.Timeout {
   const t = setTimeout(fn, Math.max(0, Math.min(ms, MAX_TIMER_MS)));
@@ -140,6 +149,7 @@ export class CertManager extends EventEmitter {
       this.entries.set(uri, e);
     }
     if (e.bundle && usable(e.bundle, Date.now())) return Promise.resolve(e.bundle);
+    if (e.bundle) refused.inc();
     return this.ensureFetch(e);
   }
 
@@ -289,7 +299,18 @@ export class CertManager extends EventEmitter {
     });
     e.expiryTimer = timer(bundle.notAfter.getTime() - now, () => {
       e.expiryTimer = undefined;
-      if (e.bundle === bundle) this.emit("expired", e.uri);
+      if (e.bundle !== bundle) return;
+      expired.inc();
+      this.log.error(
+        {
+          identity: e.uri,
+          notAfter: bundle.notAfter.toISOString(),
+          failures: e.failures,
+          lastError: e.lastError,
+        },
+        "certificate expired before the CA renewed it: connections of this identity wait for the CA (fail closed)",
+      );
+      this.emit("expired", e.uri);
     });
     this.emit("issued", bundle, previous);
     if (previous) this.emit("rotated", bundle, previous);
