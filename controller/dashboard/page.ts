@@ -89,6 +89,42 @@ function edgeLabel(e) {
   if (e.bps > 0) parts.push(bytes(e.bps));
   return parts.join(" · ");
 }
+// Deterministic left-to-right flow: a node's column is its longest path from
+// a caller (callers → services → the workloads behind them); namespaces are
+// bands one below the other. Same mesh, same picture, on every reload.
+function flowPositions(g) {
+  const next = new Map();
+  for (const e of [...g.edges, ...(g.links || [])]) {
+    if (!next.has(e.source)) next.set(e.source, []);
+    next.get(e.source).push(e.target);
+  }
+  const rank = new Map(g.nodes.map((n) => [n.id, 0]));
+  for (let i = 0; i < g.nodes.length; i++) {
+    let changed = false;
+    for (const [s, ts] of next) for (const t of ts) {
+      const r = rank.get(s) + 1;
+      if (r > rank.get(t) && r < g.nodes.length) { rank.set(t, r); changed = true; }
+    }
+    if (!changed) break;
+  }
+  const pos = {};
+  let top = 0;
+  for (const ns of [...new Set(g.nodes.map((n) => n.namespace))].sort()) {
+    const cols = new Map();
+    for (const n of g.nodes.filter((x) => x.namespace === ns)) {
+      const r = rank.get(n.id);
+      if (!cols.has(r)) cols.set(r, []);
+      cols.get(r).push(n.id);
+    }
+    let rows = 0;
+    for (const [r, ids] of cols) {
+      ids.sort().forEach((id, i) => { pos[id] = { x: r * 260, y: top + i * 110 + (r % 2) * 30 }; });
+      rows = Math.max(rows, ids.length);
+    }
+    top += rows * 110 + 90;
+  }
+  return pos;
+}
 function render(g) {
   graph = g;
   window.ambitGraph = g;
@@ -110,7 +146,8 @@ function render(g) {
   });
   if (key !== layoutKey) {
     layoutKey = key;
-    cy.layout({ name: "cose", animate: false, nodeDimensionsIncludeLabels: true, padding: 40, idealEdgeLength: () => 220, nodeRepulsion: () => 60000 }).run();
+    const pos = flowPositions(g);
+    cy.layout({ name: "preset", positions: (n) => pos[n.id()], fit: true, padding: 50, animate: false }).run();
     // a small mesh should not fill the screen with two giant nodes
     if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
   }
