@@ -257,6 +257,54 @@ export async function startFaultMesh(t: Test, opts: FaultMeshOptions = {}): Prom
   return mesh;
 }
 
+/**
+ * Counts packets on the bridge between the nodes that match a tcpdump filter
+ * (e.g. application ports: anything there is plain text that left a node).
+ */
+export async function captureFabric(
+  t: Test,
+  meshId: string,
+  filter: string,
+): Promise<{ stop(): Promise<string[]> }> {
+  const proc = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      `ambit-${meshId}-fabric`,
+      "tcpdump",
+      "-i",
+      "br0",
+      "-n",
+      "-l",
+      "--immediate-mode",
+      filter,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  t.teardown(() => {
+    proc.kill("SIGKILL");
+  });
+  const lines: string[] = [];
+  createInterface({ input: proc.stdout! }).on("line", (l) => lines.push(l));
+  let err = "";
+  await new Promise<void>((resolve, reject) => {
+    proc.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (err.includes("listening on")) resolve();
+    });
+    proc.on("exit", () => reject(new Error(`tcpdump exited: ${err}`)));
+  });
+  return {
+    async stop() {
+      const exited = once(proc, "exit");
+      proc.kill("SIGINT");
+      await exited;
+      return lines;
+    },
+  };
+}
+
 // ---- traffic --------------------------------------------------------------
 
 /**
@@ -296,7 +344,7 @@ const ping = setInterval(() => {
   for (const c of longs) if (c.open) { c.sent++; c.s.write("P" + String(c.sent).padStart(9, "0")); }
 }, cfg.pingMs);
 let n = 0, inflight = 0;
-const short = setInterval(() => {
+const short = cfg.rate > 0 && setInterval(() => {
   const id = ++n, t0 = Date.now();
   inflight++;
   const s = net.connect({ host: cfg.host, port: cfg.port });
@@ -321,7 +369,7 @@ const tick = setInterval(() => {
 process.stdin.resume();
 process.stdin.on("end", () => {
   stopping = true;
-  clearInterval(short); clearInterval(tick);
+  if (short) clearInterval(short); clearInterval(tick);
   const wait = setInterval(() => {
     if (inflight > 0) return;
     clearInterval(wait); clearInterval(ping);
