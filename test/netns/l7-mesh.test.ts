@@ -88,6 +88,7 @@ t.test(
       hosts: Record<string, number>;
     };
     const statsOf = (r: LoadResult) => (r.last?.json ?? {}) as Stats;
+    const BLACKHOLE = "shop/blackhole.shop.svc.cluster.local:80";
 
     // All the traffic of the first six checks in one run inside the client pod, in order; the subtests read it.
     const t0 = Date.now();
@@ -366,8 +367,17 @@ t.test(
         ["Accepted", "ResolvedRefs"],
         "fixed: the condition clears",
       );
-      const [re] = await run([{ url: "http://extra.shop/re/abc", until: 200, untilMs: 20_000 }]);
+      const [re, hung] = await run([
+        { url: "http://extra.shop/re/abc", until: 200, untilMs: 20_000 },
+        // The copies sent to the blackhole earlier are cut off by the mirror's 10 s timeout, then counted.
+        { ...metricsSpec("m4"), untilIncludes: `cluster="${BLACKHOLE}"`, untilMs: 20_000 },
+      ]);
       t.equal(re!.last?.status, 200, "and the fixed rule serves");
+      t.equal(
+        metricSum(textOf(hung!), "ambit_waypoint_mirrored_total", { cluster: BLACKHOLE }),
+        20,
+        "the copies the blackhole never answered were given up, not held forever",
+      );
     });
     t.comment(`whole test ${((Date.now() - started) / 1000).toFixed(1)} s`);
   },
