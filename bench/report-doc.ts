@@ -1,6 +1,7 @@
 // The whole BENCHMARKS.md, rendered from one results file (pure).
 import { listedPeers, renderControlPlane, renderMetricTable, renderTargets, TABLES } from "./report.js";
 import type { BenchResults } from "./results.js";
+import { renderSoakSection, type SoakResult } from "./soak-report.js";
 
 export const CHART_FILES = {
   latency: "bench/results/latency.svg",
@@ -94,7 +95,7 @@ function caveats(r: BenchResults): string {
   return `## Reading these numbers\n\n${lines.join("\n")}\n`;
 }
 
-export function renderBenchmarksMd(r: BenchResults): string {
+export function renderBenchmarksMd(r: BenchResults, soak?: SoakResult): string {
   const m = r.machine;
   const v = m.versions;
   const minutes = ((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 60000).toFixed(1);
@@ -127,6 +128,7 @@ the harness and every peer work and asserts no timing).
     ...TABLES.map((t) => renderMetricTable(r, t)),
     renderControlPlane(r),
     renderTargets(r),
+    renderSoakSection(soak),
     caveats(r),
   ];
   if (r.errors.length) {

@@ -1,21 +1,30 @@
 // Writes BENCHMARKS.md and the SVG charts from a results object.
 // `node dist/bench/report-files.js [results.json]` re-renders without measuring.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { findRepoRoot } from "./config.js";
 import { charts } from "./report.js";
 import { CHART_FILES, renderBenchmarksMd } from "./report-doc.js";
 import type { BenchResults } from "./results.js";
+import { renderSoakChart, SOAK_CHART, type SoakResult } from "./soak-report.js";
 import { renderBarChart } from "./svg.js";
+
+/** The last `npm run soak` result, when there is one (its section of BENCHMARKS.md survives benchmark runs). */
+export function readSoak(repoRoot: string): SoakResult | undefined {
+  const path = join(repoRoot, "bench/results/soak.json");
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as SoakResult) : undefined;
+}
 
 export function writeReport(r: BenchResults, repoRoot: string): string[] {
   const c = charts(r);
+  const soak = readSoak(repoRoot);
   const files: [string, string][] = [
     [CHART_FILES.latency, renderBarChart(c.latency)],
     [CHART_FILES.cpu, renderBarChart(c.cpu)],
     [CHART_FILES.memory, renderBarChart(c.memory)],
-    ["BENCHMARKS.md", renderBenchmarksMd(r)],
+    ...(soak ? [[SOAK_CHART, renderSoakChart(soak)] as [string, string]] : []),
+    ["BENCHMARKS.md", renderBenchmarksMd(r, soak)],
   ];
   for (const [rel, text] of files) {
     const abs = join(repoRoot, rel);

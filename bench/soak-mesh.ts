@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { findRepoRoot } from "./config.js";
-import { counterSum, httpGetIn, startAmbitProcesses } from "./peers/ambit.js";
+import { counterSum, httpGetIn, PLAIN_NODE, startAmbitProcesses } from "./peers/ambit.js";
 import { APP_PORTS } from "./peers/types.js";
 import { Proc, run } from "./procs.js";
 import { rssMB } from "./sampler.js";
@@ -68,10 +68,9 @@ export async function startSoakMesh(meshId: string, log: (m: string) => void): P
     const echoProc = Proc.start(
       "echo-server",
       topo.serverPod.netns,
-      process.execPath,
-      [ECHO_SERVER, String(APP_PORTS.tcpEcho)],
+      PLAIN_NODE[0],
+      [...PLAIN_NODE.slice(1), ECHO_SERVER, String(APP_PORTS.tcpEcho)],
       join(workDir, "echo-server.log"),
-      plainEnv(),
     );
     closers.push(() => echoProc.close());
     const ambit = await startAmbitProcesses({ topo, workDir, fortio });
@@ -101,12 +100,6 @@ export async function startSoakMesh(meshId: string, log: (m: string) => void): P
     await close();
     throw err;
   }
-}
-
-/** The environment without NODE_OPTIONS (a test runner's loaders have no business in these processes). */
-function plainEnv(): NodeJS.ProcessEnv {
-  const { NODE_OPTIONS: _, ...env } = process.env;
-  return env;
 }
 
 function openFds(pid: number): number {
@@ -159,10 +152,10 @@ export async function runHeldConns(
       "-c",
       'ulimit -n "$(ulimit -Hn)" && exec "$@"',
       "held-conns",
-      process.execPath,
+      ...PLAIN_NODE,
       ...args,
     ],
-    { stdio: ["ignore", "pipe", "pipe"], env: plainEnv() },
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => {

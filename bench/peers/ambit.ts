@@ -17,6 +17,12 @@ import { APP_PORTS, directTargets, type Peer, type PeerContext, type PeerRuntime
 
 export const CLI = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 export const XDS_PORT = 15010;
+/**
+ * node without NODE_OPTIONS: a test runner (tap's process tracking) adds its
+ * loaders there for every child it sees spawned, which would load them into
+ * the proxies and weigh on their RSS. `env` execs, so the pid stays node's.
+ */
+export const PLAIN_NODE = ["env", "-u", "NODE_OPTIONS", process.execPath] as const;
 const ZT = { metrics: 15020, readiness: 15021 } as const;
 
 /** The controller's input: the bench namespace enrolled, the two pods pinned to their nodes (pure). */
@@ -173,9 +179,7 @@ export async function startAmbitProcesses(
   };
   try {
     // No access log per connection while measuring (AMBIT_BENCH_LOG_LEVEL=info to debug).
-    // Plain node: NODE_OPTIONS of the caller (a test runner's loaders) would weigh on the proxies' RSS.
-    const { NODE_OPTIONS: _, ...inherited } = process.env;
-    const env = { ...inherited, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" };
+    const env = { ...process.env, AMBIT_LOG_LEVEL: process.env.AMBIT_BENCH_LOG_LEVEL ?? "warn" };
     const controller = Proc.start(
       "ambit-controller",
       topo.controlPlane.netns,
@@ -213,8 +217,9 @@ export async function startAmbitProcesses(
       const zt = Proc.start(
         `ztunnel ${n.name}`,
         n.netns,
-        process.execPath,
+        PLAIN_NODE[0],
         [
+          ...PLAIN_NODE.slice(1),
           ...(prof
             ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${n.name}.cpuprofile`]
             : []),
