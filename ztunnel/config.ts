@@ -32,6 +32,8 @@ export interface ZtunnelConfig {
   /** This ztunnel's namespace and DaemonSet (is it being deleted on exit: uninstall). */
   podNamespace?: string;
   daemonSetName: string;
+  /** Look for unreported pods only in /var/run/netns entries with this name prefix, not in /proc (tests on a shared host). */
+  cniScanPrefix?: string;
   /** Admin (15000), metrics (15020), readiness (15021) bind address. */
   adminHost: string;
   adminPort: number;
@@ -164,6 +166,7 @@ function cniConfig(
   | "kubeApi"
   | "podNamespace"
   | "daemonSetName"
+  | "cniScanPrefix"
 > {
   const cniSocket = values["cni-socket"] ?? env.AMBIT_CNI_SOCKET ?? env.AMBIT_NODE_AGENT_SOCKET;
   const cniBinDir = values["cni-bin-dir"] ?? env.AMBIT_CNI_BIN_DIR;
@@ -183,5 +186,6 @@ function cniConfig(
     kubeApi: kubeApi === "off" ? undefined : kubeApi,
     podNamespace: env.POD_NAMESPACE,
     daemonSetName: env.AMBIT_DAEMONSET_NAME ?? "ambit-ztunnel",
+    cniScanPrefix: env.AMBIT_CNI_SCAN_PREFIX || undefined,
   };
 }

@@ -145,7 +145,7 @@ async function testNode(t: Test) {
 }
 
 /** ztunnel's CNI wiring with a NodeAgent whose outbound handler answers with what it saw. */
-async function ztunnelSide(t: Test, socketPath: string, state: MeshState) {
+async function ztunnelSide(t: Test, node: { socketPath: string; meshId: string }, state: MeshState) {
   const agent = new NodeAgent({
     onOutbound: (s, ctx) =>
       s.end(`ztunnel outbound ${ctx.podKey} ${ctx.origDst.address}:${ctx.origDst.port}`),
@@ -154,7 +154,7 @@ async function ztunnelSide(t: Test, socketPath: string, state: MeshState) {
   });
   const cfg = {
     nodeName: "node-1",
-    cniSocket: socketPath,
+    cniSocket: node.socketPath,
     cniHostBinDir: "/opt/cni/bin",
     cniCopyNode: false,
     daemonSetName: "ambit-ztunnel",
@@ -165,7 +165,8 @@ async function ztunnelSide(t: Test, socketPath: string, state: MeshState) {
     state,
     capturer: agent,
     onChange: () => changes++,
-    scan: { procDir: "" },
+    // Only this test's namespaces: other tests on this host may use the same IPs.
+    scan: { procDir: "", namePrefix: `ambit-${node.meshId}-` },
   });
   await wiring.start();
   t.teardown(async () => {
@@ -192,7 +193,7 @@ t.test(
       workload({ name: "client", namespace: "shop", ip: "10.78.0.2", node: "node-1", tunnel: "hbone" }),
       workload({ name: "server", namespace: "plain", ip: "10.78.0.3", node: "node-1", tunnel: "none" }),
     ]);
-    const z = await ztunnelSide(t, node.socketPath, state);
+    const z = await ztunnelSide(t, node, state);
 
     const client = await node.addPod("client", "shop");
     t.equal(client.ambit.code, 0, client.ambit.stdout);
@@ -246,7 +247,7 @@ t.test(
   async (t) => {
     const node = await testNode(t);
     const state = new MeshState();
-    const z = await ztunnelSide(t, node.socketPath, state);
+    const z = await ztunnelSide(t, node, state);
     // Not in the model and no API: undecided, the ADD succeeds without capture.
     const later = await node.addPod("later", "shop");
     t.equal(later.ambit.code, 0);
@@ -291,7 +292,7 @@ t.test(
     state.applyAddresses([
       workload({ name: "early", namespace: "shop", ip: early.ip, node: "node-1", tunnel: "hbone" }),
     ]);
-    const z = await ztunnelSide(t, node.socketPath, state);
+    const z = await ztunnelSide(t, node, state);
     await z.wiring.scanForUnknownPods([]);
     t.same(
       z.wiring.pods().map((p) => [p.key, p.netnsPath, p.ip, p.source]),

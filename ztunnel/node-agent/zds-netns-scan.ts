@@ -15,6 +15,8 @@ export interface NetnsScanOptions {
   netnsDir?: string;
   /** Default /proc; "" skips it. */
   procDir?: string;
+  /** Only names in netnsDir with this prefix. */
+  namePrefix?: string;
 }
 
 /** The addresses (IPv4 and IPv6, loopback excluded) inside a namespace. */
@@ -51,8 +53,8 @@ export async function candidateNamespaces(opts: NetnsScanOptions = {}): Promise<
     }
   };
   const netnsDir = opts.netnsDir ?? "/var/run/netns";
-  for (const name of (await readdir(netnsDir).catch(() => [] as string[])).sort())
-    await consider(join(netnsDir, name));
+  const names = (await readdir(netnsDir).catch(() => [] as string[])).sort();
+  for (const name of names) if (name.startsWith(opts.namePrefix ?? "")) await consider(join(netnsDir, name));
   const procDir = opts.procDir ?? "/proc";
   if (procDir) {
     const pids = (await readdir(procDir).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));

@@ -39,6 +39,7 @@ export class CniWiring {
   constructor(private readonly opts: CniWiringOptions) {
     const { cfg } = opts;
     this.log = opts.log ?? logger("ztunnel.cni");
+    if (!opts.scan && cfg.cniScanPrefix) opts.scan = { namePrefix: cfg.cniScanPrefix, procDir: "" };
     this.table = new CniNodePods({
       capturer: opts.capturer,
       decide: (p) => this.decide(p),
