@@ -22,7 +22,7 @@ import { DnsProxy, parseResolvConf } from "./dns/proxy.js";
 import { type EnrolledPod, NodeAgent, type PodContext } from "./node-agent/agent.js";
 import { ZTUNNEL_MARK } from "./node-agent/capture.js";
 import { connectInNetnsNow } from "./node-agent/native.js";
-import { CniWiring } from "./node-agent/zds-wiring.js";
+import type { CniWiring } from "./node-agent/zds-wiring.js";
 import { PodsFileWatcher } from "./pods-file.js";
 import { InboundProxy } from "./proxy/inbound.js";
 import { OutboundProxy } from "./proxy/outbound.js";
@@ -47,7 +47,7 @@ export class ZtunnelApp extends EventEmitter {
   private readonly dns: DnsProxy;
   private readonly podsWatcher?: PodsFileWatcher;
   /** Pods handed over by the ambit-cni plugin (--cni-socket), with their socket, installer and API. */
-  private readonly cni?: CniWiring;
+  private cni?: CniWiring;
   private readonly admin: ZtunnelAdmin;
   /** Pods of this node, as the node host lists them. */
   private nodePods: EnrolledPod[] = [];
@@ -147,14 +147,6 @@ export class ZtunnelApp extends EventEmitter {
         (e) => log.warn({ err: e.message }, "pods file unreadable; keeping the last good list"),
       );
     }
-    if (cfg.cniSocket) {
-      this.cni = new CniWiring({
-        cfg,
-        state: this.state,
-        capturer: this.agent,
-        onChange: () => this.scheduleReconcile(),
-      });
-    }
     this.admin = new ZtunnelAdmin(this);
   }
 
@@ -180,6 +172,16 @@ export class ZtunnelApp extends EventEmitter {
     await this.admin.start();
     this.xds.start();
     await this.podsWatcher?.start();
+    if (this.cfg.cniSocket) {
+      // Loaded only in CNI mode: it brings the Kubernetes client (about 80 MB of RSS and seconds of start).
+      const { CniWiring } = await import("./node-agent/zds-wiring.js");
+      this.cni = new CniWiring({
+        cfg: this.cfg,
+        state: this.state,
+        capturer: this.agent,
+        onChange: () => this.scheduleReconcile(),
+      });
+    }
     // Before waiting for the controller: pod creation on this node must not wait for it.
     await this.cni?.start();
     await this.xds.ready();
