@@ -84,7 +84,8 @@ const fmt = (n, d = 1) => (n >= 100 ? Math.round(n) : Number(n.toFixed(d))).toSt
 const bytes = (b) => b >= 1e6 ? fmt(b / 1e6) + " MB/s" : b >= 1e3 ? fmt(b / 1e3) + " kB/s" : fmt(b, 0) + " B/s";
 function edgeLabel(e) {
   const parts = [(e.waypoint ? "◆ " : "") + fmt(e.rps) + (e.protocol === "http" ? " rps" : " conn/s")];
-  if (e.protocol === "http" || e.errorRate > 0) parts.push(fmt(e.errorRate * 100) + "% err");
+  // L4 edges fail only by denial; L7 errors include denials (403) and failed requests.
+  if (e.protocol === "http" || e.errorRate > 0) parts.push(fmt(e.errorRate * 100) + (e.protocol === "tcp" ? "% denied" : "% err"));
   if (e.p99Ms !== undefined) parts.push("p99 " + fmt(e.p99Ms) + " ms");
   if (e.bps > 0) parts.push(bytes(e.bps));
   return parts.join(" · ");
