@@ -326,6 +326,13 @@ function openLong(i) {
   c.s.on("data", (d) => {
     c.buf += d;
     let m, end = 0;
+    if (cfg.http) {
+      // One answer per request on a keep-alive connection; only 200s count as echoes.
+      const re = /HTTP\\/1\\.1 (\\d{3})/g;
+      while ((m = re.exec(c.buf))) { if (m[1] === "200") c.echoed++; end = re.lastIndex; }
+      if (end) { c.buf = c.buf.slice(end); c.lastEcho = Date.now(); }
+      return;
+    }
     const re = /P(\\d{9})/g;
     while ((m = re.exec(c.buf))) { c.echoed = Math.max(c.echoed, Number(m[1])); end = re.lastIndex; }
     if (end) { c.buf = c.buf.slice(end); c.lastEcho = Date.now(); }
@@ -341,7 +348,10 @@ function openLong(i) {
 }
 for (let i = 0; i < cfg.long; i++) openLong(i);
 const ping = setInterval(() => {
-  for (const c of longs) if (c.open) { c.sent++; c.s.write("P" + String(c.sent).padStart(9, "0")); }
+  for (const c of longs) if (c.open) {
+    c.sent++;
+    c.s.write(cfg.http ? "GET /long HTTP/1.1\\r\\nHost: " + cfg.hostHeader + "\\r\\n\\r\\n" : "P" + String(c.sent).padStart(9, "0"));
+  }
 }, cfg.pingMs);
 let n = 0, inflight = 0;
 const short = cfg.rate > 0 && setInterval(() => {
@@ -355,6 +365,17 @@ const short = cfg.rate > 0 && setInterval(() => {
     out({ ev: "short", n: id, ok, ...(error ? { error } : {}), ms: Date.now() - t0 });
   };
   const timer = setTimeout(() => end(false, "timeout"), cfg.timeoutMs);
+  if (cfg.http) {
+    s.on("connect", () => s.write("GET /short/" + id + " HTTP/1.1\\r\\nHost: " + cfg.hostHeader + "\\r\\nConnection: close\\r\\n\\r\\n"));
+    s.on("data", (d) => {
+      got += d;
+      const m = /^HTTP\\/1\\.1 (\\d{3})/.exec(got);
+      if (m) end(m[1] === "200", m[1] === "200" ? undefined : "http " + m[1]);
+    });
+    s.on("error", (e) => end(false, e.code || e.message));
+    s.on("close", () => end(false, got ? "closed-early" : "closed"));
+    return;
+  }
   s.on("connect", () => s.write("S" + id + ";"));
   s.on("data", (d) => { got += d; if (got.includes("echo:S" + id + ";")) end(true); });
   s.on("error", (e) => end(false, e.code || e.message));
@@ -391,6 +412,10 @@ export interface TrafficOptions {
   rate?: number;
   /** A new connection that has not echoed within this fails (default 3000 ms). */
   timeoutMs?: number;
+  /** HTTP/1.1 instead of echo: long-lived connections send keep-alive GETs, new ones one GET each; 200 is success. */
+  http?: boolean;
+  /** Host header in HTTP mode (default: host). */
+  hostHeader?: string;
 }
 
 export interface TrafficEvent {
@@ -442,7 +467,7 @@ export class Traffic extends EventEmitter {
     from: string,
     o: TrafficOptions,
   ): Promise<Traffic> {
-    const opts = { long: 10, pingMs: 200, rate: 10, timeoutMs: 3000, ...o };
+    const opts = { long: 10, pingMs: 200, rate: 10, timeoutMs: 3000, http: false, hostHeader: o.host, ...o };
     const proc = spawn(
       process.execPath,
       [cliMain, "exec", "--mesh-id", meshId, from, "--", "node", "-e", GENERATOR, JSON.stringify(opts)],
@@ -457,7 +482,8 @@ export class Traffic extends EventEmitter {
     await tr.until(
       () => {
         const s = tr.shortsSince(0);
-        return tr.events.filter((e) => e.ev === "long-open").length >= opts.long && s.ok + s.failed >= 3;
+        const longsOpen = tr.events.filter((e) => e.ev === "long-open").length >= opts.long;
+        return longsOpen && (opts.rate === 0 || s.ok + s.failed >= 3);
       },
       30_000,
       `traffic from ${from} to start`,

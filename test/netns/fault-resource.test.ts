@@ -1,0 +1,110 @@
+// The client node's ztunnel at its file-descriptor limit (RLIMIT_NOFILE
+// lowered with prlimit to a few above what it uses), with long-lived
+// connections open and a flood of new ones: it refuses the new connections
+// (counted in ambit_ztunnel_accept_errors_total{code="EMFILE"}, one log line
+// per second at most), does not crash, keeps every established connection
+// echoing, and serves new connections again once descriptors are free.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import t from "tap";
+import { metricValue, startFaultMesh } from "./fault-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
+
+function nofile(pid: number): { soft: string; hard: string } {
+  const line = fs
+    .readFileSync(`/proc/${pid}/limits`, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("Max open files"));
+  const [soft, hard] = (line ?? "").split(/\s+/).slice(3, 5);
+  return { soft: soft ?? "1024", hard: hard ?? "1024" };
+}
+
+function setNofile(pid: number, soft: string, hard: string): void {
+  execFileSync("prlimit", ["--pid", String(pid), `--nofile=${soft}:${hard}`]);
+}
+
+t.test(
+  "ztunnel at its fd limit refuses new connections, counted and logged, and keeps the open ones",
+  { skip: needsRoot, timeout: 240_000 },
+  async (t) => {
+    const started = Date.now();
+    const mesh = await startFaultMesh(t);
+    t.comment(`mesh up in ${Date.now() - started} ms`);
+    const status = JSON.parse((await mesh.cli(["status", "--json"])).stdout) as {
+      services: { hostname: string; vips: string[] }[];
+    };
+    const vip = status.services.find((s) => s.hostname === "server.mesh.svc.cluster.local")?.vips[0];
+    t.ok(vip, "the Service has a VIP (no DNS needed while descriptors are short)");
+    const target = { host: vip!, port: 80 };
+    const keep = await mesh.traffic(t, "mesh/client", { ...target, long: 20, rate: 0 });
+
+    const pid = mesh.pid("ztunnel-node-1")!;
+    const original = nofile(pid);
+    const inUse = fs.readdirSync(`/proc/${pid}/fd`).length;
+    const limit = String(inUse + 8);
+    setNofile(pid, limit, limit);
+    t.teardown(() => {
+      try {
+        setNofile(pid, original.soft, original.hard);
+      } catch {
+        // the process is gone
+      }
+    });
+    t.comment(`ztunnel-node-1 uses ${inUse} descriptors; limit set to ${limit} (was ${original.soft})`);
+    const before = await mesh.ztunnelMetrics("node-1").catch(() => "");
+    const pressureFrom = Date.now();
+
+    // 30 more long-lived connections and 10 new ones a second: far beyond 8 free descriptors.
+    const flood = await mesh.traffic(t, "mesh/client", { ...target, long: 30, rate: 10, timeoutMs: 2000 });
+    await flood.until(
+      () => flood.drops().length >= 10 && flood.shortsSince(pressureFrom).failed >= 10,
+      30_000,
+      "new connections to be refused",
+    );
+    // Five more seconds of pressure with everything open.
+    const holdFrom = Date.now();
+    await flood.until(
+      () => flood.shortsSince(holdFrom).ok + flood.shortsSince(holdFrom).failed >= 50,
+      30_000,
+      "5 s of flood",
+    );
+    const pressureTo = Date.now();
+    const refusedShorts = flood.shortsSince(pressureFrom, pressureTo);
+    t.ok(refusedShorts.failed > 0, `new connections refused at the limit: ${JSON.stringify(refusedShorts)}`);
+    t.comment(`flood: ${flood.drops().length} of 30 extra long-lived connections refused`);
+    t.equal(mesh.pid("ztunnel-node-1"), pid, "the ztunnel did not crash or restart");
+    t.same(keep.drops(), [], "no established long-lived connection dropped");
+    const stall = keep.maxStallMs(pressureFrom, pressureTo);
+    t.ok(stall < 2000, `established connections kept echoing (longest wait ${stall} ms)`);
+
+    // What the user sees in the metrics and the log; the descriptors are still short, so read after restoring.
+    setNofile(pid, original.soft, original.hard);
+    const after = await mesh.ztunnelMetrics("node-1");
+    const emfile =
+      metricValue(after, "ambit_ztunnel_accept_errors_total", { code: "EMFILE" }) -
+      metricValue(before, "ambit_ztunnel_accept_errors_total", { code: "EMFILE" });
+    t.ok(emfile > 0, `ambit_ztunnel_accept_errors_total{code="EMFILE"} counted ${emfile} refusals`);
+    const lines = mesh
+      .log("ztunnel-node-1")
+      .split("\n")
+      .filter((l) => l.includes("file-descriptor limit reached"));
+    t.ok(lines.length > 0, "a log line says the limit was reached");
+    const secs = Math.ceil((pressureTo - pressureFrom) / 1000) + 2;
+    t.ok(
+      lines.length <= secs * 4,
+      `... at most one a second per listener (${lines.length} lines in ~${secs} s)`,
+    );
+
+    await flood.stop();
+    // Descriptors free again: new connections work.
+    const recovered = await mesh.traffic(t, "mesh/client", { ...target, long: 0, rate: 10 });
+    await recovered.until(() => recovered.lastShorts(10, true), 30_000, "new connections to work again");
+    t.pass("new connections are served again once descriptors are free");
+    const report = await keep.stop();
+    t.ok(
+      report?.longs?.every((l) => l.open && l.echoed === l.sent),
+      "every established connection open at the end, every ping echoed",
+    );
+    t.comment(`total ${Date.now() - started} ms`);
+  },
+);
