@@ -17,6 +17,7 @@ const commands: Record<string, Command> = {
   why: { summary: "explain a connection: ambit why NS/POD DST[:PORT] [--path P --method M]", load: () => import("./commands/why.js") },
   "config-dump": { summary: "what a proxy holds now: ambit config-dump ztunnel NODE | waypoint NS/NAME", load: () => import("./commands/config-dump.js") },
   dashboard: { summary: "print the URL of the mesh dashboard (service graph, workloads, config health)", load: () => import("./commands/dashboard.js") },
+  upgrade: { summary: "replace every node's ztunnel without dropping a connection (zero-drop upgrade)", load: () => import("./commands/upgrade.js") },
   check: { summary: "preflight (kernel, tools, ports) and health of the local mesh", load: () => import("./commands/check.js") },
   controller: { summary: "run the controller (xDS + CA)", load: () => import("./commands/controller.js") },
   ztunnel: { summary: "run a node proxy", load: () => import("./commands/ztunnel.js") },

@@ -85,7 +85,16 @@ function metricsHostArgs(ctx: ComponentContext, node: string): string[] {
   return ip ? ["--metrics-host", ip] : [];
 }
 
-export function ztunnelContainer(ctx: ComponentContext, node: string): Container {
+/** Drain bound of the local ztunnels (seconds): `ambit upgrade --drain-seconds` may end a drain sooner, not later. */
+export const ZTUNNEL_DRAIN_SECONDS = 600;
+
+export function ztunnelContainer(
+  ctx: ComponentContext,
+  node: string,
+  opts: { readinessPort?: number } = {},
+): Container {
+  // An upgrade's new ztunnel runs beside the old one, which holds the usual readiness port.
+  const readinessPort = opts.readinessPort ?? COMPONENT_PORTS.ztunnelReadiness;
   const p = ctx.paths;
   return {
     name: "ztunnel",
@@ -98,12 +107,15 @@ export function ztunnelContainer(ctx: ComponentContext, node: string): Container
       ...["--pods-file", p.podsFile(node), "--admin-socket", p.ztunnelSocket(node)],
       // Metrics on the node's address: the controller's dashboard (and Prometheus) scrape them from the fabric.
       ...metricsHostArgs(ctx, node),
-      // A local mesh stops on Ctrl-C: do not wait minutes for connections to end.
-      ...["--drain-seconds", "2"],
+      // Long, for `ambit upgrade` (the old ztunnel drains while the new one
+      // serves). `ambit down` stops the pods first, so nothing is left to
+      // drain by then, and the runner's grace cap bounds it anyway.
+      ...["--drain-seconds", String(ZTUNNEL_DRAIN_SECONDS)],
+      ...(readinessPort !== COMPONENT_PORTS.ztunnelReadiness ? ["--readiness-port", String(readinessPort)] : []),
     ],
     env: ctx.env,
     readinessProbe: {
-      httpGet: { host: "127.0.0.1", port: COMPONENT_PORTS.ztunnelReadiness, path: "/healthz/ready" },
+      httpGet: { host: "127.0.0.1", port: readinessPort, path: "/healthz/ready" },
       periodSeconds: 2,
     },
   };

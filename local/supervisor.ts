@@ -36,6 +36,7 @@ import {
 } from "./supervisor-components.js";
 import { DashboardForward, dashboardForwardAddress } from "./supervisor-dashboard.js";
 import { LocalDns } from "./supervisor-dns.js";
+import { ZtunnelUpgrader } from "./supervisor-upgrade.js";
 import {
   CONTROLLER_KEY,
   factsJson,
@@ -129,6 +130,9 @@ export class MeshSupervisor extends EventEmitter {
   private readonly cliMain: string;
   private observability: MeshObservability | undefined;
   private observabilityBinaries: ObservabilityBinaries | undefined;
+  /** `ambit upgrade` (SIGUSR2): replaces the ztunnels without dropping connections. */
+  private upgrader: ZtunnelUpgrader | undefined;
+  private readonly onUpgradeSignal = () => void this.upgrader?.fromRequestFile(this.opts.meshId);
   /** Running waypoint pods → their Gateway (NS/NAME), for Prometheus' targets. */
   private readonly waypointPods = new Map<string, string>();
 
@@ -267,6 +271,14 @@ export class MeshSupervisor extends EventEmitter {
         );
       }
       await Promise.all(layout.nodes.map((n) => this.runtime.whenReady(ztunnelKey(n.name))));
+      this.upgrader = new ZtunnelUpgrader({
+        runtime: this.runtime,
+        components: () => this.components(),
+        runComponent: (key, where, container) => this.runComponent(key, where, container),
+        progress: (line) => this.progress(line),
+        forget: (key) => this.phases.delete(key),
+      });
+      process.on("SIGUSR2", this.onUpgradeSignal);
     } else {
       this.progress("warning: this build has no ztunnel: pods are not captured and talk plain text");
     }
@@ -489,6 +501,22 @@ export class MeshSupervisor extends EventEmitter {
       this.writeFacts();
     }
     this.syncWaypointTargets();
+    this.publishWaypointAdmin();
+  }
+
+  /**
+   * Where each waypoint's admin port is (its pod's namespace, the waypoint's
+   * default --admin-port 15000), for `ambit config-dump waypoint`, `why` and
+   * `check` (state file `extra.waypointAdmin`, by Gateway NS/NAME).
+   */
+  private publishWaypointAdmin(): void {
+    if (this.closed) return;
+    const admin: Record<string, { netns: string; host: string; port: number; pod: string }> = {};
+    for (const [key, gateway] of [...this.waypointPods].sort(([a], [b]) => a.localeCompare(b))) {
+      const rp = this.runtime.pod(key);
+      if (rp && !admin[gateway]) admin[gateway] = { netns: rp.netnsPath, host: "127.0.0.1", port: 15000, pod: key };
+    }
+    this.runtime.setExtra("waypointAdmin", admin);
   }
 
   private refuse(key: string, specJson: string, message: string): void {
@@ -584,6 +612,8 @@ export class MeshSupervisor extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.emit("closing");
+    process.off("SIGUSR2", this.onUpgradeSignal);
+    this.upgrader?.close();
     await this.queue.catch(() => undefined);
     await this.provider.close();
     await this.dns?.close();

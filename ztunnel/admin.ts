@@ -2,17 +2,22 @@
 // level), 15020 Prometheus metrics, 15021 readiness. They bind to localhost
 // in the node's namespace by default (pods cannot reach them), and the admin
 // endpoints are also served on a Unix socket for the CLI.
-import { rmSync } from "node:fs";
+import { renameSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import type { LevelWithSilent } from "pino";
-import { levels, setLevel } from "../core/telemetry/logger.js";
+import { levels, logger, setLevel } from "../core/telemetry/logger.js";
 import { registry } from "../core/telemetry/metrics.js";
 import type { ZtunnelApp } from "./app.js";
+
+const log = logger("ztunnel.admin");
 
 const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
 export class ZtunnelAdmin {
   private servers: http.Server[] = [];
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  private closed = false;
+  private socket: { path: string; ino: number } | undefined;
   constructor(private readonly app: ZtunnelApp) {}
 
   /** Everything this ztunnel holds now, as plain JSON. */
@@ -75,25 +80,64 @@ export class ZtunnelAdmin {
       if (typeof where === "number" && where < 0) return;
       const s = http.createServer((q, r) => void handler(q, r));
       if (typeof where === "string") rmSync(where, { force: true });
-      await new Promise<void>((resolve, reject) => {
-        s.once("error", reject);
-        if (typeof where === "string") s.listen(where, () => resolve());
-        else s.listen(where, host, () => resolve());
-      });
+      const listen = () =>
+        new Promise<void>((resolve, reject) => {
+          s.once("error", reject);
+          const done = () => {
+            s.off("error", reject);
+            resolve();
+          };
+          if (typeof where === "string") s.listen(where, done);
+          else s.listen(where, host, done);
+        });
+      try {
+        await listen();
+      } catch (err) {
+        // During an upgrade the draining predecessor on this node still holds
+        // the port until it exits: take it over then, do not fail the start.
+        if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || typeof where === "string") throw err;
+        log.warn({ port: where, host }, "admin port in use (a draining predecessor?): retrying until it is free");
+        const retry = (): void => {
+          if (this.closed) return;
+          listen().then(
+            () => log.info({ port: where, host }, "admin port taken over"),
+            () => {
+              this.retryTimers.add(setTimeout(retry, 1000).unref());
+            },
+          );
+        };
+        this.retryTimers.add(setTimeout(retry, 1000).unref());
+      }
       this.servers.push(s);
     };
     await serve(this.admin, adminPort);
     await serve(this.metrics, metricsPort, metricsHost ?? adminHost);
     await serve(this.readiness, readinessPort);
-    if (adminSocket) await serve(this.admin, adminSocket);
+    if (adminSocket) {
+      await serve(this.admin, adminSocket);
+      this.socket = { path: adminSocket, ino: statSync(adminSocket).ino };
+    }
   }
 
   async close(): Promise<void> {
-    await Promise.all(
+    this.closed = true;
+    for (const t of this.retryTimers) clearTimeout(t);
+    // Closing a Unix-socket server unlinks its path, which a successor
+    // (an upgrade) has re-bound by now: keep the successor's file aside
+    // while ours closes (a bound socket file works under any name).
+    const sock = this.socket;
+    const now = sock ? statSync(sock.path, { throwIfNoEntry: false }) : undefined;
+    const aside = sock && now && now.ino !== sock.ino ? `${sock.path}.successor` : undefined;
+    if (sock && aside) renameSync(sock.path, aside);
+    const closed = Promise.all(
       this.servers.map((s) => {
+        if (!s.listening) return Promise.resolve();
         s.closeAllConnections();
         return new Promise<void>((r) => s.close(() => r()));
       }),
     );
+    // server.close() unlinked synchronously: the successor's socket goes back.
+    if (sock && aside) renameSync(aside, sock.path);
+    await closed;
   }
 }

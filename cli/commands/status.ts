@@ -8,6 +8,7 @@ import type { ObservabilityStatus } from "../../local/observability.js";
 import type { MeshState } from "../../local/state.js";
 import { readState } from "../../local/state.js";
 import { adminJson } from "../../local/supervisor-logs.js";
+import type { ZtunnelPods } from "../../local/supervisor-upgrade.js";
 import {
   COMPONENT_PORTS,
   CONTROLLER_KEY,
@@ -57,7 +58,15 @@ export interface MeshStatus {
     name: string;
     ip: string;
     podCidr: string;
-    ztunnel: { ready: boolean; restarts: number; adminSocket: string };
+    ztunnel: {
+      ready: boolean;
+      restarts: number;
+      adminSocket: string;
+      /** The pod of the node's current ztunnel (another one than the first after `ambit upgrade`). */
+      pod?: string;
+      /** Old ztunnels still draining after `ambit upgrade`, with their pids. */
+      draining?: { pod: string; pid?: number; since: string; deadline: string }[];
+    };
   }[];
   pods: {
     key: string;
@@ -82,6 +91,23 @@ export interface MeshStatus {
   observability?: {
     prometheus: ObservabilityStatus["prometheus"] & { ready: boolean };
     jaeger: ObservabilityStatus["jaeger"] & { ready: boolean };
+  };
+}
+
+/** A node's ztunnel: the current pod (`extra.ztunnels`, kept by `ambit upgrade`) and the draining ones. */
+function ztunnelStatus(state: MeshState, node: string, adminSocket: string): MeshStatus["nodes"][number]["ztunnel"] {
+  const pods = (state.extra?.ztunnels ?? {}) as ZtunnelPods;
+  const current = pods[node]?.current ?? ztunnelKey(node);
+  const draining = (pods[node]?.draining ?? []).map((d) => {
+    const pid = state.processes.find((p) => p.name === `${d.key}/ztunnel`)?.pid;
+    return { pod: d.key, ...(pid ? { pid } : {}), since: d.since, deadline: d.deadline };
+  });
+  return {
+    ready: Boolean(state.pods[current]?.ready),
+    restarts: restartsOf(state, current),
+    adminSocket,
+    pod: current,
+    ...(draining.length > 0 ? { draining } : {}),
   };
 }
 
@@ -111,11 +137,7 @@ export async function collectStatus(meshId: string): Promise<MeshStatus | undefi
       name: n.name,
       ip: n.ip,
       podCidr: n.podCidr,
-      ztunnel: {
-        ready: Boolean(state.pods[ztunnelKey(n.name)]?.ready),
-        restarts: restartsOf(state, ztunnelKey(n.name)),
-        adminSocket: paths.ztunnelSocket(n.name),
-      },
+      ztunnel: ztunnelStatus(state, n.name, paths.ztunnelSocket(n.name)),
     })),
     pods: [],
     services: [],
@@ -233,7 +255,11 @@ export function renderStatus(s: MeshStatus): string {
         n.name,
         n.ip,
         n.podCidr,
-        `${n.ztunnel.ready ? "ready" : "not ready"}${n.ztunnel.restarts ? ` (${n.ztunnel.restarts} restarts)` : ""}`,
+        `${n.ztunnel.ready ? "ready" : "not ready"}${n.ztunnel.restarts ? ` (${n.ztunnel.restarts} restarts)` : ""}${
+          n.ztunnel.draining?.length
+            ? `; draining: ${n.ztunnel.draining.map((d) => `${d.pod.slice(d.pod.indexOf("/") + 1)}${d.pid ? ` pid ${d.pid}` : ""} until ${d.deadline.slice(11, 19)}`).join(", ")}`
+            : ""
+        }`,
       ]),
     ]),
   );

@@ -13,6 +13,7 @@
 // `ambit upgrade` in ambit-upgrade.test.ts does it with real processes.)
 import type net from "node:net";
 import t from "tap";
+import { registry } from "../../core/telemetry/metrics.js";
 import type { ZtunnelApp } from "../../ztunnel/app.js";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
 import { needsRoot, serveIn } from "./netns-fixture.js";
@@ -59,6 +60,18 @@ spec:
   selector: { app: server }
   ports: [{ name: tcp, port: 80, targetPort: tcp }]
 `;
+}
+
+/** Counters of connections a ztunnel dropped before its proxies saw them (for a failure's diagnosis). */
+async function silentRefusals(): Promise<string> {
+  const out: string[] = [];
+  for (const name of ["ambit_node_agent_refused_total", "ambit_ztunnel_accept_errors_total", "ambit_hbone_accept_errors_total"]) {
+    const m = registry.getSingleMetric(name);
+    if (!m) continue;
+    const values = ((await m.get()) as { values: { labels: object; value: number }[] }).values;
+    out.push(`${name} ${JSON.stringify(values.map((v) => [v.labels, v.value]))}`);
+  }
+  return out.join("; ");
 }
 
 /** Writes `msg` and resolves with the echo (the server answers `echo:<msg>`). */
@@ -141,8 +154,11 @@ t.test(
     const failures: string[] = [];
     const inflight = new Set<Promise<void>>();
     const one = async (n: number) => {
+      const startedAt = new Date().toISOString();
+      let port: number | undefined;
       try {
         const s = await connectInNetns(client.netnsPath, { host: VIP, port: 80, timeoutMs: HANG_MS });
+        port = s.localPort;
         const timer = setTimeout(() => s.destroy(new Error(`no answer in ${HANG_MS} ms (port ${s.localPort})`)), HANG_MS);
         try {
           await roundTrip(s, `short ${n}`);
@@ -152,7 +168,7 @@ t.test(
           s.destroy();
         }
       } catch (e) {
-        failures.push(`short ${n} at ${new Date().toISOString()}: ${(e as Error).message}`);
+        failures.push(`short ${n} from port ${port} started ${startedAt}, failed ${new Date().toISOString()}: ${(e as Error).message}`);
       }
     };
     const loadStart = Date.now();
@@ -200,6 +216,7 @@ t.test(
     // nodes, the client and the server); below a fifth, the load is broken.
     t.ok(sent >= (RPS * seconds) / 5, `the load ran (${sent} requests in ${seconds.toFixed(1)} s, target ${RPS} rps)`);
     t.same(failures.slice(0, 10), [], `no failed request (${failures.length} of ${sent})`);
+    if (failures.length > 0) t.comment(`refused or failed before reaching a proxy: ${await silentRefusals()}`);
 
     // The old instances exit once their last long-lived connection closes.
     let settled = false;

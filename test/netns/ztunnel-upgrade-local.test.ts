@@ -1,0 +1,188 @@
+// `ambit upgrade` in the local mesh, as a user runs it: `ambit up` (two
+// nodes, ztunnels as real processes), long-lived connections and a constant
+// load of short ones from a client pod to a Service, then `ambit upgrade`:
+// every node gets a new ztunnel process beside the old one, `ambit status`
+// shows the old ones draining, no request fails, no connection is reset, and
+// each old process exits once the last connection it carried has closed.
+import fs from "node:fs";
+import type net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import t from "tap";
+import { connectInNetns } from "../../ztunnel/node-agent/native.js";
+import { ambit, writeMeshFixture } from "./mesh-fixture.js";
+import { needsRoot, testMeshId } from "./netns-fixture.js";
+
+const LONG_LIVED = 100;
+const RPS = 100;
+const HANG_MS = 20_000;
+
+interface Status {
+  pods: { key: string; ip: string; ready: boolean }[];
+  services: { hostname: string; vips: string[] }[];
+  nodes: {
+    name: string;
+    ztunnel: { ready: boolean; pod?: string; draining?: { pod: string; pid?: number }[] };
+  }[];
+}
+
+function roundTrip(s: net.Socket, msg: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const want = `echo:${msg}`;
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.length < want.length) return;
+      done();
+      if (got === want) resolve();
+      else reject(new Error(`got ${JSON.stringify(got)}`));
+    };
+    const onEnd = (err?: Error | boolean) => {
+      done();
+      reject(new Error(`closed before the echo (${JSON.stringify(got)})${err instanceof Error ? `: ${err.message}` : ""}`));
+    };
+    const done = () => {
+      s.off("data", onData);
+      s.off("close", onEnd);
+      s.off("error", onEnd);
+    };
+    s.on("data", onData);
+    s.once("close", onEnd);
+    s.once("error", onEnd);
+    s.write(msg);
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test("ambit upgrade under load: 0 failed requests, old ztunnels drain and exit", { skip: needsRoot, timeout: 240_000 }, async (t) => {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-upg-"));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-upg-yaml-"));
+  const meshId = testMeshId();
+  process.env.AMBIT_RUN_DIR = runDir; // this process reads the state file too
+  const { readState } = await import("../../local/state.js");
+  const { destroyMeshNetwork } = await import("../../local/network.js");
+  t.teardown(async () => {
+    await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
+    await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
+    fs.rmSync(runDir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  writeMeshFixture(dir);
+  const up = await ambit(runDir, ["up", dir, "--nodes", "2", "--mesh-id", meshId, "--timeout", "90"]);
+  t.equal(up.code, 0, "ambit up succeeds", { stderr: up.stderr });
+  const status = async (): Promise<Status> =>
+    JSON.parse((await ambit(runDir, ["status", "--json", "--mesh-id", meshId])).stdout) as Status;
+  const before = await status();
+  const vip = before.services.find((s) => s.hostname === "server.mesh.svc.cluster.local")?.vips[0];
+  if (!vip) throw new Error("no VIP for mesh/server");
+  const clientNetns = readState(meshId)?.pods["mesh/client"]?.netnsPath;
+  if (!clientNetns) throw new Error("no mesh/client pod");
+
+  // Long-lived connections, proven end to end.
+  const resets: string[] = [];
+  const long: (net.Socket & { closedByTest?: boolean })[] = [];
+  for (let i = 0; i < LONG_LIVED; i++) {
+    const s: net.Socket & { closedByTest?: boolean } = await connectInNetns(clientNetns, { host: vip, port: 80 });
+    s.on("error", (e) => resets.push(`long ${i}: ${e.message}`));
+    s.on("close", () => {
+      if (!s.closedByTest) resets.push(`long ${i}: closed`);
+    });
+    long.push(s);
+  }
+  t.teardown(() => {
+    for (const s of long) s.destroy();
+  });
+  await Promise.all(long.map((s, i) => roundTrip(s, `hello ${i}`)));
+
+  // Constant load of short connections.
+  let sent = 0;
+  let ok = 0;
+  const failures: string[] = [];
+  const inflight = new Set<Promise<void>>();
+  const one = async (n: number) => {
+    try {
+      const s = await connectInNetns(clientNetns, { host: vip, port: 80, timeoutMs: HANG_MS });
+      const timer = setTimeout(() => s.destroy(new Error(`no answer in ${HANG_MS} ms`)), HANG_MS);
+      try {
+        await roundTrip(s, `short ${n}`);
+        ok++;
+      } finally {
+        clearTimeout(timer);
+        s.destroy();
+      }
+    } catch (e) {
+      failures.push(`short ${n} at ${new Date().toISOString()}: ${(e as Error).message}`);
+    }
+  };
+  const loadStart = Date.now();
+  const ticker = setInterval(() => {
+    const due = Math.floor(((Date.now() - loadStart) * RPS) / 1000);
+    for (let k = Math.min(due - sent, Math.ceil(RPS / 50)); k > 0; k--) {
+      const p = one(sent++);
+      inflight.add(p);
+      p.finally(() => inflight.delete(p));
+    }
+  }, 10);
+  t.teardown(() => clearInterval(ticker));
+  const loadFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  await loadFor(1000);
+
+  const upg = await ambit(runDir, ["upgrade", "--mesh-id", meshId, "--drain-seconds", "120"], 180_000);
+  t.equal(upg.code, 0, "ambit upgrade hands over", { stdout: upg.stdout, stderr: upg.stderr });
+  t.match(upg.stdout, /node-1: .* drains/, "it says the old ztunnel drains");
+
+  // Both run: the new one serves, the old one drains (it carries the long-lived connections).
+  const during = await status();
+  const draining = during.nodes.flatMap((n) => n.ztunnel.draining ?? []);
+  for (const n of during.nodes) {
+    t.ok(n.ztunnel.ready, `${n.name}: the new ztunnel is ready`);
+    t.match(n.ztunnel.pod, /-u1$/, `${n.name}: status names the new ztunnel pod`);
+    t.equal(n.ztunnel.draining?.length, 1, `${n.name}: status shows the old ztunnel draining`);
+  }
+  const oldPids = draining.map((d) => d.pid).filter((p): p is number => p !== undefined);
+  t.equal(oldPids.length, 2, "the draining ztunnels' pids are known");
+  t.ok(oldPids.every(alive), "the old ztunnel processes are alive while connections remain");
+
+  await loadFor(2000);
+  await Promise.all(long.map((s, i) => roundTrip(s, `after upgrade ${i}`)));
+  clearInterval(ticker);
+  const seconds = (Date.now() - loadStart) / 1000;
+  await Promise.all(inflight);
+  t.comment(`${sent} short requests in ${seconds.toFixed(1)} s during the upgrade, ${ok} answered`);
+  t.ok(sent >= (RPS * seconds) / 5, "the load ran");
+  t.same(failures.slice(0, 10), [], `no failed request (${failures.length} of ${sent})`);
+  t.same(resets.slice(0, 10), [], "no long-lived connection was reset");
+  t.ok(oldPids.every(alive), "the old ztunnels still drain while the long-lived connections are open");
+
+  // The last connections close: the old processes exit (well before the 120 s deadline).
+  const closedAt = Date.now();
+  for (const s of long) {
+    s.closedByTest = true;
+    s.end();
+  }
+  for (;;) {
+    const st = await status();
+    if (oldPids.every((p) => !alive(p)) && st.nodes.every((n) => !n.ztunnel.draining)) break;
+    if (Date.now() - closedAt > 60_000) {
+      t.fail(`old ztunnels still running 60 s after the last connection closed: ${JSON.stringify(st.nodes)}`);
+      break;
+    }
+    await loadFor(250); // a process we did not spawn has no exit event
+  }
+  t.pass(`the old ztunnels exited ${((Date.now() - closedAt) / 1000).toFixed(1)} s after the last connection closed`);
+
+  // The new ones serve alone.
+  const after = await connectInNetns(clientNetns, { host: vip, port: 80 });
+  await roundTrip(after, "after");
+  after.destroy();
+  const end = await status();
+  t.ok(end.nodes.every((n) => n.ztunnel.ready && !n.ztunnel.draining), "status: one ready ztunnel per node");
+});
