@@ -206,7 +206,9 @@ export class ZtunnelApp extends EventEmitter {
     this.reconciling = this.reconciling.then(async () => {
       this.reconcileAgain = false;
       // Pods the CNI plugin never reported (there before ambit, or while no ztunnel ran): found by IP.
-      await this.cni?.scanForUnknownPods(this.nodePods);
+      await this.cni
+        ?.scanForUnknownPods(this.nodePods)
+        .catch((e: Error) => log.warn({ err: e.message }, "netns scan failed"));
       const nodePods = [...this.nodePods, ...(this.cni?.pods() ?? [])];
       const want = nodePods.filter((p) => {
         const w = this.state.workloadByIp(p.ip);
