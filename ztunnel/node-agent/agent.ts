@@ -13,7 +13,7 @@ import net from "node:net";
 import { AmbitError } from "../../core/errors/errors.js";
 import { type Logger, logger } from "../../core/telemetry/logger.js";
 import { counter, gauge } from "../../core/telemetry/metrics.js";
-import { refuseOnAcceptError } from "./accept-errors.js";
+import { admitWithinFdLimit, refuseOnAcceptError } from "./accept-errors.js";
 import {
   applyCapture,
   type CaptureOptions,
@@ -316,7 +316,7 @@ export const OWN_SOCKET_MARK = ZTUNNEL_MARK;
 
 function serveFd(fd: number, onConnection: (s: net.Socket) => void, listener = "pod"): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ pauseOnConnect: false }, onConnection);
+    const server = net.createServer({ pauseOnConnect: false }, admitWithinFdLimit(listener, onConnection));
     server.once("error", reject);
     server.listen({ fd }, () => {
       server.off("error", reject);
