@@ -196,9 +196,29 @@ t.test(
     const beforeAt = (await page.evaluate("window.ambitGraph.at")) as string;
     const killedAt = Date.now();
     process.kill(oldPid!, "SIGKILL");
+    // Where the time goes (diagnostics): a new process, then its dashboard answering through the forward.
+    let done = false;
+    t.teardown(() => {
+      done = true;
+    });
+    const milestones = (async () => {
+      let restarted = 0;
+      while (Date.now() - killedAt < 90_000 && !done) {
+        if (!restarted && pidOf() !== oldPid && pidOf()) restarted = Date.now() - killedAt;
+        const ok = await fetch(`${url}api/health`, { signal: AbortSignal.timeout(1000) }).then(
+          (r) => r.ok,
+          () => false,
+        );
+        if (ok)
+          return `new controller process after ${restarted} ms, its dashboard answered after ${Date.now() - killedAt} ms`;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      return "no answer in 90 s";
+    })();
     t.ok(await until("reconnecting", `!(${LIVE})`, 10_000), "the page notices the controller is gone");
-    t.ok(await until("live again", LIVE, 45_000), "live again without a reload");
-    t.comment(`live again ${Date.now() - killedAt} ms after the kill`);
+    // A loaded 2-core machine takes half a minute to start the controller's process again.
+    t.ok(await until("live again", LIVE, 75_000), "live again without a reload");
+    t.comment(`live again ${Date.now() - killedAt} ms after the kill; ${await milestones}`);
     t.not(pidOf(), oldPid, "a new controller process");
     t.ok(
       await until(
