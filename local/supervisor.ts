@@ -514,7 +514,8 @@ export class MeshSupervisor extends EventEmitter {
     const admin: Record<string, { netns: string; host: string; port: number; pod: string }> = {};
     for (const [key, gateway] of [...this.waypointPods].sort(([a], [b]) => a.localeCompare(b))) {
       const rp = this.runtime.pod(key);
-      if (rp && !admin[gateway]) admin[gateway] = { netns: rp.netnsPath, host: "127.0.0.1", port: 15000, pod: key };
+      if (rp && !admin[gateway])
+        admin[gateway] = { netns: rp.netnsPath, host: "127.0.0.1", port: 15000, pod: key };
     }
     this.runtime.setExtra("waypointAdmin", admin);
   }

@@ -3,125 +3,36 @@
 // controller answers, every node's ztunnel is connected and has ACKed the
 // current configuration, certificates are valid, no NACKs, no rejected
 // objects. One line per check; each problem says what to do. Exit 1 on any.
-import { execFileSync } from "node:child_process";
-import fs from "node:fs";
-import net from "node:net";
 import { parseArgs } from "node:util";
 import type { ProxyConnectionInfo } from "../../controller/push/connection-info.js";
 import { readState } from "../../local/state.js";
 import { resolveMeshId } from "../../local/supervisor-plan.js";
+import { type CheckResult, preflight } from "../check/preflight.js";
+import { Progress } from "../progress.js";
 import { type AdminTarget, adminJsonAt, getAdmin, localTargets, type ZtunnelDump } from "../why/collect.js";
 
 export const CHECK_HELP = `usage: ambit check [--pre] [--mesh-id ID] [--admin URL] [--json]
 
-Preflight: root, Node.js version, the ip/iptables/nsenter commands, network
-namespaces, iptables nat and mangle tables, and (when no mesh is up) the
-controller's ports free on this host. Then, when a local mesh is up (or
---admin names a controller's admin URL, port 15014), its health: controller
-reachable, every node's ztunnel connected and in sync (ACKed), certificates
-valid, no NACKs, no rejected objects. Prints one line per check and, for each
-problem, what to do; exits 1 when there is any. --pre: preflight only.
+Preflight: root, Node.js and kernel versions, ip/nsenter, iptables (version
+and backend), network namespaces, ambit's capture rules (REDIRECT, mark,
+connmark, CONNMARK, a fwmark route) installed for real in a scratch network
+namespace, the CNI plugins (bridge, host-local, loopback in /opt/cni/bin or
+/usr/lib/cni), and (when no mesh is up) the controller's ports 15010, 15012,
+15014 free. Then, when a local mesh is up (or --admin names a controller's
+admin URL, port 15014), its health: controller reachable, no rejected
+objects, every node's ztunnel connected and in sync (ACKed, no NACKs), its
+certificates valid and not about to expire, every waypoint connected with no
+NACKs. Prints one line per check and, for each problem, what to do; exits 1
+when there is any. --pre: preflight only. --json: the results as JSON.
 
 example:
   ambit check --pre
   ambit up examples/demo && ambit check
+  ambit check --admin http://127.0.0.1:15014 --json
 `;
 
-export interface CheckResult {
-  name: string;
-  ok: boolean;
-  detail?: string;
-  /** What to do about it (problems only). */
-  fix?: string;
-}
-
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
-    const p = `${dir}/${cmd}`;
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return undefined;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once("error", () => resolve(false));
-    s.listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
-  });
-}
-
-export async function preflight(opts: { ports: boolean }): Promise<CheckResult[]> {
-  const out: CheckResult[] = [];
-  const root = process.geteuid?.() === 0;
-  out.push(
-    root
-      ? { name: "running as root", ok: true }
-      : {
-          name: "running as root",
-          ok: false,
-          fix: "run ambit with sudo: network namespaces and iptables need root",
-        },
-  );
-  const major = Number(process.versions.node.split(".")[0]);
-  out.push(
-    major >= 20
-      ? { name: `Node.js ${process.versions.node}`, ok: true }
-      : { name: `Node.js ${process.versions.node}`, ok: false, fix: "install Node.js 20 or later" },
-  );
-  const pkgs: Record<string, string> = { ip: "iproute2", iptables: "iptables", nsenter: "util-linux" };
-  for (const cmd of ["ip", "iptables", "nsenter"]) {
-    const p = which(cmd);
-    out.push(
-      p
-        ? { name: `${cmd} found (${p})`, ok: true }
-        : { name: `${cmd} found`, ok: false, fix: `apt-get install ${pkgs[cmd]}` },
-    );
-  }
-  out.push(
-    fs.existsSync("/proc/self/ns/net")
-      ? { name: "kernel network namespaces", ok: true }
-      : { name: "kernel network namespaces", ok: false, fix: "a kernel with CONFIG_NET_NS is needed" },
-  );
-  if (root && which("iptables")) {
-    for (const table of ["nat", "mangle"]) {
-      try {
-        execFileSync("iptables", ["-t", table, "-S"], { stdio: "pipe", timeout: 5000 });
-        out.push({ name: `iptables ${table} table`, ok: true });
-      } catch (e) {
-        const msg = ((e as { stderr?: Buffer }).stderr?.toString() ?? (e as Error).message)
-          .trim()
-          .split("\n")[0];
-        out.push({
-          name: `iptables ${table} table`,
-          ok: false,
-          detail: msg,
-          fix: `load the kernel support (modprobe iptable_${table} or nf_tables) or install iptables with the nf_tables backend`,
-        });
-      }
-    }
-  }
-  if (opts.ports) {
-    for (const port of [15010, 15012, 15014]) {
-      const free = await portFree(port);
-      out.push(
-        free
-          ? { name: `port ${port} free on 127.0.0.1`, ok: true }
-          : {
-              name: `port ${port} free on 127.0.0.1`,
-              ok: false,
-              fix: `stop what listens on ${port} (ss -ltnp 'sport = :${port}') before running 'ambit controller' on this host`,
-            },
-      );
-    }
-  }
-  return out;
-}
+export type { CheckResult } from "../check/preflight.js";
+export { preflight } from "../check/preflight.js";
 
 /** Health of a running mesh from the controller's admin (and the ztunnels', when local). */
 export async function health(
@@ -239,6 +150,42 @@ export async function health(
   return out;
 }
 
+/** Each waypoint answers on its admin port, is connected to the controller, and has NACKed nothing. */
+export async function waypointHealth(waypoints: Record<string, AdminTarget>): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  for (const [gw, target] of Object.entries(waypoints).sort(([a], [b]) => a.localeCompare(b))) {
+    let d: { xds?: ZtunnelDump["xds"]; services?: unknown[] };
+    try {
+      d = await adminJsonAt(target, "/config_dump", `waypoint ${gw}`);
+    } catch (e) {
+      out.push({
+        name: `waypoint ${gw} admin`,
+        ok: false,
+        detail: (e as Error).message,
+        fix: `see 'ambit logs ${gw.split("/")[0]}/POD' for the waypoint's pod ('ambit status' lists it)`,
+      });
+      continue;
+    }
+    const nacks = Object.entries(d.xds?.perType ?? {}).filter(([, v]) => v.nacked > 0);
+    if (!d.xds?.connected)
+      out.push({
+        name: `waypoint ${gw} connected`,
+        ok: false,
+        fix: "it reconnects by itself once the controller is reachable; see the waypoint pod's log",
+      });
+    for (const [type, v] of nacks)
+      out.push({
+        name: `waypoint ${gw} applied ${type.split("/").pop()}`,
+        ok: false,
+        detail: `${v.nacked} NACK(s): ${v.lastError ?? ""}`,
+        fix: "fix the route or policy named in the error; the waypoint keeps its last good configuration meanwhile",
+      });
+    if (d.xds?.connected && nacks.length === 0)
+      out.push({ name: `waypoint ${gw} connected, ${d.services?.length ?? 0} services, no NACKs`, ok: true });
+  }
+  return out;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -256,27 +203,33 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const results: CheckResult[] = [];
+  const progress = new Progress();
   const print = (rs: CheckResult[]) => {
     results.push(...rs);
     if (values.json) return;
+    progress.pause();
     for (const r of rs)
       console.log(
         r.ok
           ? `ok    ${r.name}`
-          : `FAIL  ${r.name}${r.detail ? `: ${r.detail}` : ""}\n      → ${r.fix ?? ""}`,
+          : `${r.warn ? "WARN" : "FAIL"}  ${r.name}${r.detail ? `: ${r.detail}` : ""}\n      → ${r.fix ?? ""}`,
       );
   };
+  const step = (what: string) => progress.status(what);
   const meshId = values.admin ? undefined : resolveMeshId(values["mesh-id"]);
   const state = meshId ? readState(meshId) : undefined;
   if (!values.json) console.log("preflight");
-  print(await preflight({ ports: !state && !values.admin }));
+  step("checking this machine");
+  print(await preflight({ ports: !state && !values.admin, step }));
   if (!values.pre) {
     if (values.admin) {
       if (!values.json) console.log(`\nhealth of the controller at ${values.admin}`);
+      step("asking the controller");
       print(await health({ url: values.admin }, [], {}));
     } else if (state && meshId) {
       if (!values.json) console.log(`\nhealth of mesh ${meshId}`);
       const t = localTargets(meshId);
+      step("asking the controller and every ztunnel");
       print(
         await health(
           t.controller,
@@ -284,10 +237,13 @@ export async function run(argv: string[]): Promise<number> {
           t.ztunnels,
         ),
       );
+      step("asking the waypoints");
+      print(await waypointHealth(t.waypoints));
     } else if (!values.json)
       console.log(`\nno local mesh '${meshId}' is up: health not checked (start one with 'ambit up DIR')`);
   }
-  const problems = results.filter((r) => !r.ok).length;
+  progress.done();
+  const problems = results.filter((r) => !r.ok && !r.warn).length;
   if (values.json) console.log(JSON.stringify({ ok: problems === 0, results }, null, 2));
   else console.log(problems === 0 ? "\nall checks passed" : `\n${problems} problem(s)`);
   return problems === 0 ? 0 : 1;

@@ -80,7 +80,11 @@ export function renderZtunnelDump(d: ZtunnelDump, now = Date.now()): string {
       ...d.state.services.map((s) => [
         s.hostname,
         s.vips.join(",") || "(headless)",
-        s.ports.map((p) => `${p.port}->${p.targetPort}`).join(","),
+        s.ports
+          .map((p) =>
+            p.targetPort && p.targetPort !== p.port ? `${p.port}->${p.targetPort}` : String(p.port),
+          )
+          .join(","),
         s.waypoint ? (s.waypoint.hostname?.hostname ?? s.waypoint.address ?? "") : "",
       ]),
     ]),
@@ -131,6 +135,18 @@ interface WaypointDump {
   }[];
 }
 
+/** A route's filters, then its timeout and retry policy, e.g. "RequestMirror,timeout=3000ms,retry=2x[503]". */
+function routeExtras(r: WaypointService["routes"][number]): string[] {
+  const out: string[] = r.filters.map((f) => f.type);
+  if (r.timeouts?.requestMs) out.push(`timeout=${r.timeouts.requestMs}ms`);
+  if (r.timeouts?.backendRequestMs) out.push(`backendTimeout=${r.timeouts.backendRequestMs}ms`);
+  if (r.retry?.attempts)
+    out.push(
+      `retry=${r.retry.attempts}x[${[...r.retry.codes, ...r.retry.grpcCodes.map((c) => `grpc${c}`)].join(" ")}]`,
+    );
+  return out;
+}
+
 export function renderWaypointDump(d: WaypointDump): string {
   const out: string[] = [];
   out.push(
@@ -141,17 +157,19 @@ export function renderWaypointDump(d: WaypointDump): string {
     out.push(
       `service ${s.hostname} (${s.vips.join(",") || "headless"}) ports ${s.ports.map((p) => `${p.port}/${p.protocol}`).join(",")}`,
     );
-    out.push(
-      table([
-        ["  ROUTE", "MATCH", "FILTERS", "BACKENDS"],
-        ...s.routes.map((r) => [
-          `  ${r.name}`,
-          JSON.stringify(r.match),
-          r.filters.map((f) => f.type).join(",") || "-",
-          r.backends.map((b) => `${b.cluster}*${b.weight}`).join(",") || "-",
+    if (s.routes.length === 0) out.push("  no routes: requests go to the service itself");
+    else
+      out.push(
+        table([
+          ["  ROUTE", "MATCH", "FILTERS", "BACKENDS"],
+          ...s.routes.map((r) => [
+            `  ${r.name}`,
+            JSON.stringify(r.match),
+            routeExtras(r).join(",") || "-",
+            r.backends.map((b) => `${b.cluster}*${b.weight}`).join(",") || "-",
+          ]),
         ]),
-      ]),
-    );
+      );
     if (s.authz.length) out.push(`  policies: ${s.authz.map((p) => `${p.action} ${p.name}`).join(", ")}`);
   }
   out.push("");

@@ -18,6 +18,7 @@ import { defaultCliMain, MeshSupervisor, type SettledReport } from "../../local/
 import { type FileFollower, followAccessLogs, formatAccess } from "../../local/supervisor-logs.js";
 import { DEFAULT_MESH_ID, meshPaths } from "../../local/supervisor-plan.js";
 import { requireNetnsPrivileges } from "../../ztunnel/node-agent/native.js";
+import { meshProgress, Progress } from "../progress.js";
 import { stopMesh } from "./down.js";
 import { collectStatus, renderStatus } from "./status.js";
 
@@ -225,12 +226,10 @@ export function untilSignal(
 async function runForeground(args: UpArgs): Promise<number> {
   logger("supervisor").level = "warn";
   let follower: FileFollower | undefined;
-  const { sup, stopped } = await startAttached(
-    args,
-    (line) => process.stderr.write(`  ${line}\n`),
-    () => follower?.close(),
-  );
+  const progress = new Progress({ indent: "  " });
+  const { sup, stopped } = await startAttached(args, meshProgress(progress), () => follower?.close());
   const report = await sup.whenSettled(args.timeoutMs);
+  progress.done();
   if (sup.isClosed) return stopped;
   if (!report.settled)
     process.stderr.write(
@@ -299,9 +298,11 @@ async function runDetached(args: UpArgs): Promise<number> {
     child.kill("SIGTERM");
   };
   process.on("SIGINT", onInterrupt);
+  const progress = new Progress({ indent: "  " });
+  const onProgress = meshProgress(progress);
   const outcome = await new Promise<{ report?: SettledReport; failed?: string }>((resolve) => {
     child.on("message", (m: SupervisorMessage) => {
-      if (m.type === "progress") process.stderr.write(`  ${m.line}\n`);
+      if (m.type === "progress") onProgress(m.line);
       else if (m.type === "settled") resolve({ report: m.report });
       else resolve({ failed: m.message });
     });
@@ -310,6 +311,7 @@ async function runDetached(args: UpArgs): Promise<number> {
     );
   });
   process.off("SIGINT", onInterrupt);
+  progress.done();
   if (outcome.failed) {
     process.stderr.write(`ambit up: ${outcome.failed}\n`);
     return 1;

@@ -8,23 +8,52 @@ import { readState } from "../../local/state.js";
 import { meshPaths } from "../../local/supervisor-plan.js";
 import type { ModelView, WhyViews, ZtunnelView } from "./engine.js";
 
-/** Where a component's admin HTTP is: a Unix socket or an http:// base URL. */
-export type AdminTarget = { socket: string } | { url: string };
+/**
+ * Where a component's admin HTTP is: a Unix socket, an http:// base URL, or
+ * host:port inside a network namespace (a local waypoint's admin port lives
+ * in its pod's namespace; reaching it needs root, as the local mesh does).
+ */
+export type AdminTarget = { socket: string } | { url: string } | NetnsAdmin;
 
-export function describeTarget(t: AdminTarget): string {
-  return "socket" in t ? t.socket : t.url;
+export interface NetnsAdmin {
+  /** /var/run/netns/... */
+  netns: string;
+  host: string;
+  port: number;
 }
 
-export function getAdmin(
+export function describeTarget(t: AdminTarget): string {
+  if ("socket" in t) return t.socket;
+  if ("url" in t) return t.url;
+  return `${t.host}:${t.port} in ${t.netns}`;
+}
+
+function isNetnsAdmin(v: unknown): v is NetnsAdmin {
+  const o = v as Partial<NetnsAdmin> | null;
+  return (
+    typeof o === "object" &&
+    o !== null &&
+    typeof o.netns === "string" &&
+    typeof o.host === "string" &&
+    typeof o.port === "number"
+  );
+}
+
+export async function getAdmin(
   t: AdminTarget,
   path: string,
   timeoutMs = 3000,
 ): Promise<{ status: number; body: string }> {
+  let opts: http.RequestOptions;
+  if ("socket" in t) opts = { socketPath: t.socket, path, timeout: timeoutMs };
+  else if ("url" in t) opts = { ...urlOpts(t.url, path), timeout: timeoutMs };
+  else {
+    // Loaded on demand: only a netns target needs the native setns binding.
+    const { connectInNetnsNow } = await import("../../ztunnel/node-agent/native.js");
+    const sock = connectInNetnsNow(t.netns, { host: t.host, port: t.port });
+    opts = { host: t.host, port: t.port, path, timeout: timeoutMs, createConnection: () => sock };
+  }
   return new Promise((resolve, reject) => {
-    const opts: http.RequestOptions =
-      "socket" in t
-        ? { socketPath: t.socket, path, timeout: timeoutMs }
-        : { ...urlOpts(t.url, path), timeout: timeoutMs };
     const req = http.get(opts, (res) => {
       let body = "";
       res.setEncoding("utf8");
@@ -62,7 +91,7 @@ export interface LocalTargets {
   meshId: string;
   controller: AdminTarget;
   ztunnels: Record<string, AdminTarget>;
-  /** Waypoints by `<ns>/<name>`, when the state file records their admin sockets. */
+  /** Waypoints by `<ns>/<name>`: the admin addresses the state file records (`extra.waypointAdmin`). */
   waypoints: Record<string, AdminTarget>;
 }
 
@@ -77,10 +106,12 @@ export function localTargets(meshId: string): LocalTargets {
   const ztunnels: Record<string, AdminTarget> = {};
   for (const n of state.layout.nodes) ztunnels[n.name] = { socket: paths.ztunnelSocket(n.name) };
   const waypoints: Record<string, AdminTarget> = {};
-  const recorded = state.extra?.waypointSockets;
+  const recorded = state.extra?.waypointAdmin;
   if (recorded && typeof recorded === "object")
-    for (const [k, v] of Object.entries(recorded as Record<string, unknown>))
+    for (const [k, v] of Object.entries(recorded as Record<string, unknown>)) {
       if (typeof v === "string") waypoints[k] = { socket: v };
+      else if (isNetnsAdmin(v)) waypoints[k] = { netns: v.netns, host: v.host, port: v.port };
+    }
   return { meshId, controller: { socket: paths.controllerSocket }, ztunnels, waypoints };
 }
 
