@@ -143,8 +143,9 @@ export async function startFaultMesh(t: Test, opts: FaultMeshOptions = {}): Prom
   const { readState, processStartTime } = await import("../../local/state.js");
   const { adminGet, logSources } = await import("../../local/supervisor-logs.js");
   const { meshPaths } = await import("../../local/supervisor-plan.js");
+  // --mesh-id right after the subcommand (before any `--` of `exec`).
   const cli = (args: string[], timeoutMs?: number) =>
-    ambit(runDir, [...args, "--mesh-id", meshId], timeoutMs);
+    ambit(runDir, [args[0] ?? "", "--mesh-id", meshId, ...args.slice(1)], timeoutMs);
   t.teardown(async () => {
     // AMBIT_FAULT_KEEP=DIR keeps the components' logs for a post-mortem.
     const keep = process.env.AMBIT_FAULT_KEEP;
