@@ -21,10 +21,11 @@ export interface ComponentContext {
   otlpEndpoint?: string;
 }
 
-/** The environment passed on to components: AMBIT_LOG_LEVEL and AMBIT_DEBUG when set, then extras. */
+/** The environment passed on to components: AMBIT_LOG_LEVEL, AMBIT_DEBUG and AMBIT_CERT_TTL (short certificate lifetimes for fault tests) when set, then extras. */
 export function componentEnv(processEnv: NodeJS.ProcessEnv, extra: Record<string, string> = {}): EnvVar[] {
   const env: Record<string, string> = {};
-  for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG"]) if (processEnv[k]) env[k] = processEnv[k]!;
+  for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG", "AMBIT_CERT_TTL"])
+    if (processEnv[k]) env[k] = processEnv[k]!;
   Object.assign(env, extra);
   return Object.entries(env).map(([name, value]) => ({ name, value }));
 }
@@ -70,7 +71,9 @@ export function controllerContainer(ctx: ComponentContext): Container {
       { name: "AMBIT_DASHBOARD_SOCKET", value: p.dashboardSocket },
       {
         name: "AMBIT_DASHBOARD_TARGETS",
-        value: ctx.layout.nodes.map((n) => `http://${n.ip}:${COMPONENT_PORTS.ztunnelMetrics}/metrics`).join(","),
+        value: ctx.layout.nodes
+          .map((n) => `http://${n.ip}:${COMPONENT_PORTS.ztunnelMetrics}/metrics`)
+          .join(","),
       },
     ],
     readinessProbe: {
@@ -111,7 +114,9 @@ export function ztunnelContainer(
       // serves). `ambit down` stops the pods first, so nothing is left to
       // drain by then, and the runner's grace cap bounds it anyway.
       ...["--drain-seconds", String(ZTUNNEL_DRAIN_SECONDS)],
-      ...(readinessPort !== COMPONENT_PORTS.ztunnelReadiness ? ["--readiness-port", String(readinessPort)] : []),
+      ...(readinessPort !== COMPONENT_PORTS.ztunnelReadiness
+        ? ["--readiness-port", String(readinessPort)]
+        : []),
     ],
     env: ctx.env,
     readinessProbe: {
