@@ -28,7 +28,8 @@ and the ztunnels' istio_tcp_* metrics, then keeps printing the access log
 until Ctrl-C, which tears the mesh down. 'npm start' runs this. Needs root.
 
 example:
-  sudo npm start
+  sudo npm start                # the same as: sudo ambit demo
+  sudo ambit demo --mesh-id d2  # beside another mesh
 `;
 
 /** examples/demo of this checkout: the first one found walking up from this file. */
