@@ -150,7 +150,7 @@ function render(g) {
     const pos = flowPositions(g);
     cy.layout({ name: "preset", positions: (n) => pos[n.id()], fit: true, padding: 50, animate: false }).run();
     // a small mesh should not fill the screen with two giant nodes
-    if (cy.zoom() > 1.2) { cy.zoom(1.2); cy.center(); }
+    if (cy.zoom() > 1.5) { cy.zoom(1.5); cy.center(); }
   }
   placeLocks();
   document.body.dataset.edges = String(g.edges.length);

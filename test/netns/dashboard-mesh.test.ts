@@ -7,7 +7,8 @@
 // metrics; the rogue's calls, denied by the server's ztunnel (L4), show as
 // errors on their edge; the server's panel shows its identity and its
 // certificate's expiry; the page survives a SIGKILL of the controller (the
-// supervisor restarts it) and goes on updating. Saves a screenshot to
+// supervisor restarts it) and goes on updating; an invalid object written
+// then shows in config health with its object and field. Saves a screenshot to
 // test/artifacts/dashboard-mesh.png (AMBIT_UPDATE_SCREENSHOT=1: also
 // docs/dashboard.png).
 import {
@@ -76,6 +77,14 @@ spec:
   action: DENY
   rules:
     - from: [{source: {principals: [cluster.local/ns/demo/sa/rogue]}}]
+`;
+
+// An object the controller rejects: config health names it and the field.
+const BAD = `apiVersion: ambit.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: broken, namespace: demo}
+spec:
+  action: MAYBE
 `;
 
 const CONTROLLER_PROCESS = "ambit-system/controller/controller";
@@ -229,6 +238,16 @@ t.test(
       "rates and errors again from the restarted controller's scrapes",
     );
     t.comment(`back with rates ${Date.now() - killedAt} ms after the kill; total ${Date.now() - started} ms`);
+
+    writeFileSync(path.join(dir, "zz-broken.yaml"), BAD);
+    t.ok(
+      await until(
+        "rejected object",
+        'document.getElementById("health").textContent.includes("demo/broken field spec.action")',
+        30_000,
+      ),
+      "config health: the rejected object with its field, live",
+    );
     t.same(pageErrors, [], "no script errors on the page");
   },
 );
