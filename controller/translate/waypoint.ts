@@ -90,6 +90,39 @@ function isGatewayRef(p: ParentReference): boolean {
 
 type AnyRoute = HTTPRoute | GRPCRoute;
 
+/**
+ * GEP-1426 (route types): when a GRPCRoute and an HTTPRoute attach to the
+ * same Service (on overlapping ports: a parentRef without a port covers them
+ * all), the GRPCRoute wins and the HTTPRoute's parent is not accepted, reason
+ * Conflicted; its rules are not used for that Service. Mutates the results
+ * and removes the losers from routesBySvc.
+ */
+function rejectHttpRoutesBesideGrpc(
+  routesBySvc: Map<string, { rt: AnyRoute; result: ParentResult; port?: number }[]>,
+): void {
+  const overlaps = (a?: number, b?: number) => a === undefined || b === undefined || a === b;
+  for (const [svcKey, list] of routesBySvc) {
+    const grpc = list.filter((x) => x.rt.kind === "GRPCRoute");
+    if (!grpc.length) continue;
+    const kept = list.filter((x) => {
+      if (x.rt.kind !== "HTTPRoute") return true;
+      const winner = grpc.find((g) => overlaps(g.port, x.port));
+      if (!winner) return true;
+      const svc = `${x.result.parentRef.namespace ?? x.rt.metadata.namespace ?? "default"}/${x.result.parentRef.name}`;
+      const port = x.port ?? winner.port;
+      x.result.notAccepted = {
+        reason: "Conflicted",
+        message: `GRPCRoute ${winner.rt.metadata.namespace ?? "default"}/${winner.rt.metadata.name} is attached to Service ${svc}${port !== undefined ? ` port ${port}` : ""} too; a GRPCRoute takes precedence over an HTTPRoute for the same Service (GEP-1426)`,
+      };
+      delete x.result.attached;
+      return false;
+    });
+    if (kept.length === list.length) continue;
+    if (kept.length) routesBySvc.set(svcKey, kept);
+    else routesBySvc.delete(svcKey);
+  }
+}
+
 interface ParentResult {
   parentRef: ParentReference;
   problems: RouteProblem[];
@@ -328,6 +361,7 @@ export function translateWaypoints(
     }
     parentResults.set(rt, results);
   }
+  rejectHttpRoutesBesideGrpc(routesBySvc);
 
   // ---- services of each waypoint ----
   for (const s of snapshot.services) {
@@ -501,7 +535,12 @@ export function translateWaypoints(
       const conditions: Condition[] = [];
       if (r.notAccepted) {
         conditions.push(cond("Accepted", false, r.notAccepted.reason, r.notAccepted.message));
-        ctx.warn("MISSING_REFERENCE", rt, "spec.parentRefs", r.notAccepted.message);
+        ctx.warn(
+          r.notAccepted.reason === "Conflicted" ? "INVALID_FIELD" : "MISSING_REFERENCE",
+          rt,
+          "spec.parentRefs",
+          r.notAccepted.message,
+        );
       } else {
         const invalid = r.problems.filter((x) => x.condition === "Accepted");
         const refs = r.problems.filter((x) => x.condition === "ResolvedRefs");
