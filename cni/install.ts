@@ -16,6 +16,7 @@ import {
   rm,
   stat,
   unlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
@@ -106,6 +107,9 @@ export async function installCniBinary(opts: CniInstallOptions): Promise<string>
       const tmp = `${target}.tmp-${process.pid}`;
       await copyFile(node, tmp);
       await chmod(tmp, 0o755);
+      // The source's mtime, so that the next start sees the same file and skips the copy.
+      const { atime, mtime } = await stat(node);
+      await utimes(tmp, atime, mtime);
       await rename(tmp, target);
     }
     node = join(hostDir, "node");

@@ -138,13 +138,26 @@ t.test("install and uninstall on a real directory", async (t) => {
   t.notOk(fs.existsSync(path.join(binDir, PLUGIN_DIR_NAME, "main.js.map")));
   t.equal(fs.statSync(path.join(binDir, PLUGIN_DIR_NAME, "node")).size, fs.statSync(process.execPath).size);
 
+  const copied = fs.statSync(path.join(binDir, PLUGIN_DIR_NAME, "node"));
+  t.equal(
+    Math.trunc(copied.mtimeMs),
+    Math.trunc(fs.statSync(process.execPath).mtimeMs),
+    "node copied with its mtime",
+  );
   const again = await installCni({
     binDir,
     confDir,
     socketPath: "/s.sock",
     sourceDir: src,
-    node: "/usr/bin/node",
+    copyNode: true,
+    node: process.execPath,
+    hostBinDir: "/opt/cni/bin",
   });
+  t.equal(
+    fs.statSync(path.join(binDir, PLUGIN_DIR_NAME, "node")).ino,
+    copied.ino,
+    "an unchanged node is not copied again",
+  );
   t.notOk(again.configChanged, "a second install leaves the configuration alone");
 
   const edited = await uninstallCni({ binDir, confDir });
