@@ -483,7 +483,11 @@ export class Traffic extends EventEmitter {
     await tr.until(
       () => {
         const s = tr.shortsSince(0);
-        const longsOpen = tr.events.filter((e) => e.ev === "long-open").length >= opts.long;
+        // Every long-lived connection opened or refused (under a fault some never open).
+        const settled = new Set(
+          tr.events.filter((e) => e.ev === "long-open" || e.ev === "long-drop").map((e) => e.i),
+        );
+        const longsOpen = settled.size >= opts.long;
         return longsOpen && (opts.rate === 0 || s.ok + s.failed >= 3);
       },
       30_000,
