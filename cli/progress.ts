@@ -83,9 +83,11 @@ export class Progress {
   render(): string {
     const secs = Math.floor((this.now() - this.started) / 1000);
     const frame = FRAMES[this.frame % FRAMES.length];
-    const line = `${frame} ${this.text} (${secs}s)`;
-    const cols = this.stream.columns ?? 100;
-    return line.length > cols - 1 ? `${line.slice(0, cols - 2)}…` : line;
+    const suffix = ` (${secs}s)`;
+    // Cut the text, not the seconds, to stay on one terminal line.
+    const room = Math.max(10, (this.stream.columns || 100) - 1 - 2 - suffix.length);
+    const text = this.text.length > room ? `${this.text.slice(0, room - 1)}…` : this.text;
+    return `${frame} ${text}${suffix}`;
   }
 
   private draw(): void {
@@ -103,9 +105,10 @@ export class Progress {
 
 /**
  * `ambit up`'s supervisor lines through a Progress: phases, warnings and
- * failures stay; on a terminal the per-pod lines ("pod X on node-1 at IP",
- * "pod X ready", "ztunnel-node-1 ready") only update the status line with
- * counts, so the phases stay readable. Not on a terminal every line stays, as
+ * failures stay (components' "controller ready", "ztunnel-node-1 ready" are
+ * phases too); on a terminal the per-pod lines ("pod X on node-1 at IP",
+ * "pod X ready") only update the status line with counts, so the phases stay
+ * readable. Not on a terminal every line stays, as
  * a plain log.
  */
 export function meshProgress(p: Progress): (line: string) => void {
@@ -113,13 +116,13 @@ export function meshProgress(p: Progress): (line: string) => void {
   const ready = new Set<string>();
   return (line) => {
     const placed = /^pod (\S+) on \S+ at \S+$/.exec(line);
-    const up = /^(?:pod )?(\S+) ready$/.exec(line);
+    const up = /^pod (\S+) ready$/.exec(line);
     if (!p.tty || (!placed && !up)) {
       p.line(line);
       return;
     }
     if (placed) started.add(placed[1]!);
     if (up) ready.add(up[1]!);
-    p.status(`${ready.size} ready of ${Math.max(started.size, ready.size)} started: ${line}`);
+    p.status(`pods ${ready.size}/${Math.max(started.size, ready.size)} ready: ${line}`);
   };
 }

@@ -154,7 +154,10 @@ t.test("waypoint health from its admin port", async (t) => {
   t.equal(rs.filter((r) => r.ok).length, 1, "only the good one is healthy");
 });
 
-function capture(tty: boolean): { stream: PassThrough & { isTTY?: boolean }; text: () => string } {
+function capture(tty: boolean): {
+  stream: PassThrough & { isTTY?: boolean; columns?: number };
+  text: () => string;
+} {
   const stream = new PassThrough() as PassThrough & { isTTY?: boolean; columns?: number };
   stream.isTTY = tty;
   stream.columns = 80;
@@ -185,12 +188,24 @@ t.test("progress: a status line on a terminal, plain lasting lines otherwise", a
   const feed2 = meshProgress(p2);
   for (const l of lines) feed2(l);
   now += 3_000;
-  t.match(p2.render(), /^\S 2 ready of 2 started: pod shop\/web ready \(3s\)$/);
+  t.match(p2.render(), /^\S pods 1\/1 ready: pod shop\/web ready \(3s\)$/);
   p2.done();
   const out = term.text();
   t.ok(out.includes("\r\x1b[2K"), "the status line is redrawn in place");
-  for (const l of ["starting the controller", "starting 2 ztunnels", "warning: pod shop/x: no DNS"])
+  for (const l of [
+    "starting the controller",
+    "starting 2 ztunnels",
+    "ztunnel-node-1 ready",
+    "warning: pod shop/x: no DNS",
+  ])
     t.match(out, `  ${l}\n`, `'${l}' stays`);
   t.notMatch(out, /\n {2}pod shop\/web on node-1/, "per-pod lines are not printed as lines");
   t.ok(out.endsWith("\r\x1b[2K"), "done() leaves a clean line");
+  // A narrow terminal cuts the text, never the seconds.
+  term.stream.columns = 30;
+  const p3 = new Progress({ stream: term.stream, tty: true, now: () => now });
+  p3.status("pods 3/9 ready: pod shop/a-very-long-name-indeed ready");
+  t.match(p3.render(), /^\S pods 3\/9 ready: pod s… \(0s\)$/);
+  t.ok(p3.render().length <= 29, "fits the terminal");
+  p3.done();
 });
