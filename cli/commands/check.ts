@@ -96,7 +96,7 @@ export async function health(
         name: `ztunnel ${node} in sync for ${t.typeUrl.split("/").pop()}`,
         ok: false,
         detail: t.awaitingAck ? "waiting for its ACK" : "behind",
-        fix: "run 'ambit check' again in a few seconds; if it persists see 'ambit logs ztunnel-" + node + "'",
+        fix: `run 'ambit check' again in a few seconds; if it persists see 'ambit logs ztunnel-${node}'`,
       });
   }
   for (const [node, target] of Object.entries(ztunnels)) {
@@ -144,7 +144,7 @@ export async function health(
         name: `certificate ${c.identity} on ${node}`,
         ok: false,
         detail: `expires at ${c.notAfter}`,
-        fix: "rotation is late: see 'ambit logs ztunnel-" + node + "'",
+        fix: `rotation is late: see 'ambit logs ztunnel-${node}'`,
       });
   }
   return out;
