@@ -22,6 +22,7 @@ interface Status {
   services: { hostname: string; vips: string[] }[];
   nodes: {
     name: string;
+    ip: string;
     ztunnel: { ready: boolean; pod?: string; draining?: { pod: string; pid?: number }[] };
   }[];
 }
@@ -50,6 +51,29 @@ function roundTrip(s: net.Socket, msg: string): Promise<void> {
     s.once("close", onEnd);
     s.once("error", onEnd);
     s.write(msg);
+  });
+}
+
+/** An HTTP request to host:port from inside the namespace: what came back ("" when refused or reset). */
+async function probe(netnsPath: string, host: string, port: number): Promise<string> {
+  let s: net.Socket;
+  try {
+    s = await connectInNetns(netnsPath, { host, port, timeoutMs: 5000 });
+  } catch {
+    return "";
+  }
+  return new Promise((resolve) => {
+    let got = "";
+    const timer = setTimeout(() => s.destroy(), 5000);
+    s.on("data", (d: Buffer) => {
+      got += d.toString();
+    });
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    s.write("GET /config_dump HTTP/1.0\r\n\r\n");
   });
 }
 
@@ -85,6 +109,18 @@ t.test("ambit upgrade under load: 0 failed requests, old ztunnels drain and exit
   if (!vip) throw new Error("no VIP for mesh/server");
   const clientNetns = readState(meshId)?.pods["mesh/client"]?.netnsPath;
   if (!clientNetns) throw new Error("no mesh/client pod");
+
+  // The ztunnels' admin (15000) and readiness (15021) bind to the node's
+  // loopback: a pod reaches neither on its node's address. (Metrics, 15020,
+  // listen on the node's address in the local mesh so the dashboard and
+  // Prometheus can scrape them: readable from pods, as in Istio.)
+  for (const n of before.nodes) {
+    for (const port of [15000, 15021]) {
+      t.equal(await probe(clientNetns, n.ip, port), "", `a pod gets nothing from ${n.name}'s ztunnel port ${port} (${n.ip})`);
+    }
+    // The control: the path to the node works (metrics listen on the node's address for the scrapers).
+    t.match(await probe(clientNetns, n.ip, 15020), /^HTTP\/1\.[01] 200/, `... while ${n.name}'s metrics port answers`);
+  }
 
   // Long-lived connections, proven end to end.
   const resets: string[] = [];
