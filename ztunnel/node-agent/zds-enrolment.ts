@@ -6,7 +6,7 @@
 // ztunnel's API access is read-only: get pods, namespaces, and its own
 // DaemonSet (manifests/install/rbac.yaml).
 import type { KubeClient } from "../../controller/provider/kube/client.js";
-import { isNotFound } from "../../controller/provider/kube/client.js";
+import { isNotFound, KubeApiError } from "../../controller/provider/kube/client.js";
 import type { Namespace, Pod } from "../../controller/provider/objects.js";
 import type { TranslateContext } from "../../controller/translate/context.js";
 import { tunnelOf } from "../../controller/translate/workloads.js";
@@ -61,7 +61,11 @@ export class KubeEnrolment {
       );
       return Boolean(ds.metadata.deletionTimestamp);
     } catch (e) {
-      if (isNotFound(e)) return true;
+      // `kubectl delete -k manifests/` may remove our RBAC or service account
+      // before the DaemonSet's pods stop: lost access is an uninstall too (an
+      // upgrade never removes them).
+      const code = e instanceof KubeApiError ? e.statusCode : 0;
+      if (code === 404 || code === 403 || code === 401) return true;
       return undefined;
     }
   }
