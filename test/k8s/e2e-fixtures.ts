@@ -31,6 +31,7 @@ export async function startE2e(t: Test, nodes = 2): Promise<E2e> {
   let cluster: Cluster | undefined;
   let host: NodeHost | undefined;
   t.teardown(async () => {
+    if (!t.passing() || process.env.AMBIT_E2E_LOGS === "1") console.error(host?.logTails());
     await host?.close().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
     await fabric.destroy();
@@ -115,6 +116,17 @@ http.createServer((req, res) => {
   res.end((process.env.MARKER || "hello") + " " + process.env.POD_NAME + " " + req.url + "\\n");
 }).listen(Number(process.env.PORT || 8080));
 `;
+
+/** Prometheus text of a node's ztunnel (metrics on 127.0.0.1:15020 in the node's namespace). */
+export async function ztunnelMetrics(e: E2e, node: string): Promise<string> {
+  const r = await e.host.execOnNode(node, [
+    process.execPath,
+    "-e",
+    FETCH_JS,
+    "http://127.0.0.1:15020/metrics",
+  ]);
+  return r.stdout;
+}
 
 /** tcpdump on the inter-node link (every port of the fabric bridge: forwarded frames do not pass br0 itself), payloads as ASCII; stop() resolves the text. */
 export function captureFabric(e: E2e): { stop: () => Promise<string>; ready: Promise<void> } {

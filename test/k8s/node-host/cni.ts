@@ -85,8 +85,10 @@ export interface CniInvocation {
   ifName: string;
   /** K8S_POD_NAMESPACE etc. */
   args: Record<string, string>;
-  /** Directories searched for plugin executables, in order. */
+  /** Directories searched for plugin executables, in order (as the plugins' namespace sees them). */
   binDirs: string[];
+  /** Where such a path is from this process (a node's view binds its own directories). */
+  hostPathOf?: (p: string) => string;
 }
 
 /** Runs argv (the plugin, wrapped into the node's namespaces) with env and stdin; resolves stdout. */
@@ -125,10 +127,10 @@ export function runProcess(
   });
 }
 
-function findPlugin(type: string, binDirs: string[]): string {
+function findPlugin(type: string, binDirs: string[], hostPathOf = (p: string) => p): string {
   for (const d of binDirs) {
     const p = path.join(d, type);
-    if (fs.existsSync(p)) return p;
+    if (fs.existsSync(hostPathOf(p))) return p;
   }
   throw new CniError(type, "find", `no executable '${type}' in ${binDirs.join(":")}`);
 }
@@ -141,7 +143,7 @@ async function callPlugin(
   run: PluginRunner,
   prevResult?: CniResult,
 ): Promise<CniResult | undefined> {
-  const exe = findPlugin(plugin.type, inv.binDirs);
+  const exe = findPlugin(plugin.type, inv.binDirs, inv.hostPathOf);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     CNI_COMMAND: command,

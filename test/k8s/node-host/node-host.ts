@@ -11,7 +11,6 @@
 //   await host.close(); await cluster.stop(); await net.destroy();
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { type KubernetesObject, ListWatch, Watch } from "@kubernetes/client-node";
 import { isNotFound, KubeClient } from "../../../controller/provider/kube/client.js";
@@ -34,6 +33,8 @@ import type { PodSandbox } from "./pod-sandbox.js";
 import { hostsFile, serviceRules, serviceScript } from "./service-proxy.js";
 import { TestNode } from "./test-node.js";
 import type { VolumeApi } from "./volumes.js";
+
+const STATE_DIR = "/var/lib/ambit-test";
 
 /** The fabric: host veth + bridge namespace, made before the API server starts (it binds the host's end). */
 export class TestFabric {
@@ -58,7 +59,10 @@ export class TestFabric {
     if (!subnet) throw new Error("no free 10.211.x.0/24 for the test fabric");
     const layout = fabricLayout(id, subnet);
     const nodes = Array.from({ length: nodeCount }, (_, i) => nodeNetLayout(layout, `node${i + 1}`, i));
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), `ambit-t${id}-`));
+    // Not under /tmp: containers mount emptyDirs there, which would hide the
+    // sources of later binds (volumes, /etc/hosts) in their mount namespace.
+    fs.mkdirSync(STATE_DIR, { recursive: true });
+    const root = fs.mkdtempSync(path.join(STATE_DIR, `ambit-t${id}-`));
     const f = new TestFabric(layout, nodes, root);
     fs.mkdirSync("/var/run/netns", { recursive: true });
     try {
@@ -78,6 +82,11 @@ export class TestFabric {
     await applySteps(planTeardown(this.layout, names)).catch(() => undefined);
     NodeView.removeMountPoints();
     fs.rmSync(this.root, { recursive: true, force: true });
+    try {
+      fs.rmdirSync(STATE_DIR);
+    } catch {
+      // another run's directory is still there
+    }
   }
 }
 
@@ -86,6 +95,8 @@ export interface NodeHostOptions {
   kubeconfigPath: string;
   /** The controller manager's --cluster-cidr (default 10.244.0.0/16). */
   clusterCidr?: string;
+  /** The API server's --service-cluster-ip-range (default 10.96.0.0/16). */
+  serviceCidr?: string;
   /** Upper bound on pods' termination grace (default 10 s), so teardown stays quick. */
   maxGraceMs?: number;
 }
@@ -136,7 +147,9 @@ export class NodeHost {
     const clusterCidr = this.o.clusterCidr ?? "10.244.0.0/16";
     for (const [i, n] of this.nodes.entries()) {
       const others = this.nodes.filter((o) => o !== n).map((o) => ({ ip: o.ip, podCidr: o.podCidr! }));
-      await applySteps(planNodeRoutes(f.nodes[i]!, n.podCidr!, clusterCidr, others));
+      await applySteps(
+        planNodeRoutes(f.nodes[i]!, n.podCidr!, clusterCidr, this.o.serviceCidr ?? "10.96.0.0/16", others),
+      );
       n.writeCniConfig();
     }
     await this.startServiceProxy();
@@ -160,14 +173,18 @@ export class NodeHost {
     return {
       configMap: (ns, name) => getData(`/api/v1/namespaces/${ns}/configmaps/${name}`, false),
       secret: (ns, name) => getData(`/api/v1/namespaces/${ns}/secrets/${name}`, true),
-      token: async (ns, sa, audience, expirationSeconds) => {
+      token: async (ns, sa, audience, expirationSeconds, pod) => {
         const r = await c.request<{ status: { token: string } }>({
           method: "POST",
           path: `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
           body: {
             apiVersion: "authentication.k8s.io/v1",
             kind: "TokenRequest",
-            spec: { ...(audience ? { audiences: [audience] } : {}), expirationSeconds },
+            spec: {
+              ...(audience ? { audiences: [audience] } : {}),
+              expirationSeconds,
+              boundObjectRef: { kind: "Pod", apiVersion: "v1", name: pod.name, uid: pod.uid },
+            },
           },
         });
         return r.status.token;
@@ -244,6 +261,52 @@ export class NodeHost {
     const sb = this.pod(namespace, name);
     if (!sb?.netnsPath) throw new Error(`pod ${namespace}/${name} is not running on a test node`);
     return runProcess(sb.wrap(argv, opts.container), process.env, "", opts.timeoutMs ?? 30_000);
+  }
+
+  /** Runs argv in a node's network namespace and file system view (what a host-network pod sees). */
+  async execOnNode(
+    node: string,
+    argv: string[],
+    timeoutMs = 30_000,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const n = this.nodes.find((x) => x.name === node);
+    if (!n) throw new Error(`no test node ${node}`);
+    return runProcess(
+      ["nsenter", `--net=${n.netnsPath}`, "--", ...n.view.wrap(argv)],
+      process.env,
+      "",
+      timeoutMs,
+    );
+  }
+
+  /** A container's log (stdout and stderr, all restarts) of a pod on a test node; "" when none. */
+  logs(namespace: string, name: string, container: string): string {
+    const sb = this.pod(namespace, name);
+    if (!sb) return "";
+    try {
+      return fs.readFileSync(path.join(sb.logDir, `${container}.log`), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  /** Every pod's log tails, for a failing test's diagnostics. */
+  logTails(lines = 30): string {
+    const out: string[] = [];
+    for (const n of this.nodes)
+      for (const p of n.pods()) {
+        let files: string[] = [];
+        try {
+          files = fs.readdirSync(p.logDir);
+        } catch {
+          continue;
+        }
+        for (const f of files) {
+          const text = fs.readFileSync(path.join(p.logDir, f), "utf8").split("\n").slice(-lines).join("\n");
+          out.push(`--- ${n.name} ${p.key} ${f}\n${text}`);
+        }
+      }
+    return out.join("\n");
   }
 
   async close(): Promise<void> {

@@ -93,6 +93,7 @@ export function planNodeRoutes(
   n: NodeNetLayout,
   podCidr: string,
   clusterCidr: string,
+  serviceCidr: string,
   others: { ip: string; podCidr: string }[],
 ): NetworkStep[] {
   const steps: NetworkStep[] = others.map((o) => [
@@ -105,6 +106,11 @@ export function planNodeRoutes(
     "via",
     o.ip,
   ]);
+  // Host-network processes need a route to the Service CIDR before nat
+  // OUTPUT rewrites the destination. On-link on the fabric: a packet to an
+  // address no rule rewrites gets no ARP answer and goes nowhere (no dummy
+  // device: its module may not be loadable here).
+  steps.push(["ip", "-n", n.netns, "route", "replace", serviceCidr, "dev", "eth0"]);
   const script = [
     "iptables-restore -w 5 --noflush <<'AMBIT_RULES'",
     "*nat",

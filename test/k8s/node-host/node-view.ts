@@ -45,6 +45,11 @@ export class NodeView {
     return this.local(norm);
   }
 
+  /** Where a path seen by the node's processes is from the host (its node-local directories translated). */
+  hostPathOf(p: string): string {
+    return visiblePath(path.resolve(p), this.nodeBinds());
+  }
+
   /** The node-local paths bound for every process of the node. */
   nodeBinds(): Bind[] {
     return NODE_LOCAL_PATHS.map((p) => ({ source: this.local(p), target: p }));
@@ -53,7 +58,7 @@ export class NodeView {
   /** argv that runs `argv` in a new mount namespace with the node's and the extra binds (pure but for mount points). */
   wrap(argv: readonly string[], extra: Bind[] = []): string[] {
     const binds = [...this.nodeBinds(), ...extra];
-    for (const b of binds) ensureMountPoint(b);
+    binds.forEach((b, i) => ensureMountPoint(b, binds.slice(0, i)));
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = [
       ...binds.map((b) => `mount --bind ${q(b.source)} ${q(b.target)}`),
@@ -81,18 +86,34 @@ export class NodeView {
   }
 }
 
-function ensureMountPoint(b: Bind): void {
-  if (fs.existsSync(b.target)) return;
+/**
+ * Where `target` is, once the earlier binds are mounted: under the deepest
+ * earlier bind that covers it, the path inside that bind's source (pure).
+ */
+export function visiblePath(target: string, earlier: Bind[]): string {
+  let best: Bind | undefined;
+  for (const b of earlier)
+    if (
+      (target === b.target || target.startsWith(`${b.target}/`)) &&
+      b.target.length > (best?.target.length ?? -1)
+    )
+      best = b;
+  return best ? path.join(best.source, target.slice(best.target.length)) : target;
+}
+
+function ensureMountPoint(b: Bind, earlier: Bind[]): void {
+  const target = visiblePath(b.target, earlier);
+  if (fs.existsSync(target)) return;
   const isFile = fs.existsSync(b.source) && fs.statSync(b.source).isFile();
-  const dir = isFile ? path.dirname(b.target) : b.target;
+  const dir = isFile ? path.dirname(target) : target;
   const missing: string[] = [];
   for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
   for (const d of missing) {
     fs.mkdirSync(d);
     NodeView.recordCreated(d);
   }
-  if (isFile && !fs.existsSync(b.target)) {
-    fs.writeFileSync(b.target, "");
-    NodeView.recordCreated(b.target);
+  if (isFile && !fs.existsSync(target)) {
+    fs.writeFileSync(target, "");
+    NodeView.recordCreated(target);
   }
 }

@@ -117,7 +117,20 @@ export class PodSandbox {
   /** Sets up and starts the pod; errors are reported in the pod's status and retried for volumes. */
   async start(): Promise<void> {
     try {
-      await this.setUpNetwork();
+      // kubelet retries a sandbox whose network setup failed (e.g. a chained
+      // plugin not installed yet): tear down what was made, back off, again.
+      for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+        try {
+          await this.setUpNetwork();
+          break;
+        } catch (e) {
+          if (this.stopped) return;
+          this.reportStatus(`sandbox: ${(e as Error).message}`);
+          await this.tearDownNetwork();
+          await new Promise((r) => setTimeout(r, delay));
+          if (this.stopped) return;
+        }
+      }
       if (this.stopped) return;
       this.writeHosts();
       await this.setUpVolumes();
@@ -152,17 +165,18 @@ export class PodSandbox {
         K8S_POD_UID: this.pod.metadata.uid,
       },
       binDirs: ["/opt/cni/bin", "/usr/lib/cni"],
+      hostPathOf: (p: string) => this.node.view.hostPathOf(p),
     };
     const run = (argv: string[], env: NodeJS.ProcessEnv, stdin: string) =>
       runProcess(["nsenter", `--net=${this.node.netnsPath}`, "--", ...this.node.view.wrap(argv)], env, stdin);
     await cniAdd(LOOPBACK_CONF, { ...inv, ifName: "lo" }, run);
     this.cniList = loadConfList(this.node.view.local("/etc/cni/net.d"));
+    this.cniInv = inv;
+    this.cniRun = run;
     const result = await cniAdd(this.cniList, inv, run);
     const ip = resultIp(result);
     if (!ip) throw new Error(`CNI ${this.cniList.name}: no IPv4 address in the result`);
     this.ip = ip;
-    this.cniInv = inv;
-    this.cniRun = run;
   }
 
   private cniInv?: Parameters<typeof cniAdd>[1];
@@ -210,6 +224,8 @@ export class PodSandbox {
           this.dir,
           {
             namespace: this.pod.metadata.namespace ?? "default",
+            name: this.pod.metadata.name,
+            uid: this.pod.metadata.uid,
             serviceAccount: this.serviceAccount(),
             fields: this.fields(),
           },
@@ -368,12 +384,15 @@ export class PodSandbox {
       await this.runner.close();
     }
     await this.statusChain;
-    if (this.netns) {
-      await killNetnsProcesses([this.netns], 1000);
-      if (this.cniList && this.cniInv && this.cniRun) {
-        await cniDel(this.cniList, this.cniInv, this.cniRun).catch(() => undefined);
-      }
-      await applySteps([["sh", "-c", `ip netns del ${this.netns} 2>/dev/null || true`]]);
-    }
+    if (this.netns) await killNetnsProcesses([this.netns], 1000);
+    await this.tearDownNetwork();
+  }
+
+  private async tearDownNetwork(): Promise<void> {
+    if (!this.netns) return;
+    if (this.cniList && this.cniInv && this.cniRun)
+      await cniDel(this.cniList, this.cniInv, this.cniRun).catch(() => undefined);
+    await applySteps([["sh", "-c", `ip netns del ${this.netns} 2>/dev/null || true`]]);
+    this.cniList = undefined;
   }
 }

@@ -45,7 +45,14 @@ export interface VolumeMount {
 export interface VolumeApi {
   configMap(ns: string, name: string): Promise<Record<string, string> | undefined>;
   secret(ns: string, name: string): Promise<Record<string, string> | undefined>;
-  token(ns: string, sa: string, audience: string | undefined, expirationSeconds: number): Promise<string>;
+  /** A service-account token bound to the pod (TokenRequest), as kubelet projects it. */
+  token(
+    ns: string,
+    sa: string,
+    audience: string | undefined,
+    expirationSeconds: number,
+    pod: { name: string; uid: string },
+  ): Promise<string>;
 }
 
 /** A volume that cannot be made yet (a ConfigMap that does not exist yet): kubelet retries. */
@@ -86,7 +93,13 @@ function writeKeys(
 export async function makeVolumes(
   volumes: Volume[],
   dir: string,
-  pod: { namespace: string; serviceAccount: string; fields: Record<string, string> },
+  pod: {
+    namespace: string;
+    name: string;
+    uid: string;
+    serviceAccount: string;
+    fields: Record<string, string>;
+  },
   api: VolumeApi,
   view: NodeView,
 ): Promise<Map<string, string>> {
@@ -127,6 +140,7 @@ export async function makeVolumes(
             pod.serviceAccount,
             s.serviceAccountToken.audience,
             s.serviceAccountToken.expirationSeconds ?? 3600,
+            { name: pod.name, uid: pod.uid },
           );
           fs.writeFileSync(path.join(vdir, s.serviceAccountToken.path), t);
         } else if (s.configMap)
