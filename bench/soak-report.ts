@@ -55,10 +55,10 @@ export function slope(points: readonly [number, number][]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** RSS slope per ztunnel after warm-up, in MB per hour. */
-export function rssSlopes(r: SoakResult): Record<string, number> {
+/** RSS slope per ztunnel from minute `from` (default: the end of warm-up), in MB per hour. */
+export function rssSlopes(r: SoakResult, from = r.warmupMinutes): Record<string, number> {
   const nodes = Object.keys(r.samples[0]?.rssMB ?? {});
-  const after = r.samples.filter((s) => s.minute >= r.warmupMinutes);
+  const after = r.samples.filter((s) => s.minute >= from);
   return Object.fromEntries(nodes.map((n) => [n, slope(after.map((s) => [s.minute, s.rssMB[n] ?? 0])) * 60]));
 }
 
@@ -118,6 +118,7 @@ export function renderSoakChart(r: SoakResult): string {
 export function renderSoakSection(r: SoakResult | undefined): string {
   if (!r) return "## Soak\n\nNot run yet: `npm run soak` (an hour; not part of CI) writes this section.\n";
   const slopes = rssSlopes(r);
+  const lateSlopes = rssSlopes(r, r.minutes / 2);
   const nodes = Object.keys(slopes);
   const first = r.samples.find((s) => s.minute >= r.warmupMinutes) ?? r.samples[0];
   const last = r.samples[r.samples.length - 1];
@@ -127,7 +128,7 @@ export function renderSoakSection(r: SoakResult | undefined): string {
       : `a ${r.minutes.toFixed(0)}-minute run`;
   const rows = nodes.map(
     (n) =>
-      `| ztunnel ${n} | ${first?.rssMB[n]?.toFixed(1) ?? "–"} | ${last?.rssMB[n]?.toFixed(1) ?? "–"} | ${Math.max(...r.samples.map((s) => s.rssMB[n] ?? 0)).toFixed(1)} | ${(slopes[n] ?? 0).toFixed(2)} | ${first?.fds[n] ?? "–"} → ${last?.fds[n] ?? "–"} |`,
+      `| ztunnel ${n} | ${first?.rssMB[n]?.toFixed(1) ?? "–"} | ${last?.rssMB[n]?.toFixed(1) ?? "–"} | ${Math.max(...r.samples.map((s) => s.rssMB[n] ?? 0)).toFixed(1)} | ${(slopes[n] ?? 0).toFixed(2)} | ${(lateSlopes[n] ?? 0).toFixed(2)} | ${first?.fds[n] ?? "–"} → ${last?.fds[n] ?? "–"} |`,
   );
   const errRate = r.totals.requests ? (100 * r.totals.errors) / (r.totals.requests + r.totals.errors) : 0;
   return `## Soak
@@ -142,8 +143,8 @@ ${r.loadAverage.map((l) => l.toFixed(1)).join(", ")} on ${r.cores} cores (other 
 
 ![soak: RSS and descriptors per minute](${SOAK_CHART})
 
-| process | RSS MB after warm-up | RSS MB at the end | RSS MB max | slope MB/hour | open fds |
-|---|---:|---:|---:|---:|---|
+| process | RSS MB after warm-up | RSS MB at the end | RSS MB max | slope MB/hour after warm-up | slope MB/hour, second half | open fds |
+|---|---:|---:|---:|---:|---:|---|
 ${rows.join("\n")}
 
 Exchanges: ${r.totals.requests.toLocaleString("en-US")} (${(r.totals.requests / (r.minutes * 60)).toFixed(0)}/s achieved), errors ${r.totals.errors} (${errRate.toFixed(3)}%),

@@ -65,7 +65,7 @@ t.test("RSS slope per hour leaves the warm-up out", async (t) => {
 t.test("the section labels a short run and shows the figures", async (t) => {
   const md = renderSoakSection(result(() => 90));
   t.match(md, /a 20-minute run \(shorter than the hour/);
-  t.match(md, /\| ztunnel node-1 \| 90\.0 \| 90\.0 \| 90\.0 \| 0\.00 \| 40 → 40 \|/);
+  t.match(md, /\| ztunnel node-1 \| 90\.0 \| 90\.0 \| 90\.0 \| 0\.00 \| 0\.00 \| 40 → 40 \|/);
   t.match(md, /20\.5, 21\.0, 22\.0 on 2 cores/);
   t.match(renderSoakSection(undefined), /Not run yet/);
   const svg = renderSoakChart(result(() => 90));
