@@ -21,6 +21,12 @@ export interface Caller {
   node: string;
   /** How the caller proved it: for logs and the refusal counter. */
   via: string;
+  /**
+   * Set when the caller is a workload asking for itself (a waypoint pod with
+   * its own service-account token), not a node agent: it may only get a
+   * certificate for exactly this identity.
+   */
+  self?: { namespace: string; serviceAccount: string };
 }
 
 export interface CallerAuthenticator {

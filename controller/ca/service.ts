@@ -120,6 +120,15 @@ export function createCertificateHandler(deps: CaServiceDeps) {
     if (!wanted.ok)
       throw new CaRefusal(wanted.reason, `CreateCertificate from node ${caller.node}: ${wanted.message}`);
 
+    if (caller.self) {
+      const self = caller.self;
+      const me = wanted.identity;
+      if (me.namespace !== self.namespace || me.serviceAccount !== self.serviceAccount)
+        throw new CaRefusal(
+          "identity_mismatch",
+          `CreateCertificate refused: a ${self.namespace}/${self.serviceAccount} token may only ask for its own identity, not ${wanted.uri}`,
+        );
+    }
     const pods = await deps.podsOnNode(caller.node);
     const verdict = authorizeIdentity(caller.node, wanted.identity, () => pods, deps.ca.trustDomain);
     if (!verdict.ok) throw new CaRefusal(verdict.reason, `CreateCertificate refused: ${verdict.message}`);

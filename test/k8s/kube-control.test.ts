@@ -112,10 +112,15 @@ spec:
       null,
       "not bound to a pod",
     );
-    t.equal(
+    // Another pod's bound token (a waypoint's) names its node but only its own identity.
+    t.same(
       await authn.authenticateToken(await token("client", "demo", "client", "ambit-ca")),
-      null,
-      "not the ztunnel service account",
+      {
+        node: "node-1",
+        via: "tokenreview:demo/client",
+        self: { namespace: "demo", serviceAccount: "client" },
+      },
+      "not the ztunnel service account: itself only",
     );
     t.equal(await authn.authenticateToken("not-a-token"), null, "garbage");
 

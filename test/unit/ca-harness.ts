@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import type { Counter } from "prom-client";
-import { StaticTokenAuthenticator } from "../../controller/ca/authn.js";
+import { type CallerAuthenticator, StaticTokenAuthenticator } from "../../controller/ca/authn.js";
 import { CertificateAuthority } from "../../controller/ca/authority.js";
 import type { PodIdentity } from "../../controller/ca/authz.js";
 import { register, tlsServerCredentials } from "../../controller/ca/service.js";
@@ -49,6 +49,8 @@ export interface StartCaOptions {
   defaultTtlSeconds?: number;
   maxTtlSeconds?: number;
   pods?: Record<string, PodIdentity[]>;
+  /** Who the callers are (default: node-1 and node-2 node tokens). */
+  authenticator?: CallerAuthenticator;
 }
 
 async function bind(server: grpc.Server, port: number, creds: grpc.ServerCredentials): Promise<number> {
@@ -67,7 +69,8 @@ export async function startCa(opts: StartCaOptions): Promise<RunningCa> {
       },
     ),
   );
-  const authenticator = new StaticTokenAuthenticator({ [NODE1_TOKEN]: "node-1", [NODE2_TOKEN]: "node-2" });
+  const authenticator =
+    opts.authenticator ?? new StaticTokenAuthenticator({ [NODE1_TOKEN]: "node-1", [NODE2_TOKEN]: "node-2" });
   let creds = grpc.ServerCredentials.createInsecure();
   if (opts.tls) {
     creds = (

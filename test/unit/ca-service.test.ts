@@ -5,6 +5,7 @@ import { X509Certificate } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import t from "tap";
+import { bearerToken, type CallerAuthenticator } from "../../controller/ca/authn.js";
 import { caMetrics } from "../../controller/ca/service.js";
 import {
   type IstioCertificateRequest,
@@ -224,6 +225,38 @@ t.test("CreateCertificate", async (t) => {
     t.notOk(forged.ok);
     if (!forged.ok) t.equal(forged.code, grpc.status.INVALID_ARGUMENT);
   });
+});
+
+t.test("a workload's own token (a waypoint's) gets its own identity and nothing else", async (t) => {
+  // What the cluster's TokenReview authenticator answers for a pod-bound token
+  // of a service account that is not a node agent's (tested against a real API
+  // server in test/k8s/kube-control): its node, and itself only.
+  const selfAuthn: CallerAuthenticator = {
+    async authenticate(md) {
+      return bearerToken(md) === "waypoint-token"
+        ? {
+            node: "node-1",
+            via: "tokenreview:demo/client",
+            self: { namespace: "demo", serviceAccount: "client" },
+          }
+        : null;
+    },
+  };
+  const running = await startCa({ dir: await tempDir(t), authenticator: selfAuthn });
+  t.teardown(() => running.close());
+  t.ok((await ask(running, { csr: await csrFor(CLIENT), token: "waypoint-token" })).ok, "its own identity");
+  running.pods.set("node-1", [
+    { namespace: "demo", serviceAccount: "client" },
+    { namespace: "demo", serviceAccount: "server" },
+  ]);
+  const before = await counterValue(caMetrics.refused, { reason: "identity_mismatch" });
+  const other = await ask(running, { csr: await csrFor(SERVER), token: "waypoint-token" });
+  t.notOk(other.ok, "another identity on the same node is refused");
+  if (!other.ok) {
+    t.equal(other.code, grpc.status.PERMISSION_DENIED);
+    t.match(other.details, "only ask for its own identity");
+  }
+  t.equal(await counterValue(caMetrics.refused, { reason: "identity_mismatch" }), before + 1, "counted");
 });
 
 t.test(

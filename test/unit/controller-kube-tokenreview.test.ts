@@ -19,6 +19,15 @@ t.test("a bound token of an allowed service account names its pod and node", asy
     serviceAccount: "ambit-system/ambit-ztunnel",
     pod: { namespace: "ambit-system", name: "zt-1", uid: "u1" },
     node: "n1",
+    selfOnly: false,
+  });
+});
+
+t.test("another service account's bound token is accepted for itself only (a waypoint)", async (t) => {
+  t.match(callerFromReview(review("system:serviceaccount:shop:waypoint", bound), allowed), {
+    ok: true,
+    serviceAccount: "shop/waypoint",
+    selfOnly: true,
   });
 });
 
@@ -28,10 +37,6 @@ t.test("refusals say why", async (t) => {
     reason: "expired",
   });
   t.match(callerFromReview(review("alice", bound), allowed), { ok: false, reason: /not a service account/ });
-  t.match(callerFromReview(review("system:serviceaccount:default:default", bound), allowed), {
-    ok: false,
-    reason: /default\/default may not/,
-  });
   t.match(callerFromReview(review("system:serviceaccount:ambit-system:ambit-ztunnel"), allowed), {
     ok: false,
     reason: /not bound to a pod/,

@@ -1,9 +1,11 @@
 // CA caller authentication on a cluster: a ztunnel sends its projected
 // service-account token (`authorization: Bearer <token>`, as Istio's ztunnel
 // does); the API server checks it (TokenReview), and the token's pod binding
-// says which pod sent it and so which node it runs on. Only tokens of the
-// ztunnel service account(s) are accepted: any other pod's token would
-// otherwise get certificates for every pod on its node.
+// says which pod sent it and so which node it runs on. Tokens of the ztunnel
+// service account(s) may ask for any identity running on their node; any other
+// pod-bound token (a waypoint's) only for its own service account, as Istio's
+// CA does for sidecars and waypoints: otherwise any pod's token would get
+// certificates for every pod on its node.
 import { createHash } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import { type Logger, logger as makeLogger } from "../../../core/telemetry/logger.js";
@@ -13,7 +15,7 @@ import { isNotFound, type KubeClient } from "./client.js";
 
 export interface TokenReviewAuthenticatorOptions {
   client: KubeClient;
-  /** `namespace/name` of the service accounts whose tokens may ask (e.g. ambit-system/ztunnel). */
+  /** `namespace/name` of the node agents' service accounts (e.g. ambit-system/ambit-ztunnel): their tokens may ask for any identity on their node; other pod-bound tokens only for their own. */
   allowedServiceAccounts: string[];
   /** Audiences the token must carry one of (default ambit-ca and istio-ca, what Istio's ztunnel asks for). */
   audiences?: string[];
@@ -44,6 +46,8 @@ export function callerFromReview(
       serviceAccount: string;
       pod?: { namespace: string; name: string; uid?: string };
       node?: string;
+      /** Not a node agent: only its own identity may be asked for. */
+      selfOnly: boolean;
     }
   | { ok: false; reason: string } {
   if (!status.authenticated) return { ok: false, reason: status.error || "token not authenticated" };
@@ -52,7 +56,6 @@ export function callerFromReview(
     return { ok: false, reason: `${user || "(no user)"} is not a service account` };
   const [namespace, name] = user.slice(SA_PREFIX.length).split(":");
   const sa = `${namespace}/${name}`;
-  if (!allowed.has(sa)) return { ok: false, reason: `service account ${sa} may not request certificates` };
   const extra = status.user?.extra ?? {};
   const podName = extra[EXTRA_POD_NAME]?.[0];
   const node = extra[EXTRA_NODE_NAME]?.[0];
@@ -63,6 +66,7 @@ export function callerFromReview(
     serviceAccount: sa,
     pod: { namespace, name: podName, uid: extra[EXTRA_POD_UID]?.[0] },
     node,
+    selfOnly: !allowed.has(sa),
   };
 }
 
@@ -126,7 +130,13 @@ export class TokenReviewAuthenticator implements CallerAuthenticator {
       node = pod.spec.nodeName ?? node;
     }
     if (!node) return null;
-    const caller: Caller = { node, via: `tokenreview:${who.serviceAccount}` };
+    const caller: Caller = {
+      node,
+      via: `tokenreview:${who.serviceAccount}`,
+      ...(who.selfOnly && who.pod
+        ? { self: { namespace: who.pod.namespace, serviceAccount: who.serviceAccount.split("/")[1] ?? "" } }
+        : {}),
+    };
     if (this.cache.size > 10_000) this.cache.clear();
     this.cache.set(key, { caller, until: now + this.cacheMs });
     return caller;
