@@ -238,6 +238,23 @@ export class HboneClient {
     });
     session.setLocalWindowSize(this.connectionWindowSize);
     socket.setNoDelay(true);
+    // A session authenticates every stream it will carry: it takes no new
+    // streams once either side's certificate has expired (the open ones
+    // finish). New connections then need a fresh handshake, which waits for
+    // a fresh certificate: an expired one never authenticates new traffic.
+    const peerEnd = Date.parse(socket.getPeerCertificate()?.valid_to ?? "");
+    const validUntil = Math.min(
+      bundle.notAfter.getTime(),
+      Number.isFinite(peerEnd) ? peerEnd : Number.POSITIVE_INFINITY,
+    );
+    if (Number.isFinite(validUntil)) {
+      const expiry = setTimeout(
+        () => session.close(),
+        Math.max(0, Math.min(validUntil - Date.now(), 2 ** 31 - 1)),
+      );
+      expiry.unref();
+      session.once("close", () => clearTimeout(expiry));
+    }
     return session;
   }
 }

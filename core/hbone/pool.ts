@@ -65,7 +65,8 @@ export class HboneSessionPool {
       this.byKey.set(ks, list);
     }
     for (const e of list) {
-      if (!e.draining && e.active < this.capacity(e)) return this.lease(e);
+      // A session closed by its owner (certificate expiry) takes no new streams.
+      if (!e.draining && !e.session?.closed && e.active < this.capacity(e)) return this.lease(e);
     }
     const entry = this.openEntry(ks, key);
     list.push(entry);
