@@ -297,49 +297,57 @@ spec: { targetRefs: [{ kind: Deployment, group: apps, name: x }] }
     t.equal(asController.stdout.trim(), "yes");
   });
 
-  await t.test("RBAC is least privilege: no wildcards; ztunnel has no API access", async (t) => {
-    const docs = parseAllDocuments(readFileSync(join(manifests, "install/rbac.yaml"), "utf8")).map((d) =>
-      d.toJS(),
-    );
-    const rules = docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role").flatMap((d) => d.rules);
-    t.ok(rules.length > 0);
-    for (const r of rules) {
-      for (const f of ["apiGroups", "resources", "verbs"])
-        t.notOk((r[f] as string[]).includes("*"), `no wildcard in ${f}: ${JSON.stringify(r)}`);
-    }
-    // As the API server decides it, for the real service accounts.
-    const can = async (sa: string, verb: string, res: string, ns?: string, subresource?: string) => {
-      const args = [
-        "auth",
-        "can-i",
-        verb,
-        res,
-        `--as=system:serviceaccount:ambit-system:${sa}`,
-        ...(ns ? ["-n", ns] : ["-A"]),
-      ];
-      if (subresource) args.push(`--subresource=${subresource}`);
-      return (await c.kubectl(args, { allowFailure: true })).stdout.trim();
-    };
-    t.equal(await can("ambit-controller", "watch", "pods"), "yes");
-    t.equal(
-      await can("ambit-controller", "patch", "httproutes.gateway.networking.k8s.io", undefined, "status"),
-      "yes",
-    );
-    t.equal(
-      await can("ambit-controller", "update", "leases.coordination.k8s.io/ambit-controller", "ambit-system"),
-      "yes",
-    );
-    t.equal(
-      await can("ambit-controller", "update", "leases.coordination.k8s.io/other", "ambit-system"),
-      "no",
-    );
-    t.equal(await can("ambit-controller", "create", "tokenreviews.authentication.k8s.io"), "yes");
-    t.equal(
-      await can("ambit-controller", "get", "secrets", "default"),
-      "no",
-      "no secrets outside ambit-system",
-    );
-    t.equal(await can("ambit-controller", "delete", "pods"), "no");
-    t.equal(await can("ambit-ztunnel", "list", "pods"), "no");
-  });
+  await t.test(
+    "RBAC is least privilege: no wildcards; ztunnel may only read pods, namespaces and its DaemonSet",
+    async (t) => {
+      const docs = parseAllDocuments(readFileSync(join(manifests, "install/rbac.yaml"), "utf8")).map((d) =>
+        d.toJS(),
+      );
+      const rules = docs.filter((d) => d.kind === "ClusterRole" || d.kind === "Role").flatMap((d) => d.rules);
+      t.ok(rules.length > 0);
+      for (const r of rules) {
+        for (const f of ["apiGroups", "resources", "verbs"])
+          t.notOk((r[f] as string[]).includes("*"), `no wildcard in ${f}: ${JSON.stringify(r)}`);
+      }
+      // As the API server decides it, for the real service accounts.
+      const can = async (sa: string, verb: string, res: string, ns?: string, subresource?: string) => {
+        const args = [
+          "auth",
+          "can-i",
+          verb,
+          res,
+          `--as=system:serviceaccount:ambit-system:${sa}`,
+          ...(ns ? ["-n", ns] : ["-A"]),
+        ];
+        if (subresource) args.push(`--subresource=${subresource}`);
+        return (await c.kubectl(args, { allowFailure: true })).stdout.trim();
+      };
+      t.equal(await can("ambit-controller", "watch", "pods"), "yes");
+      t.equal(
+        await can("ambit-controller", "patch", "httproutes.gateway.networking.k8s.io", undefined, "status"),
+        "yes",
+      );
+      t.equal(
+        await can(
+          "ambit-controller",
+          "update",
+          "leases.coordination.k8s.io/ambit-controller",
+          "ambit-system",
+        ),
+        "yes",
+      );
+      t.equal(
+        await can("ambit-controller", "update", "leases.coordination.k8s.io/other", "ambit-system"),
+        "no",
+      );
+      t.equal(await can("ambit-controller", "create", "tokenreviews.authentication.k8s.io"), "yes");
+      t.equal(
+        await can("ambit-controller", "get", "secrets", "default"),
+        "no",
+        "no secrets outside ambit-system",
+      );
+      t.equal(await can("ambit-controller", "delete", "pods"), "no");
+      t.equal(await can("ambit-ztunnel", "list", "pods"), "no");
+    },
+  );
 });
