@@ -21,7 +21,7 @@ import { AmbitError, type ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
 import { applySteps, nodeOf, planPodDns } from "./network.js";
 import { observabilityPlan } from "./observability.js";
-import { type ObservabilityBinaries, ensureObservabilityBinaries } from "./observability-binaries.js";
+import { ensureObservabilityBinaries, type ObservabilityBinaries } from "./observability-binaries.js";
 import { MeshObservability } from "./observability-mesh.js";
 import type { PodRunnerOptions } from "./pod-runner.js";
 import { containerArgv } from "./pod-runner.js";
@@ -36,7 +36,6 @@ import {
 } from "./supervisor-components.js";
 import { DashboardForward, dashboardForwardAddress } from "./supervisor-dashboard.js";
 import { LocalDns } from "./supervisor-dns.js";
-import { ZtunnelUpgrader } from "./supervisor-upgrade.js";
 import {
   CONTROLLER_KEY,
   factsJson,
@@ -44,14 +43,15 @@ import {
   JAEGER_KEY,
   type MeshPaths,
   meshPaths,
+  PROMETHEUS_KEY,
   placePods,
   planNodeNames,
   podsFileJson,
-  PROMETHEUS_KEY,
   type RunningPodFacts,
   SYSTEM_NAMESPACE,
   ztunnelKey,
 } from "./supervisor-plan.js";
+import { ZtunnelUpgrader } from "./supervisor-upgrade.js";
 
 export interface SupervisorOptions {
   /** Directory of Kubernetes YAML (made absolute). */

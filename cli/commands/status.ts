@@ -8,7 +8,6 @@ import type { ObservabilityStatus } from "../../local/observability.js";
 import type { MeshState } from "../../local/state.js";
 import { readState } from "../../local/state.js";
 import { adminJson } from "../../local/supervisor-logs.js";
-import type { ZtunnelPods } from "../../local/supervisor-upgrade.js";
 import {
   COMPONENT_PORTS,
   CONTROLLER_KEY,
@@ -19,6 +18,7 @@ import {
   resolveMeshId,
   ztunnelKey,
 } from "../../local/supervisor-plan.js";
+import type { ZtunnelPods } from "../../local/supervisor-upgrade.js";
 
 export const STATUS_HELP = `usage: ambit status [--json] [--mesh-id ID]
 
@@ -95,7 +95,11 @@ export interface MeshStatus {
 }
 
 /** A node's ztunnel: the current pod (`extra.ztunnels`, kept by `ambit upgrade`) and the draining ones. */
-function ztunnelStatus(state: MeshState, node: string, adminSocket: string): MeshStatus["nodes"][number]["ztunnel"] {
+function ztunnelStatus(
+  state: MeshState,
+  node: string,
+  adminSocket: string,
+): MeshStatus["nodes"][number]["ztunnel"] {
   const pods = (state.extra?.ztunnels ?? {}) as ZtunnelPods;
   const current = pods[node]?.current ?? ztunnelKey(node);
   const draining = (pods[node]?.draining ?? []).map((d) => {
