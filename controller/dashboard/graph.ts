@@ -76,6 +76,15 @@ export interface EdgeTotals {
   reporter: string;
 }
 
+/** The one workload seen calling `target` as `principal`, else a node for the identity (`ns/sa:name`). */
+function callerOf(principal: string | undefined, target: string, callers: Map<string, Set<string>>): string {
+  if (!principal || principal === "unknown") return "unknown/unknown";
+  const seen = callers.get(`${principal}|${target}`);
+  if (seen?.size === 1) return [...seen][0]!;
+  const m = /\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
+  return m ? `${m[1]}/sa:${m[2]}` : "unknown/unknown";
+}
+
 const REPORTER_RANK: Record<string, number> = { waypoint: 3, destination: 2, source: 1 };
 
 function nodeId(ns: string | undefined, name: string | undefined): string | undefined {
@@ -96,15 +105,31 @@ function serviceNode(host: string | undefined): string | undefined {
  * specific reporter counts, so nothing is counted twice.
  */
 export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
+  const targetOf = (l: Record<string, string>) =>
+    serviceNode(l.destination_service) ??
+    nodeId(l.destination_workload_namespace, l.destination_workload) ??
+    "unknown/unknown";
+  // A waypoint knows the caller's identity, not its workload; the caller's
+  // ztunnel reports both for the same destination. Identity + destination →
+  // the workloads the ztunnels saw: when there is one, the waypoint's
+  // requests are that workload's.
+  const callers = new Map<string, Set<string>>();
+  for (const s of samples) {
+    const l = s.labels;
+    const source = nodeId(l.source_workload_namespace, l.source_workload);
+    if (!source || !l.source_principal || l.source_principal === "unknown") continue;
+    const k = `${l.source_principal}|${targetOf(l)}`;
+    let set = callers.get(k);
+    if (!set) callers.set(k, (set = new Set()));
+    set.add(source);
+  }
   const byReporter = new Map<string, Map<string, EdgeTotals>>();
   for (const s of samples) {
     if (!GRAPH_METRICS.has(s.name)) continue;
     const l = s.labels;
-    const source = nodeId(l.source_workload_namespace, l.source_workload) ?? "unknown/unknown";
-    const target =
-      serviceNode(l.destination_service) ??
-      nodeId(l.destination_workload_namespace, l.destination_workload) ??
-      "unknown/unknown";
+    const target = targetOf(l);
+    const source =
+      nodeId(l.source_workload_namespace, l.source_workload) ?? callerOf(l.source_principal, target, callers);
     const key = `${source}->${target}`;
     const reporter = l.reporter ?? "source";
     let m = byReporter.get(key);
@@ -205,7 +230,8 @@ export interface GraphNode {
   id: string;
   label: string;
   namespace: string;
-  kind: "workload" | "service" | "unknown";
+  /** "waypoint": a workload serving as some service's or workload's waypoint. */
+  kind: "workload" | "service" | "waypoint" | "unknown";
   /** Workloads: enrolled in the mesh (HBONE). */
   enrolled?: boolean;
   waypoint?: string;
@@ -240,6 +266,24 @@ export interface Graph {
   at: string;
 }
 
+/** Node ids of the workloads that serve as a waypoint (they back a Service named as one by address or hostname). */
+function waypointWorkloads(model: { workloads: MeshWorkload[]; services: MeshService[] }): Set<string> {
+  const refs = [...model.workloads, ...model.services].flatMap((x) => (x.waypoint ? [x.waypoint] : []));
+  if (!refs.length) return new Set();
+  const addresses = new Set(refs.flatMap((r) => (r.address ? [r.address] : [])));
+  const hostnames = new Set(refs.flatMap((r) => (r.hostname ? [r.hostname.hostname] : [])));
+  const keys = new Set(
+    model.services
+      .filter((s) => hostnames.has(s.hostname) || s.vips.some((v) => addresses.has(v)))
+      .map((s) => s.key),
+  );
+  const out = new Set<string>();
+  for (const w of model.workloads)
+    if (Object.keys(w.services).some((k) => keys.has(k)) || w.ips.some((ip) => addresses.has(ip)))
+      out.add(`${w.namespace}/${w.workloadName}`);
+  return out;
+}
+
 function diffBuckets(now: Map<number, number>, before?: Map<number, number>): Map<number, number> {
   if (!before) return now;
   const out = new Map<number, number>();
@@ -263,6 +307,7 @@ export function buildGraph(
   at = new Date(),
 ): Graph {
   const nodes = new Map<string, GraphNode>();
+  const waypoints = waypointWorkloads(model);
   for (const w of model.workloads) {
     const id = `${w.namespace}/${w.workloadName}`;
     if (!nodes.has(id))
@@ -270,7 +315,7 @@ export function buildGraph(
         id,
         label: w.workloadName,
         namespace: w.namespace,
-        kind: "workload",
+        kind: waypoints.has(id) ? "waypoint" : "workload",
         enrolled: w.tunnel === "hbone",
         ...(w.waypoint ? { waypoint: "yes" } : {}),
       });
@@ -295,6 +340,10 @@ export function buildGraph(
     }
   const edges: GraphEdge[] = [];
   for (const [key, e] of now) {
+    // A waypoint's own hops (callers' HBONE to it, its pooled HBONE to the
+    // endpoints) would repeat its callers' edges, which carry the ◆ mark and
+    // the request figures.
+    if (waypoints.has(e.source) || waypoints.has(e.target)) continue;
     for (const id of [e.source, e.target])
       if (!nodes.has(id)) {
         const i = id.indexOf("/");
@@ -306,7 +355,9 @@ export function buildGraph(
           kind: name.startsWith("svc:") ? "service" : "unknown",
         });
       }
-    const b = before?.get(key);
+    // A base counted by another reporter (the waypoint was not scraped yet) is no base.
+    const b0 = before?.get(key);
+    const b = b0 && b0.reporter === e.reporter ? b0 : undefined;
     const secs = typeof seconds === "function" ? seconds(key) : seconds;
     const dt = secs > 0 ? secs : 1;
     const dReq = Math.max(0, e.requests - (b?.requests ?? 0));

@@ -30,7 +30,7 @@ const PAGE = `<!doctype html>
 </style>
 </head>
 <body>
-<header><b>ambit</b><span class="legend"><span>● workload</span><span>■ service (dotted: its workloads)</span><span><img src="LOCK_SRC" width="11" alt=""> mutual TLS</span><span>◆ through a waypoint (dashed)</span><span style="color:#ff8a80">red: errors or denied</span></span>
+<header><b>ambit</b><span class="legend"><span>● workload</span><span>■ service (dotted: its workloads)</span><span><img src="LOCK_SRC" width="11" alt=""> mutual TLS</span><span>◆ waypoint; dashed edge: through it</span><span style="color:#ff8a80">red: errors or denied</span></span>
 <span id="conn">connecting…</span></header>
 <div id="graph" data-testid="graph"></div>
 <aside>
@@ -49,6 +49,7 @@ const cy = cytoscape({
         "background-color": "#5c6bc0", width: 28, height: 28 } },
     { selector: "node[kind = 'service']", style: { shape: "round-rectangle", "background-color": "#26a69a" } },
     { selector: "node[kind = 'unknown']", style: { "background-color": "#9e9e9e" } },
+    { selector: "node[kind = 'waypoint']", style: { shape: "diamond", "background-color": "#ffb300", width: 32, height: 32 } },
     { selector: "node[?notEnrolled]", style: { "border-width": 2, "border-style": "dashed", "border-color": "#999" } },
     { selector: "node.ns", style: { label: "data(label)", "text-valign": "top", "background-color": "#eef0f7",
         "border-color": "#c5cae9", "border-width": 1, shape: "round-rectangle", "font-weight": "bold", color: "#555" } },
@@ -159,14 +160,16 @@ function row(k, v, cls = "") { return "<tr><td>" + esc(k) + "</td><td class='" +
 function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
 async function showWorkload(node) {
   const d = document.getElementById("details");
-  if (node.kind !== "workload") { d.innerHTML = "<b>" + esc(node.id) + "</b> <span class='muted'>(" + node.kind + ")</span>"; return; }
+  if (node.kind !== "workload" && node.kind !== "waypoint") { d.innerHTML = "<b>" + esc(node.id) + "</b> <span class='muted'>(" + node.kind + ")</span>"; return; }
   const r = await fetch("/api/workload?ns=" + encodeURIComponent(node.namespace) + "&name=" + encodeURIComponent(node.label));
   if (!r.ok) { d.textContent = node.id + ": not in the model"; return; }
   const w = await r.json();
   let h = "<b>" + esc(w.namespace + "/" + w.name) + "</b><table>";
   for (const p of w.pods) {
     h += row("pod", esc(p.name)) + row("node", esc(p.node)) + row("identity", esc(p.identity)) +
-      row("enrolment", p.enrolled ? "captured (HBONE)" : "not captured", p.enrolled ? "ok" : "bad") +
+      (node.kind === "waypoint"
+        ? row("enrolment", "waypoint: terminates and originates HBONE itself", "ok")
+        : row("enrolment", p.enrolled ? "captured (HBONE)" : "not captured", p.enrolled ? "ok" : "bad")) +
       row("mTLS mode", esc(p.mtlsMode)) + row("healthy", String(p.healthy), p.healthy ? "ok" : "bad") +
       (p.certificate
         ? row("certificate", "expires " + esc(p.certificate.expiresAt.replace(/[.][0-9]+Z$/, "Z")) + " (in " + fmt(p.certificate.secondsLeft / 3600) + " h)",

@@ -171,13 +171,15 @@ export class DashboardServer {
       const view = this.src.current();
       while (this.history.length > 1 && this.history[0]!.at < now - this.opts.rateWindowMs)
         this.history.shift();
-      // Per edge, the oldest scrape in the window that saw it: a proxy scraped
-      // for the first time a moment ago gets a rate as soon as it has two scrapes.
+      // Per edge, the oldest scrape in the window that saw it from the same
+      // reporter: a proxy scraped for the first time a moment ago (after a
+      // controller restart, say) gets a rate once it has two scrapes, never
+      // a burst of its whole history.
       const base = new Map<string, EdgeTotals>();
       const since = new Map<string, number>();
       for (const h of this.history)
         for (const [key, e] of h.totals)
-          if (!base.has(key)) {
+          if (!base.has(key) && e.reporter === totals.get(key)?.reporter) {
             base.set(key, e);
             since.set(key, (now - h.at) / 1000);
           }

@@ -177,6 +177,60 @@ t.test("L4 denials by the destination's ztunnel are errors on their edge", async
   t.equal(fresh.errorRate, 1, "... but its errors show at once");
 });
 
+t.test("waypoint: callers resolved from identity, waypoint node, its own hops not repeated", async (t) => {
+  const P = "spiffe://cluster.local/ns/shop/sa/default";
+  const W = "spiffe://cluster.local/ns/shop/sa/waypoint";
+  const shop = (o: Record<string, string>) =>
+    L({
+      source_workload_namespace: "shop",
+      destination_service: "reviews.shop.svc.cluster.local",
+      destination_workload_namespace: "shop",
+      destination_workload: "reviews",
+      ...o,
+    });
+  const text = [
+    // the client's ztunnel: workload and identity
+    `istio_tcp_connections_opened_total{${shop({ reporter: "source", source_workload: "client", source_principal: P })}} 5`,
+    // the waypoint: identity only
+    `istio_requests_total{${shop({ reporter: "waypoint", source_workload: "unknown", source_workload_namespace: "unknown", source_principal: P, response_code: "200", request_protocol: "http" })}} 50`,
+    // an identity no ztunnel saw calling reviews
+    `istio_requests_total{${shop({ reporter: "waypoint", source_workload: "unknown", source_principal: "spiffe://cluster.local/ns/shop/sa/batch", response_code: "200", request_protocol: "http" })}} 7`,
+    // the waypoint's own hop to the endpoint
+    `istio_tcp_connections_opened_total{${shop({ reporter: "destination", source_workload: "waypoint", source_principal: W })}} 1`,
+  ].join("\n");
+  const totals = edgeTotals(parsePromText(text));
+  const e = totals.get("shop/client->shop/svc:reviews")!;
+  t.equal(e.requests, 50, "the waypoint's requests are the client's");
+  t.ok(e.waypoint, "through the waypoint");
+  t.equal(e.connections, 5, "its connections from the client's ztunnel");
+  t.ok(totals.has("shop/sa:batch->shop/svc:reviews"), "an identity alone gets a node of its own");
+  const wp = workload("shop", "waypoint");
+  wp.services = { "shop/waypoint.shop.svc.cluster.local": [{ servicePort: 15008, targetPort: 15008 }] };
+  const reviews = { ...svc("shop", "reviews"), waypoint: { address: "10.96.0.99", hboneMtlsPort: 15008 } };
+  const g = buildGraph(
+    {
+      workloads: [workload("shop", "client"), wp],
+      services: [reviews, { ...svc("shop", "waypoint"), vips: ["10.96.0.99"] }],
+    },
+    totals,
+    undefined,
+    0,
+  );
+  t.equal(g.nodes.find((n) => n.id === "shop/waypoint")?.kind, "waypoint");
+  t.notOk(
+    g.edges.some((x) => x.source === "shop/waypoint"),
+    "the waypoint's own hops are not repeated as edges",
+  );
+  t.ok(g.edges.some((x) => x.id === "shop/client->shop/svc:reviews" && x.waypoint && x.protocol === "http"));
+  const l4only = edgeTotals(parsePromText(text.split("\n")[0]!));
+  const g2 = buildGraph({ workloads: [], services: [] }, totals, l4only, 2);
+  t.equal(
+    g2.edges.find((x) => x.id === "shop/client->shop/svc:reviews")?.rps,
+    0,
+    "a base from another reporter is no base: no burst when the waypoint is first scraped",
+  );
+});
+
 t.test("certificate expiry by identity: the soonest across proxies", async (t) => {
   const m = certExpiries(
     parsePromText(
