@@ -119,8 +119,8 @@ export function edgeTotals(samples: Sample[]): Map<string, EdgeTotals> {
     const source = nodeId(l.source_workload_namespace, l.source_workload);
     if (!source || !l.source_principal || l.source_principal === "unknown") continue;
     const k = `${l.source_principal}|${targetOf(l)}`;
-    let set = callers.get(k);
-    if (!set) callers.set(k, (set = new Set()));
+    const set = callers.get(k) ?? new Set<string>();
+    callers.set(k, set);
     set.add(source);
   }
   const byReporter = new Map<string, Map<string, EdgeTotals>>();
