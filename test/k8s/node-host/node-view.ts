@@ -58,7 +58,7 @@ export class NodeView {
   /** argv that runs `argv` in a new mount namespace with the node's and the extra binds (pure but for mount points). */
   wrap(argv: readonly string[], extra: Bind[] = []): string[] {
     const binds = [...this.nodeBinds(), ...extra];
-    binds.forEach((b, i) => ensureMountPoint(b, binds.slice(0, i)));
+    for (const [i, b] of binds.entries()) ensureMountPoint(b, binds.slice(0, i));
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = [
       ...binds.map((b) => `mount --bind ${q(b.source)} ${q(b.target)}`),
