@@ -218,14 +218,26 @@ export class ZtunnelApp extends EventEmitter {
         if (same) return w.node === this.cfg.nodeName && w.tunnel === "hbone";
         return hint === true;
       });
+      // Certificates before listeners: a listener opened beside a
+      // predecessor's (an upgrade, SO_REUSEPORT) takes connections at once,
+      // and each would wait for the CSR (seconds under load), long enough for
+      // the tunnels to time out. Bounded: a slow CA delays capture, never blocks it.
+      await this.prefetchCerts(want, 10_000);
       const failures = await this.agent.reconcile(want);
       for (const f of failures) log.error({ pod: f.key, err: f.error.message }, "capture failed");
-      // Certificates are fetched ahead of the first connection (on demand would add a CSR to it).
-      for (const p of want) {
-        const w = this.state.workloadByIp(p.ip);
-        if (w) this.certs.get(workloadIdentity(w)).catch(() => {});
-      }
     });
+  }
+
+  private async prefetchCerts(pods: EnrolledPod[], boundMs: number): Promise<void> {
+    const fetches: Promise<unknown>[] = [];
+    for (const p of pods) {
+      const w = this.state.workloadByIp(p.ip);
+      if (w) fetches.push(this.certs.get(workloadIdentity(w)).catch(() => undefined));
+    }
+    if (fetches.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(fetches), new Promise((r) => (timer = setTimeout(r, boundMs)))]);
+    clearTimeout(timer);
   }
 
   /**
@@ -238,14 +250,19 @@ export class ZtunnelApp extends EventEmitter {
     if (this.podsByIp.get(ctx.pod.ip)?.netns !== ctx.netns) this.podsByIp.set(ctx.pod.ip, ctx);
     if (this.hboneListeners.has(ctx.podKey)) return;
     const w = this.state.workloadByIp(ctx.pod.ip);
-    const identity = w ? workloadIdentity(w) : undefined;
     this.hboneListeners.set(
       ctx.podKey,
       this.hboneServer.attach({
         name: ctx.podKey,
         ...(w ? { podUid: w.uid } : {}),
-        cert: () =>
-          identity ? this.certs.get(identity) : Promise.reject(new Error(`no identity for ${ctx.podKey}`)),
+        // Looked up per handshake: a pod enrolled at CNI ADD is not in the
+        // model yet (its IP reaches the controller only after the ADD).
+        cert: () => {
+          const now = this.state.workloadByIp(ctx.pod.ip);
+          return now
+            ? this.certs.get(workloadIdentity(now))
+            : Promise.reject(new Error(`no identity for ${ctx.podKey}`));
+        },
       }),
     );
   }
