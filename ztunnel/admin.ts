@@ -82,13 +82,18 @@ export class ZtunnelAdmin {
       if (typeof where === "string") rmSync(where, { force: true });
       const listen = () =>
         new Promise<void>((resolve, reject) => {
-          s.once("error", reject);
-          const done = () => {
-            s.off("error", reject);
+          const onError = (err: Error) => {
+            s.off("listening", onListening);
+            reject(err);
+          };
+          const onListening = () => {
+            s.off("error", onError);
             resolve();
           };
-          if (typeof where === "string") s.listen(where, done);
-          else s.listen(where, host, done);
+          s.once("error", onError);
+          s.once("listening", onListening);
+          if (typeof where === "string") s.listen(where);
+          else s.listen(where, host);
         });
       try {
         await listen();

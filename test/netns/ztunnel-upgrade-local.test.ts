@@ -95,6 +95,15 @@ t.test("ambit upgrade under load: 0 failed requests, old ztunnels drain and exit
   const { readState } = await import("../../local/state.js");
   const { destroyMeshNetwork } = await import("../../local/network.js");
   t.teardown(async () => {
+    // AMBIT_TEST_KEEP_LOGS=DIR: the components' logs survive the run (for a failure's diagnosis).
+    const keep = process.env.AMBIT_TEST_KEEP_LOGS;
+    if (keep) {
+      try {
+        fs.cpSync(path.join(runDir, meshId, "logs"), path.join(keep, meshId), { recursive: true });
+      } catch (e) {
+        t.comment(`logs not kept: ${(e as Error).message}`);
+      }
+    }
     await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
     await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
     fs.rmSync(runDir, { recursive: true, force: true });
