@@ -130,6 +130,10 @@ export function renderSoakSection(r: SoakResult | undefined): string {
     (n) =>
       `| ztunnel ${n} | ${first?.rssMB[n]?.toFixed(1) ?? "–"} | ${last?.rssMB[n]?.toFixed(1) ?? "–"} | ${Math.max(...r.samples.map((s) => s.rssMB[n] ?? 0)).toFixed(1)} | ${(slopes[n] ?? 0).toFixed(2)} | ${(lateSlopes[n] ?? 0).toFixed(2)} | ${first?.fds[n] ?? "–"} → ${last?.fds[n] ?? "–"} |`,
   );
+  const perSecond = r.samples.filter((s) => s.minute > 0).map((s) => s.requests / 60);
+  const rateRange = perSecond.length
+    ? `${Math.min(...perSecond).toFixed(0)}–${Math.max(...perSecond).toFixed(0)}/s per minute`
+    : "–";
   const errRate = r.totals.requests ? (100 * r.totals.errors) / (r.totals.requests + r.totals.errors) : 0;
   return `## Soak
 
@@ -147,7 +151,7 @@ ${r.loadAverage.map((l) => l.toFixed(1)).join(", ")} on ${r.cores} cores (other 
 |---|---:|---:|---:|---:|---:|---|
 ${rows.join("\n")}
 
-Exchanges: ${r.totals.requests.toLocaleString("en-US")} (${(r.totals.requests / (r.minutes * 60)).toFixed(0)}/s achieved), errors ${r.totals.errors} (${errRate.toFixed(3)}%),
+Exchanges: ${r.totals.requests.toLocaleString("en-US")} (${(r.totals.requests / (r.minutes * 60)).toFixed(0)}/s achieved on average, ${rateRange}), errors ${r.totals.errors} (${errRate.toFixed(3)}%),
 connections opened ${r.totals.connectionsOpened.toLocaleString("en-US")}, connect errors ${r.totals.connectErrors}.
 `;
 }
