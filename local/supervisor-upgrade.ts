@@ -40,7 +40,10 @@ export interface UpgradeStatus {
 }
 
 /** `extra.ztunnels` in the state file: each node's current ztunnel pod and the ones draining. */
-export type ZtunnelPods = Record<string, { current: string; draining: { key: string; since: string; deadline: string }[] }>;
+export type ZtunnelPods = Record<
+  string,
+  { current: string; draining: { key: string; since: string; deadline: string }[] }
+>;
 
 export function upgradeRequestFile(meshId: string): string {
   return path.join(stateDir(meshId), "upgrade-request.json");
@@ -60,7 +63,11 @@ export interface ZtunnelUpgraderHost {
   runtime: LocalRuntime;
   components(): ComponentContext;
   /** Starts a component pod. */
-  runComponent(key: string, where: { node: string; hostNetwork: true }, container: ReturnType<typeof ztunnelContainer>): Promise<void>;
+  runComponent(
+    key: string,
+    where: { node: string; hostNetwork: true },
+    container: ReturnType<typeof ztunnelContainer>,
+  ): Promise<void>;
   progress(line: string): void;
   /** The pod is gone for good (the supervisor drops its phase). */
   forget(key: string): void;
@@ -124,7 +131,10 @@ export class ZtunnelUpgrader {
       nodes: Object.fromEntries(
         nodes.map((n) => {
           const gen = (this.generation.get(n) ?? 0) + 1;
-          return [n, { from: this.currentKey(n), to: ztunnelGenerationKey(n, gen), phase: "waiting" as const }];
+          return [
+            n,
+            { from: this.currentKey(n), to: ztunnelGenerationKey(n, gen), phase: "waiting" as const },
+          ];
         }),
       ),
     };
@@ -170,7 +180,10 @@ export class ZtunnelUpgrader {
     const deadline = new Date(since.getTime() + status.drainSeconds * 1000);
     this.pods[node] = {
       current: n.to,
-      draining: [...(this.pods[node]?.draining ?? []), { key: oldKey, since: since.toISOString(), deadline: deadline.toISOString() }],
+      draining: [
+        ...(this.pods[node]?.draining ?? []),
+        { key: oldKey, since: since.toISOString(), deadline: deadline.toISOString() },
+      ],
     };
     n.phase = "draining";
     this.publish(status);
@@ -212,7 +225,10 @@ export class ZtunnelUpgrader {
     const n = s?.nodes[node];
     if (s && n && n.from === key) {
       n.phase = phase;
-      if (s.phase === "handed-over" && Object.values(s.nodes).every((x) => x.phase === "drained" || x.phase === "stopped"))
+      if (
+        s.phase === "handed-over" &&
+        Object.values(s.nodes).every((x) => x.phase === "drained" || x.phase === "stopped")
+      )
         s.phase = "done";
     }
     this.publish(s);

@@ -59,7 +59,10 @@ export class ZtunnelAdmin {
       case "/healthz/ready":
         return this.readiness(req, res);
       default:
-        return json({ error: "not found", paths: ["/config_dump", "/certs", "/logging?level=", "/metrics", "/ready"] }, 404);
+        return json(
+          { error: "not found", paths: ["/config_dump", "/certs", "/logging?level=", "/metrics", "/ready"] },
+          404,
+        );
     }
   };
 
@@ -101,7 +104,10 @@ export class ZtunnelAdmin {
         // During an upgrade the draining predecessor on this node still holds
         // the port until it exits: take it over then, do not fail the start.
         if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || typeof where === "string") throw err;
-        log.warn({ port: where, host }, "admin port in use (a draining predecessor?): retrying until it is free");
+        log.warn(
+          { port: where, host },
+          "admin port in use (a draining predecessor?): retrying until it is free",
+        );
         const retry = (): void => {
           if (this.closed) return;
           listen().then(

@@ -63,7 +63,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!state) throw new AmbitError("LOCAL_STATE", `no local mesh '${meshId}' is up (run 'ambit up DIR')`);
   const pid = typeof state.extra?.supervisorPid === "number" ? state.extra.supervisorPid : state.ownerPid;
   if (!pid || !alive(pid)) {
-    throw new AmbitError("LOCAL_STATE", `the supervisor of mesh '${meshId}' is not running (pid ${pid ?? "?"})`);
+    throw new AmbitError(
+      "LOCAL_STATE",
+      `the supervisor of mesh '${meshId}' is not running (pid ${pid ?? "?"})`,
+    );
   }
   const req: UpgradeRequest = { id: randomBytes(4).toString("hex"), drainSeconds };
   fs.writeFileSync(upgradeRequestFile(meshId), `${JSON.stringify(req)}\n`);
@@ -101,7 +104,10 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
     if (Date.now() > (st?.phase === "handed-over" ? finalDeadline : handoverDeadline)) {
-      throw new AmbitError("LOCAL_STATE", `upgrade ${req.id}: no progress in time (see 'ambit logs ztunnel-NODE')`);
+      throw new AmbitError(
+        "LOCAL_STATE",
+        `upgrade ${req.id}: no progress in time (see 'ambit logs ztunnel-NODE')`,
+      );
     }
     if (!alive(pid)) throw new AmbitError("LOCAL_STATE", "the supervisor exited during the upgrade");
     await new Promise((r) => setTimeout(r, 200)); // the state file has no change event

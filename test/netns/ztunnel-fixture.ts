@@ -90,7 +90,10 @@ export async function inProcessMesh(t: Test, opts: InProcessMeshOptions): Promis
     const mine = o.pods ?? Object.values(pods).filter((p) => p.node === node);
     // One pods file per instance: an upgrade's two instances read their own.
     const podsFile = join(dir, `${node}-pods-${instance++}.json`);
-    await writeFile(podsFile, JSON.stringify(mine.map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip }))));
+    await writeFile(
+      podsFile,
+      JSON.stringify(mine.map((p) => ({ key: p.key, netnsPath: p.netnsPath, ip: p.ip }))),
+    );
     await writeFile(join(dir, `${node}.token`), `${tokenOf(node)}\n`);
     const zcfg = parseZtunnelConfig([
       "--node",

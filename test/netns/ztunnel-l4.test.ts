@@ -70,7 +70,9 @@ spec:
 `;
 
 async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
-  const m = (await registry.getSingleMetric(name)?.get()) as { values: { labels: Record<string, string>; value: number }[] } | undefined;
+  const m = (await registry.getSingleMetric(name)?.get()) as
+    | { values: { labels: Record<string, string>; value: number }[] }
+    | undefined;
   return (m?.values ?? [])
     .filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))
     .reduce((a, v) => a + v.value, 0);
@@ -92,23 +94,48 @@ t.test("L4 mTLS between pods on two nodes, in-pod capture, L4 DENY", { skip: nee
   const outsider = m.pods["plain/outsider"]!;
   const z1 = await m.startZtunnel("node1", { args: ["--drain-seconds", "1"] });
   const z2 = await m.startZtunnel("node2", { args: ["--drain-seconds", "1"] });
-  t.same(z1.agent.pods().map((p) => p.key), ["demo/client"], "node1 captures its enrolled pod only");
-  t.same(z2.agent.pods().map((p) => p.key), ["demo/server"]);
+  t.same(
+    z1.agent.pods().map((p) => p.key),
+    ["demo/client"],
+    "node1 captures its enrolled pod only",
+  );
+  t.same(
+    z2.agent.pods().map((p) => p.key),
+    ["demo/server"],
+  );
 
   await nameServer(t, server.netnsPath, 8080, "server");
 
   const viaVip = await connectInNetns(client.netnsPath, { host: VIP, port: 80 });
-  t.equal(await readAll(viaVip), `server ${client.ip}`, "VIP → endpoint over HBONE, client IP kept as source");
+  t.equal(
+    await readAll(viaVip),
+    `server ${client.ip}`,
+    "VIP → endpoint over HBONE, client IP kept as source",
+  );
   const direct = await connectInNetns(client.netnsPath, { host: server.ip, port: 8080 });
   t.equal(await readAll(direct), `server ${client.ip}`, "pod IP direct over HBONE");
   t.ok(z2.state.workloadByIp(client.ip), "state knows the client");
-  t.ok((await metricValue("istio_tcp_connections_opened_total", { reporter: "source", destination_workload: "server" })) >= 2);
-  t.ok((await metricValue("istio_tcp_connections_opened_total", { reporter: "destination", source_principal: "spiffe://cluster.local/ns/demo/sa/default" })) >= 2,
-    "the destination saw the client's SPIFFE identity");
+  t.ok(
+    (await metricValue("istio_tcp_connections_opened_total", {
+      reporter: "source",
+      destination_workload: "server",
+    })) >= 2,
+  );
+  t.ok(
+    (await metricValue("istio_tcp_connections_opened_total", {
+      reporter: "destination",
+      source_principal: "spiffe://cluster.local/ns/demo/sa/default",
+    })) >= 2,
+    "the destination saw the client's SPIFFE identity",
+  );
 
   // An unenrolled pod talking to an enrolled (PERMISSIVE by default) pod: plain text, allowed.
   const plainConn = await connectInNetns(outsider.netnsPath, { host: server.ip, port: 8080 });
-  t.equal(await readAll(plainConn), `server ${outsider.ip}`, "plaintext from outside the mesh is accepted (PERMISSIVE)");
+  t.equal(
+    await readAll(plainConn),
+    `server ${outsider.ip}`,
+    "plaintext from outside the mesh is accepted (PERMISSIVE)",
+  );
 
   // A DENY policy takes effect without restarting anything.
   const denied0 = await metricValue("ambit_authz_denials_total", {});

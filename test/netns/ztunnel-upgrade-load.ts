@@ -107,7 +107,9 @@ export class ShortConnectionLoad {
           if (m.t === "done") resolve(this.last);
         }
       });
-      this.child.once("exit", (code) => reject(new Error(`load generator exited (${code}) before it was stopped`)));
+      this.child.once("exit", (code) =>
+        reject(new Error(`load generator exited (${code}) before it was stopped`)),
+      );
     });
     this.done.catch(() => undefined);
   }

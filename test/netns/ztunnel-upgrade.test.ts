@@ -67,7 +67,11 @@ spec:
 /** Counters of connections a ztunnel dropped before its proxies saw them (for a failure's diagnosis). */
 async function silentRefusals(): Promise<string> {
   const out: string[] = [];
-  for (const name of ["ambit_node_agent_refused_total", "ambit_ztunnel_accept_errors_total", "ambit_hbone_accept_errors_total"]) {
+  for (const name of [
+    "ambit_node_agent_refused_total",
+    "ambit_ztunnel_accept_errors_total",
+    "ambit_hbone_accept_errors_total",
+  ]) {
     const m = registry.getSingleMetric(name);
     if (!m) continue;
     const values = ((await m.get()) as { values: { labels: object; value: number }[] }).values;
@@ -82,9 +86,10 @@ function socketsIn(netnsPath: string, port: number | undefined): Promise<string>
     new Promise<string>((resolve) =>
       execFile("nsenter", [`--net=${netnsPath}`, "--", "ss", ...args], (_e, out) => resolve(out)),
     );
-  return Promise.all([ss(["-ltnoe"]), ss(["-tnoe", ...(port ? [`( sport = :${port} or dport = :${port} )`] : [])])]).then(
-    ([l, c]) => `${l}\n${c}`,
-  );
+  return Promise.all([
+    ss(["-ltnoe"]),
+    ss(["-tnoe", ...(port ? [`( sport = :${port} or dport = :${port} )`] : [])]),
+  ]).then(([l, c]) => `${l}\n${c}`);
 }
 
 /** Writes `msg` and resolves with the echo (the server answers `echo:<msg>`). */
@@ -160,7 +165,12 @@ t.test(
 
     // A constant load of short connections (connect, one echo, close) from
     // a separate process in the client pod (ztunnel-upgrade-load.ts).
-    const load = new ShortConnectionLoad(client.netnsPath, { host: VIP, port: 80, rps: RPS, hangMs: HANG_MS });
+    const load = new ShortConnectionLoad(client.netnsPath, {
+      host: VIP,
+      port: 80,
+      rps: RPS,
+      hangMs: HANG_MS,
+    });
     t.teardown(() => load.kill());
     const loadFor = (ms: number) => new Promise((r) => setTimeout(r, ms));
     await loadFor(1000);
@@ -171,12 +181,19 @@ t.test(
     for (const node of ["node2", "node1"] as const) {
       const old = nodes[node];
       const successor = await m.startZtunnel(node);
-      t.equal(successor.agent.pods().length, 1, `${node}: the new ztunnel captured its pod alongside the old one`);
+      t.equal(
+        successor.agent.pods().length,
+        1,
+        `${node}: the new ztunnel captured its pod alongside the old one`,
+      );
       const busy = load.stats.inflight;
       const startedBefore = load.stats.sent;
       const oldDone = old.close().then(() => {
         m.stopped(old);
-        t.ok(longClosed, `${node}: the old ztunnel finished draining only after the last long-lived connection closed`);
+        t.ok(
+          longClosed,
+          `${node}: the old ztunnel finished draining only after the last long-lived connection closed`,
+        );
       });
       closes.push(oldDone);
       nodes[node] = successor;
@@ -186,7 +203,11 @@ t.test(
         `${node}: requests kept starting during the handover (${busy} in flight at it, ${load.stats.sent - startedBefore} started since)`,
       );
       await Promise.all(long.map((s, i) => roundTrip(s, `${node} upgraded ${i}`)));
-      t.equal(resets.length, 0, `${node}: every long-lived connection still carries data through the draining ztunnel`);
+      t.equal(
+        resets.length,
+        0,
+        `${node}: every long-lived connection still carries data through the draining ztunnel`,
+      );
     }
     await loadFor(1000);
     const r = await load.stop();
@@ -211,7 +232,10 @@ t.test(
     });
     await loadFor(200);
     t.notOk(settled, "old ztunnels keep draining while long-lived connections are open");
-    t.ok(long.every((s) => !s.destroyed), "the long-lived connections are all still open");
+    t.ok(
+      long.every((s) => !s.destroyed),
+      "the long-lived connections are all still open",
+    );
     longClosed = true;
     for (const s of long) {
       s.closedByTest = true;

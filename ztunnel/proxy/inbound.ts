@@ -13,7 +13,6 @@ import type { MeshWorkload } from "../../core/model/types.js";
 import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
-import { ConnectionDrain, type DrainSlot } from "./drain.js";
 import {
   authzDenials,
   type ConnParty,
@@ -25,6 +24,7 @@ import {
   inboundRefused,
   istioLabelsFor,
 } from "./conn-telemetry.js";
+import { ConnectionDrain, type DrainSlot } from "./drain.js";
 
 /** Connects to the application inside the destination pod; the capture layer keeps the source IP where it can. */
 export type ConnectLocal = (dst: IpPort, opts: { sourceIp: string }) => net.Socket;

@@ -9,7 +9,6 @@ import { type IpPort, normalizeIp } from "../../core/hbone/types.js";
 import { tcpDenied } from "../../core/telemetry/metrics.js";
 import { type MeshState, workloadIdentity } from "../state/mesh-state.js";
 import { authorize } from "./authz.js";
-import { ConnectionDrain, type DrainSlot } from "./drain.js";
 import {
   authzDenials,
   type ConnParty,
@@ -21,6 +20,7 @@ import {
   inboundRefused,
   istioLabelsFor,
 } from "./conn-telemetry.js";
+import { ConnectionDrain, type DrainSlot } from "./drain.js";
 import { type ConnectLocal, defaultConnectLocal, localDestination, sourceParty } from "./inbound.js";
 
 export interface PlaintextInboundOptions {
