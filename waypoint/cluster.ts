@@ -29,7 +29,14 @@ export class ClusterState {
     this.endpoints = c.endpoints.map((e) => {
       const fresh = EndpointState.from(e);
       const kept = old.get(fresh.key);
-      if (kept) {
+      // Same address, other pod (workload or identity changed): a new endpoint, so
+      // its metric labels (cached per endpoint object) are the new pod's.
+      if (
+        kept &&
+        kept.workload === fresh.workload &&
+        kept.namespace === fresh.namespace &&
+        kept.identity === fresh.identity
+      ) {
         kept.weight = fresh.weight;
         return kept;
       }

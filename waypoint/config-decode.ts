@@ -18,8 +18,15 @@ import type {
   WaypointRoute,
   WaypointService,
 } from "../core/model/waypoint.js";
+import {
+  actionName,
+  ConfigCodecError,
+  lbName,
+  matchName,
+  protocolOf,
+  WAYPOINT_SERVICE_TYPE_URL,
+} from "./config-codec-common.js";
 import { compileRoutes, RouteCompileError } from "./routes/match.js";
-import { actionName, ConfigCodecError, lbName, matchName, protocolOf, WAYPOINT_SERVICE_TYPE_URL } from "./config-codec-common.js";
 
 // ---------- decode ----------
 
@@ -196,6 +203,8 @@ function decCluster(c: Ctx, field: string, pc: PbService["clusters"][number]): W
       port: e.port,
       ...(e.weight ? { weight: e.weight } : {}),
       ...(e.identity ? { identity: e.identity } : {}),
+      ...(e.workload ? { workload: e.workload } : {}),
+      ...(e.namespace ? { namespace: e.namespace } : {}),
     };
   });
   const out: WaypointCluster = { name: pc.name, service: pc.service, port: pc.port, protocol, endpoints };
@@ -411,4 +420,3 @@ export function decodeServiceAny(any: Any, resourceName = ""): WaypointService {
 export function decodeServiceBinary(b: Uint8Array): WaypointService {
   return decodeService(fromBinary(WaypointServiceSchema, b));
 }
-

@@ -1,7 +1,12 @@
 // Model → wire for ambit.v1.WaypointService (see config-codec.ts).
 import { create, toBinary } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
-import { PathModifier_Type, type WaypointService as PbService, Route_Kind, WaypointServiceSchema } from "../core/gen/waypoint_pb.js";
+import {
+  PathModifier_Type,
+  type WaypointService as PbService,
+  Route_Kind,
+  WaypointServiceSchema,
+} from "../core/gen/waypoint_pb.js";
 import type {
   HeaderModifier,
   PathModifier,
@@ -122,6 +127,8 @@ function encCluster(c: WaypointCluster) {
       port: e.port,
       weight: e.weight ?? 0,
       identity: e.identity ?? "",
+      workload: e.workload ?? "",
+      namespace: e.namespace ?? "",
     })),
     policy: c.policy
       ? {
@@ -184,4 +191,3 @@ export function encodeWaypointPlans(plans: { services: WaypointService[] }[]): M
   for (const p of plans) for (const s of p.services) out.set(s.key, encodeServiceAny(s));
   return out;
 }
-

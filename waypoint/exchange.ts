@@ -7,6 +7,7 @@ import type { HeaderModifier } from "../core/model/waypoint.js";
 import { httpToGrpcStatus } from "./filters/fault.js";
 import type { HeaderBag } from "./filters/request-header-modifier.js";
 import { responseHeaderModifier } from "./filters/response-header-modifier.js";
+import type { EndpointState } from "./lb/endpoint.js";
 import type { TraceContext } from "./telemetry.js";
 
 export type DownstreamRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -33,6 +34,8 @@ export interface Exchange {
   trace: TraceContext;
   attempts: number;
   upstream?: string;
+  /** The endpoint the last attempt went to (its workload labels the metrics). */
+  endpoint?: EndpointState;
   route?: string;
   code: number;
   requestBytes: number;

@@ -62,6 +62,7 @@ export async function forward(
       }
       prev = ep;
       ex.upstream = ep.key;
+      ex.endpoint = ep;
       const remaining = deadline === undefined ? undefined : deadline - Date.now();
       if (remaining !== undefined && remaining <= 0) {
         ex.flags = "UT";

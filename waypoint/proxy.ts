@@ -20,12 +20,22 @@ import { sendMirror } from "./filters/request-mirror.js";
 import { redirectLocation } from "./filters/request-redirect.js";
 import { rewriteUrl } from "./filters/url-rewrite.js";
 import { forward } from "./forward.js";
+import type { EndpointState } from "./lb/endpoint.js";
 import type { AuthResult } from "./policy/jwt.js";
 import { deniedTotal } from "./policy/l7-authz.js";
 import { ratelimitedTotal } from "./policy/rate-limit.js";
 import { matchRoute, type RouteHit } from "./routes/match.js";
 import type { CompiledService, WaypointState } from "./state.js";
-import { type AccessLog, recordRequest, traceFrom, traceparent } from "./telemetry.js";
+import {
+  type AccessLog,
+  type DestinationLabels,
+  namespaceOfIdentity,
+  recordRequest,
+  type SourceLabels,
+  traceFrom,
+  traceparent,
+  UNKNOWN_DESTINATION,
+} from "./telemetry.js";
 import type { RequestTracer } from "./tracing.js";
 
 /** What the listener knows about the connection a request came on. */
@@ -83,6 +93,45 @@ export class HttpProxy {
     private readonly opts: ProxyOptions,
   ) {}
 
+  // Metric labels, resolved once per connection and once per endpoint (or
+  // service), so recording a request builds no strings.
+  private readonly sources = new WeakMap<ConnMeta, SourceLabels>();
+  private readonly destinations = new WeakMap<object, DestinationLabels>();
+
+  /** The caller's labels: the connection's own, else its address among the mesh endpoints, else its identity. */
+  sourceLabels(conn: ConnMeta): SourceLabels {
+    let s = this.sources.get(conn);
+    if (!s) {
+      const known = conn.sourceIp ? this.state.workloadAt(conn.sourceIp) : undefined;
+      const workload = conn.sourceWorkload ?? known?.workload;
+      const namespace = conn.sourceNamespace ?? known?.namespace ?? namespaceOfIdentity(conn.peerIdentity);
+      s = {
+        ...(conn.peerIdentity ? { principal: conn.peerIdentity } : {}),
+        ...(workload ? { workload } : {}),
+        ...(namespace ? { namespace } : {}),
+      };
+      this.sources.set(conn, s);
+    }
+    return s;
+  }
+
+  /** The destination's labels: the endpoint's workload when one was picked, else the service alone. */
+  destinationLabels(svc: CompiledService | undefined, ep: EndpointState | undefined): DestinationLabels {
+    if (!svc) return UNKNOWN_DESTINATION;
+    const owner: object = ep ?? svc;
+    let d = this.destinations.get(owner);
+    if (!d) {
+      d = {
+        service: svc.svc.hostname,
+        ...(ep?.workload ? { workload: ep.workload } : {}),
+        ...(ep?.namespace ? { namespace: ep.namespace } : {}),
+        ...(ep?.identity ? { principal: ep.identity } : {}),
+      };
+      this.destinations.set(owner, d);
+    }
+    return d;
+  }
+
   /** Service for a request: by destination VIP:port, else by Host. */
   resolve(conn: ConnMeta, authority: string | undefined): CompiledService | undefined {
     return this.state.byDestination(conn.dst.ip, conn.dst.port) ?? this.state.byAuthority(authority);
@@ -120,16 +169,12 @@ export class HttpProxy {
     res.once("close", () => {
       const durationMs = performance.now() - t0;
       const code = ex.code || (res.headersSent ? res.statusCode : 0);
-      recordRequest({
-        service: svc?.svc.hostname ?? "unknown",
+      recordRequest(this.sourceLabels(conn), this.destinationLabels(svc, ex.endpoint), {
         code,
-        protocol: grpc ? "grpc" : "http",
+        grpc,
         durationMs,
         requestBytes: ex.requestBytes,
         responseBytes: ex.responseBytes,
-        ...(conn.peerIdentity ? { sourcePrincipal: conn.peerIdentity } : {}),
-        ...(conn.sourceWorkload ? { sourceWorkload: conn.sourceWorkload } : {}),
-        ...(conn.sourceNamespace ? { sourceNamespace: conn.sourceNamespace } : {}),
       });
       this.opts.accessLog.maybe({
         method,

@@ -66,6 +66,7 @@ export class WaypointState {
     const prev = this.services.get(svc.key);
     const compiled = compileService(svc, prev);
     this.identities = undefined;
+    this.workloads = undefined;
     if (prev) this.unindex(prev);
     this.services.set(svc.key, compiled);
     this.index(compiled);
@@ -77,6 +78,7 @@ export class WaypointState {
     const prev = this.services.get(key);
     if (!prev) return;
     this.identities = undefined;
+    this.workloads = undefined;
     this.unindex(prev);
     this.services.delete(key);
     this.gcClusters(key, new Set());
@@ -142,6 +144,21 @@ export class WaypointState {
           for (const e of c.endpoints) if (e.identity) this.identities.set(addrKey(e.ip, e.port), e.identity);
     }
     return this.identities.get(addrKey(ip, port));
+  }
+
+  private workloads: Map<string, { workload: string; namespace: string }> | undefined;
+
+  /** The workload at an IP among the endpoints this waypoint knows (a caller's labels). */
+  workloadAt(ip: string): { workload: string; namespace: string } | undefined {
+    if (!this.workloads) {
+      this.workloads = new Map();
+      for (const svc of this.services.values())
+        for (const c of svc.svc.clusters)
+          for (const e of c.endpoints)
+            if (e.workload && e.namespace)
+              this.workloads.set(e.ip, { workload: e.workload, namespace: e.namespace });
+    }
+    return this.workloads.get(ip);
   }
 
   cluster(name: string): LiveCluster | undefined {

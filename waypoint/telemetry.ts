@@ -52,46 +52,88 @@ interface Children {
   reqBytes: ReturnType<Histogram<string>["labels"]>;
   resBytes: ReturnType<Histogram<string>["labels"]>;
 }
-const children = new Map<string, Children>();
+
+/** Who called: one object per connection (or per source), resolved once. */
+export interface SourceLabels {
+  principal?: string;
+  workload?: string;
+  namespace?: string;
+}
+
+/** Where the request went: one object per endpoint (or per service when none was picked). */
+export interface DestinationLabels {
+  service: string;
+  workload?: string;
+  namespace?: string;
+  principal?: string;
+}
+
+export const UNKNOWN_DESTINATION: DestinationLabels = Object.freeze({ service: "unknown" });
+
+/** The namespace in a SPIFFE id `spiffe://TD/ns/NS/sa/SA`. */
+export function namespaceOfIdentity(id: string | undefined): string | undefined {
+  if (!id) return undefined;
+  const i = id.indexOf("/ns/");
+  if (i < 0) return undefined;
+  const j = id.indexOf("/", i + 4);
+  return id.slice(i + 4, j < 0 ? undefined : j) || undefined;
+}
+
+export function requestLabelSet(
+  src: SourceLabels,
+  dst: DestinationLabels,
+  code: number,
+  grpc: boolean,
+): RequestLabels {
+  return {
+    reporter: "waypoint",
+    source_workload: src.workload ?? "unknown",
+    source_workload_namespace: src.namespace ?? "unknown",
+    source_principal: src.principal ?? "unknown",
+    destination_service: dst.service,
+    destination_workload: dst.workload ?? "unknown",
+    destination_workload_namespace: dst.namespace ?? "unknown",
+    destination_principal: dst.principal ?? "unknown",
+    connection_security_policy: src.principal ? "mutual_tls" : "none",
+    response_code: String(code),
+    request_protocol: grpc ? "grpc" : "http",
+  };
+}
+
+// (source object, destination object, code and protocol) → label children. The
+// label set is built once per key; a request only walks three map lookups.
+const children = new WeakMap<SourceLabels, WeakMap<DestinationLabels, Map<number, Children>>>();
 
 export interface RequestRecord {
-  service: string;
-  sourcePrincipal?: string;
-  sourceWorkload?: string;
-  sourceNamespace?: string;
-  destinationWorkload?: string;
-  destinationNamespace?: string;
   code: number;
-  protocol: "http" | "grpc";
+  grpc: boolean;
   durationMs: number;
   requestBytes: number;
   responseBytes: number;
 }
 
-export function recordRequest(r: RequestRecord): void {
-  const key = `${r.service}|${r.code}|${r.protocol}|${r.sourcePrincipal ?? ""}|${r.sourceWorkload ?? ""}`;
-  let c = children.get(key);
+export function recordRequest(src: SourceLabels, dst: DestinationLabels, r: RequestRecord): void {
+  let byDst = children.get(src);
+  if (!byDst) {
+    byDst = new WeakMap();
+    children.set(src, byDst);
+  }
+  let byCode = byDst.get(dst);
+  if (!byCode) {
+    byCode = new Map();
+    byDst.set(dst, byCode);
+  }
+  const key = r.code * 2 + (r.grpc ? 1 : 0);
+  let c = byCode.get(key);
   if (!c) {
-    const labels: RequestLabels = {
-      reporter: "waypoint",
-      source_workload: r.sourceWorkload ?? "unknown",
-      source_workload_namespace: r.sourceNamespace ?? "unknown",
-      source_principal: r.sourcePrincipal ?? "unknown",
-      destination_service: r.service,
-      destination_workload: r.destinationWorkload ?? "unknown",
-      destination_workload_namespace: r.destinationNamespace ?? "unknown",
-      destination_principal: "unknown",
-      connection_security_policy: r.sourcePrincipal ? "mutual_tls" : "none",
-      response_code: String(r.code),
-      request_protocol: r.protocol,
-    };
+    const labels = requestLabelSet(src, dst, r.code, r.grpc);
     c = {
       total: requestMetrics.total.labels(labels),
       duration: requestMetrics.duration.labels(labels),
       reqBytes: requestMetrics.requestBytes.labels(labels),
       resBytes: requestMetrics.responseBytes.labels(labels),
     };
-    if (children.size < 10_000) children.set(key, c);
+    byCode.set(key, c);
   }
   c.total.inc();
   c.duration.observe(r.durationMs);

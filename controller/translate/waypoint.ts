@@ -210,7 +210,7 @@ export function translateWaypoints(
 
   // ---- endpoints ----
   const endpointsOf = (svcKey: string, port: number) => {
-    const out: { ip: string; port: number; identity?: string }[] = [];
+    const out: { ip: string; port: number; identity?: string; workload: string; namespace: string }[] = [];
     for (const w of mesh.workloads) {
       if (!w.healthy || !w.ips[0]) continue;
       const identity =
@@ -219,7 +219,13 @@ export function translateWaypoints(
           : undefined;
       for (const p of w.services[svcKey] ?? [])
         if (p.servicePort === port && p.targetPort > 0)
-          out.push({ ip: w.ips[0], port: p.targetPort, ...(identity ? { identity } : {}) });
+          out.push({
+            ip: w.ips[0],
+            port: p.targetPort,
+            ...(identity ? { identity } : {}),
+            workload: w.workloadName || w.name,
+            namespace: w.namespace,
+          });
     }
     return out.sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
   };

@@ -156,6 +156,9 @@ export interface WaypointEndpoint {
   weight?: number;
   /** SPIFFE id the endpoint's HBONE peer must present (its workload's identity). */
   identity?: string;
+  /** The workload (owner name) and namespace behind the endpoint: metric labels. */
+  workload?: string;
+  namespace?: string;
 }
 
 export type LoadBalancer =

@@ -11,6 +11,10 @@ export class EndpointState {
   ejections = 0;
   /** 0 when not ejected, else the ms timestamp it comes back. */
   ejectedUntil = 0;
+  /** The endpoint's workload, namespace and identity (metric labels); set from config. */
+  workload?: string;
+  namespace?: string;
+  identity?: string;
   constructor(
     readonly ip: string,
     readonly port: number,
@@ -19,6 +23,10 @@ export class EndpointState {
     this.key = ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
   }
   static from(e: WaypointEndpoint): EndpointState {
-    return new EndpointState(e.ip, e.port, e.weight && e.weight > 0 ? e.weight : 1);
+    const s = new EndpointState(e.ip, e.port, e.weight && e.weight > 0 ? e.weight : 1);
+    if (e.workload) s.workload = e.workload;
+    if (e.namespace) s.namespace = e.namespace;
+    if (e.identity) s.identity = e.identity;
+    return s;
   }
 }

@@ -1,0 +1,113 @@
+// The waypoint's Istio request metrics name both ends: the caller's workload
+// (found by its address among the mesh endpoints the waypoint holds, its
+// namespace else from its SPIFFE identity) and the endpoint the load balancer
+// picked (its workload from the config), through a real waypoint on loopback.
+import http from "node:http";
+import t from "tap";
+import { registry } from "../../core/telemetry/metrics.js";
+import { HttpProxy } from "../../waypoint/proxy.js";
+import { WaypointState } from "../../waypoint/state.js";
+import { AccessLog, namespaceOfIdentity } from "../../waypoint/telemetry.js";
+import { cluster, cname, httpBackend, NS, route, service, startWaypoint } from "./waypoint-harness.js";
+
+// The caller connects from its own loopback address, listed as an endpoint of another service.
+const CALLER_IP = "127.0.0.2";
+
+function get(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, localAddress: CALLER_IP, path: "/", headers: { host: "web" }, agent: false },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+t.test("request metrics carry source and destination workloads", async (t) => {
+  const be = await httpBackend(t, "reviews-v1");
+  const web = service({
+    routes: [route("r", { backends: [{ cluster: cname("web"), weight: 1 }] })],
+    clusters: [
+      cluster("web", [be.port], {
+        endpoints: [
+          {
+            ip: "127.0.0.1",
+            port: be.port,
+            workload: "reviews-v1",
+            namespace: NS,
+            identity: `spiffe://cluster.local/ns/${NS}/sa/reviews`,
+          },
+        ],
+      }),
+    ],
+  });
+  const caller = service({
+    key: "shop/sleep.shop.svc.cluster.local",
+    name: "sleep",
+    namespace: "shop",
+    hostname: "sleep.shop.svc.cluster.local",
+    vips: ["10.96.0.99"],
+    routes: [],
+    clusters: [
+      {
+        name: "shop/sleep.shop.svc.cluster.local:80",
+        service: "shop/sleep.shop.svc.cluster.local",
+        port: 80,
+        protocol: "http",
+        endpoints: [{ ip: CALLER_IP, port: 8080, workload: "sleep", namespace: "shop" }],
+      },
+    ],
+  });
+  const { port } = await startWaypoint(t, [web, caller]);
+  for (let i = 0; i < 3; i++) t.equal(await get(port), 200);
+
+  const m = await registry.getSingleMetric("istio_requests_total")!.get();
+  const row = m.values.find(
+    (v) => v.labels.destination_service === `web.${NS}.svc.cluster.local` && v.labels.response_code === "200",
+  );
+  t.ok(row, "a series for the request");
+  t.match(row!.labels, {
+    reporter: "waypoint",
+    source_workload: "sleep",
+    source_workload_namespace: "shop",
+    destination_workload: "reviews-v1",
+    destination_workload_namespace: NS,
+    destination_principal: `spiffe://cluster.local/ns/${NS}/sa/reviews`,
+    request_protocol: "http",
+  });
+  t.equal(row!.value, 3, "one series, counted once per request");
+  for (const name of ["istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes"]) {
+    const h = await registry.getSingleMetric(name)!.get();
+    const count = h.values.find(
+      (v) =>
+        (v as { metricName?: string }).metricName === `${name}_count` &&
+        v.labels.source_workload === "sleep" &&
+        v.labels.destination_workload === "reviews-v1",
+    );
+    t.equal(count?.value, 3, `${name} carries the workloads`);
+  }
+});
+
+t.test("labels are resolved once per connection and per endpoint", async (t) => {
+  const state = new WaypointState();
+  t.teardown(() => state.close());
+  const proxy = new HttpProxy(state, { accessLog: new AccessLog(0) });
+  const conn = {
+    dst: { ip: "10.96.0.10", port: 80 },
+    sourceIp: "10.244.9.9",
+    peerIdentity: "spiffe://cluster.local/ns/shop/sa/sleep",
+  };
+  const src = proxy.sourceLabels(conn);
+  t.same(
+    src,
+    { principal: conn.peerIdentity, namespace: "shop" },
+    "namespace from identity when the address is unknown",
+  );
+  t.equal(proxy.sourceLabels(conn), src, "the same object for the same connection (cached)");
+  t.equal(namespaceOfIdentity("spiffe://td/ns/a-b/sa/x"), "a-b");
+  t.equal(namespaceOfIdentity(undefined), undefined);
+});
