@@ -102,6 +102,28 @@ export class AdminServer {
     return bound;
   }
 
+  /**
+   * Prometheus metrics alone on host:port: what a scraper off this host needs,
+   * without exposing the model, proxies or root certificate the debug paths
+   * show. Returns the bound port.
+   */
+  async startMetrics(host: string, port: number): Promise<number> {
+    const s = http.createServer((req, res) => {
+      const path = (req.url ?? "/").split("?", 1)[0];
+      if (path !== "/metrics" || (req.method !== "GET" && req.method !== "HEAD")) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not found: only /metrics is served here\n");
+        return;
+      }
+      void registry.metrics().then(
+        (text) => res.writeHead(200, { "content-type": registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve, reject) => s.once("error", reject).listen(port, host, () => resolve()));
+    this.servers.push(s);
+    return (s.address() as AddressInfo).port;
+  }
+
   async close(): Promise<void> {
     await this.dashboard?.close();
     await Promise.all(

@@ -76,7 +76,7 @@ export class ControllerApp extends EventEmitter {
     translatedAt: new Date(0),
   };
   /** Bound ports (useful when configured as 0). */
-  readonly ports = { xds: 0, secure: 0, admin: 0 };
+  readonly ports = { xds: 0, secure: 0, admin: 0, metrics: 0 };
 
   constructor(readonly cfg: ControllerConfig) {
     super();
@@ -189,6 +189,10 @@ export class ControllerApp extends EventEmitter {
     if (this.cfg.adminPort >= 0 || this.cfg.adminSocket) {
       this.admin = new AdminServer(this);
       this.ports.admin = await this.admin.start(this.cfg.adminHost, this.cfg.adminPort, this.cfg.adminSocket);
+    }
+    if (this.cfg.metricsHost) {
+      this.admin ??= new AdminServer(this);
+      this.ports.metrics = await this.admin.startMetrics(this.cfg.metricsHost, this.cfg.metricsPort);
     }
     log.info(
       {

@@ -45,6 +45,12 @@ export interface ControllerConfig {
   adminPort: number;
   /** Admin HTTP also on this Unix socket (the CLI's way in from any namespace). */
   adminSocket?: string;
+  /**
+   * Prometheus metrics only (no debug endpoints) on metricsHost:metricsPort,
+   * for scrapers off the controller's host (a cluster: the pod IP). Unset: off.
+   */
+  metricsHost?: string;
+  metricsPort: number;
   certTtlSeconds: number;
   /**
    * Local provider: where the last good version of each file's objects is
@@ -81,6 +87,8 @@ options (environment variable in brackets):
   --admin-port N         admin HTTP, =-1 disables             [AMBIT_ADMIN_PORT] (15014)
   --admin-host HOST      admin bind address                    [AMBIT_ADMIN_HOST] (127.0.0.1)
   --admin-socket PATH    admin HTTP on a Unix socket too       [AMBIT_ADMIN_SOCKET]
+  --metrics-host HOST    serve /metrics only (no debug) on HOST [AMBIT_METRICS_HOST] (off)
+  --metrics-port N       port for --metrics-host               [AMBIT_METRICS_PORT] (15020)
   --last-good-file F     last good objects, kept across restarts [AMBIT_LAST_GOOD_FILE] (CA_DIR/../last-good-config.json)
   --cert-ttl SECONDS     workload certificate lifetime         [AMBIT_CERT_TTL] (86400)
   --serving-ip IP        extra IP SAN for the 15012 cert (repeatable)
@@ -118,6 +126,8 @@ export function parseControllerConfig(
       "admin-port": { type: "string" },
       "admin-host": { type: "string" },
       "admin-socket": { type: "string" },
+      "metrics-host": { type: "string" },
+      "metrics-port": { type: "string" },
       "cert-ttl": { type: "string" },
       "last-good-file": { type: "string" },
       "serving-ip": { type: "string", multiple: true },
@@ -178,6 +188,10 @@ export function parseControllerConfig(
     adminHost: values["admin-host"] ?? env.AMBIT_ADMIN_HOST ?? "127.0.0.1",
     adminPort: int("admin-port", values["admin-port"] ?? env.AMBIT_ADMIN_PORT, 15014),
     adminSocket: values["admin-socket"] ?? env.AMBIT_ADMIN_SOCKET,
+    ...((values["metrics-host"] ?? env.AMBIT_METRICS_HOST)
+      ? { metricsHost: values["metrics-host"] ?? env.AMBIT_METRICS_HOST }
+      : {}),
+    metricsPort: int("metrics-port", values["metrics-port"] ?? env.AMBIT_METRICS_PORT, 15020),
     certTtlSeconds: ttl,
     servingNames: [
       "ambit-controller",
