@@ -90,6 +90,7 @@ export class ControllerApp extends EventEmitter {
         caDir: cfg.caDir,
         caSecretName: cfg.kube.caRootSecret,
         allowedServiceAccounts: cfg.kube.allowedServiceAccounts,
+        ...(cfg.kube.waypointOtlpEndpoint ? { waypointOtlpEndpoint: cfg.kube.waypointOtlpEndpoint } : {}),
       });
       this.provider = this.kube.provider;
     } else {

@@ -15,6 +15,8 @@ export interface KubeModeConfig {
   allowedServiceAccounts: string[];
   /** A kubeconfig file; without it: in-cluster, else $KUBECONFIG / ~/.kube/config. */
   kubeconfig?: string;
+  /** OTLP/HTTP endpoint the deployed waypoints export spans to (their AMBIT_OTLP_ENDPOINT). */
+  waypointOtlpEndpoint?: string;
 }
 
 export interface ControllerConfig {
@@ -74,6 +76,8 @@ options (environment variable in brackets):
   --provider local|kube  object source (local)                 [AMBIT_PROVIDER]
   --config-dir DIR       Kubernetes YAML to serve (local)      [AMBIT_CONFIG_DIR]
   --kubeconfig FILE      kube: else in-cluster, $KUBECONFIG    [KUBECONFIG]
+  --waypoint-otlp-endpoint URL  kube: OTLP/HTTP collector for the waypoints it
+                         deploys (their AMBIT_OTLP_ENDPOINT)   [AMBIT_WAYPOINT_OTLP_ENDPOINT]
                          kube also reads POD_NAMESPACE, POD_NAME,
                          AMBIT_CA_ROOT_SECRET (ambit-ca-root),
                          AMBIT_CA_ALLOWED_SERVICE_ACCOUNTS (ns/sa,...)
@@ -115,6 +119,7 @@ export function parseControllerConfig(
       help: { type: "boolean", short: "h" },
       provider: { type: "string" },
       kubeconfig: { type: "string" },
+      "waypoint-otlp-endpoint": { type: "string" },
       "config-dir": { type: "string" },
       "facts-file": { type: "string" },
       "ca-dir": { type: "string" },
@@ -157,6 +162,10 @@ export function parseControllerConfig(
         .filter((x) => x !== ""),
       kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     };
+    const otlp = values["waypoint-otlp-endpoint"] ?? (env.AMBIT_WAYPOINT_OTLP_ENDPOINT || undefined);
+    if (otlp && !/^https?:\/\/[^/]+/.test(otlp))
+      throw new AmbitError("CONFIG", `--waypoint-otlp-endpoint: '${otlp}' is not an http(s) URL`);
+    if (otlp) kube.waypointOtlpEndpoint = otlp;
   }
   const configDir = values["config-dir"] ?? env.AMBIT_CONFIG_DIR ?? "";
   if (provider === "local" && !configDir) {

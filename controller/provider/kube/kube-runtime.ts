@@ -39,6 +39,8 @@ export interface KubeRuntimeOptions {
   debounceMs?: number;
   /** Image of the waypoint Deployments (default: this controller pod's own image). */
   waypointImage?: string;
+  /** OTLP endpoint for the deployed waypoints' spans (AMBIT_OTLP_ENDPOINT in their pods). */
+  waypointOtlpEndpoint?: string;
   clusterDomain?: string;
   logger?: Logger;
 }
@@ -91,6 +93,7 @@ export class KubeRuntime {
       controllerNamespace: opts.namespace,
       trustDomain: opts.trustDomain,
       ...(opts.clusterDomain ? { clusterDomain: opts.clusterDomain } : {}),
+      ...(opts.waypointOtlpEndpoint ? { otlpEndpoint: opts.waypointOtlpEndpoint } : {}),
       rootPem: () => this.ca?.rootPem,
     });
   }

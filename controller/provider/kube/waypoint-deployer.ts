@@ -39,6 +39,8 @@ export interface WaypointParams {
   clusterDomain: string;
   /** PEM of the mesh root, for the waypoint's ConfigMap. */
   rootPem: string;
+  /** OTLP/HTTP collector for the waypoints' request spans (AMBIT_OTLP_ENDPOINT); absent: no spans. */
+  otlpEndpoint?: string;
 }
 
 /** A manifest as sent to the API server. */
@@ -113,6 +115,7 @@ export function planWaypoint(g: Gateway, p: WaypointParams): Manifest[] {
                 { name: "AMBIT_CLUSTER_DOMAIN", value: p.clusterDomain },
                 { name: "AMBIT_SERVICE_ACCOUNT", value: name },
                 { name: "AMBIT_POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+                ...(p.otlpEndpoint ? [{ name: "AMBIT_OTLP_ENDPOINT", value: p.otlpEndpoint }] : []),
               ],
               ports: [
                 { name: "hbone", containerPort: WAYPOINT_HBONE_PORT },
@@ -209,6 +212,12 @@ export interface WaypointDeployerOptions {
   trustDomain: string;
   clusterDomain?: string;
   rootPem: () => string | undefined;
+  /**
+   * OTLP endpoint given to every waypoint (manifests/observability sets it on
+   * the controller from the ambit-waypoint-telemetry ConfigMap, which a
+   * waypoint in another namespace cannot mount).
+   */
+  otlpEndpoint?: string;
   /** Re-apply unchanged objects after this long (someone may have edited or deleted them). Default 5 min. */
   resyncMs?: number;
   logger?: Logger;
@@ -287,6 +296,7 @@ export class WaypointDeployer {
       trustDomain: this.opts.trustDomain,
       clusterDomain: this.opts.clusterDomain ?? "cluster.local",
       rootPem: rootPem ?? "",
+      ...(this.opts.otlpEndpoint ? { otlpEndpoint: this.opts.otlpEndpoint } : {}),
     };
     const resyncMs = this.opts.resyncMs ?? 300_000;
     for (const g of gateways) {
