@@ -3,11 +3,13 @@
 // nothing else; the admin port's debug paths (model, proxies, root
 // certificate) stay on loopback.
 
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
+import { parse } from "yaml";
 import { ControllerApp } from "../../controller/app.js";
 import { parseControllerConfig } from "../../controller/config.js";
 
@@ -79,3 +81,40 @@ t.test("the metrics listener answers /metrics and nothing else", async (t) => {
   const admin = await get(app.ports.admin, "/debug/model");
   t.equal(admin.status, 200, "the debug paths stay on the admin port");
 });
+
+t.test(
+  "manifests/observability binds the controller's metrics to the pod IP and scrapes 15020",
+  async (t) => {
+    const dir = `${process.cwd()}/manifests/observability`;
+    const k = parse(readFileSync(`${dir}/kustomization.yaml`, "utf8")) as { patches: { path: string }[] };
+    t.ok(
+      k.patches.some((p) => p.path === "controller-metrics.yaml"),
+      "the patch is applied",
+    );
+    const d = parse(readFileSync(`${dir}/controller-metrics.yaml`, "utf8")) as {
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string> };
+          spec: { containers: { name: string; env: { name: string; valueFrom?: unknown }[] }[] };
+        };
+      };
+    };
+    t.equal(d.spec.template.metadata.annotations["prometheus.io/port"], "15020");
+    const env = d.spec.template.spec.containers.find((c) => c.name === "controller")!.env;
+    t.same(env.find((e) => e.name === "AMBIT_METRICS_HOST")?.valueFrom, {
+      fieldRef: { fieldPath: "status.podIP" },
+    });
+    t.match(env.find((e) => e.name === "AMBIT_WAYPOINT_OTLP_ENDPOINT")?.valueFrom, {
+      configMapKeyRef: { name: "ambit-waypoint-telemetry", key: "AMBIT_OTLP_ENDPOINT", optional: true },
+    });
+    const cm = parse(readFileSync(`${dir}/scrape-config.yaml`, "utf8")) as { data: Record<string, string> };
+    const jobs = parse(cm.data["ambit-scrape-configs.yaml"]!) as {
+      scrape_configs: {
+        job_name: string;
+        relabel_configs: { replacement?: string; target_label?: string }[];
+      }[];
+    };
+    const job = jobs.scrape_configs.find((j) => j.job_name === "ambit-controller")!;
+    t.equal(job.relabel_configs.find((r) => r.target_label === "__address__")?.replacement, "$1:15020");
+  },
+);
