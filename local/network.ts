@@ -234,9 +234,18 @@ export function planPodDns(pod: PodNetwork, target: { ip: string; port: number }
   return [["nsenter", `--net=${pod.netnsPath}`, "sh", "-ec", script]];
 }
 
-/** Removing the namespace removes its veth pair and the node's route with it. */
+/**
+ * Removing the namespace removes its veth pair and the node's route with it,
+ * but the kernel tears a deleted namespace down lazily: until then the node
+ * side of the pair keeps its name, and a pod added at once with the same
+ * interface name fails with "File exists". Deleting eth0 first frees the pair
+ * synchronously (absent after a half-done setup: fine).
+ */
 export function planPodRemoval(pod: PodNetwork): NetworkStep[] {
-  return [["ip", "netns", "del", pod.netns]];
+  return [
+    ["sh", "-c", `ip -n ${shellWord(pod.netns)} link del eth0 2>/dev/null || true`],
+    ["ip", "netns", "del", pod.netns],
+  ];
 }
 
 function shellWord(w: string): string {

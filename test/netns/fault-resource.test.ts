@@ -58,8 +58,11 @@ t.test(
 
     // 30 more long-lived connections and 10 new ones a second: far beyond the room left.
     const flood = await mesh.traffic(t, "mesh/client", { ...target, long: 30, rate: 10, timeoutMs: 2000 });
+    // New short connections must start failing. How many of the 30 long-lived
+    // ones get in depends on how fast they arrive within the admission check's
+    // 1 s sampling of descriptors, so only "not all" is asserted for them below.
     await flood.until(
-      () => flood.drops().length >= 10 && flood.shortsSince(pressureFrom).failed >= 10,
+      () => flood.shortsSince(pressureFrom).failed >= 10,
       30_000,
       "new connections to be refused",
     );

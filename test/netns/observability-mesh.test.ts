@@ -210,14 +210,20 @@ t.test(
     });
     t.equal(edges["client→db"], N_TCP, `client→db: ${N_TCP} connections (reporter=destination)`);
     t.comment(`L4 edges seen by destination ztunnels: ${JSON.stringify(edges)}`);
-    const srcEdges = Object.fromEntries(
-      (
-        await promQuery(
-          prom,
-          'sum by (source_workload, destination_workload) (istio_tcp_connections_opened_total{reporter="source",source_workload="client"})',
-        )
-      ).map((s) => [s.metric.destination_workload, Number(s.value[1])]),
-    );
+    // The source side is scraped on its own schedule: wait for its counts too
+    // (the last requests of the run may not be scraped yet).
+    let lastSrc: Record<string, number> = {};
+    const srcEdges = await until("source-side L4 edge counts", 30_000, async () => {
+      lastSrc = Object.fromEntries(
+        (
+          await promQuery(
+            prom,
+            'sum by (source_workload, destination_workload) (istio_tcp_connections_opened_total{reporter="source",source_workload="client"})',
+          )
+        ).map((s) => [s.metric.destination_workload, Number(s.value[1])]),
+      );
+      return lastSrc.db === N_TCP && lastSrc.waypoint === N_HTTP + N_ADMIN ? lastSrc : undefined;
+    }).catch(() => lastSrc);
     t.equal(srcEdges.db, N_TCP, `client→db: ${N_TCP} connections (reporter=source)`);
     // One connection per request (agent: false), captured by client's ztunnel and sent to the waypoint.
     t.equal(
