@@ -13,6 +13,7 @@ import { DeltaAdsClient } from "../core/xds/client.js";
 import { CaClient } from "../ztunnel/certs/ca-client.js";
 import { CertManager } from "../ztunnel/certs/manager.js";
 import type { WaypointConfig } from "./config.js";
+import { connMetaOf } from "./proxy.js";
 import { RequestTracer } from "./tracing.js";
 import { HboneUpstream } from "./upstream/hbone-upstream.js";
 import { Waypoint } from "./waypoint.js";
@@ -62,11 +63,7 @@ export class WaypointApp {
     this.hboneServer = new HboneServer({
       handler: (stream, info) => {
         stream.respond({ ":status": 200 });
-        this.waypoint.serveStream(stream, {
-          ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}),
-          dst: info.authority,
-          sourceIp: info.peerAddress,
-        });
+        this.waypoint.serveStream(stream, connMetaOf(info));
       },
     });
     this.xds = new DeltaAdsClient({

@@ -2,6 +2,8 @@
 // route → filters → backend pick → mirror → forward. Each step may answer
 // the request itself. Telemetry is recorded once, when the response closes.
 import { performance } from "node:perf_hooks";
+import { parsePeerBaggage } from "../core/hbone/baggage.js";
+import type { HboneStreamInfo } from "../core/hbone/server.js";
 import type { RouteFilter, WaypointRoute } from "../core/model/waypoint.js";
 import { clusterName } from "../core/model/waypoint.js";
 import { ReplayableBody } from "./body.js";
@@ -45,6 +47,22 @@ export interface ConnMeta {
   sourceIp?: string;
   sourceWorkload?: string;
   sourceNamespace?: string;
+  /**
+   * The HBONE CONNECT's `baggage` (peer metadata from the caller's ztunnel).
+   * Unauthenticated: names the source in metric labels when its address is
+   * unknown here, never used for authorization (as in Istio).
+   */
+  peerBaggage?: string;
+}
+
+/** The connection metadata of an accepted HBONE CONNECT stream (the waypoint's production path). */
+export function connMetaOf(info: HboneStreamInfo): ConnMeta {
+  return {
+    ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}),
+    dst: info.authority,
+    sourceIp: info.peerAddress,
+    ...(info.baggage ? { peerBaggage: info.baggage } : {}),
+  };
 }
 
 type Mirror = Extract<RouteFilter, { type: "RequestMirror" }>;
@@ -98,11 +116,13 @@ export class HttpProxy {
   private readonly sources = new WeakMap<ConnMeta, SourceLabels>();
   private readonly destinations = new WeakMap<object, DestinationLabels>();
 
-  /** The caller's labels: the connection's own, else its address among the mesh endpoints, else its identity. */
+  /** The caller's labels: the connection's own, else its address among the mesh endpoints, else its CONNECT baggage, else its identity. */
   sourceLabels(conn: ConnMeta): SourceLabels {
     let s = this.sources.get(conn);
     if (!s) {
-      const known = conn.sourceIp ? this.state.workloadAt(conn.sourceIp) : undefined;
+      const known =
+        (conn.sourceIp ? this.state.workloadAt(conn.sourceIp) : undefined) ??
+        (conn.peerBaggage ? parsePeerBaggage(conn.peerBaggage) : undefined);
       const workload = conn.sourceWorkload ?? known?.workload;
       const namespace = conn.sourceNamespace ?? known?.namespace ?? namespaceOfIdentity(conn.peerIdentity);
       s = {

@@ -46,6 +46,8 @@ export interface HboneConnectRequest {
   dstPort?: number;
   /** `ip:port` of the application the peer should connect to. */
   authority: string;
+  /** W3C `baggage` naming the source workload (peer metadata for the receiver's metric labels). */
+  baggage?: string;
   /**
    * Called with the stream as soon as the CONNECT request is sent, before
    * the response: the caller may write early data (RFC 9113 section 8.5:
@@ -141,7 +143,7 @@ export class HboneClient {
     });
     try {
       const session = await Promise.race([lease.entry.ready, timeout]);
-      stream = this.openStream(session, req.authority, lease);
+      stream = this.openStream(session, req.authority, lease, req.baggage);
       req.onStream?.(stream);
       return await Promise.race([awaitResponse(stream, req), timeout]);
     } catch (err) {
@@ -163,10 +165,17 @@ export class HboneClient {
     this.pool.destroy();
   }
 
-  private openStream(session: ClientHttp2Session, authority: string, lease: Lease): ClientHttp2Stream {
+  private openStream(
+    session: ClientHttp2Session,
+    authority: string,
+    lease: Lease,
+    baggage: string | undefined,
+  ): ClientHttp2Stream {
     let stream: ClientHttp2Stream;
     try {
-      stream = session.request({ ":method": "CONNECT", ":authority": authority }, { endStream: false });
+      const headers: http2.OutgoingHttpHeaders = { ":method": "CONNECT", ":authority": authority };
+      if (baggage) headers.baggage = baggage;
+      stream = session.request(headers, { endStream: false });
     } catch (err) {
       // The session went away between the lease and the request.
       const e = new HboneConnectError("session", `HBONE session unusable: ${(err as Error).message}`);

@@ -17,6 +17,7 @@ import net, { type AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
 import { type Logger, logger } from "../telemetry/logger.js";
 import { counter, gauge } from "../telemetry/metrics.js";
+import { MAX_BAGGAGE_BYTES } from "./baggage.js";
 import {
   type CertBundle,
   DEFAULT_CONNECTION_WINDOW,
@@ -61,6 +62,8 @@ export interface HboneStreamInfo {
   /** The application destination from :authority. */
   authority: IpPort;
   listener: ListenerContext;
+  /** The CONNECT's `baggage` (peer metadata; unauthenticated, for metric labels only), when at most 1 KiB. */
+  baggage?: string;
 }
 
 /** Takes over an accepted CONNECT stream: responds (200 or a refusal) and pipes. */
@@ -408,7 +411,15 @@ export class HboneServer {
         respondAndClose(stream, 400);
         return;
       }
-      this.opts.handler(stream, { peerIdentity, peerAddress, peerPort, authority, listener: listener.ctx });
+      const baggage = headers.baggage;
+      this.opts.handler(stream, {
+        peerIdentity,
+        peerAddress,
+        peerPort,
+        authority,
+        listener: listener.ctx,
+        ...(typeof baggage === "string" && baggage.length <= MAX_BAGGAGE_BYTES ? { baggage } : {}),
+      });
     });
   }
 

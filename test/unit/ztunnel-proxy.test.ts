@@ -6,6 +6,7 @@ import { once } from "node:events";
 import type { ServerHttp2Stream } from "node:http2";
 import net from "node:net";
 import t from "tap";
+import { parsePeerBaggage } from "../../core/hbone/baggage.js";
 import { HboneClient } from "../../core/hbone/client.js";
 import { HboneServer, type HboneStreamInfo } from "../../core/hbone/server.js";
 import type { IpPort } from "../../core/hbone/types.js";
@@ -334,6 +335,18 @@ t.test(
     tt.equal(r.data, "via waypoint");
     tt.same(waypointSeen[0]?.authority, { ip: VIP_WP, port: 80 });
     tt.equal(waypointSeen[0]?.peerIdentity, workloadIdentity(client));
+    // Peer metadata as Istio's ztunnel sends it, naming the source workload.
+    tt.equal(
+      waypointSeen[0]?.baggage,
+      "k8s.cluster.name=Kubernetes,k8s.namespace.name=a,k8s.deployment.name=client,service.name=client,service.version=latest",
+    );
+    tt.same(parsePeerBaggage(waypointSeen[0]?.baggage), {
+      namespace: "a",
+      workload: "client",
+      app: "client",
+      version: "latest",
+      cluster: "Kubernetes",
+    });
   },
 );
 

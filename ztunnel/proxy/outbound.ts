@@ -5,6 +5,7 @@
 // a plain TCP connection marked so capture does not loop) and splice.
 import net from "node:net";
 import type { Writable } from "node:stream";
+import { peerBaggageFor } from "../../core/hbone/baggage.js";
 import { type Bridge, bridge, bridgeSockets, resetStream } from "../../core/hbone/bridge.js";
 import { type HboneClient, HboneConnectError } from "../../core/hbone/client.js";
 import { formatAuthority, HBONE_PORT, type IpPort, normalizeIp } from "../../core/hbone/types.js";
@@ -246,6 +247,7 @@ export class OutboundProxy {
         dstIp: plan.tunnel.ip,
         dstPort: plan.tunnel.port,
         authority: plan.authority,
+        ...(base.src.workload ? { baggage: peerBaggageFor(base.src.workload) } : {}),
         onStream: (stream) => {
           if (socket.destroyed) return;
           // Called again when the client retries a stream the peer never
