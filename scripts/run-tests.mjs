@@ -93,7 +93,13 @@ for (const tier of ["netns", "k8s"]) {
     // Jaeger for observability-mesh: built once from its Go module (minutes cold), outside tap's per-file timeout.
     if (!(await runStep("build Jaeger", "bash", ["scripts/build-jaeger.sh"]))) totals.fail += 1;
   }
-  add(await runTier(tier, tierFiles, ["--jobs=1", "--disable-coverage", "--timeout=600"]));
+  // Soak tests hold their load for minutes by design (soak-10k: 10 min): a
+  // tap run of their own with a per-file timeout that fits, so the others keep
+  // the 10-minute bound that catches a hung test.
+  const soak = tierFiles.filter((f) => /\/soak-[^/]*\.test\.js$/.test(f));
+  const rest = tierFiles.filter((f) => !soak.includes(f));
+  add(await runTier(tier, rest, ["--jobs=1", "--disable-coverage", "--timeout=600"]));
+  if (soak.length > 0) add(await runTier(`${tier} (soak)`, soak, ["--jobs=1", "--disable-coverage", "--timeout=1800"]));
 }
 
 if (tiers.has("bench") && isRoot && existsSync(join(root, "dist/bench/main.js"))) {
