@@ -5,7 +5,7 @@ import type { EndpointSlice, Service } from "../../controller/provider/objects.j
 import { containerArgv } from "../../local/pod-runner.js";
 import { parseConfList, pluginStdin, resultIp } from "./node-host/cni.js";
 import { imageName, resolveImage } from "./node-host/images.js";
-import { visiblePath } from "./node-host/node-view.js";
+import { keepVisible, visiblePath } from "./node-host/node-view.js";
 import { hostsFile, serviceRules, serviceScript } from "./node-host/service-proxy.js";
 
 const svc = (name: string, ip: string, ports: { name?: string; port: number }[]): Service => ({
@@ -109,6 +109,17 @@ t.test("a node's view: a mount point under an earlier bind is made inside that b
   t.equal(visiblePath("/var/run/ambit/ca", binds), "/n1/var/run/ambit/ca");
   t.equal(visiblePath("/var/run/ambitx", binds), "/var/run/ambitx");
   t.equal(visiblePath("/etc/hosts", binds), "/etc/hosts");
+});
+
+t.test("a node's view: the repository stays visible under a volume mounted on its ancestor", async (t) => {
+  const tmp = { source: "/pods/p1/volumes/tmp", target: "/tmp" };
+  t.same(keepVisible([tmp], "/tmp/clone", "/run/stage"), [
+    { source: "/tmp/clone", target: "/run/stage" },
+    tmp,
+    { source: "/run/stage", target: "/tmp/clone" },
+  ]);
+  t.same(keepVisible([tmp], "/work/clone", "/run/stage"), [tmp], "not covered: nothing added");
+  t.same(keepVisible([{ source: "/x", target: "/tmpx" }], "/tmp/clone", "/run/stage").length, 1);
 });
 
 t.test("images: ambit runs the CLI built next to the tests; command replaces the entrypoint", async (t) => {

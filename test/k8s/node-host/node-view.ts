@@ -12,6 +12,7 @@
 // the host (empty directories) and removed again by removeMountPoints().
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Host paths every node sees as they are. */
 const SHARED_HOST_PATHS = ["/var/run/netns", "/run/netns", "/proc", "/sys", "/dev"];
@@ -57,7 +58,7 @@ export class NodeView {
 
   /** argv that runs `argv` in a new mount namespace with the node's and the extra binds (pure but for mount points). */
   wrap(argv: readonly string[], extra: Bind[] = []): string[] {
-    const binds = [...this.nodeBinds(), ...extra];
+    const binds = keepVisible([...this.nodeBinds(), ...extra], REPO_ROOT, KEEP_STAGE);
     for (const [i, b] of binds.entries()) ensureMountPoint(b, binds.slice(0, i));
     const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
     const script = [
@@ -84,6 +85,30 @@ export class NodeView {
   static recordCreated(p: string): void {
     NodeView.created.push(p);
   }
+}
+
+/**
+ * The repository the test runs from (the nearest ancestor of this file with
+ * node_modules): the `ambit` image runs its CLI and libraries from there, so
+ * a pod must see it even when a volume is mounted over one of its ancestors
+ * (an emptyDir on /tmp hides a clone under /tmp).
+ */
+const REPO_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, "node_modules")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+/** Where the repository is bound aside before the pod's volumes cover it (never a mount target). */
+const KEEP_STAGE = "/run/ambit-node-host-repo";
+
+/**
+ * `binds` plus what keeps `keep` visible when a bind target is one of its
+ * ancestors: `keep` is bound to `stage` first (while still reachable), and
+ * back onto its own path last (pure).
+ */
+export function keepVisible(binds: Bind[], keep: string, stage: string): Bind[] {
+  if (!binds.some((b) => keep.startsWith(`${b.target}/`))) return binds;
+  return [{ source: keep, target: stage }, ...binds, { source: stage, target: keep }];
 }
 
 /**
