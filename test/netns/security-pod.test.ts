@@ -19,53 +19,12 @@ import t from "tap";
 import { ZTUNNEL_MARK } from "../../ztunnel/node-agent/capture.js";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
 import { needsRoot, serveIn } from "./netns-fixture.js";
-import { inProcessMesh } from "./ztunnel-fixture.js";
+import { inProcessMesh, twoNodeDemoYaml } from "./ztunnel-fixture.js";
 
 const VIP = "10.96.7.9";
 
 function meshYaml(ips: Record<string, string>): string {
-  return `
-apiVersion: v1
-kind: Namespace
-metadata: { name: demo, labels: { ambit.dev/dataplane-mode: ambient } }
----
-apiVersion: v1
-kind: Namespace
-metadata: { name: plain }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: server, namespace: demo }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: client, namespace: demo, labels: { app: client } }
-spec: { nodeName: node1, containers: [{ name: c, command: ["true"] }] }
-status: { podIP: ${ips["demo/client"]} }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: server, namespace: demo, labels: { app: server } }
-spec:
-  nodeName: node2
-  serviceAccountName: server
-  containers: [{ name: s, command: ["true"], ports: [{ name: tcp, containerPort: 8080 }] }]
-status: { podIP: ${ips["demo/server"]} }
----
-apiVersion: v1
-kind: Pod
-metadata: { name: outsider, namespace: plain }
-spec: { nodeName: node1, containers: [{ name: o, command: ["true"] }] }
-status: { podIP: ${ips["plain/outsider"]} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: demo }
-spec:
-  clusterIP: ${VIP}
-  selector: { app: server }
-  ports: [{ name: tcp, port: 80, targetPort: tcp }]
-`;
+  return twoNodeDemoYaml(ips, { vip: VIP, portName: "tcp", outsider: true });
 }
 
 const STRICT = `

@@ -121,3 +121,60 @@ export async function inProcessMesh(t: Test, opts: InProcessMeshOptions): Promis
 function tokenOf(node: string): string {
   return `${node}-token-0123456789abcdef`;
 }
+
+/**
+ * The two-node topology the in-process tests share: `demo` (enrolled) with a
+ * client on node1 and a server on node2 behind a Service at `vip` (server port
+ * 8080 named `portName`, Service port 80), plus, with `outsider`, a pod of the
+ * unenrolled namespace `plain` on node1.
+ */
+export function twoNodeDemoYaml(
+  ips: Record<string, string>,
+  opts: { vip: string; portName: string; outsider: boolean },
+): string {
+  const plain = opts.outsider
+    ? `---
+apiVersion: v1
+kind: Namespace
+metadata: { name: plain }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: outsider, namespace: plain }
+spec: { nodeName: node1, containers: [{ name: o, command: ["true"] }] }
+status: { podIP: ${ips["plain/outsider"]} }
+`
+    : "";
+  return `
+apiVersion: v1
+kind: Namespace
+metadata: { name: demo, labels: { ambit.dev/dataplane-mode: ambient } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: server, namespace: demo }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: client, namespace: demo, labels: { app: client } }
+spec: { nodeName: node1, containers: [{ name: c, command: ["true"] }] }
+status: { podIP: ${ips["demo/client"]} }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: server, namespace: demo, labels: { app: server } }
+spec:
+  nodeName: node2
+  serviceAccountName: server
+  containers: [{ name: s, command: ["true"], ports: [{ name: ${opts.portName}, containerPort: 8080 }] }]
+status: { podIP: ${ips["demo/server"]} }
+${plain}---
+apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: demo }
+spec:
+  clusterIP: ${opts.vip}
+  selector: { app: server }
+  ports: [{ name: ${opts.portName}, port: 80, targetPort: ${opts.portName} }]
+`;
+}
