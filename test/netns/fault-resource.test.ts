@@ -53,6 +53,9 @@ t.test(
       }
     });
     t.comment(`ztunnel-node-1 uses ${inUse} descriptors; limit set to ${limit} (was ${original.soft})`);
+    // The ztunnel re-reads its limit once a second: flood only once it knows
+    // the new one (else the flood races past its admission to the kernel's limit).
+    await new Promise((r) => setTimeout(r, 1100));
     const before = await mesh.ztunnelMetrics("node-1").catch(() => "");
     const pressureFrom = Date.now();
 
