@@ -23,6 +23,17 @@ import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
 import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
 import { encodeResponse, resourceVersion } from "./response-encoding.js";
+import {
+  ackedCount,
+  ackedMap,
+  HOLDS_NOTHING,
+  type Inflight,
+  ownSent,
+  type SharedResponse,
+  type StreamType,
+  subscribed,
+  type TypeState,
+} from "./stream-state.js";
 
 export type { ProxyConnectionInfo, ProxyTypeInfo, PublishedResource } from "./connection-info.js";
 
@@ -58,78 +69,6 @@ export interface DeltaAdsServerOptions {
   /** Changes published within this window go out together (default 10 ms). */
   debounceMs?: number;
   logger?: Logger;
-}
-
-interface TypeState {
-  published: boolean;
-  generation: number;
-  entries: Map<string, PublishedResource>;
-  /** alias → resource name. */
-  aliases: Map<string, string>;
-  /**
-   * Responses shared by every wildcard stream that holds the same generation
-   * (by its `syncedGen`), to the current generation: a full sync to a hundred
-   * proxies encodes one response, not a hundred. Cleared on each change.
-   */
-  shared: Map<number, SharedResponse>;
-}
-
-interface SharedResponse {
-  /** Unique within each stream (each stream gets one response per generation pair). */
-  nonce: string;
-  added: PublishedResource[];
-  removed: string[];
-  bytes: Buffer;
-  /** Versions before this response of the names it changes (the same for every stream that takes it). */
-  before: Map<string, string>;
-  /** `sent` after it: shared by the streams that take it, copied by one before it changes (copy on write). */
-  sentAfter: Map<string, string>;
-  ackedDelta: number;
-}
-
-/** `syncedGen` of a stream that holds nothing of the type. */
-const HOLDS_NOTHING = -1;
-
-interface Inflight {
-  nonce: string;
-  changeTime: number;
-  added: PublishedResource[];
-  removed: string[];
-  /** For names the proxy already had: the version before this response (to restore on NACK). */
-  before: Map<string, string>;
-  /** Resources held before this response minus after it (ackedCount without walking `added`). */
-  ackedDelta: number;
-}
-
-interface StreamType {
-  typeUrl: string;
-  wildcard: boolean;
-  names: Set<string>;
-  /** name → version the proxy has or is being sent (never resend a NACKed version). */
-  sent: Map<string, string>;
-  /** `sent` is a SharedResponse's map: copy before changing it. */
-  sentShared: boolean;
-  /**
-   * Names whose ACKed version differs from `sent` because a response was
-   * NACKed: the version the proxy kept (undefined: it has none). Usually empty.
-   */
-  diverged: Map<string, string | undefined>;
-  dirty: Set<string> | "all";
-  /** Named subscriptions to answer even when missing (removed_resources says "does not exist"). */
-  probes: Set<string>;
-  /**
-   * Set when the stream is wildcard-only and `sent` is exactly the published
-   * set of this generation (HOLDS_NOTHING: empty), so that its next response
-   * is the same as that of every other stream at this generation.
-   */
-  syncedGen: number | undefined;
-  dirtySince: number | undefined;
-  initialPending: boolean;
-  inflight: Inflight | undefined;
-  acks: number;
-  nacks: number;
-  lastAckNonce?: string;
-  lastNack?: { nonce: string; message: string; at: Date };
 }
 
 type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>;
@@ -281,7 +220,7 @@ export class DeltaAdsServer extends EventEmitter {
         typeUrl: st.typeUrl,
         wildcard: st.wildcard,
         names: [...st.names],
-        resources: this.ackedCount(st),
+        resources: ackedCount(st),
         acks: st.acks,
         nacks: st.nacks,
         ...(st.lastAckNonce !== undefined ? { lastAckNonce: st.lastAckNonce } : {}),
@@ -431,10 +370,10 @@ export class DeltaAdsServer extends EventEmitter {
     }
     // The proxy forgets what it unsubscribed from; so does the server (no removed_resources for those).
     const entries = this.types.get(st.typeUrl)?.entries;
-    this.ownSent(st);
+    ownSent(st);
     for (const name of [...st.sent.keys()]) {
       const e = entries?.get(name);
-      if (!e ? !st.wildcard && !st.names.has(name) : !this.subscribed(st, e)) {
+      if (!e ? !st.wildcard && !st.names.has(name) : !subscribed(st, e)) {
         st.sent.delete(name);
         st.diverged.delete(name);
       }
@@ -508,61 +447,16 @@ export class DeltaAdsServer extends EventEmitter {
     return state.aliases.get(name) ?? name;
   }
 
-  private subscribed(st: StreamType, e: PublishedResource): boolean {
-    if (st.wildcard || st.names.has(e.name)) return true;
-    for (const a of e.aliases) if (st.names.has(a)) return true;
-    return false;
-  }
-
   /** Everything published and subscribed has been sent and ACKed (dirty names are reconciled on every send). */
   private inSync(st: StreamType): boolean {
     if (!this.types.get(st.typeUrl)?.published || st.inflight || st.initialPending) return false;
     return st.diverged.size === 0 && st.probes.size === 0 && st.dirty !== "all" && st.dirty.size === 0;
   }
 
-  /** name → version the proxy holds by its ACKs. */
-  private ackedMap(st: StreamType): Map<string, string> {
-    const out = new Map(st.sent);
-    if (st.inflight) {
-      for (const e of st.inflight.added) {
-        const v = st.inflight.before.get(e.name);
-        if (v === undefined) out.delete(e.name);
-        else out.set(e.name, v);
-      }
-      for (const n of st.inflight.removed) {
-        const v = st.inflight.before.get(n);
-        if (v !== undefined) out.set(n, v);
-      }
-    }
-    for (const [n, v] of st.diverged) {
-      if (v === undefined) out.delete(n);
-      else out.set(n, v);
-    }
-    return out;
-  }
-
-  /** ackedMap(st).size without copying `sent` (connections() is polled by `ambit check` and tests). */
-  private ackedCount(st: StreamType): number {
-    if (!st.inflight && st.diverged.size === 0) return st.sent.size;
-    if (st.inflight && st.diverged.size === 0) return st.sent.size + st.inflight.ackedDelta;
-    const overrides = new Map<string, string | undefined>();
-    if (st.inflight) {
-      for (const e of st.inflight.added) overrides.set(e.name, st.inflight.before.get(e.name));
-      for (const n of st.inflight.removed) {
-        const v = st.inflight.before.get(n);
-        if (v !== undefined) overrides.set(n, v);
-      }
-    }
-    for (const [n, v] of st.diverged) overrides.set(n, v);
-    let count = st.sent.size;
-    for (const [n, v] of overrides) count += (v !== undefined ? 1 : 0) - (st.sent.has(n) ? 1 : 0);
-    return count;
-  }
-
   /** The versions one proxy holds of one type, by its ACKs (for `ambit check`). */
   ackedVersions(connectionId: number, typeUrl: string): Map<string, string> {
     const st = this.streams.get(connectionId)?.types.get(typeUrl);
-    return st ? this.ackedMap(st) : new Map();
+    return st ? ackedMap(st) : new Map();
   }
 
   private flushStream(s: Stream): void {
@@ -661,7 +555,7 @@ export class DeltaAdsServer extends EventEmitter {
     const consider = (name: string): void => {
       const e = state.entries.get(name);
       const has = st.sent.get(name);
-      if (e && this.subscribed(st, e)) {
+      if (e && subscribed(st, e)) {
         if (has !== e.version) added.push(e);
       } else if (has !== undefined) {
         removed.push(name);
@@ -671,7 +565,7 @@ export class DeltaAdsServer extends EventEmitter {
       // The hot path of an initial sync: walk entries directly.
       for (const e of state.entries.values()) {
         const has = st.sent.get(e.name);
-        if (this.subscribed(st, e)) {
+        if (subscribed(st, e)) {
           if (has !== e.version) added.push(e);
         } else if (has !== undefined) {
           removed.push(e.name);
@@ -713,7 +607,7 @@ export class DeltaAdsServer extends EventEmitter {
       );
       return;
     }
-    this.ownSent(st);
+    ownSent(st);
     const sizeBefore = st.sent.size;
     const before = new Map<string, string>();
     for (const e of added) {
@@ -740,11 +634,5 @@ export class DeltaAdsServer extends EventEmitter {
     st.syncedGen = st.wildcard && st.names.size === 0 ? state.generation : undefined;
     metrics.pushes.inc({ type: shortTypeName(st.typeUrl) });
     if (!s.call.write(bytes)) s.blocked = true;
-  }
-
-  private ownSent(st: StreamType): void {
-    if (!st.sentShared) return;
-    st.sent = new Map(st.sent);
-    st.sentShared = false;
   }
 }

@@ -1,0 +1,128 @@
+// Per stream and type, what the delta ADS server keeps: what is published
+// (TypeState), what each proxy subscribed to, was sent and ACKed (StreamType),
+// and the pure questions asked of that state. server.ts does the I/O.
+import type { PublishedResource } from "./connection-info.js";
+
+export interface TypeState {
+  published: boolean;
+  generation: number;
+  entries: Map<string, PublishedResource>;
+  /** alias → resource name. */
+  aliases: Map<string, string>;
+  /**
+   * Responses shared by every wildcard stream that holds the same generation
+   * (by its `syncedGen`), to the current generation: a full sync to a hundred
+   * proxies encodes one response, not a hundred. Cleared on each change.
+   */
+  shared: Map<number, SharedResponse>;
+}
+
+export interface SharedResponse {
+  /** Unique within each stream (each stream gets one response per generation pair). */
+  nonce: string;
+  added: PublishedResource[];
+  removed: string[];
+  bytes: Buffer;
+  /** Versions before this response of the names it changes (the same for every stream that takes it). */
+  before: Map<string, string>;
+  /** `sent` after it: shared by the streams that take it, copied by one before it changes (copy on write). */
+  sentAfter: Map<string, string>;
+  ackedDelta: number;
+}
+
+/** `syncedGen` of a stream that holds nothing of the type. */
+export const HOLDS_NOTHING = -1;
+
+export interface Inflight {
+  nonce: string;
+  changeTime: number;
+  added: PublishedResource[];
+  removed: string[];
+  /** For names the proxy already had: the version before this response (to restore on NACK). */
+  before: Map<string, string>;
+  /** Resources held before this response minus after it (ackedCount without walking `added`). */
+  ackedDelta: number;
+}
+
+export interface StreamType {
+  typeUrl: string;
+  wildcard: boolean;
+  names: Set<string>;
+  /** name → version the proxy has or is being sent (never resend a NACKed version). */
+  sent: Map<string, string>;
+  /** `sent` is a SharedResponse's map: copy before changing it. */
+  sentShared: boolean;
+  /**
+   * Names whose ACKed version differs from `sent` because a response was
+   * NACKed: the version the proxy kept (undefined: it has none). Usually empty.
+   */
+  diverged: Map<string, string | undefined>;
+  dirty: Set<string> | "all";
+  /** Named subscriptions to answer even when missing (removed_resources says "does not exist"). */
+  probes: Set<string>;
+  /**
+   * Set when the stream is wildcard-only and `sent` is exactly the published
+   * set of this generation (HOLDS_NOTHING: empty), so that its next response
+   * is the same as that of every other stream at this generation.
+   */
+  syncedGen: number | undefined;
+  dirtySince: number | undefined;
+  initialPending: boolean;
+  inflight: Inflight | undefined;
+  acks: number;
+  nacks: number;
+  lastAckNonce?: string;
+  lastNack?: { nonce: string; message: string; at: Date };
+}
+
+export function subscribed(st: StreamType, e: PublishedResource): boolean {
+  if (st.wildcard || st.names.has(e.name)) return true;
+  for (const a of e.aliases) if (st.names.has(a)) return true;
+  return false;
+}
+
+/** name → version the proxy holds by its ACKs. */
+export function ackedMap(st: StreamType): Map<string, string> {
+  const out = new Map(st.sent);
+  if (st.inflight) {
+    for (const e of st.inflight.added) {
+      const v = st.inflight.before.get(e.name);
+      if (v === undefined) out.delete(e.name);
+      else out.set(e.name, v);
+    }
+    for (const n of st.inflight.removed) {
+      const v = st.inflight.before.get(n);
+      if (v !== undefined) out.set(n, v);
+    }
+  }
+  for (const [n, v] of st.diverged) {
+    if (v === undefined) out.delete(n);
+    else out.set(n, v);
+  }
+  return out;
+}
+
+/** ackedMap(st).size without copying `sent` (connections() is polled by `ambit check` and tests). */
+export function ackedCount(st: StreamType): number {
+  if (!st.inflight && st.diverged.size === 0) return st.sent.size;
+  if (st.inflight && st.diverged.size === 0) return st.sent.size + st.inflight.ackedDelta;
+  const overrides = new Map<string, string | undefined>();
+  if (st.inflight) {
+    for (const e of st.inflight.added) overrides.set(e.name, st.inflight.before.get(e.name));
+    for (const n of st.inflight.removed) {
+      const v = st.inflight.before.get(n);
+      if (v !== undefined) overrides.set(n, v);
+    }
+  }
+  for (const [n, v] of st.diverged) overrides.set(n, v);
+  let count = st.sent.size;
+  for (const [n, v] of overrides) count += (v !== undefined ? 1 : 0) - (st.sent.has(n) ? 1 : 0);
+  return count;
+}
+
+/** Makes `sent` the stream's own before changing it (it may be a SharedResponse's map). */
+export function ownSent(st: StreamType): void {
+  if (!st.sentShared) return;
+  st.sent = new Map(st.sent);
+  st.sentShared = false;
+}
