@@ -96,12 +96,12 @@ t.test(
         { allowFailure: true },
       );
       t.equal(can.stdout.trim(), "no", "ztunnel cannot list pods");
-    t.equal(await e.daemonSetDeleted("ambit-system", "ambit-ztunnel"), false, "our DaemonSet exists");
-    t.equal(
-      await e.daemonSetDeleted("ambit-system", "not-ours"),
-      true,
-      "no access (403, as when kubectl delete -k removed our RBAC first) counts as uninstall",
-    );
+      t.equal(await e.daemonSetDeleted("ambit-system", "ambit-ztunnel"), false, "our DaemonSet exists");
+      t.equal(
+        await e.daemonSetDeleted("ambit-system", "not-ours"),
+        true,
+        "no access (403, as when kubectl delete -k removed our RBAC first) counts as uninstall",
+      );
     });
 
     await t.test(

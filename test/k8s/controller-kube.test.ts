@@ -13,7 +13,7 @@ import { type Address, AddressSchema } from "../../core/gen/workload_pb.js";
 import { DeltaAdsClient } from "../../core/xds/client.js";
 import { ADDRESS_TYPE, AUTHORIZATION_TYPE } from "../../core/xds/type-urls.js";
 import { CaClient } from "../../ztunnel/certs/ca-client.js";
-import { DEMO, NODE, skip, startProviderCluster } from "./kube-fixtures.js";
+import { DEMO, NODE, reportPodRunning, skip, startProviderCluster, ZTUNNEL_POD } from "./kube-fixtures.js";
 
 const POD = "Kubernetes//v1/Pod/demo/client";
 
@@ -37,44 +37,11 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: { name: ambit-ztunnel, namespace: ambit-system }
 ---
-apiVersion: v1
-kind: Pod
-metadata: { name: ztunnel-node-1, namespace: ambit-system }
-spec:
-  serviceAccountName: ambit-ztunnel
-  automountServiceAccountToken: false
-  nodeName: node-1
-  containers: [{ name: ztunnel, image: ambit }]
----
-apiVersion: v1
-kind: Pod
-metadata: { name: ztunnel-node-2, namespace: ambit-system }
-spec:
-  serviceAccountName: ambit-ztunnel
-  automountServiceAccountToken: false
-  nodeName: node-2
-  containers: [{ name: ztunnel, image: ambit }]
-`,
+${ZTUNNEL_POD("node-1")}---
+${ZTUNNEL_POD("node-2")}`,
     });
     // No kubelet: report the pod's IP and readiness as one would.
-    await c.kubectl([
-      "patch",
-      "pod",
-      "client",
-      "-n",
-      "demo",
-      "--subresource=status",
-      "--type=merge",
-      "-p",
-      JSON.stringify({
-        status: {
-          phase: "Running",
-          podIP: "10.244.1.5",
-          podIPs: [{ ip: "10.244.1.5" }],
-          conditions: [{ type: "Ready", status: "True" }],
-        },
-      }),
-    ]);
+    await reportPodRunning(c, "demo", "client", "10.244.1.5");
 
     const cfg = parseControllerConfig(
       [

@@ -11,7 +11,16 @@ import { LeaderElector } from "../../controller/provider/kube/leader-election.js
 import { TokenReviewAuthenticator } from "../../controller/provider/kube/tokenreview-authn.js";
 import type { ClusterSnapshot } from "../../controller/provider/objects.js";
 import { translate } from "../../controller/translate/index.js";
-import { DEMO, find, NODE, once, skip, snapshotWhere, startProviderCluster } from "./kube-fixtures.js";
+import {
+  DEMO,
+  find,
+  NODE,
+  once,
+  skip,
+  snapshotWhere,
+  startProviderCluster,
+  ZTUNNEL_POD,
+} from "./kube-fixtures.js";
 
 t.test("controller duties on a real API server", { skip: skip ?? false, timeout: 300_000 }, async (t) => {
   const { c, client } = await startProviderCluster();
@@ -68,15 +77,7 @@ apiVersion: v1
 kind: ServiceAccount
 metadata: { name: ambit-ztunnel, namespace: ambit-system }
 ---
-apiVersion: v1
-kind: Pod
-metadata: { name: ztunnel-node-2, namespace: ambit-system }
-spec:
-  serviceAccountName: ambit-ztunnel
-  automountServiceAccountToken: false
-  nodeName: node-2
-  containers: [{ name: ztunnel, image: ambit }]
-`,
+${ZTUNNEL_POD("node-2")}`,
     });
     const token = async (sa: string, ns: string, pod: string | undefined, audience: string) =>
       (

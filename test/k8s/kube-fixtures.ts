@@ -86,6 +86,45 @@ metadata: { name: ${name}, labels: { kubernetes.io/hostname: ${name} } }
 status: { addresses: [{ type: InternalIP, address: ${ip} }] }
 `;
 
+/** A ztunnel pod of the ambit-ztunnel service account bound to `node` (no kubelet runs it). */
+export const ZTUNNEL_POD = (node: string) => `
+apiVersion: v1
+kind: Pod
+metadata: { name: ztunnel-${node}, namespace: ambit-system }
+spec:
+  serviceAccountName: ambit-ztunnel
+  automountServiceAccountToken: false
+  nodeName: ${node}
+  containers: [{ name: ztunnel, image: ambit }]
+`;
+
+/** No kubelet runs the pods: report one Running and Ready with its IP, as a kubelet would. */
+export async function reportPodRunning(
+  c: Cluster,
+  namespace: string,
+  name: string,
+  ip: string,
+): Promise<void> {
+  await c.kubectl([
+    "patch",
+    "pod",
+    name,
+    "-n",
+    namespace,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({
+      status: {
+        phase: "Running",
+        podIP: ip,
+        podIPs: [{ ip }],
+        conditions: [{ type: "Ready", status: "True" }],
+      },
+    }),
+  ]);
+}
+
 /** A control plane (no scheduler) with the ambit.dev and Gateway API CRDs Established and Node node-1. */
 export async function startProviderCluster(): Promise<{ c: Cluster; client: KubeClient }> {
   const c = await startCluster({ scheduler: false });

@@ -11,7 +11,15 @@ import { StatusWriter } from "../../controller/provider/kube/status-writer.js";
 import { LocalProvider } from "../../controller/provider/local/local-provider.js";
 import { emptySnapshot, type KubeObject } from "../../controller/provider/objects.js";
 import { translate } from "../../controller/translate/index.js";
-import { DEMO, find, root, skip, snapshotWhere, startProviderCluster } from "./kube-fixtures.js";
+import {
+  DEMO,
+  find,
+  reportPodRunning,
+  root,
+  skip,
+  snapshotWhere,
+  startProviderCluster,
+} from "./kube-fixtures.js";
 
 t.test("kube provider on a real API server", { skip: skip ?? false, timeout: 300_000 }, async (t) => {
   const { c, client } = await startProviderCluster();
@@ -28,24 +36,7 @@ t.test("kube provider on a real API server", { skip: skip ?? false, timeout: 300
 
       await c.kubectl(["apply", "-f", "-"], { input: DEMO });
       // The API server assigns the pod's IP in no test (no kubelet): report it as a kubelet would.
-      await c.kubectl([
-        "patch",
-        "pod",
-        "client",
-        "-n",
-        "demo",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        JSON.stringify({
-          status: {
-            phase: "Running",
-            podIP: "10.244.1.5",
-            podIPs: [{ ip: "10.244.1.5" }],
-            conditions: [{ type: "Ready", status: "True" }],
-          },
-        }),
-      ]);
+      await reportPodRunning(c, "demo", "client", "10.244.1.5");
       const s = await snapshotWhere(
         p,
         (s) => {
