@@ -118,3 +118,32 @@ export async function waitForFile(file: string, pred: (text: string) => boolean)
     watcher.close();
   }
 }
+
+/** Writes `msg` on a connection to an echo server ("echo:<msg>" back) and resolves once the echo is complete. */
+export function echoRoundTrip(s: net.Socket, msg: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = "";
+    const want = `echo:${msg}`;
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.length < want.length) return;
+      done();
+      if (got === want) resolve();
+      else reject(new Error(`got ${JSON.stringify(got)}`));
+    };
+    const onEnd = (err?: Error | boolean) => {
+      done();
+      const why = err instanceof Error ? `: ${err.message}` : "";
+      reject(new Error(`closed before the echo (${JSON.stringify(got)})${why}`));
+    };
+    const done = () => {
+      s.off("data", onData);
+      s.off("close", onEnd);
+      s.off("error", onEnd);
+    };
+    s.on("data", onData);
+    s.once("close", onEnd);
+    s.once("error", onEnd);
+    s.write(msg);
+  });
+}

@@ -11,7 +11,7 @@ import path from "node:path";
 import t from "tap";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
 import { ambit, writeMeshFixture } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { echoRoundTrip, needsRoot, testMeshId } from "./netns-fixture.js";
 import { ShortConnectionLoad } from "./ztunnel-upgrade-load.js";
 
 const LONG_LIVED = 100;
@@ -26,37 +26,6 @@ interface Status {
     ip: string;
     ztunnel: { ready: boolean; pod?: string; draining?: { pod: string; pid?: number }[] };
   }[];
-}
-
-function roundTrip(s: net.Socket, msg: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let got = "";
-    const want = `echo:${msg}`;
-    const onData = (d: Buffer) => {
-      got += d.toString();
-      if (got.length < want.length) return;
-      done();
-      if (got === want) resolve();
-      else reject(new Error(`got ${JSON.stringify(got)}`));
-    };
-    const onEnd = (err?: Error | boolean) => {
-      done();
-      reject(
-        new Error(
-          `closed before the echo (${JSON.stringify(got)})${err instanceof Error ? `: ${err.message}` : ""}`,
-        ),
-      );
-    };
-    const done = () => {
-      s.off("data", onData);
-      s.off("close", onEnd);
-      s.off("error", onEnd);
-    };
-    s.on("data", onData);
-    s.once("close", onEnd);
-    s.once("error", onEnd);
-    s.write(msg);
-  });
 }
 
 /** An HTTP request to host:port from inside the namespace: what came back ("" when refused or reset). */
@@ -164,7 +133,7 @@ t.test(
     t.teardown(() => {
       for (const s of long) s.destroy();
     });
-    await Promise.all(long.map((s, i) => roundTrip(s, `hello ${i}`)));
+    await Promise.all(long.map((s, i) => echoRoundTrip(s, `hello ${i}`)));
 
     // Constant load of short connections, from a separate process in the client pod.
     const load = new ShortConnectionLoad(clientNetns, { host: vip, port: 80, rps: RPS, hangMs: HANG_MS });
@@ -190,7 +159,7 @@ t.test(
     t.ok(oldPids.every(alive), "the old ztunnel processes are alive while connections remain");
 
     await loadFor(2000);
-    await Promise.all(long.map((s, i) => roundTrip(s, `after upgrade ${i}`)));
+    await Promise.all(long.map((s, i) => echoRoundTrip(s, `after upgrade ${i}`)));
     const r = await load.stop();
     t.comment(
       `${r.sent} short requests in ${r.seconds.toFixed(1)} s during the upgrade (${r.skipped} skipped at the in-flight cap), ${r.ok} answered`,
@@ -223,7 +192,7 @@ t.test(
 
     // The new ones serve alone.
     const after = await connectInNetns(clientNetns, { host: vip, port: 80 });
-    await roundTrip(after, "after");
+    await echoRoundTrip(after, "after");
     after.destroy();
     const end = await status();
     t.ok(

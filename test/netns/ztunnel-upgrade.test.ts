@@ -17,7 +17,7 @@ import t from "tap";
 import { registry } from "../../core/telemetry/metrics.js";
 import type { ZtunnelApp } from "../../ztunnel/app.js";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
-import { needsRoot, serveIn } from "./netns-fixture.js";
+import { echoRoundTrip, needsRoot, serveIn } from "./netns-fixture.js";
 import { inProcessMesh, twoNodeDemoYaml } from "./ztunnel-fixture.js";
 import { ShortConnectionLoad } from "./ztunnel-upgrade-load.js";
 
@@ -62,33 +62,6 @@ function socketsIn(netnsPath: string, port: number | undefined): Promise<string>
 }
 
 /** Writes `msg` and resolves with the echo (the server answers `echo:<msg>`). */
-function roundTrip(s: net.Socket, msg: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let got = "";
-    const want = `echo:${msg}`;
-    const onData = (d: Buffer) => {
-      got += d.toString();
-      if (got.length < want.length) return;
-      done();
-      if (got === want) resolve();
-      else reject(new Error(`got ${JSON.stringify(got)}`));
-    };
-    const onEnd = (err?: Error | boolean) => {
-      done();
-      const why = err instanceof Error ? `: ${err.message}` : "";
-      reject(new Error(`closed before the echo (${JSON.stringify(got)})${why}`));
-    };
-    const done = () => {
-      s.off("data", onData);
-      s.off("close", onEnd);
-      s.off("error", onEnd);
-    };
-    s.on("data", onData);
-    s.once("close", onEnd);
-    s.once("error", onEnd);
-    s.write(msg);
-  });
-}
 
 t.test(
   "ztunnel upgrade under load: no failed request, no reset connection",
@@ -129,7 +102,7 @@ t.test(
         long.push(s);
       });
     }
-    await Promise.all(long.map((s, i) => roundTrip(s, `hello ${i}`)));
+    await Promise.all(long.map((s, i) => echoRoundTrip(s, `hello ${i}`)));
     t.comment(`${LONG_LIVED} long-lived connections up in ${Date.now() - setupStart} ms`);
 
     // A constant load of short connections (connect, one echo, close) from
@@ -171,7 +144,7 @@ t.test(
         load.stats.sent > startedBefore,
         `${node}: requests kept starting during the handover (${busy} in flight at it, ${load.stats.sent - startedBefore} started since)`,
       );
-      await Promise.all(long.map((s, i) => roundTrip(s, `${node} upgraded ${i}`)));
+      await Promise.all(long.map((s, i) => echoRoundTrip(s, `${node} upgraded ${i}`)));
       t.equal(
         resets.length,
         0,
@@ -215,7 +188,7 @@ t.test(
 
     // The new ones serve alone.
     const after = await connectInNetns(client.netnsPath, { host: VIP, port: 80 });
-    await roundTrip(after, "after");
+    await echoRoundTrip(after, "after");
     after.destroy();
   },
 );
