@@ -473,7 +473,21 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     }
     await Promise.all(checks);
 
-    const kubectl = async (args: string[], o: KubectlOptions = {}): Promise<KubectlResult> =>
+    // A Namespace and its Pods applied in one go race the service-account
+    // controller: admission refuses the Pods until the namespace's "default"
+    // ServiceAccount exists (a second or so). kubectl users retry; so does this.
+    const kubectl = async (args: string[], o: KubectlOptions = {}): Promise<KubectlResult> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await kubectlOnce(args, o);
+        } catch (e) {
+          const raced = e instanceof ClusterError && /serviceaccount "default" not found/.test(e.message);
+          if (!raced || attempt >= 30) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    };
+    const kubectlOnce = async (args: string[], o: KubectlOptions): Promise<KubectlResult> =>
       new Promise((resolve, reject) => {
         const child = execFile(
           join(bin, "kubectl"),
