@@ -180,3 +180,8 @@ export const CLUSTER_SCOPED_KINDS: ReadonlySet<string> = new Set(["Namespace", "
 export const LABEL_DATAPLANE_MODE = "ambit.dev/dataplane-mode";
 export const LABEL_USE_WAYPOINT = "ambit.dev/use-waypoint";
 export const WAYPOINT_GATEWAY_CLASS = "ambit-waypoint";
+/**
+ * spec.controllerName of that GatewayClass, and the controllerName ambit writes
+ * in every RouteParentStatus (Gateway API requires the two to be equal).
+ */
+export const WAYPOINT_CONTROLLER_NAME = "ambit.dev/mesh-controller";

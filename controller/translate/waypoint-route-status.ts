@@ -1,11 +1,18 @@
 // Route results of the waypoint translation (pure): which parents a route
 // attaches to and why not (GEP-1426 conflicts with GRPCRoutes), and the status
 // conditions and errors each parent gets.
-import type { Condition, GRPCRoute, HTTPRoute, ParentReference } from "../provider/objects.js";
+import {
+  type Condition,
+  type GRPCRoute,
+  type HTTPRoute,
+  type ParentReference,
+  WAYPOINT_CONTROLLER_NAME,
+} from "../provider/objects.js";
 import type { TranslateContext } from "./context.js";
 import type { RouteProblem } from "./waypoint-routes.js";
 
-export const WAYPOINT_CONTROLLER_NAME = "ambit.dev/waypoint-controller";
+// Re-exported so callers of the translator see the one controllerName.
+export { WAYPOINT_CONTROLLER_NAME };
 
 export interface WaypointStatus {
   kind: "Gateway" | "HTTPRoute" | "GRPCRoute";

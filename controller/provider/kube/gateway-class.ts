@@ -3,12 +3,12 @@
 // `kubectl apply -k` as the Gateway API CRDs fails on a fresh cluster
 // ("no matches for kind GatewayClass": kubectl maps every object before the
 // CRDs exist). Istio's istiod creates its istio-waypoint class the same way.
-import { WAYPOINT_GATEWAY_CLASS } from "../objects.js";
+import { WAYPOINT_CONTROLLER_NAME, WAYPOINT_GATEWAY_CLASS } from "../objects.js";
 import { isConflict, isNotFound, type KubeClient } from "./client.js";
 import { GATEWAY_GROUP } from "./resources.js";
 
-/** controllerName of the GatewayClass whose Gateways ambit turns into waypoints. */
-export const WAYPOINT_CONTROLLER_NAME = "ambit.dev/mesh-controller";
+/** controllerName of the GatewayClass whose Gateways ambit turns into waypoints (one constant, in objects.ts). */
+export { WAYPOINT_CONTROLLER_NAME };
 
 export function waypointGatewayClass() {
   return {
