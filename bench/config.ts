@@ -48,6 +48,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--peers a,b] [--scenarios s1,s
   --scenarios   ${SCENARIOS.join(", ")}
   --out         results JSON (default bench/results/latest.json; --quick: $TMPDIR/ambit-bench-quick.json)
   --report      rewrite BENCHMARKS.md and the charts from this run (default for full runs)
+  --no-report   a full-length run that leaves BENCHMARKS.md and the charts alone (profiling)
   --keep        keep the work directory (configs, certificates, proxy logs)
 example: npm run bench -- --quick --peers direct,haproxy-tcp`;
 
@@ -83,6 +84,7 @@ export function parseArgs(argv: readonly string[], repoRoot: string): BenchConfi
       scenarios = new Set(list);
     } else if (a === "--out") out = value();
     else if (a === "--report") report = true;
+    else if (a === "--no-report") report = false;
     else if (a === "--keep") keep = true;
     else if (a === "--help" || a === "-h") return "help";
     else throw new AmbitError("CONFIG", `bench: unknown flag '${a}'\n${USAGE}`);

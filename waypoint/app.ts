@@ -26,6 +26,7 @@ export class WaypointApp {
   readonly identity: string;
   private readonly certs: CertManager;
   private readonly hboneServer: HboneServer;
+  private readonly hbone: HboneClient;
   private readonly xds: DeltaAdsClient;
   private readonly servers: http.Server[] = [];
   private ready = false;
@@ -43,6 +44,7 @@ export class WaypointApp {
     });
     this.certs = new CertManager({ client: ca, trustDomain: cfg.trustDomain });
     const hbone = new HboneClient({ certs: { get: (id) => this.certs.get(id) } });
+    this.hbone = hbone;
     if (cfg.otlpEndpoint)
       this.tracer = new RequestTracer({
         endpoint: cfg.otlpEndpoint,
@@ -155,6 +157,9 @@ export class WaypointApp {
     await this.hboneServer.drain(this.cfg.drainSeconds * 1000).catch(() => {});
     await this.hboneServer.close();
     await this.waypoint.close();
+    // Upstream tunnels: the cluster pools are closed; their HBONE sessions go
+    // now (otherwise the process outlives close() until the peers hang up).
+    this.hbone.destroy();
     await this.xds.close();
     this.certs.close();
     await this.tracer?.close();

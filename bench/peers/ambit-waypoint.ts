@@ -9,7 +9,16 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Proc, run, runIn } from "../procs.js";
 import { BENCH_NAMESPACE, type PodPlan } from "../topology.js";
-import { benchYaml, CLI, counterSum, httpGetIn, startAmbitProcesses, waitReady, XDS_PORT } from "./ambit.js";
+import {
+  benchYaml,
+  CLI,
+  counterSum,
+  httpGetIn,
+  PLAIN_NODE,
+  startAmbitProcesses,
+  waitReady,
+  XDS_PORT,
+} from "./ambit.js";
 import { APP_PORTS, type Peer, type PeerContext, type PeerRuntime, type Targets } from "./types.js";
 
 /** The Service VIP the client calls (inside the bench mesh only). */
@@ -106,11 +115,15 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
     await ctx.mesh.removePod(wpPod.key, { graceMs: 1000 });
   };
   try {
+    // AMBIT_BENCH_CPU_PROF=DIR: the waypoint writes DIR/waypoint.cpuprofile when it exits (as the ztunnels do).
+    const prof = process.env.AMBIT_BENCH_CPU_PROF;
     wp = Proc.start(
       "waypoint",
       wpPod.netns,
-      process.execPath,
+      PLAIN_NODE[0],
       [
+        ...PLAIN_NODE.slice(1),
+        ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", "waypoint.cpuprofile"] : []),
         CLI,
         "waypoint",
         "--gateway",
