@@ -26,6 +26,7 @@ import type { CniWiring } from "./node-agent/zds-wiring.js";
 import { PodsFileWatcher } from "./pods-file.js";
 import { InboundProxy } from "./proxy/inbound.js";
 import { OutboundProxy } from "./proxy/outbound.js";
+import { memoryAdmission } from "./proxy/memory-pressure.js";
 import { PlaintextInboundProxy } from "./proxy/plaintext-inbound.js";
 import { MeshState, workloadIdentity } from "./state/mesh-state.js";
 import { stateHandlers } from "./xds-handlers.js";
@@ -168,6 +169,7 @@ export class ZtunnelApp extends EventEmitter {
 
   async start(): Promise<void> {
     enableProcessMetrics();
+    memoryAdmission.start(this.cfg.memoryLimitMb !== undefined ? { limitMb: this.cfg.memoryLimitMb } : {});
     this.certs.start();
     await this.admin.start();
     this.xds.start();
@@ -313,6 +315,7 @@ export class ZtunnelApp extends EventEmitter {
     this.certs.close();
     this.caClient.close();
     this.hboneClient.close();
+    memoryAdmission.close();
     await this.admin.close();
   }
 }

@@ -49,6 +49,8 @@ export interface ZtunnelConfig {
   dnsUpstreams: string[];
   /** Requested certificate lifetime (0: the CA's default). */
   certTtlSeconds: number;
+  /** New connections refused above this memory use (MB); 0: off; absent: 90% of the cgroup's memory.max, off without one. */
+  memoryLimitMb?: number;
 }
 
 export const ZTUNNEL_HELP = `usage: ambit ztunnel --node NAME --xds HOST:PORT [options]
@@ -76,6 +78,9 @@ options (environment variable in brackets):
   --admin-socket PATH   admin HTTP on a Unix socket too          [AMBIT_ADMIN_SOCKET]
   --drain-seconds N     drain time on SIGTERM (600)              [AMBIT_DRAIN_SECONDS]
   --dns-upstream IP     resolver for other names (repeatable; default: /etc/resolv.conf)
+  --memory-limit-mb N   refuse new connections above N MB in use (RSS, or the cgroup's
+                        working set); 0: off; default 90% of the cgroup v2 memory.max,
+                        off without one                          [AMBIT_MEMORY_LIMIT_MB]
 
 example:
   ambit ztunnel --node node-1 --xds 10.213.0.2:15010 --token-file /run/ambit/m1/node-1.token \\
@@ -117,6 +122,7 @@ export function parseZtunnelConfig(
       "drain-seconds": { type: "string" },
       "dns-upstream": { type: "string", multiple: true },
       "cert-ttl": { type: "string" },
+      "memory-limit-mb": { type: "string" },
     },
     strict: true,
   });
@@ -149,7 +155,16 @@ export function parseZtunnelConfig(
     drainSeconds: num("drain-seconds", values["drain-seconds"] ?? env.AMBIT_DRAIN_SECONDS, 600),
     dnsUpstreams: values["dns-upstream"] ?? [],
     certTtlSeconds: num("cert-ttl", values["cert-ttl"] ?? env.AMBIT_CERT_TTL, 0),
+    ...memoryLimit(values["memory-limit-mb"] ?? env.AMBIT_MEMORY_LIMIT_MB),
   };
+}
+
+function memoryLimit(v: string | undefined): Pick<ZtunnelConfig, "memoryLimitMb"> {
+  if (v === undefined || v === "") return {};
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new AmbitError("CONFIG", `--memory-limit-mb: '${v}' is not a number of megabytes (0: off)`);
+  return { memoryLimitMb: n };
 }
 
 /** The CNI side: socket, installation, API access (in-cluster by default when there is a socket in a pod). */

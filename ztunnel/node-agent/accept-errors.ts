@@ -14,6 +14,7 @@ import fs from "node:fs";
 import type net from "node:net";
 import { logger } from "../../core/telemetry/logger.js";
 import { counter } from "../../core/telemetry/metrics.js";
+import { memoryAdmission } from "../proxy/memory-pressure.js";
 
 const log = logger("ztunnel.accept");
 
@@ -102,12 +103,18 @@ function refused(listener: string, reason: string, message: string): void {
   log.warn({ listener, reason, refusedSinceLastLine: last?.suppressed ?? 0, fds: budget.status() }, message);
 }
 
-/** Wraps a listener's connection handler: refuses (resets) new connections while descriptors are short. */
+/** Wraps a listener's connection handler: refuses (resets) new connections while descriptors or memory are short. */
 export function admitWithinFdLimit(
   listener: string,
   onConnection: (s: net.Socket) => void,
 ): (s: net.Socket) => void {
   return (socket) => {
+    // Memory pressure: counted there, logged once per episode (not per connection).
+    if (!memoryAdmission.admit(listener)) {
+      socket.on("error", () => {});
+      socket.resetAndDestroy();
+      return;
+    }
     if (budget.admit()) return onConnection(socket);
     socket.on("error", () => {});
     socket.resetAndDestroy();

@@ -25,6 +25,7 @@ import {
   istioLabelsFor,
 } from "./conn-telemetry.js";
 import { ConnectionDrain, type DrainSlot } from "./drain.js";
+import { memoryAdmission } from "./memory-pressure.js";
 
 /** Connects to the application inside the destination pod; the capture layer keeps the source IP where it can. */
 export type ConnectLocal = (dst: IpPort, opts: { sourceIp: string }) => net.Socket;
@@ -93,6 +94,8 @@ export class InboundProxy {
   }
 
   private handle(stream: ServerHttp2Stream, info: HboneStreamInfo): void {
+    // A new stream on a pooled session is a new connection: refused under memory pressure (counted there).
+    if (!memoryAdmission.admit("hbone_stream")) return respond(stream, 503);
     const { state, node } = this.opts;
     const start = Date.now();
     const src = sourceParty(state, info.peerAddress, info.peerPort, info.peerIdentity);
