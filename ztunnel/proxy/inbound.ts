@@ -95,7 +95,10 @@ export class InboundProxy {
 
   private handle(stream: ServerHttp2Stream, info: HboneStreamInfo): void {
     // A new stream on a pooled session is a new connection: refused under memory pressure (counted there).
-    if (!memoryAdmission.admit("hbone_stream")) return respond(stream, 503);
+    if (!memoryAdmission.admit("hbone_stream")) {
+      respond(stream, 503);
+      return;
+    }
     const { state, node } = this.opts;
     const start = Date.now();
     const src = sourceParty(state, info.peerAddress, info.peerPort, info.peerIdentity);

@@ -8,6 +8,7 @@
 // limit. One log line when an episode starts and one when it ends; each
 // refused connection is counted in ambit_ztunnel_refused_connections_total
 // {reason="memory"} (the family of the fd-limit refusals).
+import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import { logger } from "../../core/telemetry/logger.js";
 import { counter } from "../../core/telemetry/metrics.js";
@@ -67,7 +68,10 @@ export function workingSet(current: string, stat: string): number {
  * The limit in force: --memory-limit-mb when given (0: off), else
  * CGROUP_DEFAULT_FRACTION of the cgroup's memory.max when there is one, else off.
  */
-export function resolveMemoryLimit(limitMb: number | undefined, cgroupMax: number | undefined): number | undefined {
+export function resolveMemoryLimit(
+  limitMb: number | undefined,
+  cgroupMax: number | undefined,
+): number | undefined {
   if (limitMb !== undefined) return limitMb > 0 ? limitMb * 1024 * 1024 : undefined;
   return cgroupMax === undefined ? undefined : Math.floor(cgroupMax * CGROUP_DEFAULT_FRACTION);
 }
@@ -94,7 +98,11 @@ export function sampleMemory(limitMb: number | undefined, cgroupDir: string | un
       // no memory controller here: the process's RSS
     }
   }
-  return { usedBytes: process.memoryUsage.rss(), limitBytes: resolveMemoryLimit(limitMb, undefined), source: "rss" };
+  return {
+    usedBytes: process.memoryUsage.rss(),
+    limitBytes: resolveMemoryLimit(limitMb, undefined),
+    source: "rss",
+  };
 }
 
 export interface MemoryAdmissionOptions {
@@ -105,8 +113,12 @@ export interface MemoryAdmissionOptions {
 
 const mb = (b: number | undefined) => (b === undefined ? undefined : Math.round(b / 1048576));
 
-/** The process-wide admission state, sampled on a timer between start() and close(). */
-export class MemoryAdmission {
+/**
+ * The process-wide admission state, sampled on a timer between start() and
+ * close(). Emits "pressure" (MemorySample) when an episode starts and
+ * "relief" when it ends: the same two places that log.
+ */
+export class MemoryAdmission extends EventEmitter {
   private limitMb: number | undefined;
   private sampleMs = DEFAULT_SAMPLE_MS;
   private cgroupDir: string | undefined;
@@ -180,6 +192,7 @@ export class MemoryAdmission {
         { usedMb: mb(s.usedBytes), limitMb: mb(s.limitBytes), source: s.source },
         "memory pressure: refusing new connections, serving the open ones",
       );
+      this.emit("pressure", s);
     } else this.leave();
   }
 
@@ -192,6 +205,7 @@ export class MemoryAdmission {
       },
       "memory pressure over: accepting new connections again",
     );
+    this.emit("relief", { refused: this.episode.refused });
   }
 }
 
