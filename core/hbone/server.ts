@@ -302,7 +302,12 @@ export class HboneServer {
 
   /** @internal a listener's TLS handshake completed (client cert already verified by tls.Server). */
   onSecure(tlsSocket: TLSSocket, listener: HboneListener): void {
-    const peerIdentity = spiffeFromSubjectAltName(tlsSocket.getPeerCertificate()?.subjectaltname);
+    const peerCert = tlsSocket.getPeerCertificate();
+    const peerIdentity = spiffeFromSubjectAltName(peerCert?.subjectaltname);
+    // The peer's certificate authenticates every stream of the session: past
+    // its notAfter the session takes no new stream (GOAWAY at that instant;
+    // open streams finish), so the client handshakes again with a current one.
+    const peerValidTo = Date.parse(peerCert?.valid_to ?? "");
     const peerAddress = normalizeIp(tlsSocket.remoteAddress);
     const peerPort = tlsSocket.remotePort ?? 0;
     const session = http2.performServerHandshake(tlsSocket, {
@@ -325,6 +330,16 @@ export class HboneServer {
       };
       session.once("stream", () => setImmediate(goaway));
       setTimeout(goaway, this.handshakeTimeoutMs).unref();
+    }
+    if (Number.isFinite(peerValidTo)) {
+      const expiry = setTimeout(
+        () => {
+          if (!session.closed && !session.destroyed) session.close();
+        },
+        Math.max(0, Math.min(peerValidTo - Date.now(), 2 ** 31 - 1)),
+      );
+      expiry.unref();
+      session.once("close", () => clearTimeout(expiry));
     }
     let sawError = false;
     session.on("error", (err: Error & { code?: string }) => {
@@ -390,6 +405,11 @@ export class HboneServer {
       stream.on("error", ignore);
       openStreams++;
       stream.once("close", () => openStreams--);
+      // Sent before our GOAWAY reached the client: refused, so the client retries it on a new session.
+      if (Date.now() >= peerValidTo) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
       if (headers[":method"] !== "CONNECT") {
         this.protocolError(
           "method",
