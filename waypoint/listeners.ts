@@ -13,7 +13,7 @@ import { clusterName } from "../core/model/waypoint.js";
 import type { ConnMeta, HttpProxy } from "./proxy.js";
 import { matchRoute } from "./routes/match.js";
 import type { WaypointState } from "./state.js";
-import { bufferOnly, socketLike, type Upstream } from "./upstream/upstream.js";
+import { httpSocket, socketLike, type Upstream } from "./upstream/upstream.js";
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -107,12 +107,7 @@ export class Listeners {
   }
 
   private toH1(raw: Duplex, meta: ConnMeta): void {
-    const stream = bufferOnly(raw);
-    if (stream !== raw) {
-      this.open.add(stream);
-      stream.once("close", () => this.open.delete(stream));
-      stream.on("error", () => {});
-    }
+    const stream = httpSocket(raw);
     this.h1Meta.set(stream, meta);
     this.h1.emit("connection", stream);
     raw.resume();

@@ -7,7 +7,7 @@ import http2 from "node:http2";
 import type { Duplex } from "node:stream";
 import type { ConnectionPoolPolicy } from "../../core/model/waypoint.js";
 import {
-  bufferOnly,
+  httpSocket,
   socketLike,
   type Upstream,
   type UpstreamEndpoint,
@@ -33,7 +33,7 @@ class UpstreamAgent extends http.Agent {
   ): Duplex | null | undefined {
     const ep = { ip: String(options.host), port: Number(options.port) };
     this.upstream.connect(ep, this.meta).then(
-      (s) => callback?.(null, bufferOnly(socketLike(s), { allowHalfOpen: false })),
+      (s) => callback?.(null, httpSocket(s, { allowHalfOpen: false })),
       (e: Error) => callback?.(e, undefined as unknown as Duplex),
     );
     return undefined;

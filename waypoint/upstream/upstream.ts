@@ -2,7 +2,7 @@
 // podIP:15008 with :authority ip:port) through core/hbone's client; tests and
 // plain-text setups use TcpUpstream.
 import net from "node:net";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 
 export interface UpstreamEndpoint {
   ip: string;
@@ -60,45 +60,50 @@ export function socketLike(s: Duplex): Duplex {
   return s;
 }
 
+type Chunks = { chunk: Buffer | string; encoding: BufferEncoding }[];
+const kPatched = Symbol("ambit.httpSocket");
+
 /**
- * A Duplex that hands only Buffers to `inner`, in one write per batch.
- * Node 20's HTTP/1.1 machinery writes its head as a latin1 string through
- * writev; on an Http2Stream (an HBONE tunnel) that corrupts the first bytes
- * of the response (reproduced with plain node:http over node:http2). Plain
- * sockets do not need it.
+ * Makes a tunnel stream (an HBONE Http2Stream) fit for node:http, in place:
+ * no wrapper stream, so each chunk crosses one stream layer, not two.
  *
- * `allowHalfOpen: false` makes it behave like a net.Socket for http.Agent:
- * when the peer ends (a backend closing an idle keep-alive connection), it
- * ends and closes too, so the agent drops it from its free list instead of
- * sending the next request into a tunnel nobody reads.
+ * - Node 20's HTTP/1.1 machinery corks and writes its head as a latin1
+ *   string, so the stream's `_writev` gets strings and Buffers mixed; an
+ *   Http2Stream's own writev then corrupts the first bytes (reproduced with
+ *   plain node:http over node:http2). The batch is joined into one Buffer
+ *   and written with `_write`, which handles it.
+ * - `allowHalfOpen: false` makes it behave like a net.Socket for http.Agent:
+ *   when the peer ends (a backend closing an idle keep-alive connection), it
+ *   ends too, and so closes, and the agent drops it from its free list
+ *   instead of sending the next request into a tunnel nobody reads.
+ *
+ * Plain sockets are returned as they are.
  */
-export function bufferOnly(inner: Duplex, opts: { allowHalfOpen?: boolean } = {}): Duplex {
-  if (inner instanceof net.Socket) return inner;
-  const d = new Duplex({
-    allowHalfOpen: opts.allowHalfOpen ?? true,
-    read() {
-      inner.resume();
-    },
-    writev(chunks, cb) {
-      inner.write(
-        chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk as Buffer)),
-        cb,
-      );
-    },
-    final(cb) {
-      inner.end();
-      cb();
-    },
-    destroy(err, cb) {
-      inner.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  inner.on("data", (c: Buffer) => {
-    if (!d.push(c)) inner.pause();
-  });
-  inner.on("end", () => d.push(null));
-  inner.on("error", (e) => d.destroy(e));
-  inner.on("close", () => d.destroy());
-  return socketLike(d);
+export function httpSocket(s: Duplex, opts: { allowHalfOpen?: boolean } = {}): Duplex {
+  if (s instanceof net.Socket) return s;
+  const x = s as Duplex & {
+    [kPatched]?: true;
+    _write: (chunk: Buffer | string, enc: string, cb: (e?: Error | null) => void) => void;
+    _writev?: (chunks: Chunks, cb: (e?: Error | null) => void) => void;
+  };
+  if (x[kPatched]) return s;
+  x[kPatched] = true;
+  x._writev = function (this: typeof x, chunks: Chunks, cb: (e?: Error | null) => void): void {
+    if (chunks.length === 1) {
+      const c = chunks[0]!;
+      this._write(typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk, "buffer", cb);
+      return;
+    }
+    const bufs: Buffer[] = new Array(chunks.length);
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!;
+      bufs[i] = typeof c.chunk === "string" ? Buffer.from(c.chunk, c.encoding) : c.chunk;
+    }
+    this._write(Buffer.concat(bufs), "buffer", cb);
+  };
+  if (opts.allowHalfOpen === false)
+    s.once("end", () => {
+      if (!s.writableEnded) s.end();
+    });
+  return socketLike(s);
 }
