@@ -3,7 +3,6 @@
 // access log line for a sample of requests only (AMBIT_ACCESS_LOG_SAMPLE
 // is read by the wiring point and passed in; 5xx are always logged at debug).
 import { randomBytes } from "node:crypto";
-import type { Counter, Histogram } from "prom-client";
 import { logger } from "../core/telemetry/logger.js";
 import { counter, type RequestLabels, requestMetrics } from "../core/telemetry/metrics.js";
 
@@ -44,13 +43,6 @@ export function traceFrom(header: string | string[] | undefined): TraceContext {
 
 export function traceparent(t: TraceContext): string {
   return `00-${t.traceId}-${t.spanId}-${t.flags}`;
-}
-
-interface Children {
-  total: ReturnType<Counter<string>["labels"]>;
-  duration: ReturnType<Histogram<string>["labels"]>;
-  reqBytes: ReturnType<Histogram<string>["labels"]>;
-  resBytes: ReturnType<Histogram<string>["labels"]>;
 }
 
 /** Who called: one object per connection (or per source), resolved once. */
@@ -100,9 +92,137 @@ export function requestLabelSet(
   };
 }
 
-// (source object, destination object, code and protocol) → label children. The
-// label set is built once per key; a request only walks three map lookups.
-const children = new WeakMap<SourceLabels, WeakMap<DestinationLabels, Map<number, Children>>>();
+// Per-request recording without prom-client on the path: a request adds to
+// the tally of its (source, destination, code, protocol), found by three map
+// lookups on objects resolved once per connection and per endpoint; the
+// tallies are applied to the metrics when they are read (their collect hook),
+// so a scrape sees every request that has finished. prom-client's own
+// children hash all 11 labels on every inc() and observe(), four times per
+// request.
+interface HistTally {
+  /** Observations per bucket of the metric's upper bounds (beyond the last: only in count). */
+  readonly buckets: number[];
+  sum: number;
+  count: number;
+}
+
+interface RequestTally {
+  readonly labels: RequestLabels;
+  total: number;
+  readonly duration: HistTally;
+  readonly reqBytes: HistTally;
+  readonly resBytes: HistTally;
+}
+
+type HistogramMetric = (typeof requestMetrics)["duration"];
+/** What a prom-client 15 Histogram keeps per label set (read and added to in place by flush). */
+interface HistEntry {
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+interface HistInternals {
+  hashMap: Record<string, HistEntry>;
+  upperBounds: readonly number[];
+  sortedLabelNames: readonly string[];
+}
+
+const durationBounds = (requestMetrics.duration as unknown as HistInternals).upperBounds;
+const bytesBounds = (requestMetrics.requestBytes as unknown as HistInternals).upperBounds;
+
+function histTally(bounds: readonly number[]): HistTally {
+  return { buckets: new Array<number>(bounds.length).fill(0), sum: 0, count: 0 };
+}
+
+function observeInto(t: HistTally, bounds: readonly number[], v: number): void {
+  t.sum += v;
+  t.count++;
+  for (let i = 0; i < bounds.length; i++)
+    if (v <= bounds[i]!) {
+      t.buckets[i]!++;
+      return;
+    }
+}
+
+/** Adds a tally to the histogram's series for `labels` (what observe() would have done, in bulk). */
+function addToHistogram(h: HistogramMetric, labels: RequestLabels, t: HistTally): void {
+  if (t.count === 0) return;
+  const x = h as unknown as HistInternals;
+  let key = "";
+  for (const k of x.sortedLabelNames) key += `${k}:${labels[k as keyof RequestLabels]},`;
+  let e = x.hashMap[key];
+  if (!e) {
+    h.zero(labels);
+    e = x.hashMap[key]!;
+  }
+  const b = x.upperBounds;
+  for (let i = 0; i < b.length; i++) {
+    const n = t.buckets[i]!;
+    if (n > 0) {
+      e.bucketValues[b[i]!] = (e.bucketValues[b[i]!] ?? 0) + n;
+      t.buckets[i] = 0;
+    }
+  }
+  e.sum += t.sum;
+  e.count += t.count;
+  t.sum = 0;
+  t.count = 0;
+}
+
+/**
+ * One tally per label set, so as bounded as the metrics' own series: label
+ * objects are per connection, but connections of the same edge share a tally.
+ */
+const tallies = new Map<string, RequestTally>();
+
+function tallyFor(labels: RequestLabels): RequestTally {
+  let key = "";
+  for (const k in labels) key += `${labels[k as keyof RequestLabels]}\u0000`;
+  let t = tallies.get(key);
+  if (!t) {
+    t = {
+      labels,
+      total: 0,
+      duration: histTally(durationBounds),
+      reqBytes: histTally(bytesBounds),
+      resBytes: histTally(bytesBounds),
+    };
+    tallies.set(key, t);
+  }
+  return t;
+}
+
+function flushRequestTallies(): void {
+  for (const t of tallies.values()) {
+    if (t.total > 0) {
+      requestMetrics.total.inc(t.labels, t.total);
+      t.total = 0;
+    }
+    addToHistogram(requestMetrics.duration, t.labels, t.duration);
+    addToHistogram(requestMetrics.requestBytes, t.labels, t.reqBytes);
+    addToHistogram(requestMetrics.responseBytes, t.labels, t.resBytes);
+  }
+}
+
+// Every read of any of the four flushes all tallies first.
+for (const m of [
+  requestMetrics.total,
+  requestMetrics.duration,
+  requestMetrics.requestBytes,
+  requestMetrics.responseBytes,
+]) {
+  const x = m as unknown as { collect?: () => unknown };
+  const prev = x.collect;
+  x.collect = prev
+    ? () => {
+        flushRequestTallies();
+        return prev.call(m);
+      }
+    : flushRequestTallies;
+}
+
+// (source object, destination object, code and protocol) → tally.
+const bySource = new WeakMap<SourceLabels, WeakMap<DestinationLabels, Map<number, RequestTally>>>();
 
 export interface RequestRecord {
   code: number;
@@ -113,10 +233,10 @@ export interface RequestRecord {
 }
 
 export function recordRequest(src: SourceLabels, dst: DestinationLabels, r: RequestRecord): void {
-  let byDst = children.get(src);
+  let byDst = bySource.get(src);
   if (!byDst) {
     byDst = new WeakMap();
-    children.set(src, byDst);
+    bySource.set(src, byDst);
   }
   let byCode = byDst.get(dst);
   if (!byCode) {
@@ -124,21 +244,15 @@ export function recordRequest(src: SourceLabels, dst: DestinationLabels, r: Requ
     byDst.set(dst, byCode);
   }
   const key = r.code * 2 + (r.grpc ? 1 : 0);
-  let c = byCode.get(key);
-  if (!c) {
-    const labels = requestLabelSet(src, dst, r.code, r.grpc);
-    c = {
-      total: requestMetrics.total.labels(labels),
-      duration: requestMetrics.duration.labels(labels),
-      reqBytes: requestMetrics.requestBytes.labels(labels),
-      resBytes: requestMetrics.responseBytes.labels(labels),
-    };
-    byCode.set(key, c);
+  let t = byCode.get(key);
+  if (!t) {
+    t = tallyFor(requestLabelSet(src, dst, r.code, r.grpc));
+    byCode.set(key, t);
   }
-  c.total.inc();
-  c.duration.observe(r.durationMs);
-  c.reqBytes.observe(r.requestBytes);
-  c.resBytes.observe(r.responseBytes);
+  t.total++;
+  observeInto(t.duration, durationBounds, r.durationMs);
+  observeInto(t.reqBytes, bytesBounds, r.requestBytes);
+  observeInto(t.resBytes, bytesBounds, r.responseBytes);
 }
 
 export interface AccessLogEntry {
