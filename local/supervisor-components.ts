@@ -5,6 +5,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Container, EnvVar } from "../controller/provider/objects.js";
+import { ztunnelNodeFlags } from "../ztunnel/launch-flags.js";
 import type { MeshLayout } from "./network.js";
 import { COMPONENT_PORTS, type MeshPaths } from "./supervisor-plan.js";
 
@@ -104,6 +105,8 @@ export function ztunnelContainer(
     image: "ambit",
     command: [
       process.execPath,
+      // V8 heap flags (young generation, old-space guard): ztunnel/launch-flags.ts, the same for every launcher.
+      ...ztunnelNodeFlags(),
       ctx.cliMain,
       "ztunnel",
       ...["--node", node, "--xds", xdsAddress(ctx), "--token-file", p.nodeTokenFile(node)],

@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ztunnelNodeFlags } from "../../ztunnel/launch-flags.js";
 import { Proc, run, runIn, waitForPort } from "../procs.js";
 import type { PodPlan, Topology } from "../topology.js";
 import { BENCH_NAMESPACE } from "../topology.js";
@@ -136,6 +137,23 @@ async function cliAvailable(): Promise<string | undefined> {
   return undefined;
 }
 
+/**
+ * argv of a bench ztunnel after PLAIN_NODE[0] (pure): ztunnel's V8 flags as
+ * every launcher applies them (AMBIT_ZTUNNEL_NODE_FLAGS overrides), and with
+ * AMBIT_BENCH_CPU_PROF=DIR a V8 CPU profile written there at exit.
+ */
+export function ztunnelArgv(node: string, args: readonly string[], env = process.env): string[] {
+  const prof = env.AMBIT_BENCH_CPU_PROF;
+  return [
+    ...PLAIN_NODE.slice(1),
+    ...ztunnelNodeFlags(env),
+    ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${node}.cpuprofile`] : []),
+    CLI,
+    "ztunnel",
+    ...args,
+  ];
+}
+
 export interface AmbitProcesses {
   ztunnels: { node: string; netns: string; proc: Proc }[];
   /** Files the processes share (tokens, facts), for further components. */
@@ -212,19 +230,11 @@ export async function startAmbitProcesses(
     for (const n of topo.layout.nodes) {
       writeFileSync(path(`${n.name}.token`), tokenOf(n.name), { mode: 0o600 });
       writeFileSync(path(`${n.name}.pods.json`), JSON.stringify(files.podsFiles[n.name] ?? []));
-      // AMBIT_BENCH_CPU_PROF=DIR: each ztunnel writes a V8 CPU profile there when it exits.
-      const prof = process.env.AMBIT_BENCH_CPU_PROF;
       const zt = Proc.start(
         `ztunnel ${n.name}`,
         n.netns,
         PLAIN_NODE[0],
-        [
-          ...PLAIN_NODE.slice(1),
-          ...(prof
-            ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", `ztunnel-${n.name}.cpuprofile`]
-            : []),
-          CLI,
-          "ztunnel",
+        ztunnelArgv(n.name, [
           "--node",
           n.name,
           "--xds",
@@ -235,7 +245,7 @@ export async function startAmbitProcesses(
           path(`${n.name}.pods.json`),
           "--drain-seconds",
           "1",
-        ],
+        ]),
         path(`ztunnel-${n.name}.log`),
         env,
       );
