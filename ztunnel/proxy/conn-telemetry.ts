@@ -79,6 +79,9 @@ export interface ConnRecord {
 /** Counts the connection as opened (the upstream side is established). */
 export function connOpened(rec: ConnRecord): void {
   rec.tally ??= tcpTally(rec.labels);
+  // The tally keeps an equal label set for all the connections of this edge:
+  // share it rather than hold one per connection for the connection's life.
+  rec.labels = rec.tally.labels;
   rec.tally.opened++;
 }
 

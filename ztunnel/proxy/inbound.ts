@@ -179,13 +179,7 @@ export class InboundProxy {
         return;
       }
       stream.respond({ ":status": 200 });
-      connOpened(rec);
-      // Source's view: bytes the app received were sent by the source.
-      const b = bridge(app, stream, (end) => {
-        connClosed(rec, app.bytesWritten, app.bytesRead, end.reason, end.detail);
-        slot.done();
-      });
-      slot.opened(b);
+      splice(app, stream, rec, slot);
     });
   }
 
@@ -201,6 +195,21 @@ export class InboundProxy {
     connRefused(rec, "CONNECT_FAILED", { error: reason });
     respond(stream, 503);
   }
+}
+
+/**
+ * Bridges an accepted connection. A function of its own so that what the
+ * bridge's close callback keeps alive for the connection's life is just this
+ * scope, not the set-up's (connect timer, listeners, authorization).
+ */
+function splice(app: net.Socket, stream: ServerHttp2Stream, rec: ConnRecord, slot: DrainSlot): void {
+  connOpened(rec);
+  // Source's view: bytes the app received were sent by the source.
+  const b = bridge(app, stream, (end) => {
+    connClosed(rec, app.bytesWritten, app.bytesRead, end.reason, end.detail);
+    slot.done();
+  });
+  slot.opened(b);
 }
 
 function respond(stream: ServerHttp2Stream, status: number): void {

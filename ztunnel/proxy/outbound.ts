@@ -3,6 +3,7 @@
 // over HBONE to the endpoint or waypoint, pass through untouched, or refuse.
 // Then apply it: open the HBONE stream presenting the source's identity (or
 // a plain TCP connection marked so capture does not loop) and splice.
+import type { ClientHttp2Stream } from "node:http2";
 import net from "node:net";
 import type { Writable } from "node:stream";
 import { peerBaggageFor } from "../../core/hbone/baggage.js";
@@ -261,6 +262,11 @@ export class OutboundProxy {
       .then(
         (stream) => {
           early?.stop();
+          // The bridge's close callback shares this scope: drop the early
+          // forwarder (and the chunks it kept for a retry) so an idle
+          // connection does not hold them for its whole life.
+          const earlyPaused = early?.paused === true;
+          early = undefined;
           this.pending--;
           if (socket.destroyed) {
             // The application gave up while the tunnel was being set up.
@@ -269,18 +275,13 @@ export class OutboundProxy {
             this.settled();
             return;
           }
-          connOpened(rec);
-          // A FIN that came early was passed on already (END_STREAM); the socket's readableEnded says so to bridge().
-          const b = bridge(socket, stream, (end) => {
-            connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
-            this.settled(b);
-          });
-          this.active.add(b);
+          this.splice(socket, stream, rec);
           // The early forwarder may have paused on backpressure: the bridge's own takes over.
-          if (early?.paused) socket.resume();
+          if (earlyPaused) socket.resume();
         },
         (err: Error) => {
           early?.stop();
+          early = undefined;
           this.pending--;
           const reason =
             err instanceof HboneConnectError
@@ -294,6 +295,21 @@ export class OutboundProxy {
           this.settled();
         },
       );
+  }
+
+  /**
+   * Bridges an established tunnel. A method of its own so that what the
+   * bridge's close callback keeps alive for the connection's life is just
+   * this scope (socket, rec), not the set-up's (plan, early data, closures).
+   */
+  private splice(socket: net.Socket, stream: ClientHttp2Stream, rec: ConnRecord): void {
+    connOpened(rec);
+    // A FIN that came early was passed on already (END_STREAM); the socket's readableEnded says so to bridge().
+    const b = bridge(socket, stream, (end) => {
+      connClosed(rec, socket.bytesRead, socket.bytesWritten, end.reason, end.detail);
+      this.settled(b);
+    });
+    this.active.add(b);
   }
 
   private passthrough(

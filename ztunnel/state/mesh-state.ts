@@ -16,11 +16,31 @@ const ipConflicts = counter(
 );
 const stateSize = gauge("ambit_state_objects", "Objects held in the ztunnel address index", ["type"]);
 
+type IdentityParts = Pick<MeshWorkload, "trustDomain" | "namespace" | "serviceAccount">;
+/**
+ * The identity string per workload object: the proxies ask for it on every
+ * connection, and each connection record keeps what it got for the
+ * connection's life; one string per workload instead of one per connection.
+ */
+const identities = new WeakMap<IdentityParts, { parts: IdentityParts; id: string }>();
+
 /** spiffe://td/ns/X/sa/Y of a workload. */
-export function workloadIdentity(
-  w: Pick<MeshWorkload, "trustDomain" | "namespace" | "serviceAccount">,
-): string {
-  return `spiffe://${w.trustDomain || "cluster.local"}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+export function workloadIdentity(w: IdentityParts): string {
+  const hit = identities.get(w);
+  // Checked against the fields: a caller may reuse (mutate) a plain object.
+  if (
+    hit &&
+    hit.parts.trustDomain === w.trustDomain &&
+    hit.parts.namespace === w.namespace &&
+    hit.parts.serviceAccount === w.serviceAccount
+  )
+    return hit.id;
+  const id = `spiffe://${w.trustDomain || "cluster.local"}/ns/${w.namespace}/sa/${w.serviceAccount}`;
+  identities.set(w, {
+    parts: { trustDomain: w.trustDomain, namespace: w.namespace, serviceAccount: w.serviceAccount },
+    id,
+  });
+  return id;
 }
 
 export type AddressLookup =
