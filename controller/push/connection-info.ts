@@ -38,4 +38,6 @@ export interface ProxyConnectionInfo {
   peer: string;
   connectedAt: Date;
   types: ProxyTypeInfo[];
+  /** Responses go out as bytes framed once and shared by every stream (false: grpc-js copies each per stream). */
+  sharedFraming?: boolean;
 }

@@ -40,18 +40,89 @@ const TAG_TYPE_URL = (4 << 3) | 2;
 const TAG_NONCE = (5 << 3) | 2;
 const TAG_REMOVED = (6 << 3) | 2;
 
+// Field tags of envoy.service.discovery.v3.Resource and google.protobuf.Any.
+const TAG_RESOURCE_VERSION = (1 << 3) | 2;
+const TAG_RESOURCE_BODY = (2 << 3) | 2;
+const TAG_RESOURCE_NAME = (3 << 3) | 2;
+const TAG_RESOURCE_ALIASES = (4 << 3) | 2;
+const TAG_ANY_TYPE_URL = (1 << 3) | 2;
+const TAG_ANY_VALUE = (2 << 3) | 2;
+
+/** Bytes of a length-delimited field (tag, length, content); 0 for an empty proto3 scalar that is left out. */
+function fieldSize(contentLength: number, omitEmpty: boolean): number {
+  if (omitEmpty && contentLength === 0) return 0;
+  return 1 + varintSize(contentLength) + contentLength;
+}
+
+function writeString(buf: Buffer, pos: number, tag: number, s: string, len: number, omitEmpty: boolean): number {
+  if (omitEmpty && len === 0) return pos;
+  buf[pos++] = tag;
+  pos = writeVarint(buf, pos, len);
+  return pos + buf.write(s, pos, len, "utf8");
+}
+
+/**
+ * An envoy.service.discovery.v3.Resource {name, aliases, version, resource}
+ * written directly: with 10,000 pods, protobuf-es's reflective create() +
+ * toBinary() of each was most of publish().
+ */
+export function encodeResource(name: string, version: string, aliases: readonly string[], any: Any): Uint8Array {
+  const nameLen = Buffer.byteLength(name);
+  const versionLen = Buffer.byteLength(version);
+  const typeUrlLen = Buffer.byteLength(any.typeUrl);
+  const aliasLens = aliases.map((a) => Buffer.byteLength(a));
+  const anyLen = fieldSize(typeUrlLen, true) + fieldSize(any.value.byteLength, true);
+  let size = fieldSize(nameLen, true) + fieldSize(versionLen, true) + fieldSize(anyLen, false);
+  for (const l of aliasLens) size += fieldSize(l, false);
+  const buf = Buffer.allocUnsafe(size);
+  let pos = writeString(buf, 0, TAG_RESOURCE_NAME, name, nameLen, true);
+  for (let i = 0; i < aliases.length; i++)
+    pos = writeString(buf, pos, TAG_RESOURCE_ALIASES, aliases[i] as string, aliasLens[i] as number, false);
+  pos = writeString(buf, pos, TAG_RESOURCE_VERSION, version, versionLen, true);
+  buf[pos++] = TAG_RESOURCE_BODY;
+  pos = writeVarint(buf, pos, anyLen);
+  pos = writeString(buf, pos, TAG_ANY_TYPE_URL, any.typeUrl, typeUrlLen, true);
+  if (any.value.byteLength > 0) {
+    buf[pos++] = TAG_ANY_VALUE;
+    pos = writeVarint(buf, pos, any.value.byteLength);
+    buf.set(any.value, pos);
+  }
+  return buf;
+}
+
+/** gRPC's message prefix: 1 byte compressed flag (0), 4 bytes length (big endian). */
+export const GRPC_PREFIX_LENGTH = 5;
+
+/**
+ * A DeltaDiscoveryResponse encoded once with its gRPC message prefix in front,
+ * so every stream that sends it writes the same bytes: grpc-js would
+ * otherwise copy the message into a new prefixed buffer per stream (100
+ * copies of 3 MB for a full push of 10,000 pods to 100 proxies).
+ */
+export class FramedResponse {
+  constructor(
+    /** Prefix + message. */
+    readonly framed: Buffer,
+  ) {}
+
+  /** The DeltaDiscoveryResponse bytes alone. */
+  get payload(): Buffer {
+    return this.framed.subarray(GRPC_PREFIX_LENGTH);
+  }
+}
+
 /**
  * DeltaDiscoveryResponse bytes, assembled from the pre-encoded Resource
- * messages: one exact-size allocation and one copy of each resource, no
- * re-encoding per stream.
+ * messages: one exact-size allocation (with room for the gRPC prefix) and
+ * one copy of each resource, no re-encoding per stream.
  */
-export function encodeResponse(
+export function encodeFramedResponse(
   typeUrl: string,
   systemVersion: string,
   added: readonly Uint8Array[],
   removed: readonly string[],
   nonce: string,
-): Buffer {
+): FramedResponse {
   const strings: [number, Buffer][] = [
     [TAG_SYSTEM_VERSION, Buffer.from(systemVersion)],
     [TAG_TYPE_URL, Buffer.from(typeUrl)],
@@ -61,8 +132,10 @@ export function encodeResponse(
   let size = 0;
   for (const r of added) size += 1 + varintSize(r.byteLength) + r.byteLength;
   for (const [, b] of strings) size += 1 + varintSize(b.byteLength) + b.byteLength;
-  const buf = Buffer.allocUnsafe(size);
-  let pos = 0;
+  const buf = Buffer.allocUnsafe(GRPC_PREFIX_LENGTH + size);
+  buf[0] = 0;
+  buf.writeUInt32BE(size, 1);
+  let pos = GRPC_PREFIX_LENGTH;
   for (const r of added) {
     buf[pos++] = TAG_RESOURCES;
     pos = writeVarint(buf, pos, r.byteLength);
@@ -75,5 +148,16 @@ export function encodeResponse(
     buf.set(b, pos);
     pos += b.byteLength;
   }
-  return buf;
+  return new FramedResponse(buf);
+}
+
+/** The DeltaDiscoveryResponse bytes alone (see encodeFramedResponse). */
+export function encodeResponse(
+  typeUrl: string,
+  systemVersion: string,
+  added: readonly Uint8Array[],
+  removed: readonly string[],
+  nonce: string,
+): Buffer {
+  return encodeFramedResponse(typeUrl, systemVersion, added, removed, nonce).payload;
 }

@@ -9,20 +9,15 @@
 // type (until ACK/NACK), so a slow or stalled proxy simply accumulates dirty
 // names (coalesced) and never holds back the others.
 import { EventEmitter } from "node:events";
-import { create, toBinary } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import {
-  AggregatedDiscoveryService,
-  type DeltaDiscoveryRequest,
-  ResourceSchema,
-} from "../../core/gen/xds_pb.js";
+import { AggregatedDiscoveryService, type DeltaDiscoveryRequest } from "../../core/gen/xds_pb.js";
 import { logger as componentLogger, type Logger } from "../../core/telemetry/logger.js";
 import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
 import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
-import { encodeResponse, resourceVersion } from "./response-encoding.js";
+import { encodeFramedResponse, encodeResource, FramedResponse, resourceVersion } from "./response-encoding.js";
 import {
   ackedCount,
   ackedMap,
@@ -36,6 +31,14 @@ import {
 } from "./stream-state.js";
 
 export type { ProxyConnectionInfo, ProxyTypeInfo, PublishedResource } from "./connection-info.js";
+
+const NO_ALIASES: readonly string[] = Object.freeze([]);
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 const metrics = {
   connected: gauge("ambit_xds_connected_proxies", "Proxies with an open xDS stream"),
@@ -71,7 +74,24 @@ export interface DeltaAdsServerOptions {
   logger?: Logger;
 }
 
-type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, Buffer>;
+type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, FramedResponse>;
+
+/**
+ * Lets a stream write a FramedResponse's bytes as they are. grpc-js frames
+ * each message by copying it into a new buffer behind the gRPC prefix
+ * (BaseServerInterceptingCall.serializeMessage); a full push of 10,000 pods
+ * to 100 proxies made 100 copies of 3 MB that way, then collected them. The
+ * hook is per call and only where that grpc-js internal exists (no
+ * interceptors): otherwise the response is serialized, and copied, as usual.
+ */
+function shareFraming(call: AdsCall): boolean {
+  const inner = (call as unknown as { call?: { serializeMessage?: (value: unknown) => Buffer } }).call;
+  const serialize = inner?.serializeMessage;
+  if (!inner || typeof serialize !== "function") return false;
+  inner.serializeMessage = (value: unknown) =>
+    value instanceof FramedResponse ? value.framed : serialize.call(inner, value);
+  return true;
+}
 
 interface Stream {
   id: number;
@@ -85,6 +105,8 @@ interface Stream {
   /** The transport buffer is full; wait for "drain". */
   blocked: boolean;
   closed: boolean;
+  /** Writes the shared framed bytes (see shareFraming). */
+  sharedFraming: boolean;
 }
 
 export class DeltaAdsServer extends EventEmitter {
@@ -96,7 +118,9 @@ export class DeltaAdsServer extends EventEmitter {
   private readonly nackLoggedAt = new Map<string, number>();
   private nextStreamId = 1;
   private nextNonce = 1;
-  private flushTimer: NodeJS.Timeout | undefined;
+  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** When the last flush ran (performance.now()). */
+  private lastFlush = Number.NEGATIVE_INFINITY;
   private closed = false;
 
   constructor(opts: DeltaAdsServerOptions = {}) {
@@ -110,8 +134,8 @@ export class DeltaAdsServer extends EventEmitter {
     const def = grpcServiceDefinition(AggregatedDiscoveryService);
     const delta = def.deltaAggregatedResources;
     if (!delta) throw new Error("generated AggregatedDiscoveryService lacks DeltaAggregatedResources");
-    // Responses are written as ready-made bytes (see encodeResponse).
-    const serialize = (b: Buffer): Buffer => b;
+    // Responses are written as ready-made bytes (see encodeFramedResponse and shareFraming).
+    const serialize = (r: FramedResponse): Buffer => r.payload;
     server.addService(
       { deltaAggregatedResources: { ...delta, responseSerialize: serialize as (v: unknown) => Buffer } },
       { deltaAggregatedResources: (call: AdsCall) => this.accept(call) },
@@ -141,9 +165,9 @@ export class DeltaAdsServer extends EventEmitter {
     let aliasesChanged = false;
     for (const [name, any] of resources) {
       const old = prev.get(name);
-      const al = aliases?.get(name) ?? [];
-      const sameAliases =
-        old !== undefined && old.aliases.length === al.length && old.aliases.every((a, i) => a === al[i]);
+      const al = aliases?.get(name) ?? NO_ALIASES;
+      // The same array (ModelPublisher passes an unchanged object's own) needs no comparison.
+      const sameAliases = old !== undefined && (old.aliases === al || sameStrings(old.aliases, al));
       if (old && old.any === any && sameAliases) {
         next.set(name, old);
         continue;
@@ -163,11 +187,9 @@ export class DeltaAdsServer extends EventEmitter {
         next.set(name, old);
         continue;
       }
-      const encoded = toBinary(
-        ResourceSchema,
-        create(ResourceSchema, { name, version, aliases: [...al], resource: any }),
-      );
-      next.set(name, { name, version, aliases: [...al], any, encoded });
+      const encoded = encodeResource(name, version, al, any);
+      // Kept by reference, as the Any is: neither may be changed after publish().
+      next.set(name, { name, version, aliases: al, any, encoded });
       if (!sameAliases) aliasesChanged = true;
       changed.push(name);
     }
@@ -228,13 +250,17 @@ export class DeltaAdsServer extends EventEmitter {
         awaitingAck: st.inflight !== undefined,
         inSync: this.inSync(st),
       })),
+      sharedFraming: s.sharedFraming,
     }));
   }
 
   /** Ends every stream (proxies reconnect elsewhere or later); the grpc.Server is the caller's. */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer as NodeJS.Timeout);
+      clearImmediate(this.flushTimer as NodeJS.Immediate);
+    }
     this.flushTimer = undefined;
     for (const s of [...this.streams.values()]) {
       try {
@@ -263,6 +289,7 @@ export class DeltaAdsServer extends EventEmitter {
       types: new Map(),
       blocked: false,
       closed: false,
+      sharedFraming: shareFraming(call),
     };
     this.streams.set(s.id, s);
     metrics.connected.inc();
@@ -433,12 +460,21 @@ export class DeltaAdsServer extends EventEmitter {
 
   // ---- pushing ---------------------------------------------------------
 
+  /**
+   * A change after a quiet spell goes out at once (after the current tick,
+   * so that publishes made together go out together); changes that follow
+   * a flush within debounceMs wait for the rest of that window. Streams with
+   * a response in flight coalesce further changes until their ACK anyway.
+   */
   private scheduleFlush(): void {
     if (this.flushTimer || this.closed) return;
-    this.flushTimer = setTimeout(() => {
+    const flush = () => {
       this.flushTimer = undefined;
+      this.lastFlush = performance.now();
       for (const s of this.streams.values()) this.flushStream(s);
-    }, this.debounceMs);
+    };
+    const wait = this.lastFlush + this.debounceMs - performance.now();
+    this.flushTimer = wait > 0 ? setTimeout(flush, wait) : setImmediate(flush);
   }
 
   private resolve(typeUrl: string, name: string): string {
@@ -481,7 +517,7 @@ export class DeltaAdsServer extends EventEmitter {
       if (!shared) {
         const { added, removed } = this.diff(st, state, "all");
         const nonce = (this.nextNonce++).toString(36);
-        const bytes = encodeResponse(
+        const bytes = encodeFramedResponse(
           st.typeUrl,
           String(state.generation),
           added.map((e) => e.encoded),
@@ -534,7 +570,7 @@ export class DeltaAdsServer extends EventEmitter {
       return;
     }
     const nonce = (this.nextNonce++).toString(36);
-    const bytes = encodeResponse(
+    const bytes = encodeFramedResponse(
       st.typeUrl,
       String(state.generation),
       added.map((e) => e.encoded),
@@ -588,7 +624,7 @@ export class DeltaAdsServer extends EventEmitter {
     added: PublishedResource[],
     removed: string[],
     nonce: string,
-    bytes: Buffer,
+    bytes: FramedResponse,
     shared?: SharedResponse,
   ): void {
     const changeTime = st.dirtySince ?? performance.now();
@@ -629,7 +665,13 @@ export class DeltaAdsServer extends EventEmitter {
     );
   }
 
-  private finishWrite(s: Stream, st: StreamType, state: TypeState, inflight: Inflight, bytes: Buffer): void {
+  private finishWrite(
+    s: Stream,
+    st: StreamType,
+    state: TypeState,
+    inflight: Inflight,
+    bytes: FramedResponse,
+  ): void {
     st.inflight = inflight;
     st.syncedGen = st.wildcard && st.names.size === 0 ? state.generation : undefined;
     metrics.pushes.inc({ type: shortTypeName(st.typeUrl) });

@@ -2,6 +2,7 @@
 // (TypeState), what each proxy subscribed to, was sent and ACKed (StreamType),
 // and the pure questions asked of that state. server.ts does the I/O.
 import type { PublishedResource } from "./connection-info.js";
+import type { FramedResponse } from "./response-encoding.js";
 
 export interface TypeState {
   published: boolean;
@@ -22,7 +23,7 @@ export interface SharedResponse {
   nonce: string;
   added: PublishedResource[];
   removed: string[];
-  bytes: Buffer;
+  bytes: FramedResponse;
   /** Versions before this response of the names it changes (the same for every stream that takes it). */
   before: Map<string, string>;
   /** `sent` after it: shared by the streams that take it, copied by one before it changes (copy on write). */
