@@ -1,0 +1,197 @@
+// Upstream reuse on the production path (HBONE both ways, in one process on
+// loopback): the waypoint keeps its upstream tunnels and the connections
+// inside them, as Envoy's connection pools do. Counted at the backend's
+// "ztunnel" (CONNECT streams) and at the app (TCP connections): HTTP/1.1
+// keep-alive requests reuse an idle upstream connection, and gRPC calls are
+// multiplexed over one upstream HTTP/2 session, never one tunnel per request.
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import net from "node:net";
+import t from "tap";
+import { HboneClient } from "../../core/hbone/client.js";
+import { HboneServer } from "../../core/hbone/server.js";
+import type { WaypointService } from "../../core/model/waypoint.js";
+import { HboneUpstream } from "../../waypoint/upstream/hbone-upstream.js";
+import { httpSocket } from "../../waypoint/upstream/upstream.js";
+import { Waypoint } from "../../waypoint/waypoint.js";
+import { makePki } from "./fixtures-pki.js";
+import { loopbackNet, spiffe } from "./fixtures-ztunnel.js";
+import { cluster, cname, route, service } from "./waypoint-harness.js";
+
+const ip = loopbackNet();
+const WAYPOINT_IP = ip(2);
+const POD_IP = ip(3);
+const CLIENT = spiffe("default", "client");
+const WAYPOINT = spiffe("default", "waypoint");
+const BACKEND = spiffe("default", "web");
+
+type Teardown = { teardown: (fn: () => unknown) => void };
+
+/** Client → HBONE → waypoint → HBONE → "ztunnel" → app; counts CONNECTs and app connections. */
+async function mesh(t: Teardown, app: net.Server, svc: (appPort: number) => WaypointService) {
+  const pki = await makePki();
+  const certs = pki.source();
+  let appConns = 0;
+  app.on("connection", () => appConns++);
+  await new Promise<void>((r) => app.listen(0, POD_IP, r));
+  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
+  let connects = 0;
+  const ztunnel = new HboneServer({
+    handler: (stream, info) => {
+      connects++;
+      const s = net.connect(info.authority.port, info.authority.ip, () => {
+        stream.respond({ ":status": 200 });
+        stream.pipe(s);
+        s.pipe(stream);
+      });
+      s.on("error", () => stream.destroy());
+      stream.on("close", () => s.destroy());
+    },
+  });
+  const zl = await ztunnel.listen({ host: POD_IP, port: 0 }, { cert: () => certs.get(BACKEND), name: "pod" });
+  t.teardown(() => ztunnel.close());
+  const wpClient = new HboneClient({ certs, connectTimeoutMs: 3000 });
+  t.teardown(() => wpClient.destroy());
+  const wp = new Waypoint({
+    upstream: (state) =>
+      new HboneUpstream({
+        client: wpClient,
+        identity: WAYPOINT,
+        ip: "",
+        identityOf: (i, p) => state.identityOf(i, p),
+        hbonePort: zl.address().port,
+      }),
+  });
+  await wp.start();
+  t.teardown(() => wp.close());
+  wp.applyServices([svc((app.address() as AddressInfo).port)]);
+  const wpServer = new HboneServer({
+    handler: (stream, info) => {
+      stream.respond({ ":status": 200 });
+      wp.serveStream(stream, {
+        ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}),
+        dst: info.authority,
+        sourceIp: info.peerAddress,
+      });
+    },
+  });
+  const wl = await wpServer.listen(
+    { host: WAYPOINT_IP, port: 0 },
+    { cert: () => certs.get(WAYPOINT), name: "waypoint" },
+  );
+  t.teardown(() => wpServer.close());
+  const client = new HboneClient({ certs, connectTimeoutMs: 3000 });
+  t.teardown(() => client.destroy());
+  const tunnel = () =>
+    client.connect({
+      srcIdentity: CLIENT,
+      srcIp: "",
+      dstIdentity: WAYPOINT,
+      dstIp: WAYPOINT_IP,
+      dstPort: wl.address().port,
+      authority: "10.96.0.10:80",
+    });
+  return { tunnel, connects: () => connects, appConns: () => appConns };
+}
+
+const webService =
+  (protocol: "http" | "grpc") =>
+  (appPort: number): WaypointService =>
+    service({
+      ...(protocol === "grpc" ? { ports: [{ port: 80, protocol: "grpc" as const }] } : {}),
+      clusters: [
+        cluster("web", [], {
+          protocol,
+          endpoints: [{ ip: POD_IP, port: appPort, identity: BACKEND }],
+        }),
+      ],
+      routes: [route("r", { backends: [{ cluster: cname("web"), weight: 1 }] })],
+    });
+
+t.test("HTTP/1.1: keep-alive requests reuse the upstream tunnel and connection", async (t) => {
+  const app = http.createServer((req, res) => res.end(`ok ${req.url}`));
+  const m = await mesh(t, app, webService("http"));
+  // 4 downstream keep-alive connections (4 tunnels in), 25 requests each, one at a time per connection.
+  const agents = await Promise.all(
+    [0, 1, 2, 3].map(async () => {
+      const tun = httpSocket(await m.tunnel());
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      agent.createConnection = () => tun as unknown as net.Socket;
+      t.teardown(() => {
+        agent.destroy();
+        tun.destroy();
+      });
+      return agent;
+    }),
+  );
+  const get = (agent: http.Agent, path: string) =>
+    new Promise<string>((resolve, reject) => {
+      const req = http.get({ agent, path, headers: { host: "web" } }, (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          body += c;
+        });
+        res.on("end", () => resolve(body));
+      });
+      req.on("error", reject);
+    });
+  for (let round = 0; round < 25; round++) {
+    const bodies = await Promise.all(agents.map((a, i) => get(a, `/${round}/${i}`)));
+    t.same(bodies, [0, 1, 2, 3].map((i) => `ok /${round}/${i}`));
+  }
+  t.ok(m.connects() >= 1 && m.connects() <= 4, `100 requests, 4 at a time: ${m.connects()} upstream CONNECT streams`);
+  t.equal(m.appConns(), m.connects(), "one app connection per upstream tunnel");
+});
+
+t.test("gRPC: concurrent calls share one upstream HTTP/2 session in one tunnel", async (t) => {
+  const app = http2.createServer();
+  app.on("stream", (stream, headers) => {
+    stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end(Buffer.from(String(headers[":path"])));
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  app.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  t.teardown(() => {
+    for (const s of sessions) s.destroy();
+  });
+  const m = await mesh(t, app, webService("grpc"));
+  const downstream = await Promise.all(
+    [0, 1].map(async () => {
+      const tun = await m.tunnel();
+      const s = http2.connect("http://web", { createConnection: () => tun as unknown as net.Socket });
+      t.teardown(() => s.destroy());
+      return s;
+    }),
+  );
+  const call = (s: http2.ClientHttp2Session, path: string) =>
+    new Promise<{ body: string; status: string | undefined }>((resolve, reject) => {
+      const st = s.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+      let body = "";
+      let status: string | undefined;
+      st.on("data", (c: Buffer) => {
+        body += c;
+      });
+      st.on("trailers", (tr) => {
+        status = tr["grpc-status"] as string | undefined;
+      });
+      st.on("end", () => resolve({ body, status }));
+      st.on("error", reject);
+      st.end(Buffer.alloc(5));
+    });
+  for (let round = 0; round < 3; round++) {
+    const calls = [];
+    for (let i = 0; i < 50; i++) calls.push(call(downstream[i % 2]!, `/svc.Echo/Call${round}-${i}`));
+    const got = await Promise.all(calls);
+    t.ok(
+      got.every((g, i) => g.status === "0" && g.body === `/svc.Echo/Call${round}-${i}`),
+      `round ${round}: 50 concurrent calls answered, each with its own body and grpc-status`,
+    );
+  }
+  t.equal(m.connects(), 1, "150 calls over 2 downstream sessions: one upstream CONNECT stream");
+  t.equal(m.appConns(), 1, "... and one HTTP/2 connection at the app");
+});
