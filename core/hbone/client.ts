@@ -82,6 +82,8 @@ export class HboneClient {
   private readonly connectionWindowSize: number;
   private readonly connectRaw: ConnectRaw;
   private lastCount = 0;
+  /** Per session: the earlier certificate notAfter of the two ends (the pool checks it at acquire). */
+  private readonly sessionValidUntil = new WeakMap<ClientHttp2Session, number>();
 
   constructor(private readonly opts: HboneClientOptions) {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -99,6 +101,7 @@ export class HboneClient {
         }));
     this.pool = new HboneSessionPool({
       open: (key) => this.openSession(key),
+      validUntil: (session) => this.sessionValidUntil.get(session),
       maxStreamsPerSession: opts.maxStreamsPerSession ?? 100,
       idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
       onSessionCountChange: (n) => {
@@ -257,6 +260,7 @@ export class HboneClient {
       Number.isFinite(peerEnd) ? peerEnd : Number.POSITIVE_INFINITY,
     );
     if (Number.isFinite(validUntil)) {
+      this.sessionValidUntil.set(session, validUntil);
       const expiry = setTimeout(
         () => session.close(),
         Math.max(0, Math.min(validUntil - Date.now(), 2 ** 31 - 1)),

@@ -30,6 +30,8 @@ export interface PooledSession {
   active: number;
   /** No new streams (GOAWAY received, error, closing). */
   draining: boolean;
+  /** Epoch ms from which the session takes no new stream: the earlier certificate notAfter of its two ends. */
+  validUntil?: number;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -45,6 +47,11 @@ export interface SessionPoolOptions {
   /** Close sessions that carried no stream for this long. */
   idleTimeoutMs: number;
   onSessionCountChange?: (count: number) => void;
+  /**
+   * When a session's certificates stop authenticating new streams (epoch ms).
+   * Checked at acquire: the opener's close timer may run late on a busy loop.
+   */
+  validUntil?: (session: ClientHttp2Session) => number | undefined;
 }
 
 export class HboneSessionPool {
@@ -66,7 +73,10 @@ export class HboneSessionPool {
     }
     for (const e of list) {
       // A session closed by its owner (certificate expiry) takes no new streams.
-      if (!e.draining && !e.session?.closed && e.active < this.capacity(e)) return this.lease(e);
+      if (e.draining || e.session?.closed || e.active >= this.capacity(e)) continue;
+      // Nor does one whose certificate expired before that close ran (a busy event loop).
+      if (e.validUntil !== undefined && Date.now() >= e.validUntil) continue;
+      return this.lease(e);
     }
     const entry = this.openEntry(ks, key);
     list.push(entry);
@@ -141,6 +151,8 @@ export class HboneSessionPool {
     ready.then(
       (session) => {
         entry.session = session;
+        const until = this.opts.validUntil?.(session);
+        if (until !== undefined) entry.validUntil = until;
         const drain = () => {
           entry.draining = true;
         };
