@@ -8,6 +8,7 @@ import type { LevelWithSilent } from "pino";
 import { levels, logger, setLevel } from "../core/telemetry/logger.js";
 import { registry } from "../core/telemetry/metrics.js";
 import type { ZtunnelApp } from "./app.js";
+import { memoryAdmission } from "./proxy/memory-pressure.js";
 
 const log = logger("ztunnel.admin");
 
@@ -53,6 +54,17 @@ export class ZtunnelAdmin {
         }
         return json(levels());
       }
+      case "/memory": {
+        // Memory admission's state; ?limit_mb=N changes the limit at run time (0: off).
+        const limit = url.searchParams.get("limit_mb");
+        if (limit !== null) {
+          const n = Number(limit);
+          if (limit === "" || !Number.isFinite(n) || n < 0)
+            return json({ error: `limit_mb: '${limit}' is not a number of megabytes` }, 400);
+          memoryAdmission.setLimitMb(n);
+        }
+        return json(memoryAdmission.status());
+      }
       case "/metrics":
         return this.metrics(req, res);
       case "/ready":
@@ -60,7 +72,10 @@ export class ZtunnelAdmin {
         return this.readiness(req, res);
       default:
         return json(
-          { error: "not found", paths: ["/config_dump", "/certs", "/logging?level=", "/metrics", "/ready"] },
+          {
+            error: "not found",
+            paths: ["/config_dump", "/certs", "/logging?level=", "/memory?limit_mb=", "/metrics", "/ready"],
+          },
           404,
         );
     }
