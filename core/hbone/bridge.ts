@@ -156,29 +156,59 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
 }
 
 /**
+ * Destinations corked in this event-loop iteration, uncorked together in its
+ * check phase (one setImmediate per iteration that forwarded anything).
+ */
+const corkedNow: Writable[] = [];
+/** Bumped at the end of each iteration that forwarded anything. */
+let iteration = 0;
+let flushScheduled = false;
+
+function endIteration(): void {
+  flushScheduled = false;
+  iteration++;
+  for (let i = 0; i < corkedNow.length; i++) {
+    const dst = corkedNow[i] as Writable;
+    if (!dst.destroyed) dst.uncork();
+  }
+  corkedNow.length = 0;
+}
+
+/**
  * Moves data from src to dst with backpressure: pause src when dst's buffer
  * is full, resume on 'drain'. Ends and errors are the caller's (bridge).
  * Idle tunnels are the common case (10k per ztunnel), so this keeps per-
  * connection state to two closures per direction.
+ *
+ * Write coalescing: an HTTP/2 session emits a DATA frame in one callback per
+ * TLS record (16 KiB, and pieces of a few bytes where a frame straddles two
+ * records), and Node drains the tick queue after each callback, so chunks of
+ * one TLS read arrive in separate ticks. The first chunk of a loop iteration
+ * is written at once (request/response traffic: one chunk per iteration,
+ * nothing delayed, no cork); later chunks of the same iteration are corked
+ * and leave as one writev in the iteration's check phase, instead of one
+ * write syscall each.
  */
-function forward(src: Readable, dst: Writable): void {
+export function forward(src: Readable, dst: Writable): void {
   let waiting = false;
   let corked = false;
+  let lastIteration = -1;
   const onDrain = () => {
     waiting = false;
     src.resume();
   };
-  // Chunks that arrive in one tick (an HTTP/2 session emits every DATA frame
-  // of one TLS read synchronously) leave as one writev, not one syscall each.
-  const uncork = () => {
-    corked = false;
-    if (!dst.destroyed) dst.uncork();
-  };
   src.on("data", (chunk: Buffer) => {
-    if (!corked && !dst.destroyed) {
+    if (lastIteration !== iteration) {
+      lastIteration = iteration;
+      corked = false;
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(endIteration);
+      }
+    } else if (!corked && !dst.destroyed) {
       corked = true;
       dst.cork();
-      process.nextTick(uncork);
+      corkedNow.push(dst);
     }
     if (dst.write(chunk) || waiting || dst.destroyed) return;
     waiting = true;
