@@ -12,19 +12,12 @@ import {
   type IstioCertificateResponse,
   IstioCertificateService,
 } from "../../core/gen/citadel_pb.js";
+import { notAfter, notBefore, parseChain, spiffeIdOf, verifyChain } from "../../core/identity/cert-read.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
-
-// @peculiar/x509 (with its ASN.1 schemas and reflect-metadata) costs about a
-// second and 20 MB to load: loaded on the first certificate request, not at
-// start, so the ztunnel is listening before it.
-let identityLib: Promise<
-  [typeof import("../../core/identity/keys.js"), typeof import("../../core/identity/x509.js")]
->;
-function loadIdentityLib() {
-  identityLib ??= Promise.all([import("../../core/identity/keys.js"), import("../../core/identity/x509.js")]);
-  return identityLib;
-}
+// Key and CSR with node:crypto (csr.ts), never @peculiar/x509: that library
+// costs about 4.5 MB of RSS (20 MB while loading) in every ztunnel.
+import { newWorkloadKey, workloadCsrPem, workloadKeyPem } from "./csr.js";
 
 /** keys.ts's pemLine, without loading it. */
 function pemLine(pem: string): string {
@@ -110,9 +103,8 @@ export class CaClient implements CertificateSource {
   /** Requests a certificate for `identity` with a new key; checks what comes back before returning it. */
   async fetch(identity: Identity | string): Promise<IssuedCertificate> {
     const uri = identityUri(identity);
-    const [{ generateKeyPair, privateKeyToPem }, x509] = await loadIdentityLib();
-    const keys = await generateKeyPair();
-    const csr = await x509.createCsr(uri, keys);
+    const keys = await newWorkloadKey();
+    const csr = workloadCsrPem(uri, keys);
     const req = create(IstioCertificateRequestSchema, {
       csr,
       validityDuration: BigInt(Math.floor(this.opts.ttlSeconds ?? 0)),
@@ -133,7 +125,7 @@ export class CaClient implements CertificateSource {
         } else resolve(r as IstioCertificateResponse);
       });
     });
-    return checkResponse(x509, uri, await privateKeyToPem(keys.privateKey), res.certChain);
+    return checkResponse(uri, workloadKeyPem(keys), res.certChain);
   }
 
   close(): void {
@@ -142,12 +134,7 @@ export class CaClient implements CertificateSource {
 }
 
 /** The CA's answer must be for our key and identity and chain to its own last certificate. */
-function checkResponse(
-  { parseChain, spiffeIdOf, verifyChain, notBefore, notAfter }: typeof import("../../core/identity/x509.js"),
-  uri: string,
-  keyPem: string,
-  chainPem: string[],
-): IssuedCertificate {
+function checkResponse(uri: string, keyPem: string, chainPem: string[]): IssuedCertificate {
   const bad = (reason: string) =>
     new AmbitError("CA_REFUSED", `CreateCertificate for ${uri}: unusable answer: ${reason}`, {
       identity: uri,
