@@ -22,10 +22,14 @@ export interface ComponentContext {
   otlpEndpoint?: string;
 }
 
-/** The environment passed on to components: AMBIT_LOG_LEVEL, AMBIT_DEBUG and AMBIT_CERT_TTL (short certificate lifetimes for fault tests) when set, then extras. */
+/**
+ * The environment passed on to components: AMBIT_LOG_LEVEL, AMBIT_DEBUG,
+ * AMBIT_CERT_TTL (short certificate lifetimes for fault tests) and
+ * AMBIT_MEMORY_LIMIT_MB (the ztunnels' memory admission) when set, then extras.
+ */
 export function componentEnv(processEnv: NodeJS.ProcessEnv, extra: Record<string, string> = {}): EnvVar[] {
   const env: Record<string, string> = {};
-  for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG", "AMBIT_CERT_TTL"])
+  for (const k of ["AMBIT_LOG_LEVEL", "AMBIT_DEBUG", "AMBIT_CERT_TTL", "AMBIT_MEMORY_LIMIT_MB"])
     if (processEnv[k]) env[k] = processEnv[k]!;
   Object.assign(env, extra);
   return Object.entries(env).map(([name, value]) => ({ name, value }));
