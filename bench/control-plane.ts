@@ -9,7 +9,7 @@ import { logger } from "../core/telemetry/logger.js";
 import { DeltaAdsClient } from "../core/xds/client.js";
 import { ADDRESS_TYPE } from "../core/xds/type-urls.js";
 import type { ControlPlaneResult, ControlPlaneRun, Settings } from "./results.js";
-import { EnvelopeSubscriber } from "./tools/envelope-subscriber.js";
+import { EnvelopeSubscriber, ZTUNNEL_STREAM_WINDOW } from "./tools/envelope-subscriber.js";
 import type { PublishCommand, ServerReply } from "./tools/xds-server.js";
 
 const SERVER = fileURLToPath(new URL("./tools/xds-server.js", import.meta.url));
@@ -51,12 +51,17 @@ class ServerChild {
     });
   }
 
-  async publish(cmd: Omit<PublishCommand, "cmd">): Promise<{ ms: number; rssMB: number }> {
+  /** Publishes and waits for every ACK; the CPU times are the server's and this (subscribers') process's. */
+  async publish(
+    cmd: Omit<PublishCommand, "cmd">,
+  ): Promise<{ ms: number; rssMB: number; cpuMs: number; subscribersCpuMs: number }> {
+    const cpu0 = process.cpuUsage();
     const reply = this.next();
     this.child.send({ cmd: "publish", ...cmd });
     const m = await reply;
     if (m.type !== "published") throw new Error(`xds-server: unexpected ${m.type}`);
-    return m;
+    const cpu = process.cpuUsage(cpu0);
+    return { ...m, subscribersCpuMs: (cpu.user + cpu.system) / 1000 };
   }
 
   async close(): Promise<void> {
@@ -95,6 +100,8 @@ export async function runControlPlane(
         address,
         node: { id: nodeId, metadata: { NODE_NAME: `node-${i}` } },
         handlers: [{ typeUrl: ADDRESS_TYPE, apply: () => undefined }],
+        // The windows a ztunnel advertises (DeltaAdsClient's own default is larger).
+        channelOptions: { "grpc-node.flow_control_window": ZTUNNEL_STREAM_WINDOW },
         logger: quiet,
       });
       clients.push(c);
@@ -115,10 +122,12 @@ export async function runControlPlane(
       const wrong = held().filter((n) => n !== pods).length;
       if (wrong) throw new Error(`${wrong} subscriber(s) do not hold ${pods} pods after the push`);
       const inc: number[] = [];
+      const incCpu: number[] = [];
       let rssMB = full.rssMB;
       for (let g = 1; g <= s.incrementalChanges; g++) {
         const r = await server.publish({ pods, subscribers: s.subscribers, generation: g });
         inc.push(r.ms);
+        incCpu.push(r.cpuMs);
         rssMB = Math.max(rssMB, r.rssMB);
       }
       runs.push({
@@ -130,7 +139,7 @@ export async function runControlPlane(
         serverRssMB: rssMB,
       });
       log(
-        `  control plane ${pods} pods × ${s.subscribers}: full ${full.ms.toFixed(1)} ms, one-pod p50 ${median(inc).toFixed(1)} ms`,
+        `  control plane ${pods} pods × ${s.subscribers}: full ${full.ms.toFixed(1)} ms (CPU: server ${full.cpuMs.toFixed(0)} ms, subscribers ${full.subscribersCpuMs.toFixed(0)} ms), one-pod p50 ${median(inc).toFixed(1)} ms (server CPU p50 ${median(incCpu).toFixed(1)} ms)`,
       );
     }
     return { status: "measured", runs };
