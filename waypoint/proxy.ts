@@ -116,9 +116,22 @@ export class HttpProxy {
   private readonly sources = new WeakMap<ConnMeta, SourceLabels>();
   private readonly destinations = new WeakMap<object, DestinationLabels>();
 
+  // Callers by (identity, address, baggage, own labels): a new connection of
+  // a known caller (one per request with Connection: close) reuses its
+  // labels object, and with it its metric tallies. Cleared on a config change.
+  private readonly callers = new Map<string, SourceLabels>();
+  private callersGeneration = -1;
+
   /** The caller's labels: the connection's own, else its address among the mesh endpoints, else its CONNECT baggage, else its identity. */
   sourceLabels(conn: ConnMeta): SourceLabels {
     let s = this.sources.get(conn);
+    if (s) return s;
+    if (this.callersGeneration !== this.state.generation || this.callers.size >= 4096) {
+      this.callers.clear();
+      this.callersGeneration = this.state.generation;
+    }
+    const key = `${conn.peerIdentity}\u0000${conn.sourceIp}\u0000${conn.peerBaggage}\u0000${conn.sourceWorkload}\u0000${conn.sourceNamespace}`;
+    s = this.callers.get(key);
     if (!s) {
       const known =
         (conn.sourceIp ? this.state.workloadAt(conn.sourceIp) : undefined) ??
@@ -130,8 +143,9 @@ export class HttpProxy {
         ...(workload ? { workload } : {}),
         ...(namespace ? { namespace } : {}),
       };
-      this.sources.set(conn, s);
+      this.callers.set(key, s);
     }
+    this.sources.set(conn, s);
     return s;
   }
 

@@ -65,6 +65,7 @@ export class WaypointState {
   upsert(svc: WaypointService): void {
     const prev = this.services.get(svc.key);
     const compiled = compileService(svc, prev);
+    this.generation++;
     this.identities = undefined;
     this.workloads = undefined;
     if (prev) this.unindex(prev);
@@ -77,6 +78,7 @@ export class WaypointState {
   remove(key: string): void {
     const prev = this.services.get(key);
     if (!prev) return;
+    this.generation++;
     this.identities = undefined;
     this.workloads = undefined;
     this.unindex(prev);
@@ -147,6 +149,9 @@ export class WaypointState {
   }
 
   private workloads: Map<string, { workload: string; namespace: string }> | undefined;
+
+  /** Moves on every applied change (what is cached from the configuration is stale once it moved). */
+  generation = 0;
 
   /** The workload at an IP among the endpoints this waypoint knows (a caller's labels). */
   workloadAt(ip: string): { workload: string; namespace: string } | undefined {

@@ -115,6 +115,14 @@ t.test("labels are resolved once per connection and per endpoint", async (t) => 
     "namespace from identity when the address is unknown",
   );
   t.equal(proxy.sourceLabels(conn), src, "the same object for the same connection (cached)");
+  // A new connection per request (Connection: close) from the same caller: the same labels object.
+  t.equal(proxy.sourceLabels({ ...conn }), src, "the same object for a new connection of the same caller");
+  const other = proxy.sourceLabels({ ...conn, peerIdentity: "spiffe://cluster.local/ns/shop/sa/other" });
+  t.not(other, src, "another caller: its own labels");
+  state.upsert(service({ routes: [], clusters: [] }));
+  const after = proxy.sourceLabels({ ...conn });
+  t.not(after, src, "after a config change, resolved again (its address may now be known)");
+  t.same(after, src);
   t.equal(namespaceOfIdentity("spiffe://td/ns/a-b/sa/x"), "a-b");
   t.equal(namespaceOfIdentity(undefined), undefined);
 });

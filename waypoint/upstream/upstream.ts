@@ -101,6 +101,15 @@ export function httpSocket(s: Duplex, opts: { allowHalfOpen?: boolean } = {}): D
     }
     this._write(Buffer.concat(bufs), "buffer", cb);
   };
+  // node:http's server ends its socket when the peer ends, even when the
+  // response already ended it (Connection: close); Writable.end() then
+  // builds an ERR_STREAM_ALREADY_FINISHED with its stack trace, once per
+  // connection, for nothing. A repeated plain end() is a no-op here.
+  const end = s.end;
+  (x as { end: (...args: unknown[]) => Duplex }).end = function (this: Duplex, ...args: unknown[]) {
+    if (args.length === 0 && this.writableEnded) return this;
+    return (end as (...a: unknown[]) => Duplex).apply(this, args);
+  };
   if (opts.allowHalfOpen === false)
     s.once("end", () => {
       if (!s.writableEnded) s.end();
