@@ -94,7 +94,9 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
     finish();
   });
 
-  forward(socket, stream);
+  // Into the HTTP/2 stream nothing to coalesce: the session frames and sends
+  // everything its streams were given in one iteration as one TLS write.
+  forward(socket, stream, false);
   forward(stream, socket);
   socket.once("end", () => stream.end());
   // Node ends the readable side of a stream that was reset, too: only a real
@@ -187,9 +189,9 @@ function endIteration(): void {
  * is written at once (request/response traffic: one chunk per iteration,
  * nothing delayed, no cork); later chunks of the same iteration are corked
  * and leave as one writev in the iteration's check phase, instead of one
- * write syscall each.
+ * write syscall each. `coalesce` false: every chunk is written at once.
  */
-export function forward(src: Readable, dst: Writable): void {
+export function forward(src: Readable, dst: Writable, coalesce = true): void {
   let waiting = false;
   let corked = false;
   let lastIteration = -1;
@@ -198,7 +200,9 @@ export function forward(src: Readable, dst: Writable): void {
     src.resume();
   };
   src.on("data", (chunk: Buffer) => {
-    if (lastIteration !== iteration) {
+    if (!coalesce) {
+      // written at once
+    } else if (lastIteration !== iteration) {
       lastIteration = iteration;
       corked = false;
       if (!flushScheduled) {
