@@ -54,7 +54,14 @@ function fieldSize(contentLength: number, omitEmpty: boolean): number {
   return 1 + varintSize(contentLength) + contentLength;
 }
 
-function writeString(buf: Buffer, pos: number, tag: number, s: string, len: number, omitEmpty: boolean): number {
+function writeString(
+  buf: Buffer,
+  pos: number,
+  tag: number,
+  s: string,
+  len: number,
+  omitEmpty: boolean,
+): number {
   if (omitEmpty && len === 0) return pos;
   buf[pos++] = tag;
   pos = writeVarint(buf, pos, len);
@@ -66,7 +73,12 @@ function writeString(buf: Buffer, pos: number, tag: number, s: string, len: numb
  * written directly: with 10,000 pods, protobuf-es's reflective create() +
  * toBinary() of each was most of publish().
  */
-export function encodeResource(name: string, version: string, aliases: readonly string[], any: Any): Uint8Array {
+export function encodeResource(
+  name: string,
+  version: string,
+  aliases: readonly string[],
+  any: Any,
+): Uint8Array {
   const nameLen = Buffer.byteLength(name);
   const versionLen = Buffer.byteLength(version);
   const typeUrlLen = Buffer.byteLength(any.typeUrl);

@@ -17,7 +17,12 @@ import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
 import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
-import { encodeFramedResponse, encodeResource, FramedResponse, resourceVersion } from "./response-encoding.js";
+import {
+  encodeFramedResponse,
+  encodeResource,
+  FramedResponse,
+  resourceVersion,
+} from "./response-encoding.js";
 import {
   ackedCount,
   ackedMap,
@@ -160,49 +165,59 @@ export class DeltaAdsServer extends EventEmitter {
       this.types.set(typeUrl, state);
     }
     const prev = state.entries;
-    const next = new Map<string, PublishedResource>();
+    // One pass that only reads: an unchanged resource (the same Any and aliases
+    // objects, as ModelPublisher passes them) costs two lookups, and the map of
+    // entries is copied only when something changed (callers of resources() keep
+    // the map they got).
+    const updates: PublishedResource[] = [];
     const changed: string[] = [];
+    let found = 0;
     let aliasesChanged = false;
     for (const [name, any] of resources) {
       const old = prev.get(name);
       const al = aliases?.get(name) ?? NO_ALIASES;
-      // The same array (ModelPublisher passes an unchanged object's own) needs no comparison.
-      const sameAliases = old !== undefined && (old.aliases === al || sameStrings(old.aliases, al));
-      if (old && old.any === any && sameAliases) {
-        next.set(name, old);
-        continue;
+      if (old !== undefined) {
+        found++;
+        if (old.any === any && old.aliases === al) continue;
       }
-      // Same bytes under a new Any object (a fresh translation): no hashing needed.
+      const sameAliases = old !== undefined && sameStrings(old.aliases, al);
+      // Same bytes under a new Any object (a fresh translation), or the same version: no new encoding.
       if (
-        old &&
+        old !== undefined &&
         sameAliases &&
-        old.any.typeUrl === any.typeUrl &&
-        Buffer.compare(old.any.value, any.value) === 0
+        ((old.any.typeUrl === any.typeUrl && Buffer.compare(old.any.value, any.value) === 0) ||
+          old.version === resourceVersion(any, al))
       ) {
-        next.set(name, old);
+        // Equal content: hold the new objects, so that the next publish of them is recognised by identity.
+        old.any = any;
+        old.aliases = al;
         continue;
       }
       const version = resourceVersion(any, al);
-      if (old && old.version === version && sameAliases) {
-        next.set(name, old);
-        continue;
-      }
       const encoded = encodeResource(name, version, al, any);
       // Kept by reference, as the Any is: neither may be changed after publish().
-      next.set(name, { name, version, aliases: al, any, encoded });
+      updates.push({ name, version, aliases: al, any, encoded });
       if (!sameAliases) aliasesChanged = true;
       changed.push(name);
     }
-    for (const name of prev.keys()) {
-      if (!next.has(name)) {
+    const removed: string[] = [];
+    if (found < prev.size) {
+      for (const [name, e] of prev) {
+        if (resources.has(name)) continue;
+        removed.push(name);
         changed.push(name);
-        if ((prev.get(name)?.aliases.length ?? 0) > 0) aliasesChanged = true;
+        if (e.aliases.length > 0) aliasesChanged = true;
       }
     }
-    state.entries = next;
+    if (updates.length > 0 || removed.length > 0) {
+      const next = new Map(prev);
+      for (const e of updates) next.set(e.name, e);
+      for (const name of removed) next.delete(name);
+      state.entries = next;
+    }
     if (aliasesChanged) {
       state.aliases = new Map();
-      for (const e of next.values()) for (const a of e.aliases) state.aliases.set(a, e.name);
+      for (const e of state.entries.values()) for (const a of e.aliases) state.aliases.set(a, e.name);
     }
     const first = !state.published;
     state.published = true;
@@ -515,7 +530,9 @@ export class DeltaAdsServer extends EventEmitter {
       const from = st.syncedGen as number;
       let shared = state.shared.get(from);
       if (!shared) {
-        const { added, removed } = this.diff(st, state, "all");
+        // Every stream synced at `from` holds the same dirty names (publish() adds to all of them
+        // alike): an incremental change diffs those names, not every published resource.
+        const { added, removed } = this.diff(st, state, st.dirty);
         const nonce = (this.nextNonce++).toString(36);
         const bytes = encodeFramedResponse(
           st.typeUrl,
