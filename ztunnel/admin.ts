@@ -16,6 +16,7 @@ const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "sil
 
 export class ZtunnelAdmin {
   private servers: http.Server[] = [];
+  private readinessServer: http.Server | undefined;
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private closed = false;
   private socket: { path: string; ino: number } | undefined;
@@ -124,7 +125,7 @@ export class ZtunnelAdmin {
           "admin port in use (a draining predecessor?): retrying until it is free",
         );
         const retry = (): void => {
-          if (this.closed) return;
+          if (this.closed || !this.servers.includes(s)) return;
           listen().then(
             () => log.info({ port: where, host }, "admin port taken over"),
             () => {
@@ -139,10 +140,27 @@ export class ZtunnelAdmin {
     await serve(this.admin, adminPort);
     await serve(this.metrics, metricsPort, metricsHost ?? adminHost);
     await serve(this.readiness, readinessPort);
+    if (readinessPort >= 0) this.readinessServer = this.servers[this.servers.length - 1];
     if (adminSocket) {
       await serve(this.admin, adminSocket);
       this.socket = { path: adminSocket, ino: statSync(adminSocket).ino };
     }
+  }
+
+  /**
+   * Gives the readiness port up at the start of a drain. During a surge
+   * rollout the successor retries this port until it is free; the kubelet's
+   * probe must reach the successor (and its own readiness), not the draining
+   * process, which would keep answering for a pod that is not serving yet.
+   */
+  async releaseReadiness(): Promise<void> {
+    const s = this.readinessServer;
+    this.readinessServer = undefined;
+    if (!s) return;
+    this.servers = this.servers.filter((x) => x !== s);
+    if (!s.listening) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
   }
 
   async close(): Promise<void> {

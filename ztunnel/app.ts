@@ -295,6 +295,7 @@ export class ZtunnelApp extends EventEmitter {
   async close(graceMs = this.cfg.drainSeconds * 1000): Promise<void> {
     this.ready = false;
     readyGauge.set(0);
+    await this.admin.releaseReadiness();
     this.podsWatcher?.close();
     // No new pods from the CNI plugin (an upgrade's successor takes the socket over).
     const uninstalling = (await this.cni?.closeAndCheckUninstall()) ?? false;
