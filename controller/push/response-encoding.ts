@@ -1,7 +1,7 @@
 // Wire encoding of what the push server sends: resource versions (content
 // hashes) and DeltaDiscoveryResponse bytes assembled from Resource messages
 // encoded once and shared by every stream.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Any } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -10,10 +10,24 @@ import type { Any } from "@bufbuild/protobuf/wkt";
  * controller replica, and an alias change reaches the proxies.
  */
 export function resourceVersion(any: Any, aliases: readonly string[] = []): string {
-  const h = createHash("sha256").update(any.typeUrl).update(any.value);
-  for (const a of aliases) h.update("\u0000").update(a);
-  return h.digest("base64url").slice(0, 16);
+  // The bytes of typeUrl, value and each "\0" + alias, hashed in one call: the same digest as
+  // updating a hash object with each in turn, without a hash object per resource (a quarter of
+  // publish() for 10,000 pods).
+  let size = Buffer.byteLength(any.typeUrl) + any.value.byteLength;
+  for (const a of aliases) size += 1 + Buffer.byteLength(a);
+  if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.max(size, scratch.length * 2));
+  let pos = scratch.write(any.typeUrl, 0, "utf8");
+  scratch.set(any.value, pos);
+  pos += any.value.byteLength;
+  for (const a of aliases) {
+    scratch[pos++] = 0;
+    pos += scratch.write(a, pos, "utf8");
+  }
+  return hash("sha256", scratch.subarray(0, pos), "base64url").slice(0, 16);
 }
+
+/** Reused by resourceVersion (hashing is synchronous). */
+let scratch = Buffer.allocUnsafe(64 * 1024);
 
 function varintSize(n: number): number {
   let size = 1;

@@ -7,7 +7,12 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import t from "tap";
-import { encodeFramedResponse, encodeResource } from "../../controller/push/response-encoding.js";
+import { createHash } from "node:crypto";
+import {
+  encodeFramedResponse,
+  encodeResource,
+  resourceVersion,
+} from "../../controller/push/response-encoding.js";
 import { DeltaDiscoveryResponseSchema, ResourceSchema } from "../../core/gen/xds_pb.js";
 import { AddressSchema } from "../../core/gen/workload_pb.js";
 import { DeltaAdsClient, type XdsUpdate } from "../../core/xds/client.js";
@@ -43,6 +48,25 @@ t.test("encodeResource: what protobuf-es decodes is what was given", async (t) =
     "the same message as protobuf-es builds",
   );
 });
+
+t.test(
+  "resourceVersion: sha256 of type URL, value and each NUL + alias (stable across releases)",
+  async (t) => {
+    const any = anyPack(AddressSchema, workloadToAddress(pod("v", "10.244.9.1")));
+    const big = { ...any, value: new Uint8Array(200_000).fill(9) };
+    for (const [x, aliases] of [
+      [any, []],
+      [any, ["10.0.0.1", "net/é"]],
+      [big, ["a"]],
+      [any, [""]],
+    ] as const) {
+      const h = createHash("sha256").update(x.typeUrl).update(x.value);
+      for (const a of aliases) h.update("\u0000").update(a);
+      t.equal(resourceVersion(x, aliases), h.digest("base64url").slice(0, 16));
+    }
+    t.not(resourceVersion(any, ["a"]), resourceVersion(any, ["b"]), "aliases count");
+  },
+);
 
 t.test("encodeFramedResponse carries the gRPC prefix of its own message", async (t) => {
   const f = encodeFramedResponse(
