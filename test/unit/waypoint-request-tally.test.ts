@@ -52,5 +52,8 @@ t.test("tallied request metrics read as per-request observations would", async (
   t.equal(dur2.find((v) => v.metricName?.endsWith("_count"))?.value, 4);
   t.equal(dur2.find((v) => v.metricName?.endsWith("_bucket") && v.labels.le === 5)?.value, 2, "0.3 and 2 ms");
   const text = await registry.metrics();
-  t.match(text, /istio_requests_total\{[^}]*destination_service="tally\.ns\.svc\.cluster\.local"[^}]*response_code="200"[^}]*\} 4/);
+  t.match(
+    text,
+    /istio_requests_total\{[^}]*destination_service="tally\.ns\.svc\.cluster\.local"[^}]*response_code="200"[^}]*\} 4/,
+  );
 });

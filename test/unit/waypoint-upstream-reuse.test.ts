@@ -138,9 +138,15 @@ t.test("HTTP/1.1: keep-alive requests reuse the upstream tunnel and connection",
     });
   for (let round = 0; round < 25; round++) {
     const bodies = await Promise.all(agents.map((a, i) => get(a, `/${round}/${i}`)));
-    t.same(bodies, [0, 1, 2, 3].map((i) => `ok /${round}/${i}`));
+    t.same(
+      bodies,
+      [0, 1, 2, 3].map((i) => `ok /${round}/${i}`),
+    );
   }
-  t.ok(m.connects() >= 1 && m.connects() <= 4, `100 requests, 4 at a time: ${m.connects()} upstream CONNECT streams`);
+  t.ok(
+    m.connects() >= 1 && m.connects() <= 4,
+    `100 requests, 4 at a time: ${m.connects()} upstream CONNECT streams`,
+  );
   t.equal(m.appConns(), m.connects(), "one app connection per upstream tunnel");
 });
 
@@ -170,7 +176,12 @@ t.test("gRPC: concurrent calls share one upstream HTTP/2 session in one tunnel",
   );
   const call = (s: http2.ClientHttp2Session, path: string) =>
     new Promise<{ body: string; status: string | undefined }>((resolve, reject) => {
-      const st = s.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+      const st = s.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       let body = "";
       let status: string | undefined;
       st.on("data", (c: Buffer) => {
@@ -194,4 +205,49 @@ t.test("gRPC: concurrent calls share one upstream HTTP/2 session in one tunnel",
   }
   t.equal(m.connects(), 1, "150 calls over 2 downstream sessions: one upstream CONNECT stream");
   t.equal(m.appConns(), 1, "... and one HTTP/2 connection at the app");
+});
+
+t.test("an HTTP/1.1 Upgrade through the HBONE path is spliced both ways", async (t) => {
+  const app = http.createServer((_req, res) => res.end("no upgrade"));
+  const upgraded = new Set<net.Socket>();
+  app.on("upgrade", (req: http.IncomingMessage, sock: net.Socket) => {
+    upgraded.add(sock);
+    sock.write(
+      `HTTP/1.1 101 Switching Protocols\r\nupgrade: echo\r\nconnection: Upgrade\r\nx-path: ${req.url}\r\n\r\n`,
+    );
+    sock.on("data", (c: Buffer) => sock.write(c));
+    sock.on("end", () => sock.end());
+  });
+  t.teardown(() => {
+    for (const s of upgraded) s.destroy();
+  });
+  const m = await mesh(t, app, webService("http"));
+  const tun = await m.tunnel();
+  t.teardown(() => tun.destroy());
+  let got = "";
+  const until = (s: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (got.includes(s)) {
+          tun.off("data", onData);
+          resolve();
+        }
+      };
+      const onData = (c: Buffer) => {
+        got += c.toString("latin1");
+        check();
+      };
+      tun.on("data", onData);
+      tun.once("close", () => reject(new Error(`tunnel closed; got ${JSON.stringify(got)}`)));
+      check();
+    });
+  tun.write("GET /ws HTTP/1.1\r\nhost: web\r\nconnection: Upgrade\r\nupgrade: echo\r\n\r\n");
+  await until("\r\n\r\n");
+  t.match(got, /^HTTP\/1\.1 101 /, "101 from the app through both tunnels");
+  t.match(got, /x-path: \/ws/i);
+  got = "";
+  tun.write("ping-1 ");
+  tun.write("ping-2");
+  await until("ping-1 ping-2");
+  t.pass("bytes echoed both ways after the upgrade");
 });
