@@ -15,9 +15,17 @@ import {
 import { notAfter, notBefore, parseChain, spiffeIdOf, verifyChain } from "../../core/identity/cert-read.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
-// Key and CSR with node:crypto (csr.ts), never @peculiar/x509: that library
-// costs about 4.5 MB of RSS (20 MB while loading) in every ztunnel.
-import { newWorkloadKey, workloadCsrPem, workloadKeyPem } from "./csr.js";
+
+// The CSR is X.509 work, done by the project's X.509 library (@peculiar/x509)
+// rather than hand-written DER. It costs about a second and 20 MB while it
+// loads (4.5 MB kept): loaded on the first certificate request, not at start,
+// so the ztunnel is listening before it. Reading certificates (cert-read.ts)
+// needs only node:crypto.
+let csrLib: Promise<[typeof import("../../core/identity/keys.js"), typeof import("../../core/identity/x509.js")]>;
+function loadCsrLib() {
+  csrLib ??= Promise.all([import("../../core/identity/keys.js"), import("../../core/identity/x509.js")]);
+  return csrLib;
+}
 
 /** keys.ts's pemLine, without loading it. */
 function pemLine(pem: string): string {
@@ -103,8 +111,9 @@ export class CaClient implements CertificateSource {
   /** Requests a certificate for `identity` with a new key; checks what comes back before returning it. */
   async fetch(identity: Identity | string): Promise<IssuedCertificate> {
     const uri = identityUri(identity);
-    const keys = await newWorkloadKey();
-    const csr = workloadCsrPem(uri, keys);
+    const [{ generateKeyPair, privateKeyToPem }, { createCsr }] = await loadCsrLib();
+    const keys = await generateKeyPair();
+    const csr = await createCsr(uri, keys);
     const req = create(IstioCertificateRequestSchema, {
       csr,
       validityDuration: BigInt(Math.floor(this.opts.ttlSeconds ?? 0)),
@@ -125,7 +134,7 @@ export class CaClient implements CertificateSource {
         } else resolve(r as IstioCertificateResponse);
       });
     });
-    return checkResponse(uri, workloadKeyPem(keys), res.certChain);
+    return checkResponse(uri, await privateKeyToPem(keys.privateKey), res.certChain);
   }
 
   close(): void {
