@@ -165,9 +165,21 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
  * check phase (one setImmediate per iteration that forwarded anything).
  */
 const corkedNow: Writable[] = [];
+/**
+ * A chunk this large is a TLS record's share of a bulk transfer: the rest of
+ * that TLS read follows in the same iteration, so even the first is corked.
+ */
+const BULK_CHUNK_BYTES = 8 * 1024;
 /** Bumped at the end of each iteration that forwarded anything. */
 let iteration = 0;
 let flushScheduled = false;
+
+function corkUntilCheck(dst: Writable): boolean {
+  if (dst.destroyed) return false;
+  dst.cork();
+  corkedNow.push(dst);
+  return true;
+}
 
 function endIteration(): void {
   flushScheduled = false;
@@ -189,8 +201,9 @@ function endIteration(): void {
  * TLS record (16 KiB, and pieces of a few bytes where a frame straddles two
  * records), and Node drains the tick queue after each callback, so chunks of
  * one TLS read arrive in separate ticks. The first chunk of a loop iteration
- * is written at once (request/response traffic: one chunk per iteration,
- * nothing delayed, no cork); later chunks of the same iteration are corked
+ * is written at once when small (request/response traffic: one chunk per
+ * iteration, nothing delayed, no cork); later chunks of the same iteration,
+ * and a first one of BULK_CHUNK_BYTES or more, are corked
  * and leave as one writev in the iteration's check phase, instead of one
  * write syscall each. `coalesce` false: every chunk is written at once.
  */
@@ -198,26 +211,30 @@ export function forward(src: Readable, dst: Writable, coalesce = true): void {
   let waiting = false;
   let corked = false;
   let lastIteration = -1;
+  let gather = false;
   const onDrain = () => {
     waiting = false;
     src.resume();
   };
   src.on("data", (chunk: Buffer) => {
-    if (!coalesce) {
-      // written at once
-    } else if (lastIteration !== iteration) {
-      lastIteration = iteration;
-      corked = false;
-      if (!flushScheduled) {
-        flushScheduled = true;
-        setImmediate(endIteration);
-      }
-    } else if (!corked && !dst.destroyed) {
-      corked = true;
-      dst.cork();
-      corkedNow.push(dst);
+    if (coalesce) {
+      if (lastIteration !== iteration) {
+        // The first chunk of this iteration.
+        lastIteration = iteration;
+        corked = false;
+        gather = dst.writableLength === 0;
+        if (!flushScheduled) {
+          flushScheduled = true;
+          setImmediate(endIteration);
+        }
+        if (chunk.length >= BULK_CHUNK_BYTES) corked = corkUntilCheck(dst);
+      } else if (!corked) corked = corkUntilCheck(dst);
     }
     if (dst.write(chunk) || waiting || dst.destroyed) return;
+    // Corked until the check phase, an iteration's chunks may gather past the
+    // high-water mark to leave as one writev, unless dst was already backed
+    // up when the iteration began (then backpressure as usual).
+    if (corked && gather) return;
     waiting = true;
     src.pause();
     dst.once("drain", onDrain);

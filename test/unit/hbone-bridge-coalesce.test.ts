@@ -50,7 +50,7 @@ t.test("chunks arriving in separate ticks of one iteration leave as one writev",
   // callback, the tick queue drained between them.
   await new Promise<void>((resolve) => {
     setTimeout(() => {
-      src.push(Buffer.alloc(16375));
+      src.push(Buffer.alloc(1000));
       process.nextTick(() => {
         src.push(Buffer.alloc(9));
         process.nextTick(() => {
@@ -63,6 +63,54 @@ t.test("chunks arriving in separate ticks of one iteration leave as one writev",
   tt.same(ops, [1], "only the first chunk went out during the iteration");
   await immediate();
   tt.same(ops, [1, 2], "the other two leave together at the end of the iteration");
+});
+
+t.test("a bulk-sized first chunk waits for the rest of its iteration", async (tt) => {
+  const src = new Readable({ read() {} });
+  const { dst, ops } = recordingSink();
+  forward(src, dst);
+  await immediate();
+  await new Promise<void>((resolve) => {
+    setTimeout(() => {
+      src.push(Buffer.alloc(16375)); // a TLS record's share of a DATA frame
+      process.nextTick(() => {
+        src.push(Buffer.alloc(16384));
+        process.nextTick(() => {
+          src.push(Buffer.alloc(9));
+          resolve();
+        });
+      });
+    }, 1);
+  });
+  tt.same(ops, [], "nothing written during the iteration");
+  await immediate();
+  tt.same(ops, [3], "one writev of all three at its end");
+  src.push(Buffer.alloc(100));
+  tt.same(ops, [3, 1], "a small chunk of the next iteration goes at once");
+});
+
+t.test("a destination still backed up when an iteration begins pauses the source", async (tt) => {
+  const src = new Readable({ read() {} });
+  // A destination whose writes never complete (a peer that stopped reading).
+  const dst = new Writable({ highWaterMark: 1024, write() {}, writev() {} });
+  forward(src, dst);
+  await immediate();
+  src.push(Buffer.alloc(16384));
+  src.push(Buffer.alloc(16384));
+  tt.notOk(src.isPaused(), "an iteration's chunks gather past the high-water mark");
+  await immediate();
+  src.push(Buffer.alloc(100));
+  tt.ok(src.isPaused(), "the next iteration finds it full: backpressure");
+});
+
+t.test("coalesce false: every chunk is written at once", async (tt) => {
+  const src = new Readable({ read() {} });
+  const { dst, ops } = recordingSink();
+  forward(src, dst, false);
+  await immediate();
+  src.push(Buffer.alloc(16384));
+  src.push(Buffer.alloc(16384));
+  tt.same(ops, [1, 1]);
 });
 
 t.test("a bulk transfer through HBONE arrives intact in fewer writes than chunks", async (tt) => {
