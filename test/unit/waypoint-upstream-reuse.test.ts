@@ -6,94 +6,12 @@
 // multiplexed over one upstream HTTP/2 session, never one tunnel per request.
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
-import net from "node:net";
+import type net from "node:net";
 import t from "tap";
-import { HboneClient } from "../../core/hbone/client.js";
-import { HboneServer } from "../../core/hbone/server.js";
 import type { WaypointService } from "../../core/model/waypoint.js";
-import { HboneUpstream } from "../../waypoint/upstream/hbone-upstream.js";
 import { httpSocket } from "../../waypoint/upstream/upstream.js";
-import { Waypoint } from "../../waypoint/waypoint.js";
-import { makePki } from "./fixtures-pki.js";
-import { loopbackNet, spiffe } from "./fixtures-ztunnel.js";
 import { cluster, cname, route, service } from "./waypoint-harness.js";
-
-const ip = loopbackNet();
-const WAYPOINT_IP = ip(2);
-const POD_IP = ip(3);
-const CLIENT = spiffe("default", "client");
-const WAYPOINT = spiffe("default", "waypoint");
-const BACKEND = spiffe("default", "web");
-
-type Teardown = { teardown: (fn: () => unknown) => void };
-
-/** Client → HBONE → waypoint → HBONE → "ztunnel" → app; counts CONNECTs and app connections. */
-async function mesh(t: Teardown, app: net.Server, svc: (appPort: number) => WaypointService) {
-  const pki = await makePki();
-  const certs = pki.source();
-  let appConns = 0;
-  app.on("connection", () => appConns++);
-  await new Promise<void>((r) => app.listen(0, POD_IP, r));
-  t.teardown(() => new Promise<void>((r) => app.close(() => r())));
-  let connects = 0;
-  const ztunnel = new HboneServer({
-    handler: (stream, info) => {
-      connects++;
-      const s = net.connect(info.authority.port, info.authority.ip, () => {
-        stream.respond({ ":status": 200 });
-        stream.pipe(s);
-        s.pipe(stream);
-      });
-      s.on("error", () => stream.destroy());
-      stream.on("close", () => s.destroy());
-    },
-  });
-  const zl = await ztunnel.listen({ host: POD_IP, port: 0 }, { cert: () => certs.get(BACKEND), name: "pod" });
-  t.teardown(() => ztunnel.close());
-  const wpClient = new HboneClient({ certs, connectTimeoutMs: 3000 });
-  t.teardown(() => wpClient.destroy());
-  const wp = new Waypoint({
-    upstream: (state) =>
-      new HboneUpstream({
-        client: wpClient,
-        identity: WAYPOINT,
-        ip: "",
-        identityOf: (i, p) => state.identityOf(i, p),
-        hbonePort: zl.address().port,
-      }),
-  });
-  await wp.start();
-  t.teardown(() => wp.close());
-  wp.applyServices([svc((app.address() as AddressInfo).port)]);
-  const wpServer = new HboneServer({
-    handler: (stream, info) => {
-      stream.respond({ ":status": 200 });
-      wp.serveStream(stream, {
-        ...(info.peerIdentity ? { peerIdentity: info.peerIdentity } : {}),
-        dst: info.authority,
-        sourceIp: info.peerAddress,
-      });
-    },
-  });
-  const wl = await wpServer.listen(
-    { host: WAYPOINT_IP, port: 0 },
-    { cert: () => certs.get(WAYPOINT), name: "waypoint" },
-  );
-  t.teardown(() => wpServer.close());
-  const client = new HboneClient({ certs, connectTimeoutMs: 3000 });
-  t.teardown(() => client.destroy());
-  const tunnel = () =>
-    client.connect({
-      srcIdentity: CLIENT,
-      srcIp: "",
-      dstIdentity: WAYPOINT,
-      dstIp: WAYPOINT_IP,
-      dstPort: wl.address().port,
-      authority: "10.96.0.10:80",
-    });
-  return { tunnel, connects: () => connects, appConns: () => appConns };
-}
+import { BACKEND, hboneWaypointMesh, POD_IP } from "./waypoint-hbone-mesh.js";
 
 const webService =
   (protocol: "http" | "grpc") =>
@@ -111,7 +29,7 @@ const webService =
 
 t.test("HTTP/1.1: keep-alive requests reuse the upstream tunnel and connection", async (t) => {
   const app = http.createServer((req, res) => res.end(`ok ${req.url}`));
-  const m = await mesh(t, app, webService("http"));
+  const m = await hboneWaypointMesh(t, app, webService("http"));
   // 4 downstream keep-alive connections (4 tunnels in), 25 requests each, one at a time per connection.
   const agents = await Promise.all(
     [0, 1, 2, 3].map(async () => {
@@ -165,7 +83,7 @@ t.test("gRPC: concurrent calls share one upstream HTTP/2 session in one tunnel",
   t.teardown(() => {
     for (const s of sessions) s.destroy();
   });
-  const m = await mesh(t, app, webService("grpc"));
+  const m = await hboneWaypointMesh(t, app, webService("grpc"));
   const downstream = await Promise.all(
     [0, 1].map(async () => {
       const tun = await m.tunnel();
@@ -221,7 +139,7 @@ t.test("an HTTP/1.1 Upgrade through the HBONE path is spliced both ways", async 
   t.teardown(() => {
     for (const s of upgraded) s.destroy();
   });
-  const m = await mesh(t, app, webService("http"));
+  const m = await hboneWaypointMesh(t, app, webService("http"));
   const tun = await m.tunnel();
   t.teardown(() => tun.destroy());
   let got = "";
