@@ -40,7 +40,7 @@ export class FactsFileWatcher {
 
   async start(): Promise<void> {
     // Polling survives the atomic rename the writer uses; 100 ms is plenty for a local mesh.
-    this.poller = pollFile(this.file, 100, () => {
+    this.poller = pollFile(this.file, 1000, () => {
       if (!this.closed) void this.read();
     });
     await this.read();

@@ -33,7 +33,7 @@ export class PodsFileWatcher {
   ) {}
 
   async start(): Promise<void> {
-    this.poller = pollFile(this.file, 100, () => void this.read());
+    this.poller = pollFile(this.file, 1000, () => void this.read());
     await this.read();
   }
 
