@@ -42,7 +42,9 @@ other, with the same load generators:
   pod to the TCP echo server (${s.scale.setupConcurrency} in flight; each proven with a 1-byte round
   trip), then held idle while the proxies' RSS is read; setups per second is the rate they opened at.
 - **6. Control plane**: ${s.controlPlane.subscribers} simulated ztunnels (delta xDS streams subscribed to
-  \`istio.workload.Address\`) on one delta ADS server; the server publishes N pod
+  \`istio.workload.Address\`, spread over one process per core as real proxies take in
+  their responses in parallel, each advertising a ztunnel's 2 MiB HTTP/2 stream window; one
+  of them decodes every resource) on one delta ADS server; the server publishes N pod
   workloads; the time runs from publish to the last subscriber's ACK. Then
   ${s.controlPlane.incrementalChanges} one-pod changes, each timed the same way.
 
