@@ -20,8 +20,9 @@ import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.j
 import {
   encodeFramedResponse,
   encodeResource,
-  FramedResponse,
+  type FramedResponse,
   resourceVersion,
+  shareFraming,
 } from "./response-encoding.js";
 import {
   ackedCount,
@@ -29,6 +30,7 @@ import {
   HOLDS_NOTHING,
   type Inflight,
   ownSent,
+  recordSent,
   type SharedResponse,
   type StreamType,
   subscribed,
@@ -80,23 +82,6 @@ export interface DeltaAdsServerOptions {
 }
 
 type AdsCall = grpc.ServerDuplexStream<DeltaDiscoveryRequest, FramedResponse>;
-
-/**
- * Lets a stream write a FramedResponse's bytes as they are. grpc-js frames
- * each message by copying it into a new buffer behind the gRPC prefix
- * (BaseServerInterceptingCall.serializeMessage); a full push of 10,000 pods
- * to 100 proxies made 100 copies of 3 MB that way, then collected them. The
- * hook is per call and only where that grpc-js internal exists (no
- * interceptors): otherwise the response is serialized, and copied, as usual.
- */
-function shareFraming(call: AdsCall): boolean {
-  const inner = (call as unknown as { call?: { serializeMessage?: (value: unknown) => Buffer } }).call;
-  const serialize = inner?.serializeMessage;
-  if (!inner || typeof serialize !== "function") return false;
-  inner.serializeMessage = (value: unknown) =>
-    value instanceof FramedResponse ? value.framed : serialize.call(inner, value);
-  return true;
-}
 
 interface Stream {
   id: number;
@@ -660,26 +645,8 @@ export class DeltaAdsServer extends EventEmitter {
       );
       return;
     }
-    ownSent(st);
-    const sizeBefore = st.sent.size;
-    const before = new Map<string, string>();
-    for (const e of added) {
-      const had = st.sent.get(e.name);
-      if (had !== undefined) before.set(e.name, had);
-      st.sent.set(e.name, e.version);
-    }
-    for (const name of removed) {
-      const had = st.sent.get(name);
-      if (had !== undefined) before.set(name, had);
-      st.sent.delete(name);
-    }
-    this.finishWrite(
-      s,
-      st,
-      state,
-      { nonce, changeTime, added, removed, before, ackedDelta: sizeBefore - st.sent.size },
-      bytes,
-    );
+    const { before, ackedDelta } = recordSent(st, added, removed);
+    this.finishWrite(s, st, state, { nonce, changeTime, added, removed, before, ackedDelta }, bytes);
   }
 
   private finishWrite(

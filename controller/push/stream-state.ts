@@ -127,3 +127,29 @@ export function ownSent(st: StreamType): void {
   st.sent = new Map(st.sent);
   st.sentShared = false;
 }
+
+/**
+ * Records a response of this stream's own (not a shared one) in `st.sent`:
+ * what each name held before (to restore on a NACK) and by how much the
+ * acknowledged count changes once it is ACKed.
+ */
+export function recordSent(
+  st: StreamType,
+  added: readonly PublishedResource[],
+  removed: readonly string[],
+): { before: Map<string, string>; ackedDelta: number } {
+  ownSent(st);
+  const sizeBefore = st.sent.size;
+  const before = new Map<string, string>();
+  for (const e of added) {
+    const had = st.sent.get(e.name);
+    if (had !== undefined) before.set(e.name, had);
+    st.sent.set(e.name, e.version);
+  }
+  for (const name of removed) {
+    const had = st.sent.get(name);
+    if (had !== undefined) before.set(name, had);
+    st.sent.delete(name);
+  }
+  return { before, ackedDelta: sizeBefore - st.sent.size };
+}
