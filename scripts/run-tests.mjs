@@ -24,6 +24,63 @@ function files(dir) {
   return out.sort();
 }
 
+// CI shows only the end of a long log: every failing test is repeated there,
+// with its subtest path and the first lines of tap's diagnostic, so a failure
+// can be read without the full output.
+const failureReports = [];
+class FailureCollector {
+  constructor(tier) {
+    this.tier = tier;
+    this.partial = "";
+    this.path = []; // subtest names by indentation depth
+    this.current = null; // the failure whose diagnostic lines are being collected
+    this.innerFailures = 0;
+  }
+  feed(text) {
+    const lines = (this.partial + text).split("\n");
+    this.partial = lines.pop() ?? "";
+    for (const line of lines) this.line(line);
+  }
+  end() {
+    if (this.partial) this.line(this.partial);
+    this.partial = "";
+    this.flush();
+  }
+  flush() {
+    if (this.current) failureReports.push(this.current.join("\n"));
+    this.current = null;
+  }
+  line(line) {
+    const depth = Math.floor((line.length - line.trimStart().length) / 4);
+    const text = line.trim();
+    const sub = text.match(/^# Subtest: (.*)$/);
+    if (sub) {
+      this.flush();
+      this.path.length = depth;
+      this.path[depth] = sub[1];
+      if (depth === 0) this.innerFailures = 0; // a new test file
+      return;
+    }
+    const notOk = text.match(/^not ok \d+ - (.*)$/);
+    if (notOk) {
+      this.flush();
+      // A failing subtest or file is reported again by each enclosing level
+      // ("not ok N - name # time=..."): those are kept only when nothing
+      // inside said why (a timeout, a crash).
+      const wrapper = /# time=/.test(notOk[1]);
+      if (wrapper && this.innerFailures > 0) return;
+      this.innerFailures = wrapper ? 0 : this.innerFailures + 1;
+      const where = this.path.slice(0, depth).filter(Boolean).join(" > ");
+      this.current = [`[${this.tier}] ${where ? `${where} > ` : ""}${notOk[1]}`];
+      return;
+    }
+    if (this.current) {
+      if (/^(ok|not ok) \d+/.test(text) || this.current.length > 25) this.flush();
+      else this.current.push(`    ${line.trimStart()}`);
+    }
+  }
+}
+
 function runTier(name, testFiles, args, extraEnv = {}) {
   return new Promise((resolve) => {
     if (testFiles.length === 0) return resolve({ pass: 0, fail: 0, skip: 0 });
@@ -31,9 +88,11 @@ function runTier(name, testFiles, args, extraEnv = {}) {
     const env = { ...process.env, ...extraEnv };
     const child = spawn(tapBin, [...args, ...testFiles], { cwd: root, env, stdio: ["ignore", "pipe", "inherit"] });
     let tail = "";
+    const failures = new FailureCollector(name);
     child.stdout.on("data", (d) => {
       process.stdout.write(d);
       tail = (tail + d.toString()).slice(-4000);
+      failures.feed(d.toString());
     });
     child.on("close", (code) => {
       // tap's closing summary: "# { total: 12, pass: 11, fail: 1, skip: 2 }"
@@ -41,6 +100,7 @@ function runTier(name, testFiles, args, extraEnv = {}) {
       const get = (k) => Number((m?.[2].match(new RegExp(`${k}: (\\d+)`)) ?? [])[1] ?? 0);
       const r = m ? { pass: get("pass"), fail: get("fail"), skip: get("skip") + get("todo") } : { pass: 0, fail: 1, skip: 0 };
       if (code !== 0 && r.fail === 0) r.fail = 1; // a crash with no counted failure still fails the run
+      failures.end();
       resolve(r);
     });
   });
@@ -63,6 +123,7 @@ function runStep(name, cmd, args) {
     const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
     child.on("close", (code) => {
       console.log(`${code === 0 ? "ok" : "not ok"} - ${name}`);
+      if (code !== 0) failureReports.push(`[step] ${name}: exit ${code}`);
       resolve(code === 0);
     });
   });
@@ -107,5 +168,9 @@ if (tiers.has("bench") && isRoot && existsSync(join(root, "dist/bench/main.js"))
   else totals.fail += 1;
 }
 
+if (failureReports.length > 0) {
+  console.log(`\n=== failures (${failureReports.length}) ===`);
+  for (const f of failureReports) console.log(f);
+}
 console.log(`\n${totals.pass} passed, ${totals.fail} failed, ${totals.skip} skipped`);
 process.exit(totals.fail > 0 || totals.pass === 0 ? 1 : 0);
