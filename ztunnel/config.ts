@@ -49,7 +49,7 @@ export interface ZtunnelConfig {
   dnsUpstreams: string[];
   /** Requested certificate lifetime (0: the CA's default). */
   certTtlSeconds: number;
-  /** New connections refused above this memory use (MB); 0: off; absent: 90% of the cgroup's memory.max, off without one. */
+  /** New connections refused above this memory use (MB); 0: off; absent: 90% of the cgroup's memory limit (v1 or v2), off without one. */
   memoryLimitMb?: number;
 }
 
@@ -79,7 +79,7 @@ options (environment variable in brackets):
   --drain-seconds N     drain time on SIGTERM (600)              [AMBIT_DRAIN_SECONDS]
   --dns-upstream IP     resolver for other names (repeatable; default: /etc/resolv.conf)
   --memory-limit-mb N   refuse new connections above N MB in use (RSS, or the cgroup's
-                        working set); 0: off; default 90% of the cgroup v2 memory.max,
+                        working set); 0: off; default 90% of the cgroup's limit (v1 or v2),
                         off without one                          [AMBIT_MEMORY_LIMIT_MB]
 
 example:

@@ -17,7 +17,7 @@ import { parseZtunnelConfig } from "../../ztunnel/config.js";
 import { admitWithinFdLimit } from "../../ztunnel/node-agent/accept-errors.js";
 import { InboundProxy } from "../../ztunnel/proxy/inbound.js";
 import {
-  cgroupV2Dir,
+  memoryCgroup,
   MemoryAdmission,
   memoryAdmission,
   nextPressure,
@@ -63,11 +63,25 @@ t.test("the limit: the flag, else 90% of the cgroup's memory.max, else off", asy
   t.equal(parseMemoryMax("max\n"), undefined);
   t.equal(parseMemoryMax("536870912\n"), 536870912);
   t.equal(parseMemoryMax(""), undefined);
-  t.equal(cgroupV2Dir("0::/kubepods/pod1/abc\n"), "/sys/fs/cgroup/kubepods/pod1/abc");
-  t.equal(cgroupV2Dir("0::/\n"), "/sys/fs/cgroup");
-  t.equal(cgroupV2Dir("4:memory:/x\n1:cpu:/\n"), undefined, "cgroup v1 only");
+  t.equal(parseMemoryMax("9223372036854771712\n"), undefined, "cgroup v1's no-limit value");
+  const all = () => true;
+  t.same(memoryCgroup("0::/kubepods/pod1/abc\n", all), { version: 2, dir: "/sys/fs/cgroup/kubepods/pod1/abc" });
+  t.same(memoryCgroup("0::/\n", all), { version: 2, dir: "/sys/fs/cgroup" });
+  t.same(memoryCgroup("4:memory:/x\n1:cpu:/\n", all), { version: 1, dir: "/sys/fs/cgroup/memory/x" }, "cgroup v1");
+  t.same(
+    memoryCgroup("5:cpu,memory:/x\n0::/\n", all),
+    { version: 1, dir: "/sys/fs/cgroup/memory/x" },
+    "hybrid: memory stays on v1",
+  );
+  t.same(
+    memoryCgroup("4:memory:/kubepods/pod1\n", () => false),
+    { version: 1, dir: "/sys/fs/cgroup/memory" },
+    "the host's path is not mounted in a container: its own cgroup is the mount root",
+  );
+  t.equal(memoryCgroup("1:cpu:/\n", all), undefined, "no memory controller");
   t.equal(workingSet("1000\n", "anon 10\ninactive_file 300\nactive_file 5\n"), 700);
   t.equal(workingSet("1000\n", "anon 10\n"), 1000);
+  t.equal(workingSet("1000\n", "inactive_file 5\ntotal_inactive_file 300\n", 1), 700, "v1: the hierarchical count");
 });
 
 t.test("--memory-limit-mb / AMBIT_MEMORY_LIMIT_MB", async (t) => {

@@ -2,8 +2,9 @@
 // memory grows ends OOM-killed, and then every connection of the node's pods
 // is reset; refusing new connections early keeps the ones it has. Memory is
 // sampled on a timer (never per connection): the cgroup's working set when a
-// cgroup v2 memory.max applies (what the kernel's OOM killer and the kubelet
-// look at), else the process's RSS. Pressure starts at the limit and ends
+// memory limit applies to its cgroup (v2 memory.max, or v1
+// memory.limit_in_bytes on nodes still on cgroup v1: what the kernel's OOM
+// killer and the kubelet look at), else the process's RSS. Pressure starts at the limit and ends
 // only below RESUME_FRACTION of it, so admission does not flap around the
 // limit. One log line when an episode starts and one when it ends; each
 // refused connection is counted in ambit_ztunnel_refused_connections_total
@@ -41,32 +42,56 @@ export function nextPressure(
   return false;
 }
 
-/** A cgroup v2 memory.max: bytes, or undefined for "max" (no limit) and anything unreadable. */
+/** A cgroup memory limit (v2 memory.max, v1 memory.limit_in_bytes): bytes, or undefined for no limit and anything unreadable. */
 export function parseMemoryMax(text: string): number | undefined {
   const t = text.trim();
   if (t === "" || t === "max") return undefined;
   const n = Number(t);
-  return Number.isFinite(n) && n > 0 ? n : undefined;
+  // cgroup v1 writes "no limit" as the largest page-aligned 64-bit value (9223372036854771712).
+  return Number.isFinite(n) && n > 0 && n < 2 ** 62 ? n : undefined;
 }
 
-/** The cgroup v2 directory of this process from /proc/self/cgroup ("0::/path"), or undefined (v1 only). */
-export function cgroupV2Dir(procSelfCgroup: string, root = "/sys/fs/cgroup"): string | undefined {
-  const line = procSelfCgroup.split("\n").find((l) => l.startsWith("0::"));
-  if (line === undefined) return undefined;
-  const path = line.slice(3).trim();
-  return path === "/" ? root : `${root}${path}`;
+/** Where this process's memory controller is, and which cgroup version's files it has. */
+export interface MemoryCgroup {
+  version: 1 | 2;
+  dir: string;
 }
 
-/** Working set as the kubelet computes it: memory.current minus the inactive file cache. */
-export function workingSet(current: string, stat: string): number {
+/**
+ * The memory controller's directory from /proc/self/cgroup: a v1
+ * "N:memory:/path" line wins (hybrid hosts keep memory on v1), else the v2
+ * "0::/path" line. Without a cgroup namespace the path is relative to the
+ * host's hierarchy; inside a container whose own cgroup is mounted as the
+ * root, that path does not exist there and the mount root is the cgroup.
+ */
+export function memoryCgroup(
+  procSelfCgroup: string,
+  exists: (path: string) => boolean = fs.existsSync,
+  root = "/sys/fs/cgroup",
+): MemoryCgroup | undefined {
+  const lines = procSelfCgroup.split("\n");
+  const pick = (base: string, path: string) => {
+    const full = path === "/" ? base : `${base}${path}`;
+    return exists(full) ? full : base;
+  };
+  const v1 = lines.map((l) => /^\d+:([^:]*):(.*)$/.exec(l)).find((m) => m && m[1].split(",").includes("memory"));
+  if (v1) return { version: 1, dir: pick(`${root}/memory`, v1[2].trim()) };
+  const v2 = lines.find((l) => l.startsWith("0::"));
+  if (v2 === undefined) return undefined;
+  return { version: 2, dir: pick(root, v2.slice(3).trim()) };
+}
+
+/** Working set as the kubelet computes it: usage minus the inactive file cache (v1 counts it hierarchically as total_inactive_file). */
+export function workingSet(current: string, stat: string, version: 1 | 2 = 2): number {
   const cur = Number(current.trim());
-  const inactive = /^inactive_file (\d+)$/m.exec(stat)?.[1];
+  const key = version === 1 ? "total_inactive_file" : "inactive_file";
+  const inactive = new RegExp(`^${key} (\\d+)$`, "m").exec(stat)?.[1];
   return Math.max(0, cur - (inactive ? Number(inactive) : 0));
 }
 
 /**
  * The limit in force: --memory-limit-mb when given (0: off), else
- * CGROUP_DEFAULT_FRACTION of the cgroup's memory.max when there is one, else off.
+ * CGROUP_DEFAULT_FRACTION of the cgroup's limit when there is one, else off.
  */
 export function resolveMemoryLimit(
   limitMb: number | undefined,
@@ -82,15 +107,22 @@ export interface MemorySample {
   source: "cgroup" | "rss";
 }
 
-/** Reads usage and limit now: the cgroup's when it has a memory.max (re-read: it can change at run time), else RSS. */
-export function sampleMemory(limitMb: number | undefined, cgroupDir: string | undefined): MemorySample {
-  if (cgroupDir !== undefined) {
+const CGROUP_FILES = {
+  1: { limit: "memory.limit_in_bytes", usage: "memory.usage_in_bytes" },
+  2: { limit: "memory.max", usage: "memory.current" },
+} as const;
+
+/** Reads usage and limit now: the cgroup's when it has a memory limit (re-read: it can change at run time), else RSS. */
+export function sampleMemory(limitMb: number | undefined, cgroup: MemoryCgroup | undefined): MemorySample {
+  if (cgroup !== undefined) {
+    const files = CGROUP_FILES[cgroup.version];
     try {
-      const max = parseMemoryMax(fs.readFileSync(`${cgroupDir}/memory.max`, "utf8"));
+      const max = parseMemoryMax(fs.readFileSync(`${cgroup.dir}/${files.limit}`, "utf8"));
       if (max !== undefined) {
         const used = workingSet(
-          fs.readFileSync(`${cgroupDir}/memory.current`, "utf8"),
-          fs.readFileSync(`${cgroupDir}/memory.stat`, "utf8"),
+          fs.readFileSync(`${cgroup.dir}/${files.usage}`, "utf8"),
+          fs.readFileSync(`${cgroup.dir}/memory.stat`, "utf8"),
+          cgroup.version,
         );
         return { usedBytes: used, limitBytes: resolveMemoryLimit(limitMb, max), source: "cgroup" };
       }
@@ -121,7 +153,7 @@ const mb = (b: number | undefined) => (b === undefined ? undefined : Math.round(
 export class MemoryAdmission extends EventEmitter {
   private limitMb: number | undefined;
   private sampleMs = DEFAULT_SAMPLE_MS;
-  private cgroupDir: string | undefined;
+  private cgroup: MemoryCgroup | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pressured = false;
   private last: MemorySample | undefined;
@@ -132,9 +164,9 @@ export class MemoryAdmission extends EventEmitter {
     this.limitMb = opts.limitMb;
     this.sampleMs = opts.sampleMs ?? DEFAULT_SAMPLE_MS;
     try {
-      this.cgroupDir = cgroupV2Dir(fs.readFileSync("/proc/self/cgroup", "utf8"));
+      this.cgroup = memoryCgroup(fs.readFileSync("/proc/self/cgroup", "utf8"));
     } catch {
-      this.cgroupDir = undefined;
+      this.cgroup = undefined;
     }
     this.sample();
     if (this.last?.limitBytes !== undefined)
@@ -181,7 +213,7 @@ export class MemoryAdmission extends EventEmitter {
   }
 
   private sample(): void {
-    const s = sampleMemory(this.limitMb, this.cgroupDir);
+    const s = sampleMemory(this.limitMb, this.cgroup);
     this.last = s;
     const next = nextPressure(this.pressured, s.usedBytes, s.limitBytes);
     if (next === this.pressured) return;
