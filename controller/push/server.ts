@@ -17,35 +17,24 @@ import { counter, gauge, histogram } from "../../core/telemetry/metrics.js";
 import { grpcServiceDefinition } from "../../core/xds/grpc-service.js";
 import { shortTypeName } from "../../core/xds/type-urls.js";
 import type { ProxyConnectionInfo, PublishedResource } from "./connection-info.js";
-import {
-  encodeFramedResponse,
-  encodeResource,
-  type FramedResponse,
-  resourceVersion,
-  shareFraming,
-} from "./response-encoding.js";
+import { NackLog } from "./nack-log.js";
+import { updatePublished } from "./published-set.js";
+import { encodeFramedResponse, type FramedResponse, shareFraming } from "./response-encoding.js";
 import {
   ackedCount,
   ackedMap,
-  HOLDS_NOTHING,
   type Inflight,
-  ownSent,
+  newStreamType,
   recordSent,
+  resolveName,
   type SharedResponse,
   type StreamType,
   subscribed,
   type TypeState,
+  updateSubscription,
 } from "./stream-state.js";
 
 export type { ProxyConnectionInfo, ProxyTypeInfo, PublishedResource } from "./connection-info.js";
-
-const NO_ALIASES: readonly string[] = Object.freeze([]);
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 const metrics = {
   connected: gauge("ambit_xds_connected_proxies", "Proxies with an open xDS stream"),
@@ -58,11 +47,6 @@ const metrics = {
     [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   ),
 };
-
-/** Distinct NACK reasons kept as label values per type; beyond, "other" (bounded cardinality). */
-const MAX_NACK_REASONS = 50;
-const MAX_REASON_LENGTH = 120;
-const NACK_LOG_INTERVAL_MS = 10_000;
 
 /**
  * grpc.Server options for the xDS ports: room for large initial_resource_versions
@@ -104,8 +88,7 @@ export class DeltaAdsServer extends EventEmitter {
   private readonly log: Logger;
   private readonly types = new Map<string, TypeState>();
   private readonly streams = new Map<number, Stream>();
-  private readonly nackReasons = new Map<string, Set<string>>();
-  private readonly nackLoggedAt = new Map<string, number>();
+  private readonly nackLog = new NackLog();
   private nextStreamId = 1;
   private nextNonce = 1;
   private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -149,64 +132,8 @@ export class DeltaAdsServer extends EventEmitter {
       state = { published: false, generation: 0, entries: new Map(), aliases: new Map(), shared: new Map() };
       this.types.set(typeUrl, state);
     }
-    const prev = state.entries;
-    // One pass that only reads: an unchanged resource (the same Any and aliases
-    // objects, as ModelPublisher passes them) costs two lookups, and the map of
-    // entries is copied only when something changed (callers of resources() keep
-    // the map they got).
-    const updates: PublishedResource[] = [];
-    const changed: string[] = [];
-    let found = 0;
-    let aliasesChanged = false;
-    for (const [name, any] of resources) {
-      const old = prev.get(name);
-      const al = aliases?.get(name) ?? NO_ALIASES;
-      if (old !== undefined) {
-        found++;
-        if (old.any === any && old.aliases === al) continue;
-      }
-      const sameAliases = old !== undefined && sameStrings(old.aliases, al);
-      // Same bytes under a new Any object (a fresh translation), or the same version: no new encoding.
-      if (
-        old !== undefined &&
-        sameAliases &&
-        ((old.any.typeUrl === any.typeUrl && Buffer.compare(old.any.value, any.value) === 0) ||
-          old.version === resourceVersion(any, al))
-      ) {
-        // Equal content: hold the new objects, so that the next publish of them is recognised by identity.
-        old.any = any;
-        old.aliases = al;
-        continue;
-      }
-      const version = resourceVersion(any, al);
-      const encoded = encodeResource(name, version, al, any);
-      // Kept by reference, as the Any is: neither may be changed after publish().
-      updates.push({ name, version, aliases: al, any, encoded });
-      if (!sameAliases) aliasesChanged = true;
-      changed.push(name);
-    }
-    const removed: string[] = [];
-    if (found < prev.size) {
-      for (const [name, e] of prev) {
-        if (resources.has(name)) continue;
-        removed.push(name);
-        changed.push(name);
-        if (e.aliases.length > 0) aliasesChanged = true;
-      }
-    }
-    if (updates.length > 0 || removed.length > 0) {
-      const next = new Map(prev);
-      for (const e of updates) next.set(e.name, e);
-      for (const name of removed) next.delete(name);
-      state.entries = next;
-    }
-    if (aliasesChanged) {
-      state.aliases = new Map();
-      for (const e of state.entries.values()) for (const a of e.aliases) state.aliases.set(a, e.name);
-    }
-    const first = !state.published;
-    state.published = true;
-    if (changed.length === 0 && !first) return;
+    const changed = updatePublished(state, resources, aliases);
+    if (changed === undefined) return;
     state.generation++;
     state.shared.clear();
     const now = performance.now();
@@ -339,72 +266,13 @@ export class DeltaAdsServer extends EventEmitter {
     if (!typeUrl) return;
     let st = s.types.get(typeUrl);
     if (!st) {
-      st = this.subscribeType(s, req);
+      st = newStreamType(req);
+      s.types.set(typeUrl, st);
     } else {
       if (req.responseNonce) this.onAck(s, st, req);
-      this.updateSubscription(st, req);
+      updateSubscription(st, req, this.types.get(typeUrl));
     }
     this.flushStream(s);
-  }
-
-  private subscribeType(s: Stream, req: DeltaDiscoveryRequest): StreamType {
-    const subscribe = req.resourceNamesSubscribe;
-    const st: StreamType = {
-      typeUrl: req.typeUrl,
-      // Legacy wildcard: the first request names nothing.
-      wildcard: subscribe.length === 0 || subscribe.includes("*"),
-      names: new Set(subscribe.filter((n) => n !== "*")),
-      sent: new Map(),
-      sentShared: false,
-      diverged: new Map(),
-      dirty: "all",
-      probes: new Set(subscribe.filter((n) => n !== "*")),
-      syncedGen: undefined,
-      dirtySince: performance.now(),
-      initialPending: true,
-      inflight: undefined,
-      acks: 0,
-      nacks: 0,
-    };
-    // What the proxy already holds (reconnect): only differences are sent.
-    for (const [name, version] of Object.entries(req.initialResourceVersions)) {
-      st.sent.set(name, version);
-    }
-    if (st.wildcard && st.names.size === 0 && st.sent.size === 0) st.syncedGen = HOLDS_NOTHING;
-    s.types.set(req.typeUrl, st);
-    return st;
-  }
-
-  private updateSubscription(st: StreamType, req: DeltaDiscoveryRequest): void {
-    // Any change of subscription makes what the stream holds its own (a reconcile re-establishes it).
-    if (req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0)
-      st.syncedGen = undefined;
-    for (const n of req.resourceNamesSubscribe) {
-      if (n === "*") {
-        if (!st.wildcard) st.dirty = "all";
-        st.wildcard = true;
-      } else if (!st.names.has(n)) {
-        st.names.add(n);
-        st.probes.add(n);
-        if (st.dirty !== "all") st.dirty.add(this.resolve(st.typeUrl, n));
-      }
-    }
-    if (req.resourceNamesUnsubscribe.length === 0) return;
-    for (const n of req.resourceNamesUnsubscribe) {
-      if (n === "*") st.wildcard = false;
-      else st.names.delete(n);
-      st.probes.delete(n);
-    }
-    // The proxy forgets what it unsubscribed from; so does the server (no removed_resources for those).
-    const entries = this.types.get(st.typeUrl)?.entries;
-    ownSent(st);
-    for (const name of [...st.sent.keys()]) {
-      const e = entries?.get(name);
-      if (!e ? !st.wildcard && !st.names.has(name) : !subscribed(st, e)) {
-        st.sent.delete(name);
-        st.diverged.delete(name);
-      }
-    }
   }
 
   private onAck(s: Stream, st: StreamType, req: DeltaDiscoveryRequest): void {
@@ -417,14 +285,9 @@ export class DeltaAdsServer extends EventEmitter {
       const message = req.errorDetail.message || `code ${req.errorDetail.code}`;
       st.nacks++;
       st.lastNack = { nonce: inflight.nonce, message, at: new Date() };
-      const reason = this.nackReason(type, message);
+      const reason = this.nackLog.reason(type, message);
       metrics.nacks.inc({ type, reason });
-      // A NACK storm (every proxy rejecting the same change) logs once per reason per interval.
-      const key = `${type}\u0000${reason}`;
-      const now = Date.now();
-      const level = (this.nackLoggedAt.get(key) ?? 0) + NACK_LOG_INTERVAL_MS <= now ? "warn" : "debug";
-      if (level === "warn") this.nackLoggedAt.set(key, now);
-      this.log[level](
+      this.log[this.nackLog.level(type, reason)](
         { stream: s.id, node: s.nodeId, type, nonce: inflight.nonce, message },
         "proxy rejected xDS response (NACK)",
       );
@@ -445,19 +308,6 @@ export class DeltaAdsServer extends EventEmitter {
     this.emit("ack", { id: s.id, nodeId: s.nodeId, typeUrl: st.typeUrl, nonce: inflight.nonce });
   }
 
-  private nackReason(type: string, message: string): string {
-    let seen = this.nackReasons.get(type);
-    if (!seen) {
-      seen = new Set();
-      this.nackReasons.set(type, seen);
-    }
-    const reason = message.replace(/\s+/g, " ").slice(0, MAX_REASON_LENGTH);
-    if (seen.has(reason)) return reason;
-    if (seen.size >= MAX_NACK_REASONS) return "other";
-    seen.add(reason);
-    return reason;
-  }
-
   // ---- pushing ---------------------------------------------------------
 
   /**
@@ -475,12 +325,6 @@ export class DeltaAdsServer extends EventEmitter {
     };
     const wait = this.lastFlush + this.debounceMs - performance.now();
     this.flushTimer = wait > 0 ? setTimeout(flush, wait) : setImmediate(flush);
-  }
-
-  private resolve(typeUrl: string, name: string): string {
-    const state = this.types.get(typeUrl);
-    if (!state || state.entries.has(name)) return name;
-    return state.aliases.get(name) ?? name;
   }
 
   /** Everything published and subscribed has been sent and ACKed (dirty names are reconciled on every send). */
@@ -561,7 +405,7 @@ export class DeltaAdsServer extends EventEmitter {
     const { added, removed } = this.diff(st, state, st.dirty);
     // Named subscriptions to names that do not exist: say so, once.
     for (const n of st.probes) {
-      const name = this.resolve(st.typeUrl, n);
+      const name = resolveName(this.types.get(st.typeUrl), n);
       if (!state.entries.has(name) && !removed.includes(n)) removed.push(n);
     }
     st.dirty = new Set();

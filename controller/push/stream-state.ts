@@ -1,6 +1,8 @@
 // Per stream and type, what the delta ADS server keeps: what is published
 // (TypeState), what each proxy subscribed to, was sent and ACKed (StreamType),
-// and the pure questions asked of that state. server.ts does the I/O.
+// and the pure questions asked of and changes made to that state. server.ts
+// does the I/O.
+import type { DeltaDiscoveryRequest } from "../../core/gen/xds_pb.js";
 import type { PublishedResource } from "./connection-info.js";
 import type { FramedResponse } from "./response-encoding.js";
 
@@ -152,4 +154,71 @@ export function recordSent(
     st.sent.delete(name);
   }
   return { before, ackedDelta: sizeBefore - st.sent.size };
+}
+
+/** A name as published: itself, or the resource an alias of it names (an Address by IP). */
+export function resolveName(state: TypeState | undefined, name: string): string {
+  if (!state || state.entries.has(name)) return name;
+  return state.aliases.get(name) ?? name;
+}
+
+/** A stream's state for a type from its first request of it: everything to send (dirty "all"), minus what it holds. */
+export function newStreamType(req: DeltaDiscoveryRequest): StreamType {
+  const subscribe = req.resourceNamesSubscribe;
+  const st: StreamType = {
+    typeUrl: req.typeUrl,
+    // Legacy wildcard: the first request names nothing.
+    wildcard: subscribe.length === 0 || subscribe.includes("*"),
+    names: new Set(subscribe.filter((n) => n !== "*")),
+    sent: new Map(),
+    sentShared: false,
+    diverged: new Map(),
+    dirty: "all",
+    probes: new Set(subscribe.filter((n) => n !== "*")),
+    syncedGen: undefined,
+    dirtySince: performance.now(),
+    initialPending: true,
+    inflight: undefined,
+    acks: 0,
+    nacks: 0,
+  };
+  // What the proxy already holds (reconnect): only differences are sent.
+  for (const [name, version] of Object.entries(req.initialResourceVersions)) {
+    st.sent.set(name, version);
+  }
+  if (st.wildcard && st.names.size === 0 && st.sent.size === 0) st.syncedGen = HOLDS_NOTHING;
+  return st;
+}
+
+/** A later request's subscribe/unsubscribe lists applied to the stream's state of that type. */
+export function updateSubscription(st: StreamType, req: DeltaDiscoveryRequest, state: TypeState | undefined): void {
+  // Any change of subscription makes what the stream holds its own (a reconcile re-establishes it).
+  if (req.resourceNamesSubscribe.length > 0 || req.resourceNamesUnsubscribe.length > 0)
+    st.syncedGen = undefined;
+  for (const n of req.resourceNamesSubscribe) {
+    if (n === "*") {
+      if (!st.wildcard) st.dirty = "all";
+      st.wildcard = true;
+    } else if (!st.names.has(n)) {
+      st.names.add(n);
+      st.probes.add(n);
+      if (st.dirty !== "all") st.dirty.add(resolveName(state, n));
+    }
+  }
+  if (req.resourceNamesUnsubscribe.length === 0) return;
+  for (const n of req.resourceNamesUnsubscribe) {
+    if (n === "*") st.wildcard = false;
+    else st.names.delete(n);
+    st.probes.delete(n);
+  }
+  // The proxy forgets what it unsubscribed from; so does the server (no removed_resources for those).
+  const entries = state?.entries;
+  ownSent(st);
+  for (const name of [...st.sent.keys()]) {
+    const e = entries?.get(name);
+    if (!e ? !st.wildcard && !st.names.has(name) : !subscribed(st, e)) {
+      st.sent.delete(name);
+      st.diverged.delete(name);
+    }
+  }
 }
