@@ -29,7 +29,8 @@ export class NackLog {
   /** The level to log this NACK at: "warn" once per type and reason per interval, else "debug". */
   level(type: string, reason: string, now = Date.now()): "warn" | "debug" {
     const key = `${type}\u0000${reason}`;
-    if ((this.loggedAt.get(key) ?? 0) + NACK_LOG_INTERVAL_MS > now) return "debug";
+    const last = this.loggedAt.get(key);
+    if (last !== undefined && last + NACK_LOG_INTERVAL_MS > now) return "debug";
     this.loggedAt.set(key, now);
     return "warn";
   }
