@@ -95,10 +95,15 @@ const tick = setInterval(() => {
 process.stdin.resume();
 process.stdin.on("end", () => {
   stopping = true;
-  if (short) clearInterval(short); clearInterval(tick);
+  // No new ping or connection; the report waits (up to 5 s) for the answers to
+  // those already sent, so that a ping in flight at the stop is not counted
+  // as lost.
+  if (short) clearInterval(short); clearInterval(tick); clearInterval(ping);
+  const stopAt = Date.now();
   const wait = setInterval(() => {
-    if (inflight > 0) return;
-    clearInterval(wait); clearInterval(ping);
+    const pending = inflight > 0 || longs.some((c) => c.open && c.echoed < c.sent);
+    if (pending && Date.now() - stopAt < 5000) return;
+    clearInterval(wait);
     out({ ev: "done", longs: longs.map((c) => ({ i: c.i, open: c.open, sent: c.sent, echoed: c.echoed })) });
     for (const c of longs) c.s.destroy();
     process.exit(0);
