@@ -6,13 +6,10 @@
 // each ztunnel's dump shows the mesh's workloads at their real IPs and its
 // node's certificate with an expiry about 24 h ahead, as JSON and as tables.
 // `ambit check` sees the waypoint healthy.
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import t from "tap";
 import { copyFixture } from "./l7-fixture.js";
-import { ambit } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, testMeshDirs } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 
 interface WaypointDumpJson {
   gateway: string;
@@ -37,16 +34,7 @@ t.test(
   "config-dump of a waypoint and of ztunnels in a live mesh",
   { skip: needsRoot, timeout: 150_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-cfgdump-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-cfgdump-yaml-"));
-    const meshId = testMeshId();
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const { runDir, dir, meshId } = testMeshDirs(t, "cfgdump");
     copyFixture(dir);
     const up = await ambit(runDir, ["up", dir, "--nodes", "2", "--mesh-id", meshId, "--timeout", "90"]);
     t.equal(up.code, 0, "ambit up", { stderr: up.stderr });

@@ -16,18 +16,15 @@ import {
   cpSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
-  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import t from "tap";
 import { readState } from "../../local/state.js";
-import { ambit } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, testMeshDirs } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 
 const CHROMIUM = process.env.AMBIT_CHROMIUM ?? "/usr/bin/chromium";
 const FLAGS = [
@@ -97,19 +94,9 @@ t.test(
   },
   async (t) => {
     const started = Date.now();
-    const runDir = mkdtempSync(path.join(tmpdir(), "ambit-dash-run-"));
-    const dir = mkdtempSync(path.join(tmpdir(), "ambit-dash-yaml-"));
-    const meshId = testMeshId();
-    // This process reads the mesh's state file; the host port is any free one (15080 may be a user's mesh).
-    process.env.AMBIT_RUN_DIR = runDir;
+    const { runDir, dir, meshId } = testMeshDirs(t, "dash");
+    // The host port is any free one (15080 may be a user's mesh).
     process.env.AMBIT_DASHBOARD_PORT = "0";
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      rmSync(runDir, { recursive: true, force: true });
-      rmSync(dir, { recursive: true, force: true });
-    });
     cpSync("examples/demo", dir, { recursive: true });
     writeFileSync(path.join(dir, "rogue.yaml"), ROGUE);
 

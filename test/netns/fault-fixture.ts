@@ -7,13 +7,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Test } from "tap";
 import { Traffic, type TrafficOptions } from "./fault-traffic.js";
-import { ambit, type CliResult } from "./mesh-fixture.js";
-import { testMeshId } from "./netns-fixture.js";
+import { ambit, type CliResult, testMeshDirs } from "./mesh-fixture.js";
 
 const ECHO = `require("net").createServer((s) => { s.on("error", () => {}); s.on("data", (d) => s.write("echo:" + d)); }).listen(8080)`;
 
@@ -133,26 +131,13 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 }
 
 export async function startFaultMesh(t: Test, opts: FaultMeshOptions = {}): Promise<FaultMesh> {
-  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-fault-"));
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-fault-yaml-"));
-  const meshId = testMeshId();
-  process.env.AMBIT_RUN_DIR = runDir; // this process reads the state file too
-  const { destroyMeshNetwork } = await import("../../local/network.js");
+  const { runDir, dir, meshId } = testMeshDirs(t, "fault");
   const { readState, processStartTime } = await import("../../local/state.js");
   const { adminGet, logSources } = await import("../../local/supervisor-logs.js");
   const { meshPaths } = await import("../../local/supervisor-plan.js");
   // --mesh-id right after the subcommand (before any `--` of `exec`).
   const cli = (args: string[], timeoutMs?: number) =>
     ambit(runDir, [args[0] ?? "", "--mesh-id", meshId, ...args.slice(1)], timeoutMs);
-  t.teardown(async () => {
-    // AMBIT_FAULT_KEEP=DIR keeps the components' logs for a post-mortem.
-    const keep = process.env.AMBIT_FAULT_KEEP;
-    if (keep) fs.cpSync(path.join(runDir, meshId, "logs"), path.join(keep, meshId), { recursive: true });
-    await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-    await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-    fs.rmSync(runDir, { recursive: true, force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
   writeFaultFixture(dir, opts);
   const saved: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(opts.env ?? {})) {

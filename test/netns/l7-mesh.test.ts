@@ -7,7 +7,6 @@
 // written into the running mesh's directory (conditions with reasons, the
 // other routes unaffected). One mesh for all of it.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import t from "tap";
 import {
@@ -22,8 +21,8 @@ import {
   metricSum,
   textOf,
 } from "./l7-fixture.js";
-import { ambit } from "./mesh-fixture.js";
-import { needsRoot, testMeshId, waitForFile } from "./netns-fixture.js";
+import { ambit, testMeshDirs } from "./mesh-fixture.js";
+import { needsRoot, waitForFile } from "./netns-fixture.js";
 
 interface Status {
   pods: { key: string; ip: string; ready: boolean; enrolled?: boolean }[];
@@ -35,17 +34,7 @@ t.test(
   "L7 in a real mesh: split, retry, abort, mirror, authz, JWT, opt-out, bad input",
   { skip: needsRoot, timeout: 300_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-l7-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-l7-yaml-"));
-    const meshId = testMeshId();
-    process.env.AMBIT_RUN_DIR = runDir; // this process reads the state and logs too
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const { runDir, dir, meshId } = testMeshDirs(t, "l7");
     copyFixture(dir);
     const jwt = await makeJwt();
     fs.writeFileSync(path.join(dir, "jwt.yaml"), jwt.yaml);

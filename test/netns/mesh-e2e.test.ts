@@ -6,11 +6,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import t from "tap";
-import { ambit, CLIENT, writeMeshFixture } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, CLIENT, testMeshDirs, writeMeshFixture } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 
 
 interface PodStatus {
@@ -32,19 +31,9 @@ t.test(
   "two-node local mesh: mTLS across nodes, plain outside, DENY, ztunnel restart, down",
   { skip: needsRoot, timeout: 240_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-e2e-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-e2e-yaml-"));
-    const meshId = testMeshId();
+    const { runDir, dir, meshId } = testMeshDirs(t, "e2e");
     const prefix = `ambit-${meshId}-`;
-    process.env.AMBIT_RUN_DIR = runDir; // this process reads the state file too
-    const { destroyMeshNetwork, listNetns } = await import("../../local/network.js");
-    t.teardown(async () => {
-      // Always torn down, also when an assertion failed half-way.
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const { listNetns } = await import("../../local/network.js");
     writeMeshFixture(dir);
 
     const up = await ambit(runDir, ["up", dir, "--nodes", "2", "--mesh-id", meshId, "--timeout", "90"]);

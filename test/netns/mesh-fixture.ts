@@ -1,10 +1,14 @@
 // The YAML of the mesh tests: namespace `mesh` (enrolled) and `plain` (not),
 // each with an echo server pinned to node-2 and an idle client pinned to
 // node-1. The echo server answers `echo:<what it read>`.
-import fs from "node:fs";
-import path from "node:path";
 import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Test } from "tap";
+import { destroyMeshNetwork } from "../../local/network.js";
+import { testMeshId } from "./netns-fixture.js";
 
 const cliMain = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 
@@ -14,14 +18,20 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `ambit ARGS` as a user would (without tap's NODE_OPTIONS), against the mesh state under runDir. */
-export function ambit(runDir: string, args: string[], timeoutMs = 120_000): Promise<CliResult> {
+/** Runs `ambit ARGS` as a user would (without tap's NODE_OPTIONS), against the mesh state under runDir; `uid`: as that user. */
+export function ambit(
+  runDir: string,
+  args: string[],
+  timeoutMs = 120_000,
+  opts: { uid?: number } = {},
+): Promise<CliResult> {
   const env = { ...process.env, AMBIT_RUN_DIR: runDir, NODE_OPTIONS: "" };
+  const user = opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {};
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [cliMain, ...args],
-      { env, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      { env, timeout: timeoutMs, maxBuffer: 16 << 20, ...user },
       (err, stdout, stderr) => {
         const code = err
           ? typeof (err as { code?: unknown }).code === "number"
@@ -32,6 +42,43 @@ export function ambit(runDir: string, args: string[], timeoutMs = 120_000): Prom
       },
     );
   });
+}
+
+export interface TestMeshDirs {
+  /** AMBIT_RUN_DIR of the mesh (state, sockets, logs). */
+  runDir: string;
+  /** Where the test writes the YAML that `ambit up` reads. */
+  dir: string;
+  meshId: string;
+}
+
+/**
+ * A run dir, a YAML dir and a unique mesh id for an `ambit up` in a test.
+ * This process's AMBIT_RUN_DIR points at the run dir (tests read the state
+ * file and logs). When the test ends, also on failure: `ambit down`, the
+ * mesh's namespaces removed, both dirs deleted. AMBIT_TEST_KEEP_LOGS=DIR
+ * keeps the components' logs for a post-mortem.
+ */
+export function testMeshDirs(t: Test, name: string): TestMeshDirs {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), `ambit-${name}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ambit-${name}-yaml-`));
+  const meshId = testMeshId();
+  process.env.AMBIT_RUN_DIR = runDir;
+  t.teardown(async () => {
+    const keep = process.env.AMBIT_TEST_KEEP_LOGS;
+    if (keep) {
+      try {
+        fs.cpSync(path.join(runDir, meshId, "logs"), path.join(keep, meshId), { recursive: true });
+      } catch (e) {
+        t.comment(`logs not kept: ${(e as Error).message}`);
+      }
+    }
+    await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
+    await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
+    fs.rmSync(runDir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { runDir, dir, meshId };
 }
 
 /** A TCP client run inside a pod: connects, sends the message, prints what came back (or the error) as JSON. */

@@ -4,7 +4,7 @@
 // label change flows through the controller), a second `up` refused,
 // `--foreground` printing the access log and tearing down on Ctrl-C, and a
 // clear message without privileges.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
@@ -12,33 +12,11 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import t from "tap";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, testMeshDirs } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 
 const cliMain = fileURLToPath(new URL("../../cli/main.js", import.meta.url));
 const demoDir = path.join(process.cwd(), "examples", "demo");
-
-function ambit(
-  runDir: string,
-  args: string[],
-  opts: { uid?: number } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = { ...process.env, AMBIT_RUN_DIR: runDir, NODE_OPTIONS: "" };
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cliMain, ...args],
-      { env, timeout: 120_000, ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as { code?: unknown }).code === "number"
-            ? (err as { code: number }).code
-            : 1
-          : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 interface Status {
   pods: { key: string; node: string; ip: string; ready: boolean; enrolled?: boolean; netns?: string }[];
@@ -50,18 +28,9 @@ t.test(
   "up follows the directory; workloads spread; errors named; second up refused",
   { skip: needsRoot, timeout: 180_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-up-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-up-yaml-"));
-    process.env.AMBIT_RUN_DIR = runDir;
-    const meshId = testMeshId();
-    const { destroyMeshNetwork, listNetns } = await import("../../local/network.js");
+    const { runDir, dir, meshId } = testMeshDirs(t, "up");
+    const { listNetns } = await import("../../local/network.js");
     const { readState } = await import("../../local/state.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId]);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
     fs.writeFileSync(
       path.join(dir, "ns.yaml"),
       "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n  labels: {ambit.dev/dataplane-mode: ambient}\n",
@@ -160,13 +129,8 @@ t.test(
   "--foreground prints the access log and tears down on Ctrl-C",
   { skip: needsRoot, timeout: 120_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-fg-"));
-    const meshId = testMeshId();
-    const { destroyMeshNetwork, listNetns } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-    });
+    const { runDir, meshId } = testMeshDirs(t, "fg");
+    const { listNetns } = await import("../../local/network.js");
     const child = spawn(process.execPath, [cliMain, "up", demoDir, "--foreground", "--mesh-id", meshId], {
       env: { ...process.env, AMBIT_RUN_DIR: runDir, NODE_OPTIONS: "" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -199,7 +163,7 @@ t.test(
 );
 
 t.test("without privileges: a clear message", { skip: needsRoot, timeout: 30_000 }, async (t) => {
-  const r = await ambit(os.tmpdir(), ["up", demoDir, "--mesh-id", "tnopriv"], { uid: 65534 });
+  const r = await ambit(os.tmpdir(), ["up", demoDir, "--mesh-id", "tnopriv"], undefined, { uid: 65534 });
   t.not(r.code, 0, "up refuses");
   t.match(r.stderr, /root|CAP_NET_ADMIN/, "and says what it needs");
 });

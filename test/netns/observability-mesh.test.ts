@@ -15,11 +15,10 @@
 //   - `ambit down` stops Prometheus, Jaeger and the host forwards.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import t, { type Test } from "tap";
-import { ambit } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, testMeshDirs } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 import { TRAFFIC, writeObservabilityFixture } from "./observability-fixture.js";
 import { type Dashboard, dashboardQueries, expandGrafanaVariables } from "./observability-queries.js";
 
@@ -95,16 +94,7 @@ t.test(
   async (t) => {
     if (!jaegerBin) return t.fail("no Jaeger binary");
     const started = Date.now();
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-obs-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-obs-yaml-"));
-    const meshId = testMeshId();
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const { runDir, dir, meshId } = testMeshDirs(t, "obs");
     writeObservabilityFixture(dir);
     process.env.AMBIT_JAEGER_BIN = jaegerBin;
     const up = await ambit(runDir, [

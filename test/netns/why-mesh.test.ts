@@ -4,11 +4,10 @@
 // and must agree. Also `ambit check` (healthy mesh: exit 0) and
 // `ambit config-dump ztunnel` on the same mesh.
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import t from "tap";
-import { ambit, CLIENT, writeMeshFixture } from "./mesh-fixture.js";
-import { needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, CLIENT, testMeshDirs, writeMeshFixture } from "./mesh-fixture.js";
+import { needsRoot } from "./netns-fixture.js";
 
 
 const EXTRA = `
@@ -38,16 +37,7 @@ t.test(
   "why agrees with the data plane: allowed, denied by policy, plain text",
   { skip: needsRoot, timeout: 240_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-why-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-why-yaml-"));
-    const meshId = testMeshId();
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const { runDir, dir, meshId } = testMeshDirs(t, "why");
     writeMeshFixture(dir);
     fs.writeFileSync(path.join(dir, "rogue.yaml"), EXTRA);
     const up = await ambit(runDir, ["up", dir, "--nodes", "2", "--mesh-id", meshId, "--timeout", "90"]);

@@ -4,14 +4,11 @@
 // every node gets a new ztunnel process beside the old one, `ambit status`
 // shows the old ones draining, no request fails, no connection is reset, and
 // each old process exits once the last connection it carried has closed.
-import fs from "node:fs";
 import type net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import t from "tap";
 import { connectInNetns } from "../../ztunnel/node-agent/native.js";
-import { ambit, writeMeshFixture } from "./mesh-fixture.js";
-import { echoRoundTrip, needsRoot, testMeshId } from "./netns-fixture.js";
+import { ambit, testMeshDirs, writeMeshFixture } from "./mesh-fixture.js";
+import { echoRoundTrip, needsRoot } from "./netns-fixture.js";
 import { ShortConnectionLoad } from "./ztunnel-upgrade-load.js";
 
 const LONG_LIVED = 100;
@@ -64,27 +61,8 @@ t.test(
   "ambit upgrade under load: 0 failed requests, old ztunnels drain and exit",
   { skip: needsRoot, timeout: 240_000 },
   async (t) => {
-    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-upg-"));
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ambit-upg-yaml-"));
-    const meshId = testMeshId();
-    process.env.AMBIT_RUN_DIR = runDir; // this process reads the state file too
+    const { runDir, dir, meshId } = testMeshDirs(t, "upg");
     const { readState } = await import("../../local/state.js");
-    const { destroyMeshNetwork } = await import("../../local/network.js");
-    t.teardown(async () => {
-      // AMBIT_TEST_KEEP_LOGS=DIR: the components' logs survive the run (for a failure's diagnosis).
-      const keep = process.env.AMBIT_TEST_KEEP_LOGS;
-      if (keep) {
-        try {
-          fs.cpSync(path.join(runDir, meshId, "logs"), path.join(keep, meshId), { recursive: true });
-        } catch (e) {
-          t.comment(`logs not kept: ${(e as Error).message}`);
-        }
-      }
-      await ambit(runDir, ["down", "--mesh-id", meshId], 60_000);
-      await destroyMeshNetwork(meshId, { graceMs: 500 }).catch(() => undefined);
-      fs.rmSync(runDir, { recursive: true, force: true });
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
     writeMeshFixture(dir);
     const up = await ambit(runDir, ["up", dir, "--nodes", "2", "--mesh-id", meshId, "--timeout", "90"]);
     t.equal(up.code, 0, "ambit up succeeds", { stderr: up.stderr });
