@@ -39,18 +39,8 @@ export class AdminServer {
         });
       case "/debug/errors":
         return json({
-          errors: view.errors.map((e) => ({
-            code: e.code,
-            message: e.message,
-            object: e.object,
-            field: e.field,
-          })),
-          warnings: view.warnings.map((e) => ({
-            code: e.code,
-            message: e.message,
-            object: e.object,
-            field: e.field,
-          })),
+          errors: view.errors.map((e) => e.summary()),
+          warnings: view.warnings.map((e) => e.summary()),
         });
       case "/debug/status":
         return json(view.statuses);

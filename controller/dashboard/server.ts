@@ -202,18 +202,8 @@ export class DashboardServer {
         if (t.nacks > 0 || t.lastNack)
           nacks.push({ proxy: c.nodeId, typeUrl: t.typeUrl, nacks: t.nacks, lastNack: t.lastNack });
     return {
-      rejected: view.errors.map((e) => ({
-        code: e.code,
-        message: e.message,
-        object: e.object,
-        field: e.field,
-      })),
-      warnings: view.warnings.map((e) => ({
-        code: e.code,
-        message: e.message,
-        object: e.object,
-        field: e.field,
-      })),
+      rejected: view.errors.map((e) => e.summary()),
+      warnings: view.warnings.map((e) => e.summary()),
       nacks,
       proxies: this.src.connections().map((c) => ({
         nodeId: c.nodeId,

@@ -46,4 +46,9 @@ export class ObjectError extends AmbitError {
     super(code, `${ref}${where}${field ? `: field ${field}` : ""}: ${reason}`, { object, field });
     this.name = "ObjectError";
   }
+
+  /** What admin endpoints and the dashboard show of it. */
+  summary(): { code: ErrorCode; message: string; object: ObjectError["object"]; field: string | undefined } {
+    return { code: this.code, message: this.message, object: this.object, field: this.field };
+  }
 }
