@@ -17,7 +17,6 @@ import {
   stat,
   unlink,
   utimes,
-  writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -27,6 +26,7 @@ import {
   pickPrimaryConfig,
   removeAmbitPlugin,
 } from "./conflist.js";
+import { writeFileAtomic } from "../core/files/write-atomic.js";
 
 export const PLUGIN_DIR_NAME = "ambit-cni.d";
 
@@ -62,13 +62,6 @@ export function wrapperScript(node: string, mainJs: string): string {
   return `#!/bin/sh\n# ambit-cni: the ambit CNI plugin (chained). Installed by ambit's ztunnel.\nexec ${q(node)} ${q(mainJs)} "$@"\n`;
 }
 
-async function writeAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, path);
-}
-
 async function sameFile(a: string, b: string): Promise<boolean> {
   try {
     const [sa, sb] = await Promise.all([stat(a), stat(b)]);
@@ -85,7 +78,7 @@ export async function writeCniWrapper(
 ): Promise<string> {
   await mkdir(binDir, { recursive: true });
   const wrapper = join(binDir, AMBIT_PLUGIN_TYPE);
-  await writeAtomic(wrapper, wrapperScript(opts.node, opts.mainJs), 0o755);
+  await writeFileAtomic(wrapper, wrapperScript(opts.node, opts.mainJs), 0o755);
   return wrapper;
 }
 
@@ -96,10 +89,10 @@ export async function installCniBinary(opts: CniInstallOptions): Promise<string>
   await mkdir(dir, { recursive: true });
   for (const f of await readdir(opts.sourceDir)) {
     if (!f.endsWith(".js")) continue;
-    await writeAtomic(join(dir, f), await readFile(join(opts.sourceDir, f)));
+    await writeFileAtomic(join(dir, f), await readFile(join(opts.sourceDir, f)));
   }
   // ESM: the copied files need a package.json saying so.
-  await writeAtomic(join(dir, "package.json"), '{"type":"module"}\n');
+  await writeFileAtomic(join(dir, "package.json"), '{"type":"module"}\n');
   let node = opts.node ?? process.execPath;
   if (opts.copyNode) {
     const target = join(dir, "node");
@@ -149,7 +142,7 @@ export async function chainIntoPrimaryConfig(
   const text = await readFile(join(confDir, primary), "utf8");
   const edited = addAmbitPlugin(primary, text, plugin);
   if (edited.changed) {
-    await writeAtomic(join(confDir, edited.fileName), edited.text);
+    await writeFileAtomic(join(confDir, edited.fileName), edited.text);
     if (edited.fileName !== primary) await unlink(join(confDir, primary)).catch(() => {});
   }
   return { file: join(confDir, edited.fileName), changed: edited.changed };
@@ -176,7 +169,7 @@ export async function uninstallCni(opts: { binDir: string; confDir: string }): P
     try {
       const r = removeAmbitPlugin(name, await readFile(file, "utf8"));
       if (r.changed) {
-        await writeAtomic(file, r.text);
+        await writeFileAtomic(file, r.text);
         edited.push(file);
       }
     } catch {

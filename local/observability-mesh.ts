@@ -10,8 +10,6 @@
 //   obs.syncWaypoints([{ key, ip, node, gateway }]);   // after each reconcile
 //   obs.status()    // URLs for `ambit status`
 //   await obs.close();
-import fs from "node:fs";
-import path from "node:path";
 import type { MeshLayout } from "./network.js";
 import {
   OBSERVABILITY_PORTS,
@@ -22,6 +20,7 @@ import {
   ztunnelTarget,
 } from "./observability.js";
 import { NetnsForward } from "./observability-forward.js";
+import { writeFileAtomicSync } from "../core/files/write-atomic.js";
 
 export interface WaypointPod {
   key: string;
@@ -29,13 +28,6 @@ export interface WaypointPod {
   node: string;
   /** NS/NAME of its Gateway. */
   gateway: string;
-}
-
-function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
 }
 
 export class MeshObservability {
@@ -56,9 +48,9 @@ export class MeshObservability {
   ): Promise<MeshObservability> {
     const obs = new MeshObservability(plan, scrapeIntervalSeconds);
     try {
-      writeAtomic(plan.prometheus.configFile, plan.prometheus.config);
-      writeAtomic(plan.jaeger.configFile, plan.jaeger.config);
-      writeAtomic(plan.targetFiles.ztunnel, targetFileJson(layout.nodes.map(ztunnelTarget)));
+      writeFileAtomicSync(plan.prometheus.configFile, plan.prometheus.config);
+      writeFileAtomicSync(plan.jaeger.configFile, plan.jaeger.config);
+      writeFileAtomicSync(plan.targetFiles.ztunnel, targetFileJson(layout.nodes.map(ztunnelTarget)));
       obs.syncWaypoints([]);
       const cp = layout.controlPlane.netnsPath;
       for (const port of [OBSERVABILITY_PORTS.prometheus, OBSERVABILITY_PORTS.jaegerQuery]) {
@@ -83,7 +75,7 @@ export class MeshObservability {
     const json = targetFileJson(pods.map(waypointTarget));
     if (json === this.waypointsJson) return;
     this.waypointsJson = json;
-    writeAtomic(this.plan.targetFiles.waypoint, json);
+    writeFileAtomicSync(this.plan.targetFiles.waypoint, json);
   }
 
   status(): ObservabilityStatus {

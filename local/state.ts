@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { AmbitError } from "../core/errors/errors.js";
 import type { MeshLayout, PodNetwork } from "./network.js";
+import { writeFileAtomicSync } from "../core/files/write-atomic.js";
 
 /** Where meshes keep their state: `/run/ambit`, or $AMBIT_RUN_DIR (read on every call). */
 export function stateRoot(): string {
@@ -85,9 +86,7 @@ export function newState(layout: MeshLayout, dir?: string): MeshState {
 export function writeState(state: MeshState): void {
   const file = statePath(state.meshId);
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
-  fs.renameSync(tmp, file);
+  writeFileAtomicSync(file, `${JSON.stringify(state, null, 2)}\n`);
 }
 
 /** The mesh's state, or undefined when no such mesh is recorded. */

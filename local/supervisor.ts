@@ -52,6 +52,7 @@ import {
   ztunnelKey,
 } from "./supervisor-plan.js";
 import { ZtunnelUpgrader } from "./supervisor-upgrade.js";
+import { writeFileAtomicSync } from "../core/files/write-atomic.js";
 
 export interface SupervisorOptions {
   /** Directory of Kubernetes YAML (made absolute). */
@@ -106,13 +107,6 @@ function hasZtunnelCommand(cliMain: string): boolean {
     fs.existsSync(path.join(path.dirname(cliMain), "commands", "ztunnel.js")) &&
     fs.existsSync(path.join(path.dirname(cliMain), "..", "ztunnel", "app.js"))
   );
-}
-
-function writeAtomic(file: string, text: string, mode = 0o644): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text, { mode });
-  fs.renameSync(tmp, file);
 }
 
 export class MeshSupervisor extends EventEmitter {
@@ -225,7 +219,7 @@ export class MeshSupervisor extends EventEmitter {
     for (const node of layout.nodes) {
       const token = newNodeToken();
       tokens[token] = node.name;
-      writeAtomic(this.paths.nodeTokenFile(node.name), `${token}\n`, 0o600);
+      writeFileAtomicSync(this.paths.nodeTokenFile(node.name), `${token}\n`, 0o600);
     }
     await writeTokenFile(this.paths.tokensFile, tokens);
     // Nodes first, so DaemonSets expand onto them.
@@ -263,7 +257,7 @@ export class MeshSupervisor extends EventEmitter {
     if (this.withZtunnel) {
       this.progress(`starting ${layout.nodes.length} ztunnels`);
       for (const node of layout.nodes) {
-        writeAtomic(this.paths.podsFile(node.name), "[]\n");
+        writeFileAtomicSync(this.paths.podsFile(node.name), "[]\n");
         await this.runComponent(
           ztunnelKey(node.name),
           { node: node.name, hostNetwork: true },
@@ -557,9 +551,9 @@ export class MeshSupervisor extends EventEmitter {
   private writeFacts(): void {
     if (this.closed) return;
     const pods = this.podFacts();
-    writeAtomic(this.paths.factsFile, `${JSON.stringify(factsJson(this.runtime.layout, pods), null, 2)}\n`);
+    writeFileAtomicSync(this.paths.factsFile, `${JSON.stringify(factsJson(this.runtime.layout, pods), null, 2)}\n`);
     for (const node of this.runtime.layout.nodes) {
-      writeAtomic(
+      writeFileAtomicSync(
         this.paths.podsFile(node.name),
         `${JSON.stringify(podsFileJson(node.name, pods), null, 2)}\n`,
       );

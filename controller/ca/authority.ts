@@ -3,7 +3,7 @@
 // with istiod's plug-in file names (ca-cert.pem, ca-key.pem, root-cert.pem,
 // cert-chain.pem) so an existing Istio `cacerts` secret can be reused as is.
 import { createPublicKey, randomBytes, X509Certificate } from "node:crypto";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { AmbitError } from "../../core/errors/errors.js";
@@ -20,6 +20,7 @@ import {
 import { x509 } from "../../core/identity/peculiar.js";
 import { type Identity, identityUri } from "../../core/identity/spiffe.js";
 import { type ParsedCsr, readCsr, verifyChain } from "../../core/identity/x509.js";
+import { writeFileAtomic } from "../../core/files/write-atomic.js";
 
 export const CA_FILES = {
   cert: "ca-cert.pem",
@@ -68,12 +69,6 @@ async function exists(path: string): Promise<boolean> {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw e;
   }
-}
-
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data, { mode });
-  await rename(tmp, path);
 }
 
 function serialNumber(): string {
@@ -135,8 +130,8 @@ export class CertificateAuthority {
     });
     const certPem = pemLine(root.toString("pem"));
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeAtomic(join(dir, CA_FILES.key), await privateKeyToPem(keys.privateKey), 0o600);
-    await writeAtomic(join(dir, CA_FILES.cert), certPem, 0o644);
+    await writeFileAtomic(join(dir, CA_FILES.key), await privateKeyToPem(keys.privateKey), 0o600);
+    await writeFileAtomic(join(dir, CA_FILES.cert), certPem, 0o644);
     const signer: Signer = {
       cert: new X509Certificate(certPem),
       peculiar: root,
