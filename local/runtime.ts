@@ -216,11 +216,17 @@ export class LocalRuntime extends EventEmitter {
   }
 
   /** Resolves when the pod is ready (immediately if it is). */
-  whenReady(key: string): Promise<void> {
+  whenReady(key: string, timeout?: { ms: number; message: string }): Promise<void> {
     const pod = this.running.get(key);
     if (!pod) return Promise.reject(new AmbitError("INVALID_FIELD", `no pod ${key} in mesh ${this.meshId}`));
     if (pod.runner.ready) return Promise.resolve();
-    return new Promise((resolve) => pod.runner.once("ready", () => resolve()));
+    const ready = new Promise<void>((resolve) => pod.runner.once("ready", () => resolve()));
+    if (!timeout) return ready;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new AmbitError("LOCAL_STATE", timeout.message)), timeout.ms);
+    });
+    return Promise.race([ready, late]).finally(() => clearTimeout(timer));
   }
 
   /** Records what `ambit status` shows about a pod beyond what the runtime knows. */

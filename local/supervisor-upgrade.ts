@@ -14,7 +14,6 @@
 // is each node's current ztunnel and which ones drain (for `ambit status`).
 import fs from "node:fs";
 import path from "node:path";
-import { AmbitError } from "../core/errors/errors.js";
 import type { LocalRuntime } from "./runtime.js";
 import { stateDir } from "./state.js";
 import { type ComponentContext, ztunnelContainer } from "./supervisor-components.js";
@@ -174,7 +173,7 @@ export class ZtunnelUpgrader {
       { node, hostNetwork: true },
       ztunnelContainer(this.host.components(), node, { readinessPort: ztunnelReadinessPort(gen) }),
     );
-    await withTimeout(runtime.whenReady(n.to), 60_000, `the new ztunnel ${n.to} was not ready in 60 s`);
+    await runtime.whenReady(n.to, { ms: 60_000, message: `the new ztunnel ${n.to} was not ready in 60 s` });
     this.generation.set(node, gen);
     const since = new Date();
     const deadline = new Date(since.getTime() + status.drainSeconds * 1000);
@@ -239,14 +238,4 @@ export class ZtunnelUpgrader {
     if (status) this.host.runtime.setExtra("upgrade", status);
     this.host.runtime.setExtra("ztunnels", this.pods);
   }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new AmbitError("LOCAL_STATE", message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

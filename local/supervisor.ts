@@ -15,23 +15,20 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { newNodeToken, writeTokenFile } from "../controller/ca/authn.js";
-import { LABEL_LOCAL_WAYPOINT, LocalProvider } from "../controller/provider/local/index.js";
+import { LocalProvider } from "../controller/provider/local/index.js";
 import type { ClusterSnapshot, Container, Pod } from "../controller/provider/objects.js";
-import { AmbitError, type ObjectError } from "../core/errors/errors.js";
+import type { ObjectError } from "../core/errors/errors.js";
 import { logger } from "../core/telemetry/logger.js";
 import { applySteps, nodeOf, planPodDns } from "./network.js";
 import { observabilityPlan } from "./observability.js";
 import { ensureObservabilityBinaries, type ObservabilityBinaries } from "./observability-binaries.js";
 import { MeshObservability } from "./observability-mesh.js";
 import type { PodRunnerOptions } from "./pod-runner.js";
-import { containerArgv } from "./pod-runner.js";
 import { LocalRuntime } from "./runtime.js";
 import {
   type ComponentContext,
-  captureGateContainer,
   componentEnv,
   controllerContainer,
-  waypointContainer,
   ztunnelContainer,
 } from "./supervisor-components.js";
 import { DashboardForward, dashboardForwardAddress } from "./supervisor-dashboard.js";
@@ -51,6 +48,7 @@ import {
   SYSTEM_NAMESPACE,
   ztunnelKey,
 } from "./supervisor-plan.js";
+import { planPodLaunch } from "./supervisor-pod-launch.js";
 import { ZtunnelUpgrader } from "./supervisor-upgrade.js";
 import { writeFileAtomicSync } from "../core/files/write-atomic.js";
 
@@ -121,6 +119,7 @@ export class MeshSupervisor extends EventEmitter {
   private dns: LocalDns | undefined;
   private dashboard: DashboardForward | undefined;
   private readonly withZtunnel: boolean;
+  private readonly hasWaypointCommand: boolean;
   private readonly cliMain: string;
   private observability: MeshObservability | undefined;
   private observabilityBinaries: ObservabilityBinaries | undefined;
@@ -139,6 +138,7 @@ export class MeshSupervisor extends EventEmitter {
     this.paths = meshPaths(opts.meshId);
     this.cliMain = opts.cliMain ?? defaultCliMain();
     this.withZtunnel = opts.ztunnel ?? hasZtunnelCommand(this.cliMain);
+    this.hasWaypointCommand = fs.existsSync(path.join(path.dirname(this.cliMain), "commands", "waypoint.js"));
   }
 
   /** Reads the directory (rejects when it cannot), builds the mesh, starts the components and the pods. */
@@ -338,22 +338,8 @@ export class MeshSupervisor extends EventEmitter {
     this.progress("starting Prometheus and Jaeger");
     await this.runComponent(PROMETHEUS_KEY, { controlPlane: true }, plan.prometheus.container);
     await this.runComponent(JAEGER_KEY, { controlPlane: true }, plan.jaeger.container);
-    for (const key of [PROMETHEUS_KEY, JAEGER_KEY]) {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new AmbitError(
-                "OBSERVABILITY",
-                `${key} not ready after 60 s: see ${this.paths.podLogDir(key)}`,
-              ),
-            ),
-          60_000,
-        );
-      });
-      await Promise.race([this.runtime.whenReady(key), late]).finally(() => clearTimeout(timer));
-    }
+    for (const key of [PROMETHEUS_KEY, JAEGER_KEY])
+      await this.runtime.whenReady(key, { ms: 60_000, message: `${key} not ready after 60 s: see ${this.paths.podLogDir(key)}` });
     const status = this.observability.status();
     this.runtime.setExtra("observability", status);
     this.progress(`Prometheus ${status.prometheus.url}, Jaeger ${status.jaeger.url}`);
@@ -432,58 +418,25 @@ export class MeshSupervisor extends EventEmitter {
       const specJson = JSON.stringify(pod.spec);
       if (this.refused.get(key) === specJson) continue;
       const node = placement.get(key)!;
-      if (!nodes.includes(node)) {
-        this.refuse(
-          key,
-          specJson,
-          `spec.nodeName: node '${node}' is not part of this mesh (nodes: ${nodes.join(", ")})`,
-        );
+      const launch = planPodLaunch(key, pod, node, {
+        components: this.components(),
+        nodes,
+        withZtunnel: this.withZtunnel,
+        hasWaypointCommand: this.hasWaypointCommand,
+      });
+      if ("refuse" in launch) {
+        this.refuse(key, specJson, launch.refuse);
         continue;
       }
-      try {
-        // Checked before the pod gets a namespace, so a bad pod leaves nothing behind.
-        for (const [i, c] of pod.spec.containers.entries()) containerArgv(key, c, `spec.containers[${i}]`);
-      } catch (e) {
-        this.refuse(key, specJson, (e as Error).message);
-        continue;
-      }
-      const serviceAccount = pod.spec.serviceAccountName ?? pod.spec.serviceAccount ?? "default";
-      let spec = pod.spec;
-      const waypoint = pod.metadata.labels?.[LABEL_LOCAL_WAYPOINT];
-      if (waypoint) {
-        if (!fs.existsSync(path.join(path.dirname(this.cliMain), "commands", "waypoint.js"))) {
-          this.refuse(key, specJson, "this build has no 'ambit waypoint' command: the waypoint cannot run");
-          continue;
-        }
-        spec = {
-          ...spec,
-          containers: [waypointContainer(this.components(), waypoint, node, serviceAccount)],
-        };
-        this.waypointPods.set(
-          key,
-          `${waypoint.slice(0, waypoint.indexOf("."))}/${waypoint.slice(waypoint.indexOf(".") + 1)}`,
-        );
-      }
-      // Enrolled or not, a pod starts once the controller knows it (and ztunnel captures it when enrolled).
-      if (this.withZtunnel && !spec.hostNetwork)
-        spec = {
-          ...spec,
-          initContainers: [captureGateContainer(this.components(), key), ...(spec.initContainers ?? [])],
-        };
+      if (launch.waypointGateway) this.waypointPods.set(key, launch.waypointGateway);
       this.refused.delete(key);
       this.phases.set(key, { phase: "starting" });
       const rp = await this.runtime.runPod({
         key,
         node,
-        ...(spec.hostNetwork ? { hostNetwork: true } : {}),
-        spec,
-        fieldRefs: {
-          "spec.serviceAccountName": serviceAccount,
-          "metadata.uid": pod.metadata.uid ?? "",
-          ...Object.fromEntries(
-            Object.entries(pod.metadata.labels ?? {}).map(([k, v]) => [`metadata.labels['${k}']`, v]),
-          ),
-        },
+        ...(launch.spec.hostNetwork ? { hostNetwork: true } : {}),
+        spec: launch.spec,
+        fieldRefs: launch.fieldRefs,
       });
       if (rp.network && this.dns) {
         const gateway = nodeOf(this.runtime.layout, node).podGateway;
