@@ -38,8 +38,8 @@ import {
 export type { WaypointStatus } from "./waypoint-route-status.js";
 
 import { clusterPolicy, faultPolicy, jwtRules, l7Authz, PolicyError, targets } from "./waypoint-policy.js";
+import { grpcRouteEntries } from "./waypoint-grpc-routes.js";
 import {
-  grpcRouteEntries,
   httpRouteEntries,
   type RouteEntry,
   type RouteProblem,
