@@ -22,7 +22,8 @@ import { AmbitError } from "../core/errors/errors.js";
 import { requireNetnsPrivileges } from "../ztunnel/node-agent/native.js";
 import { MeshNetwork } from "./mesh-network.js";
 import { type MeshLayout, nodeOf, type PodNetwork } from "./network.js";
-import { execInNetns, PodRunner, type PodRunnerOptions } from "./pod-runner.js";
+import { execInNetns } from "./netns-process.js";
+import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
 import {
   logDir,
   type MeshState,

@@ -7,7 +7,9 @@ import path from "node:path";
 import t, { type Test } from "tap";
 import { MeshNetwork } from "../../local/mesh-network.js";
 import { alive, destroyMeshNetwork } from "../../local/network.js";
-import { execInNetns, PodRunner, type PodRunSpec, runProbe } from "../../local/pod-runner.js";
+import { execInNetns } from "../../local/netns-process.js";
+import { runProbe } from "../../local/pod-probes.js";
+import { PodRunner, type PodRunSpec } from "../../local/pod-runner.js";
 import { needsRoot, testMeshId, waitForFile } from "./netns-fixture.js";
 
 const node = process.execPath;
