@@ -99,7 +99,7 @@ export function bridge(socket: Socket, stream: Http2Stream, done: (end: BridgeEn
 
   // Into the HTTP/2 stream nothing to coalesce: the session frames and sends
   // everything its streams were given in one iteration as one TLS write.
-  forward(socket, stream, false);
+  forward(socket, stream, false, STREAM_PAUSE_BYTES);
   forward(stream, socket);
   socket.on("end", () => stream.end());
   // Node ends the readable side of a stream that was reset, too: only a real
@@ -161,6 +161,17 @@ export function bridgeSockets(a: Socket, b: Socket, done: (end: BridgeEnd) => vo
 }
 
 /**
+ * What socket → HTTP/2 stream may buffer before the socket pauses. The
+ * stream's writes complete only when the session sends (its check-phase
+ * flush), so with the stream's 16 KiB high-water mark every 64 KiB socket
+ * read paused the socket (readStop, readStart: 4 epoll_ctl per read) and a
+ * bulk transfer moved one read per loop iteration. Up to this much, the
+ * reads of one poll phase gather and leave as one larger TLS write; bounded
+ * per tunnel, and the peer's flow-control window bounds what is sent.
+ */
+export const STREAM_PAUSE_BYTES = 1024 * 1024;
+
+/**
  * Destinations corked in this event-loop iteration, uncorked together in its
  * check phase (one setImmediate per iteration that forwarded anything).
  */
@@ -206,8 +217,10 @@ function endIteration(): void {
  * and a first one of BULK_CHUNK_BYTES or more, are corked
  * and leave as one writev in the iteration's check phase, instead of one
  * write syscall each. `coalesce` false: every chunk is written at once.
+ * `pauseAtBytes`: src pauses only once dst holds this much (default: at
+ * dst's own high-water mark).
  */
-export function forward(src: Readable, dst: Writable, coalesce = true): void {
+export function forward(src: Readable, dst: Writable, coalesce = true, pauseAtBytes = 0): void {
   let waiting = false;
   let corked = false;
   let lastIteration = -1;
@@ -235,6 +248,10 @@ export function forward(src: Readable, dst: Writable, coalesce = true): void {
     // high-water mark to leave as one writev, unless dst was already backed
     // up when the iteration began (then backpressure as usual).
     if (corked && gather) return;
+    // A destination allowed to buffer more than its high-water mark (the
+    // HTTP/2 stream) keeps the source flowing until then: its 'drain' still
+    // comes, write() having returned false.
+    if (dst.writableLength < pauseAtBytes) return;
     waiting = true;
     src.pause();
     dst.once("drain", onDrain);

@@ -103,6 +103,40 @@ t.test("a destination still backed up when an iteration begins pauses the source
   tt.ok(src.isPaused(), "the next iteration finds it full: backpressure");
 });
 
+t.test("pauseAtBytes: the source keeps flowing past dst's high-water mark up to that many bytes", async (tt) => {
+  const src = new Readable({ read() {} });
+  // Writes that never complete: everything stays in dst's buffer.
+  const dst = new Writable({ highWaterMark: 1024, write() {}, writev() {} });
+  forward(src, dst, false, 64 * 1024);
+  await immediate();
+  src.push(Buffer.alloc(16384));
+  tt.notOk(src.isPaused(), "16 KiB buffered: over the high-water mark, still flowing");
+  src.push(Buffer.alloc(16384));
+  src.push(Buffer.alloc(16384));
+  tt.notOk(src.isPaused(), "48 KiB buffered: still flowing");
+  src.push(Buffer.alloc(16384));
+  tt.ok(src.isPaused(), "64 KiB buffered: paused");
+});
+
+t.test("pauseAtBytes: a paused source resumes on dst's drain", async (tt) => {
+  const src = new Readable({ read() {} });
+  const pending: (() => void)[] = [];
+  const dst = new Writable({
+    highWaterMark: 1024,
+    write(_c, _e, cb) {
+      pending.push(cb);
+    },
+  });
+  forward(src, dst, false, 32 * 1024);
+  await immediate();
+  src.push(Buffer.alloc(16384));
+  src.push(Buffer.alloc(16384));
+  tt.ok(src.isPaused(), "paused at 32 KiB");
+  while (pending.length) (pending.shift() as () => void)();
+  await immediate();
+  tt.notOk(src.isPaused(), "resumed once dst drained");
+});
+
 t.test("coalesce false: every chunk is written at once", async (tt) => {
   const src = new Readable({ read() {} });
   const { dst, ops } = recordingSink();
