@@ -73,6 +73,10 @@ export class HboneConnectError extends AmbitError {
   unprocessed = false;
 }
 
+/** A stream's pool lease, read by the client's one shared 'close' listener. */
+const kLease = Symbol("ambit.hbone.lease");
+type Leased = { [kLease]: Lease };
+
 const poolSessions = gauge("ambit_hbone_pool_sessions", "HTTP/2 sessions held by HBONE client pools");
 
 export class HboneClient {
@@ -84,6 +88,8 @@ export class HboneClient {
   private lastCount = 0;
   /** Per session: the earlier certificate notAfter of the two ends (the pool checks it at acquire). */
   private readonly sessionValidUntil = new WeakMap<ClientHttp2Session, number>();
+  /** Releases a stream's lease when it closes: one function for every stream, not a closure per tunnel. */
+  private readonly releaseOnClose: (this: ClientHttp2Stream) => void;
 
   constructor(private readonly opts: HboneClientOptions) {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
@@ -109,6 +115,10 @@ export class HboneClient {
         this.lastCount = n;
       },
     });
+    const pool = this.pool;
+    this.releaseOnClose = function (this: ClientHttp2Stream) {
+      pool.release((this as unknown as Leased)[kLease]);
+    };
   }
 
   /** Opens one CONNECT stream; resolves once the peer answered 200. */
@@ -186,7 +196,8 @@ export class HboneClient {
       throw e;
     }
     // `on`: close fires once, and `once` would keep a wrapper per open stream (see bridge.ts).
-    stream.on("close", () => this.pool.release(lease));
+    (stream as unknown as Leased)[kLease] = lease;
+    stream.on("close", this.releaseOnClose);
     return stream;
   }
 

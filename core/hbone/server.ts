@@ -381,6 +381,9 @@ export class HboneServer {
     session.once("remoteSettings", () => clearTimeout(prefaceTimer));
     session.once("close", () => clearTimeout(prefaceTimer));
     let openStreams = 0;
+    const onStreamClosed = () => {
+      openStreams--;
+    };
     session.setTimeout(this.sessionIdleTimeoutMs, () => {
       if (session.destroyed) return;
       const deadline = setTimeout(() => {
@@ -404,7 +407,9 @@ export class HboneServer {
     session.on("stream", (stream: ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
       stream.on("error", ignore);
       openStreams++;
-      stream.once("close", () => openStreams--);
+      // `on` with one listener per session: a `once` wrapper and a closure
+      // per stream lived as long as the tunnel (10,000 idle tunnels).
+      stream.on("close", onStreamClosed);
       // Sent before our GOAWAY reached the client: refused, so the client retries it on a new session.
       if (Date.now() >= peerValidTo) {
         stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
