@@ -24,8 +24,16 @@ export const ZTUNNEL_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=1",
  * (the benchmark's before/after) (pure).
  */
 export function ztunnelNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
-  const override = env.AMBIT_ZTUNNEL_NODE_FLAGS;
-  if (override === undefined) return [...ZTUNNEL_NODE_FLAGS];
+  return nodeFlagsOrOverride(ZTUNNEL_NODE_FLAGS, env.AMBIT_ZTUNNEL_NODE_FLAGS);
+}
+
+/**
+ * A component's node flags: `override` (space separated, empty for none)
+ * replaces the defaults when set (pure; the waypoint's launch-flags.ts uses
+ * it too).
+ */
+export function nodeFlagsOrOverride(defaults: readonly string[], override: string | undefined): string[] {
+  if (override === undefined) return [...defaults];
   return override.split(/\s+/).filter((f) => f.length > 0);
 }
 

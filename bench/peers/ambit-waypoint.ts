@@ -7,6 +7,7 @@
 // proven before measuring (the waypoint's request counter moves).
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { waypointNodeFlags } from "../../waypoint/launch-flags.js";
 import { Proc, run, runIn } from "../procs.js";
 import { BENCH_NAMESPACE, type PodPlan } from "../topology.js";
 import {
@@ -123,6 +124,8 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
       PLAIN_NODE[0],
       [
         ...PLAIN_NODE.slice(1),
+        // V8 flags as every launcher applies them (AMBIT_WAYPOINT_NODE_FLAGS overrides): waypoint/launch-flags.ts.
+        ...waypointNodeFlags(),
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", "waypoint.cpuprofile"] : []),
         CLI,
         "waypoint",

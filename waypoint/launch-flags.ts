@@ -1,0 +1,23 @@
+// The node (V8) flags every waypoint process runs with, in one place, as
+// ztunnel/launch-flags.ts is for the ztunnel: the local supervisor (`ambit
+// up`) and the benchmark put them on node's command line; the Kubernetes
+// waypoint deployer's Deployment carries them in NODE_OPTIONS. They cannot be
+// set from inside the process: V8 sizes its heap before any of our code runs.
+import { nodeFlagsOrOverride } from "../ztunnel/launch-flags.js";
+
+/** Why each flag: measured in bench/PROFILING.md, section s4-wp4. */
+export const WAYPOINT_NODE_FLAGS: readonly string[] = [];
+
+/**
+ * The flags to launch a waypoint with: AMBIT_WAYPOINT_NODE_FLAGS (space
+ * separated, empty for none) replaces the defaults when set, for experiments
+ * (the benchmark's before/after) (pure).
+ */
+export function waypointNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  return nodeFlagsOrOverride(WAYPOINT_NODE_FLAGS, env.AMBIT_WAYPOINT_NODE_FLAGS);
+}
+
+/** NODE_OPTIONS value carrying the flags (for launchers that cannot change node's argv: the container image). */
+export function waypointNodeOptions(): string {
+  return WAYPOINT_NODE_FLAGS.join(" ");
+}
