@@ -4,18 +4,27 @@
 // decisions here are testable without a socket; the tests use a real one).
 //
 // Failure policy (documented in the README):
-//   - the agent's socket is absent or refuses (ztunnel not running): the pod
-//     starts uncaptured (fail OPEN). The plugin cannot tell enrolled pods from
-//     others without the agent, and failing closed would stop every pod on
-//     the node, the mesh's own controller included. When ztunnel starts it
-//     finds the pods that exist (netns scan) and captures the enrolled ones;
-//     until then STRICT PeerAuthentication at the destinations refuses their
-//     plain text.
+//   - the agent's socket is absent or refuses (ztunnel not running): the
+//     plugin has no API access, so it reads the enrolled-namespaces file the
+//     agent keeps beside its socket (cni/enrolled-namespaces.ts). A pod whose
+//     namespace is listed: the ADD fails (fail CLOSED, code 11 tryAgainLater)
+//     and the runtime retries the sandbox until ztunnel is back. Not listed,
+//     or no file (a node where ztunnel never ran): the pod starts uncaptured
+//     (fail OPEN); failing closed for every pod would stop the node, the
+//     mesh's own controller included. ambit-system is never blocked. Not
+//     seen: a pod enrolled by its own label (istio.io/dataplane-mode=ambient)
+//     in a namespace not listed fails open; a pod that opts out by label in a
+//     listed namespace waits for ztunnel too. The list is the agent's last
+//     view: a namespace enrolled while ztunnel was down is not in it. For the
+//     pods that fail open, ztunnel captures them when it starts (netns
+//     scan); until then STRICT PeerAuthentication at the destinations
+//     refuses their plain text.
 //   - the agent was reached and answered an error, or no answer in time
 //     (an enrolled pod whose capture failed): the ADD fails (fail CLOSED),
 //     the runtime retries the sandbox.
 //   - DEL and CHECK never fail because of the agent (DEL must be idempotent).
 import type { AgentReply } from "./agent-client.js";
+import { enrolledNamespacesPath, MESH_NAMESPACE, readEnrolledNamespaces } from "./enrolled-namespaces.js";
 import type { WireRequest } from "./wire.js";
 
 export const SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -229,8 +238,17 @@ async function add(env: NodeJS.ProcessEnv, conf: NetConf, exchange: Exchange): P
     );
   }
   const podKey = `${pod.namespace}/${pod.name}`;
-  if (reply === "absent")
+  if (reply === "absent") {
+    const file = enrolledNamespacesPath(socketPath);
+    const enrolled = readEnrolledNamespaces(file);
+    if (pod.namespace !== MESH_NAMESPACE && enrolled?.has(pod.namespace))
+      throw new CniFailure(
+        CniErrorCode.tryAgainLater,
+        `pod ${podKey} is in a namespace enrolled in the ambit mesh, and ztunnel is not running on this node: retry once it is`,
+        `node agent socket ${socketPath} absent or refusing; ${file} lists ${pod.namespace}`,
+      );
     return { stdout, exitCode: 0, log: { command: "ADD", pod: podKey, agent: "absent" } };
+  }
   if (reply.error)
     throw new CniFailure(CniErrorCode.agentRefused, `ambit node agent refused pod ${podKey}`, reply.error);
   return { stdout, exitCode: 0, log: { command: "ADD", pod: podKey, ips, captured: reply.captured } };

@@ -182,6 +182,52 @@ t.test("ADD with no agent (no socket, or a dead socket file) fails open", async 
   t.same(JSON.parse(r2.stdout), prevResult);
 });
 
+t.test("ADD with no agent fails closed for a namespace the agent's file lists", async (t) => {
+  const s = await setup(t);
+  const runDir = path.dirname(s.socketPath);
+  fs.mkdirSync(runDir, { recursive: true });
+  const file = path.join(runDir, "enrolled-namespaces.json");
+  const write = (ns: string[]) => fs.writeFileSync(file, JSON.stringify({ namespaces: ns, updated: "" }));
+  write(["shop", "ambit-system"]);
+  // No socket: the pod of an enrolled namespace waits for ztunnel.
+  const r = await runPlugin(s.exe, podEnv("ADD"), conf({ socketPath: s.socketPath }));
+  t.equal(r.code, 1, r.stdout);
+  const err = JSON.parse(r.stdout);
+  t.equal(err.code, 11);
+  t.match(err.msg, /pod shop\/web-0 .*ztunnel is not running on this node/);
+  // A dead socket file (ECONNREFUSED) beside the same file: closed too.
+  const dead = path.join(runDir, "dead.sock");
+  const refusing = net.createServer();
+  await new Promise<void>((res) => refusing.listen(dead, res));
+  await new Promise<void>((res) => refusing.close(() => res()));
+  fs.writeFileSync(dead, "");
+  const r2 = await runPlugin(s.exe, podEnv("ADD"), conf({ socketPath: dead }));
+  t.equal(r2.code, 1, r2.stdout);
+  t.equal(JSON.parse(r2.stdout).code, 11);
+  // Another namespace: open. ambit-system: never blocked, even when listed.
+  const other = podEnv("ADD", { CNI_ARGS: "K8S_POD_NAMESPACE=plain;K8S_POD_NAME=a" });
+  const r3 = await runPlugin(s.exe, other, conf({ socketPath: s.socketPath }));
+  t.equal(r3.code, 0, r3.stdout);
+  const mesh = podEnv("ADD", { CNI_ARGS: "K8S_POD_NAMESPACE=ambit-system;K8S_POD_NAME=ambit-controller-0" });
+  const r4 = await runPlugin(s.exe, mesh, conf({ socketPath: s.socketPath }));
+  t.equal(r4.code, 0, r4.stdout);
+  // Unenrolled (the agent rewrote the file): open again.
+  write([]);
+  const r5 = await runPlugin(s.exe, podEnv("ADD"), conf({ socketPath: s.socketPath }));
+  t.equal(r5.code, 0, r5.stdout);
+  t.same(JSON.parse(r5.stdout), prevResult);
+  // A garbled file counts as absent (open).
+  fs.writeFileSync(file, "{not json");
+  const r6 = await runPlugin(s.exe, podEnv("ADD"), conf({ socketPath: s.socketPath }));
+  t.equal(r6.code, 0, r6.stdout);
+  // The agent running: it decides, the file is not read.
+  write(["shop"]);
+  await s.start();
+  const r7 = await runPlugin(s.exe, podEnv("ADD"), conf({ socketPath: s.socketPath }));
+  t.equal(r7.code, 0, r7.stdout);
+  t.equal(s.adds.length, 1);
+});
+
 t.test("ADD fails (try again later) when the agent accepts but never answers", async (t) => {
   const s = await setup(t);
   fs.mkdirSync(path.dirname(s.socketPath), { recursive: true });

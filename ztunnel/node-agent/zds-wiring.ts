@@ -10,6 +10,7 @@ import type { ZtunnelConfig } from "../config.js";
 import type { MeshState } from "../state/mesh-state.js";
 import type { EnrolledPod } from "./agent.js";
 import type { CniAdd } from "./zds-codec.js";
+import { EnrolledNamespacesFile, enrolledNamespacesOf } from "./zds-enrolled-file.js";
 import { KubeEnrolment } from "./zds-enrolment.js";
 import { CniInstaller } from "./zds-install.js";
 import { findNetnsByIp, type NetnsScanOptions } from "./zds-netns-scan.js";
@@ -32,6 +33,8 @@ export class CniWiring {
   readonly table: CniNodePods;
   readonly server: ZdsServer;
   private readonly installer?: CniInstaller;
+  /** The enrolled namespaces beside the socket: the plugin fails closed for them while ztunnel is down. */
+  readonly enrolledFile: EnrolledNamespacesFile;
   private kube?: KubeEnrolment;
   private readonly scanTried = new Map<string, number>();
   private readonly log: Logger;
@@ -46,6 +49,7 @@ export class CniWiring {
       onChange: opts.onChange,
       log: this.log,
     });
+    this.enrolledFile = new EnrolledNamespacesFile(cfg.cniSocket!);
     this.server = new ZdsServer({ socketPath: cfg.cniSocket!, handler: this.table, log: this.log });
     if (cfg.cniBinDir && cfg.cniConfDir) {
       this.installer = new CniInstaller({
@@ -84,12 +88,21 @@ export class CniWiring {
     return this.kube?.decide(p);
   }
 
+  /** Rewrites the enrolled-namespaces file when the model's set changed. */
+  async writeEnrolledNamespaces(): Promise<void> {
+    await this.enrolledFile
+      .update(enrolledNamespacesOf(this.opts.state.dump().workloads))
+      .catch((e: Error) => this.log.warn({ err: e.message }, "enrolled-namespaces file not written"));
+  }
+
   /**
    * Looks for the namespaces of this node's enrolled workloads that no one
    * reported (not in `others`, not from the plugin), by their IPs; forgets
    * scanned pods the model no longer lists.
    */
   async scanForUnknownPods(others: EnrolledPod[]): Promise<void> {
+    // Called on each reconcile pass (after xDS synced, on every model change).
+    await this.writeEnrolledNamespaces();
     const node = this.opts.cfg.nodeName;
     const local = this.opts.state.localWorkloads(node);
     const localIps = new Set(local.flatMap((w) => w.ips));
@@ -130,6 +143,7 @@ export class CniWiring {
         ? (await this.kube.daemonSetDeleted(podNamespace, daemonSetName)) === true
         : false;
     await this.installer?.close({ uninstall });
+    if (uninstall) await this.enrolledFile.remove();
     return uninstall;
   }
 }
