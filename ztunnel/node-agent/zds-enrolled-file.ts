@@ -10,12 +10,12 @@
 // only some pods opted in by pod label is listed too (its other pods then
 // wait for ztunnel as well, the safe side). ambit-system is never listed.
 import { rename, unlink, writeFile } from "node:fs/promises";
-import type { MeshWorkload } from "../../core/model/types.js";
 import {
   type EnrolledNamespacesDoc,
   enrolledNamespacesPath,
   MESH_NAMESPACE,
 } from "../../cni/enrolled-namespaces.js";
+import type { MeshWorkload } from "../../core/model/types.js";
 
 /** The namespaces to list, sorted (pure). */
 export function enrolledNamespacesOf(workloads: readonly MeshWorkload[]): string[] {
