@@ -9,12 +9,13 @@
 // pods is listed once its first pod appears in the model; a namespace where
 // only some pods opted in by pod label is listed too (its other pods then
 // wait for ztunnel as well, the safe side). ambit-system is never listed.
-import { rename, unlink, writeFile } from "node:fs/promises";
+import { unlink } from "node:fs/promises";
 import {
   type EnrolledNamespacesDoc,
   enrolledNamespacesPath,
   MESH_NAMESPACE,
 } from "../../cni/enrolled-namespaces.js";
+import { writeFileAtomic } from "../../core/files/write-atomic.js";
 import type { MeshWorkload } from "../../core/model/types.js";
 
 /** The namespaces to list, sorted (pure). */
@@ -39,11 +40,10 @@ export class EnrolledNamespacesFile {
     if (key === this.last) return this.writing;
     this.last = key;
     const doc: EnrolledNamespacesDoc = { namespaces: [...namespaces], updated: new Date().toISOString() };
-    this.writing = this.writing.then(async () => {
-      const tmp = `${this.path}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify(doc)}\n`, { mode: 0o644 });
-      await rename(tmp, this.path);
-    });
+    // After the previous write, whether it worked or not (a failed one must not stop the later ones).
+    this.writing = this.writing
+      .catch(() => {})
+      .then(() => writeFileAtomic(this.path, `${JSON.stringify(doc)}\n`));
     return this.writing.catch((e: Error) => {
       this.last = undefined; // try again next time
       throw e;
