@@ -2,12 +2,17 @@
 // precedence and problem reporting as HTTPRoute (waypoint-routes.ts): method
 // and header matches, filters and backends; retries from ambit's annotations
 // (Gateway API has no retry for GRPCRoute).
-import { grpcCodes as grpcCodeNumbers, type RouteMatch, type WaypointRoute } from "../../core/model/waypoint.js";
+import {
+  grpcCodes as grpcCodeNumbers,
+  type RouteMatch,
+  type WaypointRoute,
+} from "../../core/model/waypoint.js";
 import type { GRPCRoute } from "../provider/objects.js";
 import {
   backends,
   checkRegex,
   created,
+  eachRule,
   filters,
   parseDuration,
   type RouteEntry,
@@ -70,65 +75,59 @@ export function grpcRouteEntries(rt: GRPCRoute, r: RouteResolver, problems: Rout
     if (!(e instanceof RuleError)) throw e;
     problems.push(e.problem);
   }
-  (rt.spec.rules ?? []).forEach((rule, ri) => {
-    const field = `spec.rules[${ri}]`;
-    try {
-      const matches = rule.matches?.length ? rule.matches : [{}];
-      const compiled: RouteMatch[] = matches.map((m, mi) => {
-        const f = `${field}.matches[${mi}]`;
-        const out: RouteMatch = {};
-        if (m.method && (m.method.service || m.method.method)) {
-          const type = m.method.type ?? "Exact";
-          if (type === "RegularExpression") {
-            if (m.method.service) checkRegex(m.method.service, `${f}.method.service`);
-            if (m.method.method) checkRegex(m.method.method, `${f}.method.method`);
-          }
-          out.grpc = {
-            type,
-            ...(m.method.service ? { service: m.method.service } : {}),
-            ...(m.method.method ? { method: m.method.method } : {}),
-          };
+  eachRule(rt.spec.rules, problems, (rule, ri, field) => {
+    const matches = rule.matches?.length ? rule.matches : [{}];
+    const compiled: RouteMatch[] = matches.map((m, mi) => {
+      const f = `${field}.matches[${mi}]`;
+      const out: RouteMatch = {};
+      if (m.method && (m.method.service || m.method.method)) {
+        const type = m.method.type ?? "Exact";
+        if (type === "RegularExpression") {
+          if (m.method.service) checkRegex(m.method.service, `${f}.method.service`);
+          if (m.method.method) checkRegex(m.method.method, `${f}.method.method`);
         }
-        if (m.headers?.length)
-          out.headers = m.headers.map((h, i) => {
-            const t = h.type ?? "Exact";
-            if (t === "RegularExpression") checkRegex(h.value, `${f}.headers[${i}].value`);
-            return { type: t, name: h.name, value: h.value };
-          });
-        return out;
-      });
-      const fs = filters(rule.filters, `${field}.filters`, ns, r, false, problems);
-      const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, false, problems);
-      compiled.forEach((match, mi) => {
-        out.push({
-          route: {
-            name: `GRPCRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`,
-            kind: "grpc",
-            match,
-            filters: fs,
-            backends: bs,
-            ...(retry ? { retry } : {}),
-          },
-          sort: {
-            kind: "grpc",
-            pathRank: 0,
-            pathLen: 0,
-            method: 0,
-            headers: match.headers?.length ?? 0,
-            query: 0,
-            grpcService: match.grpc?.type === "Exact" ? (match.grpc.service?.length ?? 0) : 0,
-            grpcMethod: match.grpc?.type === "Exact" ? (match.grpc.method?.length ?? 0) : 0,
-            created: created(rt),
-            ref: `${ns}/${rt.metadata.name}`,
-            rule: ri,
-            match: mi,
-          },
+        out.grpc = {
+          type,
+          ...(m.method.service ? { service: m.method.service } : {}),
+          ...(m.method.method ? { method: m.method.method } : {}),
+        };
+      }
+      if (m.headers?.length)
+        out.headers = m.headers.map((h, i) => {
+          const t = h.type ?? "Exact";
+          if (t === "RegularExpression") checkRegex(h.value, `${f}.headers[${i}].value`);
+          return { type: t, name: h.name, value: h.value };
         });
+      return out;
+    });
+    const fs = filters(rule.filters, `${field}.filters`, ns, r, false, problems);
+    const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, false, problems);
+    compiled.forEach((match, mi) => {
+      out.push({
+        route: {
+          name: `GRPCRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`,
+          kind: "grpc",
+          match,
+          filters: fs,
+          backends: bs,
+          ...(retry ? { retry } : {}),
+        },
+        sort: {
+          kind: "grpc",
+          pathRank: 0,
+          pathLen: 0,
+          method: 0,
+          headers: match.headers?.length ?? 0,
+          query: 0,
+          grpcService: match.grpc?.type === "Exact" ? (match.grpc.service?.length ?? 0) : 0,
+          grpcMethod: match.grpc?.type === "Exact" ? (match.grpc.method?.length ?? 0) : 0,
+          created: created(rt),
+          ref: `${ns}/${rt.metadata.name}`,
+          rule: ri,
+          match: mi,
+        },
       });
-    } catch (e) {
-      if (e instanceof RuleError) problems.push(e.problem);
-      else throw e;
-    }
+    });
   });
   return out;
 }

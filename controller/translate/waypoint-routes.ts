@@ -311,63 +311,73 @@ export function created(o: { metadata: { creationTimestamp?: string } }): string
   return o.metadata.creationTimestamp ?? "";
 }
 
-/** Entries for one HTTPRoute attached to a service (`problems` collects what to report). */
-export function httpRouteEntries(rt: HTTPRoute, r: RouteResolver, problems: RouteProblem[]): RouteEntry[] {
-  const ns = rt.metadata.namespace ?? "default";
-  const out: RouteEntry[] = [];
-  (rt.spec.rules ?? []).forEach((rule, ri) => {
-    const field = `spec.rules[${ri}]`;
+/** Compiles each rule; a rule that throws a RuleError is reported and dropped, the route's other rules stay. */
+export function eachRule<R>(
+  rules: readonly R[] | undefined,
+  problems: RouteProblem[],
+  compile: (rule: R, ri: number, field: string) => void,
+): void {
+  (rules ?? []).forEach((rule, ri) => {
     try {
-      const matches = rule.matches?.length ? rule.matches : [{}];
-      const compiled = matches.map((m, mi) => httpMatch(m, `${field}.matches[${mi}]`));
-      const prefixOnly = compiled.every((m) => m.path?.type === "PathPrefix");
-      const fs = filters(rule.filters, `${field}.filters`, ns, r, prefixOnly, problems);
-      const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, prefixOnly, problems);
-      const base: Omit<WaypointRoute, "name" | "match"> = { kind: "http", filters: fs, backends: bs };
-      if (rule.timeouts?.request || rule.timeouts?.backendRequest) {
-        const requestMs = rule.timeouts.request
-          ? parseDuration(rule.timeouts.request, `${field}.timeouts.request`)
-          : 0;
-        const backendRequestMs = rule.timeouts.backendRequest
-          ? parseDuration(rule.timeouts.backendRequest, `${field}.timeouts.backendRequest`)
-          : 0;
-        base.timeouts = {
-          ...(requestMs ? { requestMs } : {}),
-          ...(backendRequestMs ? { backendRequestMs } : {}),
-        };
-      }
-      if (rule.retry) {
-        base.retry = {
-          attempts: rule.retry.attempts ?? 1,
-          codes: rule.retry.codes ?? [],
-          grpcCodes: [],
-          backoffMs: rule.retry.backoff ? parseDuration(rule.retry.backoff, `${field}.retry.backoff`) : 25,
-        };
-      }
-      compiled.forEach((match, mi) => {
-        const p = match.path!;
-        out.push({
-          route: { name: `HTTPRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`, match, ...base },
-          sort: {
-            kind: "http",
-            pathRank: p.type === "Exact" ? 3 : p.type === "RegularExpression" ? 2 : 1,
-            pathLen: p.value.length,
-            method: match.method ? 1 : 0,
-            headers: match.headers?.length ?? 0,
-            query: match.queryParams?.length ?? 0,
-            grpcService: 0,
-            grpcMethod: 0,
-            created: created(rt),
-            ref: `${ns}/${rt.metadata.name}`,
-            rule: ri,
-            match: mi,
-          },
-        });
-      });
+      compile(rule, ri, `spec.rules[${ri}]`);
     } catch (e) {
       if (e instanceof RuleError) problems.push(e.problem);
       else throw e;
     }
+  });
+}
+
+/** Entries for one HTTPRoute attached to a service (`problems` collects what to report). */
+export function httpRouteEntries(rt: HTTPRoute, r: RouteResolver, problems: RouteProblem[]): RouteEntry[] {
+  const ns = rt.metadata.namespace ?? "default";
+  const out: RouteEntry[] = [];
+  eachRule(rt.spec.rules, problems, (rule, ri, field) => {
+    const matches = rule.matches?.length ? rule.matches : [{}];
+    const compiled = matches.map((m, mi) => httpMatch(m, `${field}.matches[${mi}]`));
+    const prefixOnly = compiled.every((m) => m.path?.type === "PathPrefix");
+    const fs = filters(rule.filters, `${field}.filters`, ns, r, prefixOnly, problems);
+    const bs = backends(rule.backendRefs, `${field}.backendRefs`, ns, r, prefixOnly, problems);
+    const base: Omit<WaypointRoute, "name" | "match"> = { kind: "http", filters: fs, backends: bs };
+    if (rule.timeouts?.request || rule.timeouts?.backendRequest) {
+      const requestMs = rule.timeouts.request
+        ? parseDuration(rule.timeouts.request, `${field}.timeouts.request`)
+        : 0;
+      const backendRequestMs = rule.timeouts.backendRequest
+        ? parseDuration(rule.timeouts.backendRequest, `${field}.timeouts.backendRequest`)
+        : 0;
+      base.timeouts = {
+        ...(requestMs ? { requestMs } : {}),
+        ...(backendRequestMs ? { backendRequestMs } : {}),
+      };
+    }
+    if (rule.retry) {
+      base.retry = {
+        attempts: rule.retry.attempts ?? 1,
+        codes: rule.retry.codes ?? [],
+        grpcCodes: [],
+        backoffMs: rule.retry.backoff ? parseDuration(rule.retry.backoff, `${field}.retry.backoff`) : 25,
+      };
+    }
+    compiled.forEach((match, mi) => {
+      const p = match.path!;
+      out.push({
+        route: { name: `HTTPRoute/${ns}/${rt.metadata.name}/rule/${ri}/match/${mi}`, match, ...base },
+        sort: {
+          kind: "http",
+          pathRank: p.type === "Exact" ? 3 : p.type === "RegularExpression" ? 2 : 1,
+          pathLen: p.value.length,
+          method: match.method ? 1 : 0,
+          headers: match.headers?.length ?? 0,
+          query: match.queryParams?.length ?? 0,
+          grpcService: 0,
+          grpcMethod: 0,
+          created: created(rt),
+          ref: `${ns}/${rt.metadata.name}`,
+          rule: ri,
+          match: mi,
+        },
+      });
+    });
   });
   return out;
 }
