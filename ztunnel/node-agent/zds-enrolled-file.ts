@@ -19,7 +19,7 @@ import { writeFileAtomic } from "../../core/files/write-atomic.js";
 import type { MeshWorkload } from "../../core/model/types.js";
 
 /** The namespaces to list, sorted (pure). */
-export function enrolledNamespacesOf(workloads: readonly MeshWorkload[]): string[] {
+export function enrolledNamespacesOf(workloads: Iterable<MeshWorkload>): string[] {
   const out = new Set<string>();
   for (const w of workloads) if (w.tunnel === "hbone" && w.namespace !== MESH_NAMESPACE) out.add(w.namespace);
   return [...out].sort();

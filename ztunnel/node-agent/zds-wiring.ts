@@ -88,10 +88,10 @@ export class CniWiring {
     return this.kube?.decide(p);
   }
 
-  /** Rewrites the enrolled-namespaces file when the model's set changed. */
+  /** Rewrites the enrolled-namespaces file when the model's set changed (a walk of the workloads, no copy of the model). */
   async writeEnrolledNamespaces(): Promise<void> {
     await this.enrolledFile
-      .update(enrolledNamespacesOf(this.opts.state.dump().workloads))
+      .update(enrolledNamespacesOf(this.opts.state.allWorkloads()))
       .catch((e: Error) => this.log.warn({ err: e.message }, "enrolled-namespaces file not written"));
   }
 

@@ -265,6 +265,11 @@ export class MeshState {
     return { ip: picked.ip, port, identity: workloadIdentity(picked.workload), workload: picked.workload };
   }
 
+  /** Every workload of the mesh, as held (not copied: callers only read). */
+  allWorkloads(): Iterable<MeshWorkload> {
+    return this.workloads.values();
+  }
+
   /** Enrolled or not, the workloads scheduled on a node. */
   localWorkloads(node: string): MeshWorkload[] {
     const out: MeshWorkload[] = [];
