@@ -1,8 +1,8 @@
-// The node (V8) flags every waypoint process runs with, in one place, as
-// ztunnel/launch-flags.ts is for the ztunnel: the local supervisor (`ambit
-// up`) and the benchmark put them on node's command line; the Kubernetes
-// waypoint deployer's Deployment carries them in NODE_OPTIONS. They cannot be
-// set from inside the process: V8 sizes its heap before any of our code runs.
+// The waypoint's node (V8) flags, as ztunnel/launch-flags.ts is for the
+// ztunnel. None by default (below), so only the benchmark applies them today,
+// to A/B candidates through AMBIT_WAYPOINT_NODE_FLAGS; a default added here
+// must also reach `ambit up` and the waypoint deployer, as ztunnel's do.
+// They cannot be set from inside the process: V8 sizes its heap first.
 import { nodeFlagsOrOverride } from "../ztunnel/launch-flags.js";
 
 /**
@@ -21,9 +21,4 @@ export const WAYPOINT_NODE_FLAGS: readonly string[] = [];
  */
 export function waypointNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
   return nodeFlagsOrOverride(WAYPOINT_NODE_FLAGS, env.AMBIT_WAYPOINT_NODE_FLAGS);
-}
-
-/** NODE_OPTIONS value carrying the flags (for launchers that cannot change node's argv: the container image). */
-export function waypointNodeOptions(): string {
-  return WAYPOINT_NODE_FLAGS.join(" ");
 }

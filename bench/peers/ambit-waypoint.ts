@@ -124,7 +124,7 @@ async function startWaypointPeer(ctx: PeerContext): Promise<PeerRuntime> {
       PLAIN_NODE[0],
       [
         ...PLAIN_NODE.slice(1),
-        // V8 flags as every launcher applies them (AMBIT_WAYPOINT_NODE_FLAGS overrides): waypoint/launch-flags.ts.
+        // The waypoint's V8 flags (none by default; AMBIT_WAYPOINT_NODE_FLAGS for an A/B): waypoint/launch-flags.ts.
         ...waypointNodeFlags(),
         ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof, "--cpu-prof-name", "waypoint.cpuprofile"] : []),
         CLI,
